@@ -1,0 +1,122 @@
+// Command worklog ingests customer-service worklog events into a Parquet
+// store, queries it with embedded DuckDB and serves a privacy-aware export API.
+//
+// Usage:
+//
+//	worklog serve   [flags]            run the HTTP API
+//	worklog ingest  [flags] FILE... | - load event dumps into the store
+//	worklog demo    [flags]            write synthetic events into the store
+//	worklog token   [flags]            mint an HS256 token for local use
+//	worklog export  [flags]            run an export to a file
+//
+// Every subcommand has its own flags; `worklog CMD -h` lists them. Settings
+// are flags with an environment variable beside them (WORKLOG_DATA for
+// --data, and so on); a flag given on the command line wins.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+)
+
+// command is one subcommand: its one-line summary and its entry point.
+type command struct {
+	summary string
+	run     func(ctx context.Context, args []string) error
+}
+
+// commands lists the subcommands.
+var commands = map[string]command{
+	"serve":  {"run the HTTP API", runServe},
+	"ingest": {"load event dumps (NDJSON, JSON array, CSV; gzip/zstd) into the store", runIngest},
+	"demo":   {"write realistic synthetic events into the store", runDemo},
+	"token":  {"mint an HS256 token with the configured secret", runToken},
+	"export": {"run an export with the endpoint's parameters, to a file", runExport},
+}
+
+// exitError carries a process exit code through the error chain.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:])
+	stop()
+	if err == nil {
+		return
+	}
+	code := 1
+	var ee *exitError
+	if errors.As(err, &ee) {
+		code = ee.code
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		code = 2
+	} else if err.Error() != "" {
+		fmt.Fprintln(os.Stderr, "worklog:", err)
+	}
+	os.Exit(code)
+}
+
+// run dispatches to a subcommand.
+func run(ctx context.Context, args []string) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage()
+		if len(args) == 0 {
+			return &exitError{code: 2, err: errors.New("")}
+		}
+		return nil
+	}
+	cmd, ok := commands[args[0]]
+	if !ok {
+		usage()
+		return &exitError{code: 2, err: fmt.Errorf("unknown command %q", args[0])}
+	}
+	return cmd.run(ctx, args[1:])
+}
+
+func usage() {
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	b.WriteString("usage: worklog COMMAND [flags]\n\ncommands:\n")
+	for _, n := range names {
+		fmt.Fprintf(&b, "  %-7s %s\n", n, commands[n].summary)
+	}
+	b.WriteString("\nRun 'worklog COMMAND -h' for the flags of a command.\n")
+	fmt.Fprint(os.Stderr, b.String())
+}
+
+// envOr returns the environment variable env when set, else def. Flags use it
+// as their default, so a flag on the command line overrides the environment.
+func envOr(env, def string) string {
+	if v, ok := os.LookupEnv(env); ok {
+		return v
+	}
+	return def
+}
+
+// stringSetting defines a string flag whose default comes from env.
+func stringSetting(fs *flag.FlagSet, name, env, def, usage string) *string {
+	return fs.String(name, envOr(env, def), usage+" (env "+env+")")
+}
+
+// dataDirFlag defines the --data setting every command shares.
+func dataDirFlag(fs *flag.FlagSet) *string {
+	return stringSetting(fs, "data", "WORKLOG_DATA", "./data", "data directory")
+}
