@@ -1,0 +1,188 @@
+package export
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Permission names carried in a token's "permissions" claim.
+const (
+	// PermIngest allows POST /api/mind/ingest/reporting_worklog.
+	PermIngest = "reporting.ingest"
+)
+
+// ClockLeeway is the tolerance applied to exp, nbf and iat (SPEC §7).
+const ClockLeeway = 30 * time.Second
+
+// MinSecretLen is the shortest HS256 secret the server accepts: a shorter
+// one can be brute-forced from a single token.
+const MinSecretLen = 16
+
+// Claims are the token claims worklog reads.
+type Claims struct {
+	// Email is where background exports are delivered.
+	Email string `json:"email,omitempty"`
+	// Permissions grant optional rights (reporting.viewEmail, reporting.ingest).
+	Permissions []string `json:"permissions,omitempty"`
+	// PrivacyLevel may raise (never lower) the server's privacy level.
+	PrivacyLevel string `json:"reportingPrivacyLevel,omitempty"`
+	jwt.RegisteredClaims
+}
+
+// Has reports whether the claims grant permission p.
+func (c *Claims) Has(p string) bool {
+	for _, q := range c.Permissions {
+		if q == p {
+			return true
+		}
+	}
+	return false
+}
+
+// ErrUnauthorized is returned for every token that is not accepted; the
+// wrapped cause says why (for the operator, never for the log line's token).
+var ErrUnauthorized = errors.New("unauthorized")
+
+// Verifier checks bearer tokens against one configured key. The signing
+// algorithm is pinned by the key: a secret accepts HS256 only, an RSA key
+// RS256 only, an EC P-256 key ES256 only, so a token cannot pick its own
+// algorithm ("alg": "none", or HS256 signed with the public key).
+type Verifier struct {
+	alg    string
+	key    any
+	parser *jwt.Parser
+}
+
+// NewHMACVerifier returns a verifier for HS256 tokens signed with secret.
+func NewHMACVerifier(secret []byte) (*Verifier, error) {
+	if len(secret) < MinSecretLen {
+		return nil, fmt.Errorf("jwt secret: at least %d bytes required, got %d", MinSecretLen, len(secret))
+	}
+	return newVerifier(jwt.SigningMethodHS256.Alg(), secret), nil
+}
+
+// NewPublicKeyVerifier returns a verifier for a PEM public key: RS256 for an
+// RSA key, ES256 for an EC P-256 key.
+func NewPublicKeyVerifier(pemBytes []byte) (*Verifier, error) {
+	block, _ := pem.Decode(pemBytes)
+	if block == nil {
+		return nil, errors.New("jwt public key: no PEM block found")
+	}
+	var pub any
+	var err error
+	switch block.Type {
+	case "RSA PUBLIC KEY":
+		pub, err = x509.ParsePKCS1PublicKey(block.Bytes)
+	case "CERTIFICATE":
+		var cert *x509.Certificate
+		cert, err = x509.ParseCertificate(block.Bytes)
+		if err == nil {
+			pub = cert.PublicKey
+		}
+	default:
+		pub, err = x509.ParsePKIXPublicKey(block.Bytes)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("jwt public key: %w", err)
+	}
+	switch k := pub.(type) {
+	case *rsa.PublicKey:
+		if k.N.BitLen() < 2048 {
+			return nil, fmt.Errorf("jwt public key: RSA key of %d bits, at least 2048 required", k.N.BitLen())
+		}
+		return newVerifier(jwt.SigningMethodRS256.Alg(), k), nil
+	case *ecdsa.PublicKey:
+		if k.Curve != elliptic.P256() {
+			return nil, fmt.Errorf("jwt public key: EC curve %s, ES256 needs P-256", k.Curve.Params().Name)
+		}
+		return newVerifier(jwt.SigningMethodES256.Alg(), k), nil
+	default:
+		return nil, fmt.Errorf("jwt public key: unsupported key type %T (want RSA or EC P-256)", pub)
+	}
+}
+
+func newVerifier(alg string, key any) *Verifier {
+	return &Verifier{
+		alg: alg,
+		key: key,
+		parser: jwt.NewParser(
+			jwt.WithValidMethods([]string{alg}),
+			jwt.WithExpirationRequired(),
+			jwt.WithIssuedAt(),
+			jwt.WithLeeway(ClockLeeway),
+		),
+	}
+}
+
+// Algorithm is the one algorithm the verifier accepts.
+func (v *Verifier) Algorithm() string { return v.alg }
+
+// Verify parses and checks a token: signature with the pinned algorithm,
+// exp required, exp/nbf/iat within the leeway, a non-empty sub. Every
+// failure wraps ErrUnauthorized.
+func (v *Verifier) Verify(token string) (*Claims, error) {
+	var claims Claims
+	_, err := v.parser.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return v.key, nil })
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnauthorized, err)
+	}
+	if strings.TrimSpace(claims.Subject) == "" {
+		return nil, fmt.Errorf("%w: token has no sub claim", ErrUnauthorized)
+	}
+	return &claims, nil
+}
+
+// BearerToken extracts the token from an Authorization header value.
+func BearerToken(header string) (string, bool) {
+	const prefix = "bearer "
+	if len(header) <= len(prefix) || !strings.EqualFold(header[:len(prefix)], prefix) {
+		return "", false
+	}
+	tok := strings.TrimSpace(header[len(prefix):])
+	return tok, tok != ""
+}
+
+// TokenRequest describes a token to mint for local use (`worklog token`).
+type TokenRequest struct {
+	Subject     string
+	Email       string
+	Permissions []string
+	TTL         time.Duration
+	Now         time.Time // zero: time.Now()
+}
+
+// MintHS256 signs a token for req with secret.
+func MintHS256(secret []byte, req TokenRequest) (string, error) {
+	if len(secret) < MinSecretLen {
+		return "", fmt.Errorf("jwt secret: at least %d bytes required, got %d", MinSecretLen, len(secret))
+	}
+	if req.Subject == "" {
+		return "", errors.New("token: --sub is required")
+	}
+	if req.TTL <= 0 {
+		return "", fmt.Errorf("token: ttl must be positive, got %s", req.TTL)
+	}
+	now := req.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	claims := Claims{
+		Email:       req.Email,
+		Permissions: req.Permissions,
+		RegisteredClaims: jwt.RegisteredClaims{
+			Subject:   req.Subject,
+			IssuedAt:  jwt.NewNumericDate(now),
+			ExpiresAt: jwt.NewNumericDate(now.Add(req.TTL)),
+		},
+	}
+	return jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(secret)
+}
