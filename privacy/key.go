@@ -1,0 +1,126 @@
+package privacy
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+)
+
+// MinKeyLen is the shortest pseudonym key accepted, in bytes.
+const MinKeyLen = 16
+
+// KeyFile is the name of the generated pseudonym key in the data directory.
+const KeyFile = "pseudonym.key"
+
+// LoadOrCreateKey returns the pseudonym key.
+//
+// A non-empty setting (--pseudonym-key) is the key: the bytes of the string
+// as given, at least MinKeyLen of them. Otherwise the key is read from
+// <dataDir>/pseudonym.key; when that file does not exist, 32 random bytes are
+// written there once, as 64 hex digits and a newline, with mode 0600. The key
+// from the file is its text with surrounding white space removed, the same
+// rule as the setting, so moving the file's content into the setting keeps
+// every pseudonym.
+//
+// Creation is atomic: the key is written to a temporary file, synced, and
+// hard-linked to its name, which fails if another process created it first;
+// the loser then reads the winner's key, so concurrent creators end up with
+// one key.
+func LoadOrCreateKey(dataDir, setting string) ([]byte, error) {
+	if setting != "" {
+		if len(setting) < MinKeyLen {
+			return nil, fmt.Errorf("pseudonym key setting: %d bytes, need at least %d", len(setting), MinKeyLen)
+		}
+		return []byte(setting), nil
+	}
+	path := filepath.Join(dataDir, KeyFile)
+	key, err := readKey(path)
+	if !errors.Is(err, fs.ErrNotExist) {
+		return key, err
+	}
+	return createKey(dataDir, path)
+}
+
+// readKey reads a key file.
+func readKey(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read pseudonym key: %w", err)
+	}
+	key := bytes.TrimSpace(b)
+	if len(key) < MinKeyLen {
+		return nil, fmt.Errorf("read pseudonym key %s: %d bytes, need at least %d", path, len(key), MinKeyLen)
+	}
+	return key, nil
+}
+
+// createKey writes a new random key to path unless a key appears there
+// first, and returns the key stored at path.
+func createKey(dataDir, path string) (key []byte, err error) {
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("create pseudonym key: %w", err)
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return nil, fmt.Errorf("create pseudonym key: %w", err)
+	}
+	text := []byte(hex.EncodeToString(raw))
+
+	// CreateTemp opens the file with mode 0600, so the key is never readable
+	// by others, not even for a moment.
+	f, err := os.CreateTemp(dataDir, "."+KeyFile+".*.tmp")
+	if err != nil {
+		return nil, fmt.Errorf("create pseudonym key: %w", err)
+	}
+	tmp := f.Name()
+	// The temporary name goes in every case: after the link the key lives
+	// under its own name.
+	defer func() {
+		if rmErr := os.Remove(tmp); rmErr != nil && !errors.Is(rmErr, fs.ErrNotExist) && err == nil {
+			err = fmt.Errorf("create pseudonym key: remove temporary file: %w", rmErr)
+		}
+	}()
+	_, err = f.Write(append(text, '\n'))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create pseudonym key: write %s: %w", tmp, err)
+	}
+
+	// A link, unlike a rename, never replaces an existing file: of several
+	// concurrent creators exactly one wins, and the others read its key.
+	if err := os.Link(tmp, path); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return readKey(path)
+		}
+		return nil, fmt.Errorf("create pseudonym key: %w", err)
+	}
+	if err := syncDir(dataDir); err != nil {
+		return nil, fmt.Errorf("create pseudonym key: %w", err)
+	}
+	return text, nil
+}
+
+// syncDir makes a new directory entry durable. Windows cannot sync a
+// directory handle and commits directory entries itself.
+func syncDir(dir string) error {
+	if runtime.GOOS == "windows" {
+		return nil
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	return errors.Join(err, d.Close())
+}
