@@ -1,0 +1,523 @@
+// Package demo generates realistic synthetic worklog events: the activity of
+// a customer-service desk of ~200 agents and a handful of AI agents working
+// on tickets over 13 months.
+//
+// The output is NDJSON, one event per line, every catalogue field present in
+// catalogue order (null where absent), so it can be fed to the ingest as is.
+// Output depends only on Options: the same options give byte-identical
+// output. Memory stays flat however many events are written.
+package demo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"time"
+
+	"worklog/data"
+)
+
+// Options control Generate.
+type Options struct {
+	// Rows is the number of events to write.
+	Rows int
+	// Seed selects the data set: the same seed gives byte-identical output,
+	// another seed different events. The agents (names, userIds, e-mails,
+	// teams) are the same for every seed.
+	Seed int64
+	// End is the wall-clock time the history ends at: events fall in the
+	// 13 months before it, the newest within its last hours. Its fields are
+	// read as wall-clock time, whatever its location. Zero means
+	// 2026-11-01 00:00:00.
+	End time.Time
+}
+
+// flushSize is how many bytes are collected before a write to the output.
+const flushSize = 256 << 10
+
+// Generate writes opts.Rows events to w as NDJSON. userWorklogId runs from 1
+// to Rows in output order and dates never decrease. It checks ctx every few
+// thousand events and returns ctx's error when cancelled; output written
+// until then is a valid prefix of whole lines.
+func Generate(ctx context.Context, w io.Writer, opts Options) error {
+	if opts.Rows < 0 {
+		return fmt.Errorf("generate demo events: rows must be >= 0, got %d", opts.Rows)
+	}
+	g, err := newGenerator(opts)
+	if err != nil {
+		return fmt.Errorf("generate demo events: %w", err)
+	}
+	buf := make([]byte, 0, flushSize+8<<10)
+	for i := 0; i < opts.Rows; i++ {
+		if i&4095 == 0 {
+			if err := ctx.Err(); err != nil {
+				return errors.Join(flush(w, buf), err)
+			}
+		}
+		g.next(i)
+		buf = g.enc.appendEvent(buf, g.ev)
+		if len(buf) >= flushSize {
+			if err := flush(w, buf); err != nil {
+				return err
+			}
+			buf = buf[:0]
+		}
+	}
+	return flush(w, buf)
+}
+
+// flush writes buf to w.
+func flush(w io.Writer, buf []byte) error {
+	if len(buf) == 0 {
+		return nil
+	}
+	if _, err := w.Write(buf); err != nil {
+		return fmt.Errorf("write demo events: %w", err)
+	}
+	return nil
+}
+
+// The actions, as the catalogue's action enum spells them.
+const (
+	closeAction       = "closeAction"
+	readAction        = "readAction"
+	statusAction      = "statusAction"
+	writeAction       = "writeAction"
+	autoProcessAction = "autoProcessAction"
+)
+
+// channelWeights is the share of tickets per channel; channels of the
+// catalogue's enum that are missing here get weight 1, so the generator
+// follows the catalogue. noChannelWeight is the share without a channel.
+var channelWeights = map[string]float64{
+	"email": 40, "portal": 14, "phone": 15, "chat": 16, "system": 7, "walkIn": 3, "letter": 3,
+}
+
+const noChannelWeight = 2
+
+// slaHours is the SLA deadline per channel, in hours after ticket creation.
+var slaHours = map[string]int64{
+	"email": 48, "portal": 48, "phone": 8, "chat": 2, "system": 72, "walkIn": 24, "letter": 120, "": 48,
+}
+
+// conversational channels give their tickets a conversationId.
+var conversational = map[string]bool{"chat": true, "phone": true, "portal": true}
+
+// Status action details, by transition.
+var (
+	pendingDetails = []string{"waitingForCustomer", "waitingForCustomer", "waitingForThirdParty", "waitingForInternalDepartment", "scheduledCallback", "waitingForPayment"}
+	resumeDetails  = []string{"customerReplied", "dueDateReached", "thirdPartyReplied"}
+	openDetails    = []string{"escalated", "priorityChanged", "assignedToTeam"}
+)
+
+// fieldIDs are the catalogue positions of the fields the generator fills.
+type fieldIDs struct {
+	date, name, ticketID, conversationID, userID, action, duration,
+	durationAfterWork, reOpened, status, aiAgent, topic, subTopic, allTags,
+	tags, channel, department, teams, email, rawData, aiAutomationLevel,
+	customerIdentifiedCorrectly, tagsIdentifiedCorrectly,
+	textAssistanceAccuracy, aiAgentsUsed, skippedTicket,
+	netSecondsClosedAfterSLA, closingDateForSLA, statusActionDetail,
+	pendingDueBy, pendingSeconds, netPendingSeconds, firstPendingAt,
+	userWorklogID, timesSetToOpen int
+}
+
+// resolveFields finds every field the generator fills in the catalogue.
+func resolveFields() (fieldIDs, error) {
+	var f fieldIDs
+	var errs []error
+	for _, p := range []struct {
+		name string
+		dst  *int
+	}{
+		{"date", &f.date}, {"name", &f.name}, {"ticketId", &f.ticketID},
+		{"conversationId", &f.conversationID}, {"userId", &f.userID},
+		{"action", &f.action}, {"duration", &f.duration},
+		{"durationAfterWork", &f.durationAfterWork}, {"reOpened", &f.reOpened},
+		{"status", &f.status}, {"aiAgent", &f.aiAgent}, {"topic", &f.topic},
+		{"subTopic", &f.subTopic}, {"allTags", &f.allTags}, {"tags", &f.tags},
+		{"channel", &f.channel}, {"department", &f.department},
+		{"teams", &f.teams}, {"email", &f.email}, {"rawData", &f.rawData},
+		{"aiAutomationLevel", &f.aiAutomationLevel},
+		{"customerIdentifiedCorrectly", &f.customerIdentifiedCorrectly},
+		{"tagsIdentifiedCorrectly", &f.tagsIdentifiedCorrectly},
+		{"textAssistanceAccuracy", &f.textAssistanceAccuracy},
+		{"aiAgentsUsed", &f.aiAgentsUsed}, {"skippedTicket", &f.skippedTicket},
+		{"netSecondsClosedAfterSLA", &f.netSecondsClosedAfterSLA},
+		{"closingDateForSLA", &f.closingDateForSLA},
+		{"statusActionDetail", &f.statusActionDetail},
+		{"pendingDueBy", &f.pendingDueBy}, {"pendingSeconds", &f.pendingSeconds},
+		{"netPendingSeconds", &f.netPendingSeconds},
+		{"firstPendingAt", &f.firstPendingAt}, {"userWorklogId", &f.userWorklogID},
+		{"timesSetToOpen", &f.timesSetToOpen},
+	} {
+		i, err := fieldIndex(p.name)
+		errs = append(errs, err)
+		*p.dst = i
+	}
+	return f, errors.Join(errs...)
+}
+
+// generator holds the state of one Generate call.
+type generator struct {
+	rows  int
+	seed  uint64
+	r     *rand.Rand
+	w     *world
+	clock *clock
+	enc   *encoder
+	f     fieldIDs
+	ev    event
+
+	channels     []string // the catalogue's channel enum
+	channelPick  picker   // index into channels; len(channels) means null
+	pool         []ticket
+	nextTicketID int64
+	nextConvID   int64
+
+	// Per-ticket payloads draw from their own generator, reseeded per
+	// ticket, so a payload depends on the seed and the ticket alone.
+	tpcg           *rand.PCG
+	tr             *rand.Rand
+	rawHead, rawBd []byte
+}
+
+// newGenerator prepares the tables for opts.
+func newGenerator(opts Options) (*generator, error) {
+	f, err := resolveFields()
+	if err != nil {
+		return nil, err
+	}
+	chField, ok := data.Lookup("channel")
+	if !ok || len(chField.Enum) == 0 {
+		return nil, errors.New("catalogue has no channel enum")
+	}
+	end := opts.End
+	if end.IsZero() {
+		end = time.Date(2026, time.November, 1, 0, 0, 0, 0, time.UTC)
+	}
+	seed := uint64(opts.Seed)
+	g := &generator{
+		rows:  opts.Rows,
+		seed:  seed,
+		r:     rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15)),
+		w:     newWorld(),
+		clock: newClock(end),
+		enc:   newEncoder(),
+		f:     f,
+		ev:    make(event, data.FieldCount()),
+
+		channels:     chField.Enum,
+		nextTicketID: 10000,
+		nextConvID:   500000,
+		tpcg:         rand.NewPCG(0, 0),
+	}
+	g.tr = rand.New(g.tpcg)
+	weights := make([]float64, len(g.channels)+1)
+	for i, c := range g.channels {
+		weights[i] = 1
+		if w, ok := channelWeights[c]; ok {
+			weights[i] = w
+		}
+	}
+	weights[len(g.channels)] = noChannelWeight
+	g.channelPick = newPicker(weights)
+
+	// The pool of open tickets scales with the data set so that a ticket's
+	// events are hours to days apart at any size.
+	g.pool = make([]ticket, min(max(opts.Rows/400, 8), 4096))
+	return g, nil
+}
+
+// channel names ticket t's channel, "" for none.
+func (g *generator) channel(t *ticket) string {
+	if t.channel < 0 {
+		return ""
+	}
+	return g.channels[t.channel]
+}
+
+// newTicket replaces t with a fresh ticket created at now.
+func (g *generator) newTicket(t *ticket, now int64) {
+	r := g.r
+	g.nextTicketID += 1 + r.Int64N(3)
+	*t = ticket{
+		live:    true,
+		id:      g.nextTicketID,
+		created: now,
+		status:  statusOpen,
+		topic:   r.IntN(len(topics)),
+		raw:     t.raw[:0],
+	}
+	t.channel = g.channelPick.pick(r)
+	if t.channel == len(g.channels) {
+		t.channel = -1
+	}
+	ch := g.channel(t)
+	if conversational[ch] {
+		g.nextConvID += 1 + r.Int64N(5)
+		t.conversationID = g.nextConvID
+	}
+	switch x := r.IntN(100); {
+	case x < 3:
+		t.tagSet = -1
+	case x < 7:
+		t.tagSet = g.w.topicOnly[t.topic]
+	default:
+		pairs := g.w.topicPairs[t.topic]
+		t.tagSet = pairs[r.IntN(len(pairs))]
+		if x >= 91 { // a third tag
+			t.tagSet += 1 + r.IntN(len(extraTags))
+		}
+	}
+	t.department = topics[t.topic].department
+	if r.IntN(10) == 0 {
+		t.department = 0 // first-level customer care handles it
+	}
+	t.agent = g.w.byDepartment[t.department].pick(r)
+	if r.IntN(100) < 85 {
+		t.slaDue = now + slaHours[ch]*3600
+	}
+	t.level = int64([]int{0, 0, 0, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 3, 4, 4, 4, 5, 5}[r.IntN(20)])
+	t.aiUsed = g.w.aiUsedByLevel[t.level].pick(r)
+	t.customerOK = bit(r.IntN(100) < 92)
+	t.tagsOK = bit(r.IntN(100) < 87)
+
+	g.tpcg.Seed(g.seed, uint64(t.id))
+	g.rawHead, g.rawBd = buildRaw(t, g.tr, g.w, ch, g.rawHead, g.rawBd)
+}
+
+// next fills g.ev with event i.
+func (g *generator) next(i int) {
+	r := g.r
+	now := g.clock.at((float64(i) + r.Float64()) / float64(g.rows))
+	hour := now % 86400 / 3600
+	weekday := (now/86400 + 4) % 7 // 1970-01-01 was a Thursday; 0 is Sunday
+	offHours := hour < 7 || hour >= 20 || weekday == 0 || weekday == 6
+
+	t := &g.pool[r.IntN(len(g.pool))]
+	var action string
+	switch {
+	case !t.live, r.IntN(100) < 20, t.status == statusClosed && r.IntN(100) < 85:
+		g.newTicket(t, now)
+		action = g.firstAction(t, offHours)
+	case t.status == statusClosed:
+		action = statusAction // reopened
+	default:
+		action = g.followAction(t, offHours)
+	}
+
+	e, f := g.ev, &g.f
+	e.reset()
+	setTime(e, f.date, now)
+	setInt(e, f.userWorklogID, int64(i+1))
+	setStr(e, f.action, action)
+	setInt(e, f.ticketID, t.id)
+	if t.conversationID != 0 {
+		setInt(e, f.conversationID, t.conversationID)
+	}
+	if ch := g.channel(t); ch != "" {
+		setStr(e, f.channel, ch)
+	}
+	setStr(e, f.department, departments[t.department])
+	e[f.rawData] = value{set: true, raw: t.raw}
+	if t.tagSet >= 0 {
+		ts := &g.w.tagSets[t.tagSet]
+		setStr(e, f.topic, ts.topic)
+		if ts.subTopic != "" {
+			setStr(e, f.subTopic, ts.subTopic)
+		}
+		setStr(e, f.allTags, ts.allTags)
+		setList(e, f.tags, ts.tags)
+	} else {
+		setList(e, f.tags, nil)
+	}
+	setInt(e, f.aiAutomationLevel, t.level)
+	if t.level > 0 {
+		setInt(e, f.customerIdentifiedCorrectly, t.customerOK)
+		setInt(e, f.tagsIdentifiedCorrectly, t.tagsOK)
+	}
+	setList(e, f.aiAgentsUsed, g.w.aiAgentsUsed[t.aiUsed])
+	if t.slaDue != 0 {
+		setTime(e, f.closingDateForSLA, t.slaDue)
+	}
+
+	// Who acted: an AI agent alone, or a human (possibly taking over the
+	// ticket from a colleague).
+	human := true
+	if action == autoProcessAction {
+		ai := aiAgents[0]
+		if t.level >= 2 && topics[t.topic].department == 1 {
+			ai = aiAgents[1]
+		}
+		setStr(e, f.aiAgent, ai.name)
+		human = r.IntN(100) < 15 // acting on behalf of the assignee
+	} else if r.IntN(100) < 12 {
+		t.agent = g.w.byDepartment[t.department].pick(r)
+	}
+	if human {
+		a := &g.w.agents[t.agent]
+		setStr(e, f.name, a.name)
+		setInt(e, f.userID, a.userID)
+		setStr(e, f.email, a.email)
+		setList(e, f.teams, a.teams)
+	} else {
+		setList(e, f.teams, nil)
+	}
+
+	setInt(e, f.duration, g.duration(action, t))
+	setInt(e, f.durationAfterWork, g.afterWork(action, t))
+	skipped := int64(0)
+	if action == readAction && r.IntN(100) < 4 {
+		skipped = 1
+	}
+	setInt(e, f.skippedTicket, skipped)
+
+	switch action {
+	case writeAction:
+		if t.status == statusOpen {
+			t.status = statusActive
+		}
+		if t.level > 0 && r.IntN(100) < 60 {
+			setStr(e, f.aiAgent, aiAgents[4].name)
+			// Accuracy clusters near the top with a tail of poor drafts.
+			acc := 1 - math.Abs(r.NormFloat64()*0.12)
+			acc = math.Round(max(acc, 0)*100) / 100
+			e[f.textAssistanceAccuracy] = value{set: true, f: acc}
+		}
+	case closeAction:
+		if t.slaDue != 0 {
+			setInt(e, f.netSecondsClosedAfterSLA, now-t.slaDue-t.netPending)
+		}
+		t.status = statusClosed
+	case autoProcessAction:
+		if t.level >= 4 && r.IntN(100) < 25 {
+			t.status = statusClosed // fully automated answer
+		}
+	case statusAction:
+		g.statusChange(t, now)
+	}
+	setStr(e, f.status, t.status)
+	setInt(e, f.reOpened, bit(t.reopened))
+	setInt(e, f.timesSetToOpen, t.timesSetToOpen)
+}
+
+// firstAction is the action of a ticket's first event.
+func (g *generator) firstAction(t *ticket, offHours bool) string {
+	switch g.channel(t) {
+	case "phone", "walkIn", "chat":
+		if g.r.IntN(100) < 60 {
+			return writeAction
+		}
+		return readAction
+	}
+	if offHours || g.r.IntN(100) < 55 {
+		return autoProcessAction
+	}
+	return readAction
+}
+
+// Action weights of follow-up events, by office hours and off hours.
+var (
+	followOffice = newPicker([]float64{12, 34, 14, 27, 13})
+	followOff    = newPicker([]float64{6, 14, 6, 12, 62})
+	followNames  = []string{closeAction, readAction, statusAction, writeAction, autoProcessAction}
+)
+
+// followAction is the action of a later event on an open ticket.
+func (g *generator) followAction(t *ticket, offHours bool) string {
+	p := followOffice
+	if offHours {
+		p = followOff
+	}
+	return followNames[p.pick(g.r)]
+}
+
+// statusChange applies a statusAction to t and fills the pending fields,
+// which only status actions carry.
+func (g *generator) statusChange(t *ticket, now int64) {
+	r, e, f := g.r, g.ev, &g.f
+	switch t.status {
+	case statusClosed:
+		setStr(e, f.statusActionDetail, "reopenedByCustomer")
+		t.status = statusOpen
+		t.reopened = true
+		t.timesSetToOpen++
+	case statusPending:
+		setStr(e, f.statusActionDetail, resumeDetails[r.IntN(len(resumeDetails))])
+		spent := now - t.pendingSince
+		t.pendingTotal += spent
+		// Pending time outside business hours does not count.
+		t.netPending += spent * int64(25+r.IntN(20)) / 100
+		setTime(e, f.pendingDueBy, t.pendingDueBy)
+		t.status = statusOpen
+		t.timesSetToOpen++
+	default:
+		if r.IntN(100) < 25 {
+			setStr(e, f.statusActionDetail, openDetails[r.IntN(len(openDetails))])
+			t.status = statusOpen
+			break
+		}
+		setStr(e, f.statusActionDetail, pendingDetails[r.IntN(len(pendingDetails))])
+		t.status = statusPending
+		t.pendingSince = now
+		if t.firstPending == 0 {
+			t.firstPending = now
+		}
+		t.pendingDueBy = now + (24+r.Int64N(9*24))*3600
+		setTime(e, f.pendingDueBy, t.pendingDueBy)
+	}
+	setInt(e, f.pendingSeconds, t.pendingTotal)
+	setInt(e, f.netPendingSeconds, t.netPending)
+	if t.firstPending != 0 {
+		setTime(e, f.firstPendingAt, t.firstPending)
+	}
+}
+
+// Median duration in seconds, spread (sigma of the log) and bounds per
+// action.
+var durations = map[string]struct{ median, sigma, lo, hi float64 }{
+	readAction:        {45, 0.9, 2, 1800},
+	writeAction:       {240, 0.7, 20, 3600},
+	statusAction:      {12, 0.6, 1, 300},
+	closeAction:       {30, 0.8, 2, 600},
+	autoProcessAction: {4, 0.5, 1, 60},
+}
+
+// duration draws a log-normal duration for the action; talking takes longer
+// than writing.
+func (g *generator) duration(action string, t *ticket) int64 {
+	d := durations[action]
+	v := d.median * math.Exp(d.sigma*g.r.NormFloat64())
+	if ch := g.channel(t); action == writeAction && (ch == "phone" || ch == "walkIn") {
+		v *= 1.6
+	}
+	return int64(math.Round(min(max(v, d.lo), d.hi)))
+}
+
+// afterWork draws the after-work time: only humans writing or closing have
+// any, and only about half of the time.
+func (g *generator) afterWork(action string, t *ticket) int64 {
+	if action != writeAction && action != closeAction || g.r.IntN(100) < 45 {
+		return 0
+	}
+	v := 60 * math.Exp(0.8*g.r.NormFloat64())
+	if ch := g.channel(t); ch == "phone" {
+		v *= 2
+	}
+	return int64(math.Round(min(max(v, 5), 900)))
+}
+
+func setInt(e event, i int, v int64)     { e[i] = value{set: true, i: v} }
+func setTime(e event, i int, v int64)    { e[i] = value{set: true, i: v} }
+func setStr(e event, i int, v string)    { e[i] = value{set: true, s: v} }
+func setList(e event, i int, v []string) { e[i] = value{set: true, list: v} }
+func bit(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
