@@ -1,0 +1,494 @@
+// Package ingest loads event dumps into the worklog store.
+//
+// A dump is NDJSON, a JSON array (an export's own JSON re-ingests) or CSV
+// with a header of field names, optionally gzip or zstd compressed; format
+// and compression are detected from the content. Run validates every record
+// against the catalogue (data.Fields), de-duplicates by userWorklogId (the
+// last record wins, within a dump and across dumps) and commits the result
+// to the store atomically.
+//
+// Pipeline. Reading streams: records are decoded and validated by two
+// workers and spilled, in input order, to one staging Parquet file per month
+// (parquet-go, with a sequence number per record). Nothing is held per
+// record in memory. DuckDB then rewrites each touched month: the month's
+// committed rows minus the dump's ids, plus the dump's latest record of each
+// id that falls in the month, sorted by date and userWorklogId, written with
+// COPY into a new part of the store transaction. A month is touched when the
+// dump has records in it or when it holds an older copy of one of the dump's
+// ids (found by reading only the narrow userWorklogId column), so a record
+// whose date moved leaves its old month. The cost grows with the dump and
+// the months it touches, not with the store.
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/goccy/go-json"
+	"github.com/parquet-go/parquet-go"
+
+	"worklog/data"
+)
+
+// OnError says what Run does with invalid records.
+type OnError int
+
+const (
+	// Fail commits nothing when any record is invalid (the default).
+	Fail OnError = iota
+	// Skip commits the valid records and reports the invalid ones.
+	Skip
+)
+
+// ParseOnError parses "fail" or "skip".
+func ParseOnError(s string) (OnError, error) {
+	switch s {
+	case "fail":
+		return Fail, nil
+	case "skip":
+		return Skip, nil
+	}
+	return Fail, fmt.Errorf("on-error: want fail or skip, got %q", s)
+}
+
+// Options tune Run.
+type Options struct {
+	// OnError chooses between Fail and Skip.
+	OnError OnError
+	// Rejects receives, under Skip, each invalid record as one NDJSON line:
+	// the record's own keys plus "_line" and "_error" (and "_source" when
+	// several inputs are given). May be nil.
+	Rejects io.Writer
+	// Progress, when set, is called from time to time with the number of
+	// input bytes read so far (as stored, i.e. compressed), over all inputs.
+	Progress func(bytesRead int64)
+	// TempDir is where staging files and DuckDB's spill go; default
+	// <data>/tmp. Run removes what it creates there.
+	TempDir string
+}
+
+// Input is one dump.
+type Input struct {
+	// Name identifies the input in errors ("-" for stdin at the CLI).
+	Name string
+	// R is the dump's content.
+	R io.Reader
+}
+
+// Summary reports an ingest.
+type Summary struct {
+	// New counts ids that were not in the store before.
+	New int64
+	// Updated counts ids that replaced an event already in the store.
+	Updated int64
+	// Rejected counts invalid records.
+	Rejected int64
+	// UnknownKeys counts the distinct keys (or CSV columns) that are not
+	// worklog fields; they were ignored.
+	UnknownKeys int64
+	// Elapsed is the wall time of the ingest.
+	Elapsed time.Duration
+	// Snapshot is the store state after the ingest.
+	Snapshot data.Snapshot
+}
+
+// Ingested is the number of events written: New + Updated.
+func (s Summary) Ingested() int64 { return s.New + s.Updated }
+
+// String is the closing line of the CLI:
+// "ingested N events (new X, updated Y), R rejected, in T s".
+func (s Summary) String() string {
+	return fmt.Sprintf("ingested %d events (new %d, updated %d), %d rejected, in %.1f s",
+		s.Ingested(), s.New, s.Updated, s.Rejected, s.Elapsed.Seconds())
+}
+
+// Run ingests the inputs, in order, into store as one transaction. It waits
+// for the store's write lock. Under Fail, invalid records make Run return a
+// *ValidationError and commit nothing; other errors (unreadable input, a
+// truncated JSON array, a cancelled ctx) also commit nothing.
+func Run(ctx context.Context, store *data.Store, inputs []Input, opts Options) (Summary, error) {
+	start := time.Now()
+	txn, err := store.Begin(ctx, true)
+	if err != nil {
+		return Summary{}, err
+	}
+	defer txn.Rollback()
+
+	tmpRoot := opts.TempDir
+	if tmpRoot == "" {
+		tmpRoot = filepath.Join(store.DataDir(), "tmp")
+	}
+	if err := os.MkdirAll(tmpRoot, 0o755); err != nil {
+		return Summary{}, fmt.Errorf("create temp dir: %w", err)
+	}
+	// We hold the lock, so any earlier ingest directory is a crash leftover.
+	if old, _ := filepath.Glob(filepath.Join(tmpRoot, workPrefix+"*")); len(old) > 0 {
+		for _, d := range old {
+			os.RemoveAll(d)
+		}
+	}
+	work, err := os.MkdirTemp(tmpRoot, workPrefix)
+	if err != nil {
+		return Summary{}, fmt.Errorf("create work dir: %w", err)
+	}
+	defer os.RemoveAll(work)
+
+	r := &run{
+		opts:    opts,
+		schema:  newStageSchema(),
+		fields:  data.Fields(),
+		unknown: map[string]bool{},
+		many:    len(inputs) > 1,
+	}
+	r.kinds = make([]data.Kind, len(r.fields))
+	for i, f := range r.fields {
+		r.kinds[i] = f.Kind
+	}
+	r.stage = newStager(work, r.schema)
+	defer r.stage.abort()
+	if opts.Rejects != nil {
+		r.rejects = opts.Rejects
+	}
+	var seq int64
+	for _, in := range inputs {
+		n, err := r.input(ctx, in, seq)
+		if err != nil {
+			if in.Name != "" && r.many {
+				err = fmt.Errorf("%s: %w", in.Name, err)
+			}
+			return r.summary(start), err
+		}
+		seq += n
+	}
+	if r.failed() {
+		return r.summary(start), &ValidationError{Errors: r.errs, Count: r.rejected}
+	}
+	staged, err := r.stage.close()
+	if err != nil {
+		return r.summary(start), err
+	}
+	if len(staged) == 0 {
+		sum := r.summary(start)
+		sum.Snapshot = txn.Base()
+		return sum, nil
+	}
+	res, err := merge(ctx, txn, staged, work)
+	if err != nil {
+		return r.summary(start), err
+	}
+	snap, err := txn.Commit()
+	if err != nil {
+		return r.summary(start), err
+	}
+	sum := r.summary(start)
+	sum.New, sum.Updated, sum.Snapshot = res.newIDs, res.updated, snap
+	return sum, nil
+}
+
+// workPrefix names Run's directories under the temp dir.
+const workPrefix = "worklog-ingest-"
+
+// run is the state of one Run.
+type run struct {
+	opts    Options
+	schema  *stageSchema
+	fields  []data.Field
+	kinds   []data.Kind
+	stage   *stager
+	rejects io.Writer
+	many    bool
+	read    int64 // bytes read from earlier inputs
+
+	mu       sync.Mutex
+	unknown  map[string]bool
+	rejected int64
+	errs     []*RecordError
+}
+
+func (r *run) failed() bool { return r.opts.OnError == Fail && r.rejected > 0 }
+
+func (r *run) summary(start time.Time) Summary {
+	return Summary{Rejected: r.rejected, UnknownKeys: int64(len(r.unknown)), Elapsed: time.Since(start)}
+}
+
+// batch is a run of consecutive records validated by one worker.
+type batch struct {
+	recs    []record
+	seqBase int64
+	out     []result
+	unknown map[string]bool
+	err     error // fatal: ends the input
+	done    chan struct{}
+}
+
+// result is one validated record: a staging row and its month, or an error.
+type result struct {
+	month string
+	row   parquet.Row
+	err   *RecordError
+}
+
+const batchSize = 256
+
+// input streams one input through the workers into the stager and returns
+// the number of records read.
+func (r *run) input(ctx context.Context, in Input, seqBase int64) (int64, error) {
+	cr := &countingReader{r: in.R, base: r.read, progress: r.opts.Progress}
+	defer func() { r.read = cr.base + cr.n }()
+	src, closeSrc, err := openSource(cr)
+	if err != nil {
+		return 0, err
+	}
+	defer closeSrc()
+	var header []int
+	if h := src.header(); h != nil {
+		header = make([]int, len(h))
+		for j, name := range h {
+			header[j] = data.Index(name)
+			if header[j] < 0 {
+				r.unknown[name] = true
+			}
+		}
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	// Stop the reader first, then wait for the workers it feeds.
+	defer func() { cancel(); wg.Wait() }()
+	workers := min(runtime.GOMAXPROCS(0), 4)
+	todo := make(chan *batch, workers*2)
+	ordered := make(chan *batch, workers*4)
+	go func() {
+		defer close(todo)
+		defer close(ordered)
+		seq := seqBase
+		for {
+			b := &batch{seqBase: seq, done: make(chan struct{})}
+			for len(b.recs) < batchSize {
+				rec, err := src.next()
+				if err != nil {
+					if !errors.Is(err, io.EOF) {
+						b.err = err
+					}
+					break
+				}
+				b.recs = append(b.recs, rec)
+			}
+			seq += int64(len(b.recs))
+			last := b.err != nil || len(b.recs) < batchSize
+			if ctx.Err() != nil {
+				return
+			}
+			select {
+			case ordered <- b:
+			case <-ctx.Done():
+				return
+			}
+			select {
+			case todo <- b:
+			case <-ctx.Done():
+				return
+			}
+			if last {
+				return
+			}
+		}
+	}()
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			raws := make([][]byte, len(r.fields))
+			vals := make([]value, len(r.fields))
+			for b := range todo {
+				r.validate(b, header, src.header(), raws, vals, in.Name)
+				close(b.done)
+			}
+		}()
+	}
+	var n int64
+	for b := range ordered {
+		select {
+		case <-b.done:
+		case <-ctx.Done():
+			return n, ctx.Err()
+		}
+		for k := range b.unknown {
+			r.unknown[k] = true
+		}
+		for i := range b.out {
+			res := &b.out[i]
+			if res.err != nil {
+				if err := r.reject(res.err, b.recs[i], src.header()); err != nil {
+					return n, err
+				}
+				continue
+			}
+			if r.failed() {
+				continue // nothing will be committed; keep counting errors
+			}
+			if err := r.stage.add(res.month, res.row); err != nil {
+				return n, err
+			}
+		}
+		n += int64(len(b.recs))
+		if b.err != nil {
+			return n, b.err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return n, err
+	}
+	return n, nil
+}
+
+// validate fills b.out. raws and vals are the worker's scratch space.
+func (r *run) validate(b *batch, header []int, headNames []string, raws [][]byte, vals []value, source string) {
+	b.out = make([]result, len(b.recs))
+	for i, rec := range b.recs {
+		fail := func(field string, err error) {
+			b.out[i].err = &RecordError{Source: source, Line: rec.line, Field: field, Err: err}
+		}
+		if rec.perr != nil {
+			fail("", rec.perr)
+			continue
+		}
+		if rec.cells == nil {
+			err := objectFields(rec.obj, raws, func(key []byte) {
+				if b.unknown == nil {
+					b.unknown = map[string]bool{}
+				}
+				b.unknown[string(key)] = true
+			})
+			if err != nil {
+				fail("", err)
+				continue
+			}
+		}
+		ok := true
+		for fi, f := range r.fields {
+			var v value
+			var err error
+			if rec.cells != nil {
+				v, err = fromText(f, cellFor(rec.cells, header, fi))
+			} else {
+				v, err = fromJSON(f, raws[fi])
+			}
+			if err != nil {
+				fail(f.Name, err)
+				ok = false
+				break
+			}
+			vals[fi] = v
+		}
+		if !ok {
+			continue
+		}
+		dateIdx := data.Index(data.DateField)
+		b.out[i] = result{month: monthOf(vals[dateIdx].i), row: r.schema.row(b.seqBase+int64(i), vals, r.kinds)}
+	}
+}
+
+// cellFor returns the CSV cell of catalogue field fi, "" when the header
+// lacks the column.
+func cellFor(cells []string, header []int, fi int) string {
+	for j, idx := range header {
+		if idx == fi && j < len(cells) {
+			return cells[j]
+		}
+	}
+	return ""
+}
+
+// reject records an invalid record: counted always, kept among the first
+// errors, and written to the rejects file under Skip.
+func (r *run) reject(e *RecordError, rec record, header []string) error {
+	r.rejected++
+	if len(r.errs) < maxReported {
+		r.errs = append(r.errs, e)
+	}
+	if r.opts.OnError != Skip || r.rejects == nil {
+		return nil
+	}
+	line := rejectLine(rec, header, e, r.many)
+	if _, err := r.rejects.Write(line); err != nil {
+		return fmt.Errorf("write rejects: %w", err)
+	}
+	return nil
+}
+
+// rejectLine renders a rejected record as one NDJSON line: its own keys
+// (as written), then "_line" and "_error".
+func rejectLine(rec record, header []string, e *RecordError, withSource bool) []byte {
+	var b []byte
+	switch {
+	case rec.cells != nil:
+		b = append(b, '{')
+		for j, name := range header {
+			if j >= len(rec.cells) {
+				break
+			}
+			if j > 0 {
+				b = append(b, ',')
+			}
+			k, _ := json.Marshal(name)
+			b = append(b, k...)
+			b = append(b, ':')
+			if rec.cells[j] == "" {
+				b = append(b, "null"...)
+			} else {
+				v, _ := json.Marshal(rec.cells[j])
+				b = append(b, v...)
+			}
+		}
+	case rec.obj != nil && json.Valid(rec.obj) && rec.obj[0] == '{':
+		obj := strings.TrimSpace(string(rec.obj))
+		b = append(b, obj[:len(obj)-1]...)
+		b = []byte(strings.TrimRightFunc(string(b), func(c rune) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }))
+	default:
+		raw, _ := json.Marshal(string(rec.obj))
+		b = append(b, `{"_raw":`...)
+		b = append(b, raw...)
+	}
+	if len(b) > 1 {
+		b = append(b, ',')
+	}
+	if withSource {
+		s, _ := json.Marshal(e.Source)
+		b = append(b, `"_source":`...)
+		b = append(b, s...)
+		b = append(b, ',')
+	}
+	b = append(b, `"_line":`...)
+	b = strconv.AppendInt(b, e.Line, 10)
+	msg, _ := json.Marshal(e.Error())
+	b = append(b, `,"_error":`...)
+	b = append(b, msg...)
+	b = append(b, "}\n"...)
+	return b
+}
+
+// countingReader reports the bytes read through it.
+type countingReader struct {
+	r        io.Reader
+	base, n  int64
+	progress func(int64)
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	if c.progress != nil && n > 0 {
+		c.progress(c.base + c.n)
+	}
+	return n, err
+}

@@ -1,0 +1,166 @@
+package ingest
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/parquet-go/parquet-go"
+
+	"worklog/data"
+)
+
+// The staging files hold validated rows between the Go decoder and the
+// DuckDB merge, one file per month. Every column is flat, so rows are cheap
+// to build: date-times are BIGINT microseconds of the naive wall time, lists
+// are their canonical JSON-array text; the merge converts both to the store
+// types. seqColumn numbers the records in input order, so the merge can keep
+// the last record per userWorklogId.
+const seqColumn = "_seq"
+
+// stageRowGroup bounds the rows a staging writer buffers in memory.
+const stageRowGroup = 4096
+
+// stageSchema is the staging layout, derived from the catalogue.
+type stageSchema struct {
+	schema *parquet.Schema
+	col    []int // catalogue position → column index
+	seqCol int
+}
+
+func newStageSchema() *stageSchema {
+	g := parquet.Group{seqColumn: parquet.Required(parquet.Int(64))}
+	fields := data.Fields()
+	for _, f := range fields {
+		var n parquet.Node
+		switch f.Kind {
+		case data.KindTimestamp, data.KindInt, data.KindFlag:
+			n = parquet.Int(64)
+		case data.KindFloat:
+			n = parquet.Leaf(parquet.DoubleType)
+		default:
+			n = parquet.String()
+		}
+		g[f.Name] = parquet.Optional(n)
+	}
+	s := &stageSchema{schema: parquet.NewSchema("stage", g), col: make([]int, len(fields))}
+	for i, f := range fields {
+		lc, _ := s.schema.Lookup(f.Name)
+		s.col[i] = lc.ColumnIndex
+	}
+	lc, _ := s.schema.Lookup(seqColumn)
+	s.seqCol = lc.ColumnIndex
+	return s
+}
+
+// row builds the staging row of validated values; vals is in catalogue order.
+func (s *stageSchema) row(seq int64, vals []value, kinds []data.Kind) parquet.Row {
+	row := make(parquet.Row, len(vals)+1)
+	row[s.seqCol] = parquet.Int64Value(seq).Level(0, 0, s.seqCol)
+	for i, v := range vals {
+		c := s.col[i]
+		if v.null {
+			row[c] = parquet.NullValue().Level(0, 0, c)
+			continue
+		}
+		switch kinds[i] {
+		case data.KindTimestamp, data.KindInt, data.KindFlag:
+			row[c] = parquet.Int64Value(v.i).Level(0, 1, c)
+		case data.KindFloat:
+			row[c] = parquet.DoubleValue(v.f).Level(0, 1, c)
+		default:
+			row[c] = parquet.ByteArrayValue(v.s).Level(0, 1, c)
+		}
+	}
+	return row
+}
+
+// stager routes rows into one staging file per month.
+type stager struct {
+	dir    string
+	schema *stageSchema
+	months map[string]*stageFile
+}
+
+type stageFile struct {
+	path string
+	f    *os.File
+	w    *parquet.GenericWriter[any]
+	buf  []parquet.Row
+	rows int64
+}
+
+func newStager(dir string, schema *stageSchema) *stager {
+	return &stager{dir: dir, schema: schema, months: map[string]*stageFile{}}
+}
+
+func (s *stager) add(month string, row parquet.Row) error {
+	sf := s.months[month]
+	if sf == nil {
+		p := filepath.Join(s.dir, "stage-"+month+".parquet")
+		f, err := os.Create(p)
+		if err != nil {
+			return fmt.Errorf("create staging file: %w", err)
+		}
+		w := parquet.NewGenericWriter[any](f, s.schema.schema,
+			parquet.Compression(&parquet.Snappy),
+			parquet.MaxRowsPerRowGroup(stageRowGroup),
+			parquet.PageBufferSize(256<<10))
+		sf = &stageFile{path: p, f: f, w: w}
+		s.months[month] = sf
+	}
+	sf.buf = append(sf.buf, row)
+	sf.rows++
+	if len(sf.buf) >= 256 {
+		return sf.flush()
+	}
+	return nil
+}
+
+func (sf *stageFile) flush() error {
+	if len(sf.buf) == 0 {
+		return nil
+	}
+	if _, err := sf.w.WriteRows(sf.buf); err != nil {
+		return fmt.Errorf("write staging rows: %w", err)
+	}
+	clear(sf.buf)
+	sf.buf = sf.buf[:0]
+	return nil
+}
+
+// close finishes every staging file and returns them by month.
+func (s *stager) close() (map[string]string, error) {
+	var errs []error
+	out := map[string]string{}
+	for m, sf := range s.months {
+		err := sf.flush()
+		if err == nil {
+			err = sf.w.Close()
+		}
+		errs = append(errs, err, sf.f.Close())
+		out[m] = sf.path
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("finish staging files: %w", err)
+	}
+	return out, nil
+}
+
+// abort closes the files without finishing them.
+func (s *stager) abort() {
+	for _, sf := range s.months {
+		sf.f.Close()
+	}
+}
+
+func sortedKeys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
