@@ -1,0 +1,177 @@
+package export
+
+import (
+	"io"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/apache/arrow-go/v18/arrow"
+)
+
+// CSVEncoder writes record batches as RFC 4180 CSV with a header of field
+// names and LF line ends. Fields are quoted only when needed; a null is an
+// empty field and an empty string is "" so that tools which tell the two
+// apart (DuckDB's read_csv) read them back faithfully. Date-times are
+// "YYYY-MM-DD HH:MM:SS" and lists are JSON-array strings `["a", "b"]`.
+// The output parses back with encoding/csv.
+type CSVEncoder struct {
+	stream
+	out          sink
+	formulaGuard bool
+	header       bool // header written
+	scratch      []byte
+}
+
+// NewCSVEncoder returns a CSV encoder writing to w. With formulaGuard, string
+// values starting with = + - @, tab or CR are prefixed by a single quote so
+// that spreadsheet programs show them as text instead of running them as
+// formulas; numbers (a negative -3600) and date-times are never prefixed.
+// A schema with an unsupported column type makes every call return
+// ErrUnsupportedType.
+func NewCSVEncoder(w io.Writer, schema *arrow.Schema, formulaGuard bool) *CSVEncoder {
+	return &CSVEncoder{stream: newStream(schema), out: newSink(w), formulaGuard: formulaGuard}
+}
+
+// writeHeader appends the header line once. Field names are not guarded:
+// they come from the catalogue, not from users.
+func (e *CSVEncoder) writeHeader() {
+	if e.header {
+		return
+	}
+	e.header = true
+	for i, f := range e.schema.Fields() {
+		if i > 0 {
+			e.out.buf = append(e.out.buf, ',')
+		}
+		e.out.buf = appendCSVField(e.out.buf, f.Name, false)
+	}
+	e.out.buf = append(e.out.buf, '\n')
+}
+
+// Write encodes the rows of rec and writes them through to the underlying
+// writer before it returns.
+func (e *CSVEncoder) Write(rec arrow.RecordBatch) error {
+	if err := e.usable(); err != nil {
+		return err
+	}
+	if err := e.bind(rec); err != nil {
+		return e.fail(err)
+	}
+	e.writeHeader()
+	n := int(rec.NumRows())
+	for i := 0; i < n; i++ {
+		for c, r := range e.readers {
+			if c > 0 {
+				e.out.buf = append(e.out.buf, ',')
+			}
+			if r.null(i) {
+				continue
+			}
+			switch r.kind() {
+			case kindString:
+				e.out.buf = appendCSVField(e.out.buf, r.(stringReader).str(i), e.formulaGuard)
+			case kindList:
+				// Lists start with '[', so the guard never applies; they
+				// contain quotes and commas, so they are usually quoted.
+				e.scratch = r.appendText(e.scratch[:0], i)
+				e.out.buf = appendCSVField(e.out.buf, e.scratch, false)
+			default:
+				// Numbers, booleans and date-times never need quoting.
+				e.out.buf = r.appendText(e.out.buf, i)
+			}
+		}
+		e.out.buf = append(e.out.buf, '\n')
+		if err := e.out.maybeFlush(); err != nil {
+			return e.fail(err)
+		}
+	}
+	if err := e.out.flush(); err != nil {
+		return e.fail(err)
+	}
+	return nil
+}
+
+// Close writes the header if no batch came, and flushes.
+func (e *CSVEncoder) Close() error {
+	if e.closed || e.err != nil {
+		return e.err
+	}
+	e.closed = true
+	e.writeHeader()
+	return e.fail(e.out.flush())
+}
+
+// needsGuard reports whether a spreadsheet program would read s as a
+// formula (or strip a leading control character and then do so).
+func needsGuard[T ~string | ~[]byte](s T) bool {
+	if len(s) == 0 {
+		return false
+	}
+	switch s[0] {
+	case '=', '+', '-', '@', '\t', '\r':
+		return true
+	}
+	return false
+}
+
+// appendCSVField appends s as one CSV field, guarded if asked and quoted
+// when needed. Invalid UTF-8 becomes U+FFFD.
+func appendCSVField[T ~string | ~[]byte](dst []byte, s T, guard bool) []byte {
+	guarded := guard && needsGuard(s)
+	if !fieldNeedsQuotes(s, guarded) {
+		if guarded {
+			dst = append(dst, '\'')
+		}
+		return appendValidUTF8(dst, s)
+	}
+	dst = append(dst, '"')
+	if guarded {
+		dst = append(dst, '\'')
+	}
+	for {
+		i := indexByte(s, '"')
+		if i < 0 {
+			break
+		}
+		dst = appendValidUTF8(dst, s[:i])
+		dst = append(dst, '"', '"')
+		s = s[i+1:]
+	}
+	dst = appendValidUTF8(dst, s)
+	return append(dst, '"')
+}
+
+// fieldNeedsQuotes follows encoding/csv: quote fields with a separator,
+// quote, CR or LF, fields with leading white space (which some readers trim)
+// and `\.` (which Postgres reads as end of data). The empty string is quoted
+// too, so that it differs from a null. A guarded field starts with ', so only
+// its content counts.
+func fieldNeedsQuotes[T ~string | ~[]byte](s T, guarded bool) bool {
+	if len(s) == 0 {
+		return true
+	}
+	if len(s) == 2 && s[0] == '\\' && s[1] == '.' {
+		return true
+	}
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case ',', '"', '\n', '\r':
+			return true
+		}
+	}
+	if guarded {
+		return false
+	}
+	r, _ := decodeRune(s)
+	return r != utf8.RuneError && unicode.IsSpace(r)
+}
+
+// indexByte is strings.IndexByte for a string or a byte slice.
+func indexByte[T ~string | ~[]byte](s T, c byte) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == c {
+			return i
+		}
+	}
+	return -1
+}

@@ -1,0 +1,254 @@
+package export
+
+import (
+	"archive/zip"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/xuri/excelize/v2"
+)
+
+// XLSXEncoder writes record batches as an Excel workbook with excelize's
+// StreamWriter. The first sheet is named by EncoderOptions.SheetName; its
+// header row is bold and frozen. Numbers are numeric cells, date-times are
+// date cells formatted yyyy-mm-dd hh:mm:ss (dates yyyy-mm-dd), strings are
+// always text cells, never formulas, and lists are JSON-array strings.
+// Rows beyond MaxSheetRows continue on sheets SheetName_2, SheetName_3, ...,
+// each with the header.
+//
+// Excel holds at most 32,767 characters in a cell; excelize cuts longer
+// strings. Date-times before 1900-03-01, which Excel cannot represent, are
+// written as text.
+//
+// excelize spools sheet data to temporary files once it outgrows memory; the
+// workbook is zipped and written to the writer by Close, which also removes
+// the temporary files. Close must therefore be called even after an error.
+type XLSXEncoder struct {
+	stream
+	w         io.Writer
+	f         *excelize.File
+	sw        *excelize.StreamWriter
+	sheetName string
+	maxRows   int
+	sheets    int // sheets started
+	sheetRows int // data rows on the current sheet
+	header    []any
+	row       []any
+	styles    xlsxStyles
+}
+
+// xlsxStyles are the workbook's cell style ids.
+type xlsxStyles struct {
+	header, timestamp, date int
+}
+
+// Column widths, in characters, that show a whole date-time or date
+// instead of "#####".
+const (
+	timestampWidth = 20
+	dateWidth      = 11
+)
+
+// excelEpochDays is 1970-01-01 as an Excel serial day number (days since
+// 1899-12-30), and minExcelSec the first instant Excel represents correctly,
+// 1900-03-01 00:00:00 (before it, Excel's fictitious 1900-02-29 shifts days).
+const (
+	excelEpochDays = 25569
+	minExcelSec    = -25508 * 86400
+)
+
+// NewXLSXEncoder returns an XLSX encoder writing to w at Close. It fails on
+// a schema with an unsupported column type, a MaxSheetRows above Excel's
+// limit, or a sheet name Excel refuses.
+func NewXLSXEncoder(w io.Writer, schema *arrow.Schema, opts EncoderOptions) (*XLSXEncoder, error) {
+	e := &XLSXEncoder{
+		stream:    newStream(schema),
+		w:         w,
+		sheetName: opts.SheetName,
+		maxRows:   opts.MaxSheetRows,
+	}
+	if e.err != nil {
+		return nil, e.err
+	}
+	if e.sheetName == "" {
+		e.sheetName = DefaultSheetName
+	}
+	switch {
+	case e.maxRows == 0:
+		e.maxRows = MaxXLSXSheetRows
+	case e.maxRows < 0 || e.maxRows > MaxXLSXSheetRows:
+		return nil, fmt.Errorf("new xlsx encoder: max sheet rows %d outside 1..%d", e.maxRows, MaxXLSXSheetRows)
+	}
+	e.f = excelize.NewFile()
+	// excelize zips the workbook into a bytes.Buffer before WriteTo copies
+	// it out; handing it a zip writer over w instead streams the archive and
+	// keeps memory flat for large background exports.
+	e.f.SetZipWriter(func(io.Writer) excelize.ZipWriter { return zip.NewWriter(e.w) })
+	if err := e.setup(); err != nil {
+		return nil, errors.Join(fmt.Errorf("new xlsx encoder: %w", err), e.f.Close())
+	}
+	e.header = make([]any, schema.NumFields())
+	for i, f := range schema.Fields() {
+		e.header[i] = excelize.Cell{StyleID: e.styles.header, Value: f.Name}
+	}
+	e.row = make([]any, schema.NumFields())
+	return e, nil
+}
+
+// setup names the first sheet and creates the styles.
+func (e *XLSXEncoder) setup() error {
+	if err := e.f.SetSheetName(e.f.GetSheetName(0), e.sheetName); err != nil {
+		return fmt.Errorf("sheet name %q: %w", e.sheetName, err)
+	}
+	var err error
+	if e.styles.header, err = e.f.NewStyle(&excelize.Style{Font: &excelize.Font{Bold: true}}); err != nil {
+		return fmt.Errorf("header style: %w", err)
+	}
+	timestampFormat, dateFormat := "yyyy-mm-dd hh:mm:ss", "yyyy-mm-dd"
+	if e.styles.timestamp, err = e.f.NewStyle(&excelize.Style{CustomNumFmt: &timestampFormat}); err != nil {
+		return fmt.Errorf("timestamp style: %w", err)
+	}
+	if e.styles.date, err = e.f.NewStyle(&excelize.Style{CustomNumFmt: &dateFormat}); err != nil {
+		return fmt.Errorf("date style: %w", err)
+	}
+	return nil
+}
+
+// startSheet finishes the current sheet, if any, and starts the next one
+// with its column widths, frozen pane and header row.
+func (e *XLSXEncoder) startSheet() error {
+	if e.sw != nil {
+		if err := e.sw.Flush(); err != nil {
+			return fmt.Errorf("finish sheet %d: %w", e.sheets, err)
+		}
+	}
+	e.sheets++
+	name := e.sheetName
+	if e.sheets > 1 {
+		name = e.sheetName + "_" + strconv.Itoa(e.sheets)
+		if _, err := e.f.NewSheet(name); err != nil {
+			return fmt.Errorf("new sheet %q: %w", name, err)
+		}
+	}
+	sw, err := e.f.NewStreamWriter(name)
+	if err != nil {
+		return fmt.Errorf("stream sheet %q: %w", name, err)
+	}
+	e.sw, e.sheetRows = sw, 0
+	for i, f := range e.schema.Fields() {
+		width := 0.0
+		switch f.Type.ID() {
+		case arrow.TIMESTAMP:
+			width = timestampWidth
+		case arrow.DATE32, arrow.DATE64:
+			width = dateWidth
+		}
+		if width > 0 {
+			if err := sw.SetColWidth(i+1, i+1, width); err != nil {
+				return fmt.Errorf("column width: %w", err)
+			}
+		}
+	}
+	if err := sw.SetPanes(&excelize.Panes{
+		Freeze: true, YSplit: 1, TopLeftCell: "A2", ActivePane: "bottomLeft",
+		Selection: []excelize.Selection{{SQRef: "A2", ActiveCell: "A2", Pane: "bottomLeft"}},
+	}); err != nil {
+		return fmt.Errorf("freeze header: %w", err)
+	}
+	if err := sw.SetRow("A1", e.header); err != nil {
+		return fmt.Errorf("header row: %w", err)
+	}
+	return nil
+}
+
+// Write adds the rows of rec to the workbook.
+func (e *XLSXEncoder) Write(rec arrow.RecordBatch) error {
+	if err := e.usable(); err != nil {
+		return err
+	}
+	if err := e.bind(rec); err != nil {
+		return e.fail(err)
+	}
+	if e.sw == nil {
+		if err := e.startSheet(); err != nil {
+			return e.fail(err)
+		}
+	}
+	n := int(rec.NumRows())
+	for i := 0; i < n; i++ {
+		if e.sheetRows == e.maxRows {
+			if err := e.startSheet(); err != nil {
+				return e.fail(err)
+			}
+		}
+		for c, r := range e.readers {
+			e.row[c] = e.cell(r, i)
+		}
+		e.sheetRows++
+		// Row 1 is the header.
+		if err := e.sw.SetRow("A"+strconv.Itoa(e.sheetRows+1), e.row); err != nil {
+			return e.fail(fmt.Errorf("write row: %w", err))
+		}
+	}
+	return nil
+}
+
+// cell converts row i of a column into the value excelize writes: nil for
+// an empty cell, numbers and booleans as themselves, strings as text (the
+// StreamWriter writes strings as inline strings, never as formulas), and
+// date-times as serial numbers with a date format.
+func (e *XLSXEncoder) cell(r reader, i int) any {
+	if r.null(i) {
+		return nil
+	}
+	v := r.value(i)
+	t, ok := v.(wallTime)
+	if !ok {
+		return v
+	}
+	if t.sec < minExcelSec {
+		return string(t.appendTo(nil))
+	}
+	serial := float64(floorDiv(t.sec, 86400)+excelEpochDays) + float64(t.sec-floorDiv(t.sec, 86400)*86400)/86400
+	if t.date {
+		return excelize.Cell{StyleID: e.styles.date, Value: serial}
+	}
+	return excelize.Cell{StyleID: e.styles.timestamp, Value: serial}
+}
+
+// Close writes the header sheet if no batch came, finishes the workbook,
+// writes it to the underlying writer, and removes excelize's temporary
+// files.
+func (e *XLSXEncoder) Close() error {
+	if e.closed {
+		return e.err
+	}
+	e.closed = true
+	if e.err == nil {
+		e.err = e.finish()
+	}
+	if err := e.f.Close(); err != nil && e.err == nil {
+		e.err = fmt.Errorf("remove xlsx temporary files: %w", err)
+	}
+	return e.err
+}
+
+// finish completes the last sheet and writes the workbook.
+func (e *XLSXEncoder) finish() error {
+	if e.sw == nil {
+		if err := e.startSheet(); err != nil {
+			return err
+		}
+	}
+	if err := e.sw.Flush(); err != nil {
+		return fmt.Errorf("finish sheet %d: %w", e.sheets, err)
+	}
+	e.f.SetActiveSheet(0)
+	if _, err := e.f.WriteTo(e.w); err != nil {
+		return fmt.Errorf("write xlsx: %w", err)
+	}
+	return nil
+}
