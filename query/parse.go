@@ -1,0 +1,545 @@
+package query
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"worklog/data"
+)
+
+// The top-level parameters of SPEC §4. Any other top-level parameter is
+// ignored (clients add cache busters and the like); anything under
+// "filters" must be understood.
+const (
+	paramFormat    = "format"
+	paramLimit     = "limit"
+	paramOffset    = "offset"
+	paramOrderBy   = "orderByField"
+	paramDirection = "orderByDirection"
+	paramFilters   = "filters"
+)
+
+// The sub-keys of filters[i].
+const (
+	subKey        = "key"
+	subComparator = "comparator"
+	subValue      = "value"
+	subFrom       = "from"
+	subTo         = "to"
+	subValues     = "values"
+)
+
+// formats are the export formats.
+var formats = []string{"json", "csv", "xlsx"}
+
+// operandSet says which operand sub-keys a comparator takes.
+type operandSet int
+
+const (
+	opNone operandSet = iota
+	opValue
+	opRange
+	opValues
+)
+
+// comparatorSpec describes one comparator: its operands and the field kinds
+// it applies to.
+type comparatorSpec struct {
+	operands operandSet
+	kinds    []data.Kind
+}
+
+var (
+	orderedKinds = []data.Kind{data.KindTimestamp, data.KindInt, data.KindFlag, data.KindFloat}
+	allKinds     = []data.Kind{data.KindTimestamp, data.KindInt, data.KindFlag, data.KindFloat, data.KindString, data.KindEnum, data.KindList}
+	textKinds    = []data.Kind{data.KindString, data.KindEnum, data.KindList}
+)
+
+// comparatorSpecs is keyed by the canonical comparator name.
+var comparatorSpecs = map[string]comparatorSpec{
+	Between:     {opRange, orderedKinds},
+	In:          {opValues, allKinds},
+	NotIn:       {opValues, allKinds},
+	Equals:      {opValue, allKinds},
+	NotEquals:   {opValue, allKinds},
+	Gt:          {opValue, orderedKinds},
+	Gte:         {opValue, orderedKinds},
+	Lt:          {opValue, orderedKinds},
+	Lte:         {opValue, orderedKinds},
+	Contains:    {opValue, textKinds},
+	NotContains: {opValue, textKinds},
+	StartsWith:  {opValue, textKinds},
+	IsNull:      {opNone, allKinds},
+	IsNotNull:   {opNone, allKinds},
+}
+
+// canonicalComparator maps a comparator as spelled in a request (any case)
+// to its canonical name.
+func canonicalComparator(s string) (string, bool) {
+	for name := range comparatorSpecs {
+		if strings.EqualFold(name, s) {
+			return name, true
+		}
+	}
+	return "", false
+}
+
+// comparatorNames lists the comparators for error messages.
+func comparatorNames() string {
+	names := make([]string, 0, len(comparatorSpecs))
+	for n := range comparatorSpecs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}
+
+// rawFilter collects the parameters of one filters[i] before validation.
+type rawFilter struct {
+	index   int
+	param   string            // "filters[i]" as spelled in the request
+	scalars map[string]string // key, comparator, value, from, to
+	values  []rawValue        // values[] and values[n], in request order
+	given   map[string]string // sub-key → full parameter name, for errors
+}
+
+// rawValue is one element of values[]: its parameter name and its text.
+type rawValue struct {
+	param string
+	text  string
+	pos   int // n of values[n]; -1 for values[]
+}
+
+// Parse validates request parameters against SPEC §4 and returns the plan.
+// Every error is a *ParamError naming the offending parameter.
+func Parse(values url.Values, opts Options) (*Plan, error) {
+	maxFilters, maxValues := opts.MaxFilters, opts.MaxValues
+	if maxFilters <= 0 {
+		maxFilters = DefaultMaxFilters
+	}
+	if maxValues <= 0 {
+		maxValues = DefaultMaxValues
+	}
+	p := &Plan{Format: opts.DefaultFormat, OrderBy: data.DateField, Desc: true, DayPrecisionDate: opts.DayPrecisionDate}
+	if p.Format == "" {
+		p.Format = "json"
+	}
+
+	// Visit the keys in a fixed order so that, of several bad parameters,
+	// the same one is always reported.
+	keys := make([]string, 0, len(values))
+	for k := range values {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+
+	raw := map[int]*rawFilter{}
+	for _, k := range keys {
+		vs := values[k]
+		if k == paramFilters || strings.HasPrefix(k, paramFilters+"[") {
+			if err := collectFilterParam(raw, k, vs); err != nil {
+				return nil, err
+			}
+			if len(raw) > maxFilters {
+				return nil, invalid(paramFilters, "at most %d filters are allowed", maxFilters)
+			}
+			continue
+		}
+		switch k {
+		case paramFormat, paramLimit, paramOffset, paramOrderBy, paramDirection:
+		default:
+			continue
+		}
+		if len(vs) != 1 {
+			return nil, invalid(k, "given %d times; give it once", len(vs))
+		}
+		if err := p.setScalar(k, vs[0], opts); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkField(p.OrderBy, paramOrderBy, opts); err != nil {
+		return nil, err
+	}
+
+	indices := make([]int, 0, len(raw))
+	for i := range raw {
+		indices = append(indices, i)
+	}
+	sort.Ints(indices)
+	for _, i := range indices {
+		f, err := buildFilter(raw[i], opts, maxValues)
+		if err != nil {
+			return nil, err
+		}
+		p.Filters = append(p.Filters, f)
+	}
+	return p, nil
+}
+
+// setScalar validates one top-level parameter into the plan.
+func (p *Plan) setScalar(k, v string, opts Options) error {
+	switch k {
+	case paramFormat:
+		f := strings.ToLower(v)
+		for _, ok := range formats {
+			if f == ok {
+				p.Format = f
+				return nil
+			}
+		}
+		return invalid(k, "unknown format %q; use one of %s", v, strings.Join(formats, ", "))
+	case paramLimit:
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxLimit {
+			return invalid(k, "must be an integer from 1 to %d, got %q; leave it out to export every row", MaxLimit, v)
+		}
+		p.Limit = n
+	case paramOffset:
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return invalid(k, "must be an integer ≥ 0, got %q", v)
+		}
+		p.Offset = n
+	case paramOrderBy:
+		if _, ok := data.Lookup(v); !ok {
+			return invalid(k, "unknown field %q", v)
+		}
+		p.OrderBy = v
+	case paramDirection:
+		switch strings.ToLower(v) {
+		case "asc":
+			p.Desc = false
+		case "desc":
+			p.Desc = true
+		default:
+			return invalid(k, "must be asc or desc, got %q", v)
+		}
+	}
+	return nil
+}
+
+// checkField asks the privacy policy whether a field may be used.
+func checkField(name, param string, opts Options) error {
+	if opts.FieldAllowed == nil {
+		return nil
+	}
+	if err := opts.FieldAllowed(name); err != nil {
+		return &ParamError{Param: param, Code: CodeFieldNotAvailable,
+			Message: fmt.Sprintf("field %s is not available: %v", name, err)}
+	}
+	return nil
+}
+
+// collectFilterParam files one filters[...] parameter under its filter.
+// Accepted shapes: filters[i][key|comparator|value|from|to] (once each),
+// filters[i][values][] and filters[i][values][n].
+func collectFilterParam(raw map[int]*rawFilter, k string, vs []string) error {
+	parts, ok := splitBrackets(k[len(paramFilters):])
+	if !ok || len(parts) < 2 || len(parts) > 3 {
+		return invalid(k, "not a filter parameter; use filters[i][key], filters[i][comparator], filters[i][value], filters[i][from], filters[i][to] or filters[i][values][]")
+	}
+	idx, ok := parseIndex(parts[0])
+	if !ok {
+		return invalid(k, "filter index %q is not a non-negative integer", parts[0])
+	}
+	rf := raw[idx]
+	if rf == nil {
+		rf = &rawFilter{index: idx, param: fmt.Sprintf("filters[%s]", parts[0]),
+			scalars: map[string]string{}, given: map[string]string{}}
+		raw[idx] = rf
+	}
+	sub := parts[1]
+	switch sub {
+	case subKey, subComparator, subValue, subFrom, subTo:
+		if len(parts) != 2 {
+			return invalid(k, "unknown filter parameter; %s takes no further index", sub)
+		}
+		if len(vs) != 1 {
+			return invalid(k, "given %d times; give it once", len(vs))
+		}
+		if _, dup := rf.scalars[sub]; dup {
+			return invalid(k, "given more than once")
+		}
+		rf.scalars[sub] = vs[0]
+		rf.given[sub] = k
+	case subValues:
+		if len(parts) != 3 {
+			return invalid(k, "write values as filters[i][values][] (repeated) or filters[i][values][0], filters[i][values][1], ...")
+		}
+		pos := -1
+		if parts[2] != "" {
+			n, ok := parseIndex(parts[2])
+			if !ok {
+				return invalid(k, "value index %q is not a non-negative integer", parts[2])
+			}
+			if len(vs) != 1 {
+				return invalid(k, "given %d times; give it once", len(vs))
+			}
+			pos = n
+		}
+		for _, v := range vs {
+			rf.values = append(rf.values, rawValue{param: k, text: v, pos: pos})
+		}
+		if _, seen := rf.given[subValues]; !seen {
+			rf.given[subValues] = rf.param + "[values]"
+		}
+	default:
+		return invalid(k, "unknown filter parameter %q; use key, comparator, value, from, to or values[]", sub)
+	}
+	return nil
+}
+
+// splitBrackets splits "[a][b][]" into ["a","b",""]. It refuses text outside
+// brackets and brackets inside a part.
+func splitBrackets(s string) ([]string, bool) {
+	var parts []string
+	for s != "" {
+		if s[0] != '[' {
+			return nil, false
+		}
+		end := strings.IndexByte(s, ']')
+		if end < 0 {
+			return nil, false
+		}
+		part := s[1:end]
+		if strings.ContainsRune(part, '[') {
+			return nil, false
+		}
+		parts = append(parts, part)
+		s = s[end+1:]
+	}
+	return parts, true
+}
+
+// parseIndex accepts a canonical non-negative decimal: "0", "17", not "01",
+// "+1" or "-1", so that two spellings can never name the same filter.
+func parseIndex(s string) (int, bool) {
+	if s == "" || len(s) > 9 || (len(s) > 1 && s[0] == '0') {
+		return 0, false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.Atoi(s)
+	return n, err == nil
+}
+
+// buildFilter validates one collected filter.
+func buildFilter(rf *rawFilter, opts Options, maxValues int) (Filter, error) {
+	keyParam := rf.param + "[" + subKey + "]"
+	cmpParam := rf.param + "[" + subComparator + "]"
+	name, ok := rf.scalars[subKey]
+	if !ok {
+		return Filter{}, invalid(keyParam, "missing; name the field to filter on")
+	}
+	field, ok := data.Lookup(name)
+	if !ok {
+		return Filter{}, invalid(keyParam, "unknown field %q", name)
+	}
+	if err := checkField(name, keyParam, opts); err != nil {
+		return Filter{}, err
+	}
+	rawCmp, ok := rf.scalars[subComparator]
+	if !ok {
+		return Filter{}, invalid(cmpParam, "missing; use one of %s", comparatorNames())
+	}
+	cmp, ok := canonicalComparator(rawCmp)
+	if !ok {
+		return Filter{}, invalid(cmpParam, "unknown comparator %q; use one of %s", rawCmp, comparatorNames())
+	}
+	spec := comparatorSpecs[cmp]
+	if !kindIn(field.Kind, spec.kinds) {
+		return Filter{}, invalid(cmpParam, "comparator %s does not apply to %s, a %s field", cmp, name, field.Kind)
+	}
+
+	// Operands the comparator does not take are refused rather than
+	// silently ignored: they are almost always a mistake in the request.
+	want := map[string]bool{}
+	switch spec.operands {
+	case opValue:
+		want[subValue] = true
+	case opRange:
+		want[subFrom], want[subTo] = true, true
+	case opValues:
+		want[subValues] = true
+	}
+	for _, sub := range []string{subValue, subFrom, subTo, subValues} {
+		param, given := rf.given[sub]
+		if given && !want[sub] {
+			return Filter{}, invalid(param, "comparator %s takes no %s", cmp, sub)
+		}
+		if !given && want[sub] {
+			return Filter{}, invalid(rf.param+"["+sub+"]", "missing; comparator %s needs it", cmp)
+		}
+	}
+
+	f := Filter{Field: field, Comparator: cmp, Param: rf.param}
+	dayOnly := opts.DayPrecisionDate && field.Kind == data.KindTimestamp && field.Privacy == data.PrivacyTimestamp
+	conv := func(param, text string) (any, error) {
+		v, err := convertOperand(field, cmp, text, dayOnly)
+		if err != nil {
+			return nil, invalid(param, "%v", err)
+		}
+		return v, nil
+	}
+	var err error
+	switch spec.operands {
+	case opValue:
+		f.Value, err = conv(rf.given[subValue], rf.scalars[subValue])
+	case opRange:
+		if f.From, err = conv(rf.given[subFrom], rf.scalars[subFrom]); err != nil {
+			return Filter{}, err
+		}
+		if f.To, err = conv(rf.given[subTo], rf.scalars[subTo]); err != nil {
+			return Filter{}, err
+		}
+		if field.Kind == data.KindTimestamp && !dayOnly && isDateOnly(rf.scalars[subTo]) {
+			f.ToEndOfDay = true
+		}
+	case opValues:
+		f.Values, err = convertValues(rf, conv, maxValues)
+	}
+	if err != nil {
+		return Filter{}, err
+	}
+	return f, nil
+}
+
+// convertValues converts values[] in position order (values[n] by n, then
+// values[] in request order) and drops duplicates.
+func convertValues(rf *rawFilter, conv func(param, text string) (any, error), maxValues int) ([]any, error) {
+	param := rf.param + "[" + subValues + "]"
+	if len(rf.values) > maxValues {
+		return nil, invalid(param, "at most %d values are allowed, got %d", maxValues, len(rf.values))
+	}
+	vals := append([]rawValue(nil), rf.values...)
+	sort.SliceStable(vals, func(i, j int) bool {
+		a, b := vals[i].pos, vals[j].pos
+		if (a < 0) != (b < 0) {
+			return b < 0
+		}
+		return a < b
+	})
+	var out []any
+	seen := map[any]bool{}
+	for i, rv := range vals {
+		if i > 0 && rv.pos >= 0 && rv.pos == vals[i-1].pos {
+			return nil, invalid(rv.param, "given more than once")
+		}
+		v, err := conv(rv.param, rv.text)
+		if err != nil {
+			return nil, err
+		}
+		key := v
+		if t, ok := v.(time.Time); ok {
+			key = t.UnixMicro()
+		}
+		if !seen[key] {
+			seen[key] = true
+			out = append(out, v)
+		}
+	}
+	return out, nil
+}
+
+func kindIn(k data.Kind, ks []data.Kind) bool {
+	for _, x := range ks {
+		if x == k {
+			return true
+		}
+	}
+	return false
+}
+
+// errOperand is the root of operand conversion errors.
+var errOperand = errors.New("bad operand")
+
+// convertOperand converts one operand text to the field's kind. Element
+// operands of list fields are strings; equals/notEquals on a list field take
+// a whole list as a JSON array (the export's own rendering).
+func convertOperand(f data.Field, cmp, text string, dayOnly bool) (any, error) {
+	switch f.Kind {
+	case data.KindInt, data.KindFlag:
+		n, err := strconv.ParseInt(strings.TrimSpace(text), 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("expected an integer, got %q", text)
+		}
+		if f.Kind == data.KindFlag && n != 0 && n != 1 {
+			return nil, fmt.Errorf("expected 0 or 1, got %q", text)
+		}
+		return n, nil
+	case data.KindFloat:
+		x, err := strconv.ParseFloat(strings.TrimSpace(text), 64)
+		if err != nil || math.IsNaN(x) || math.IsInf(x, 0) {
+			return nil, fmt.Errorf("expected a number, got %q", text)
+		}
+		return x, nil
+	case data.KindTimestamp:
+		t, err := parseTime(text)
+		if err != nil {
+			return nil, err
+		}
+		if dayOnly {
+			t = time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+		}
+		return t, nil
+	case data.KindEnum:
+		switch cmp {
+		case Equals, NotEquals, In, NotIn:
+			if !f.AllowsEnum(text) {
+				return nil, fmt.Errorf("%q is not a value of %s; use one of %s", text, f.Name, strings.Join(f.Enum, ", "))
+			}
+		}
+		return text, nil
+	case data.KindList:
+		if cmp == Equals || cmp == NotEquals {
+			return parseList(text)
+		}
+		return text, nil
+	}
+	return text, nil
+}
+
+// timeLayouts are the accepted date-time operands, besides RFC 3339.
+var timeLayouts = []string{data.DateLayout, data.TimestampLayout, "2006-01-02T15:04:05", "2006-01-02 15:04:05.999999999", "2006-01-02T15:04:05.999999999"}
+
+// parseTime reads YYYY-MM-DD, YYYY-MM-DD HH:MM:SS (also with a T and
+// fractional seconds) as wall-clock time, and RFC 3339 with a zone as that
+// instant's UTC wall time.
+func parseTime(text string) (time.Time, error) {
+	s := strings.TrimSpace(text)
+	for _, l := range timeLayouts {
+		if t, err := time.Parse(l, s); err == nil {
+			return t, nil
+		}
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t.UTC(), nil
+	}
+	return time.Time{}, fmt.Errorf("%w: expected a date-time as YYYY-MM-DD, YYYY-MM-DD HH:MM:SS or RFC 3339, got %q", errOperand, text)
+}
+
+// isDateOnly reports whether a date-time operand was written as a bare date.
+func isDateOnly(text string) bool {
+	_, err := time.Parse(data.DateLayout, strings.TrimSpace(text))
+	return err == nil
+}
+
+// parseList reads a whole-list operand: a JSON array of strings such as
+// ["Billing", "Payment reminder"], or [] for the empty list.
+func parseList(text string) ([]string, error) {
+	var l []string
+	if err := json.Unmarshal([]byte(text), &l); err != nil || l == nil {
+		return nil, fmt.Errorf("%w: expected a JSON array of strings such as [\"a\", \"b\"], got %q", errOperand, text)
+	}
+	return l, nil
+}
