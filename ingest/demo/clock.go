@@ -46,10 +46,10 @@ func newClock(end time.Time) *clock {
 func loadAt(t time.Time, progress float64) float64 {
 	w := hourWeights[t.Hour()]
 	switch t.Weekday() {
-	case time.Saturday:
-		w = 0.18 + 0.25*w
+	case time.Saturday: // a small weekend shift
+		w = 0.02 + 0.30*w
 	case time.Sunday:
-		w = 0.10 + 0.10*w
+		w = 0.02 + 0.12*w
 	case time.Monday:
 		w *= 1.15 // the weekend's backlog
 	}

@@ -226,10 +226,24 @@ func newGenerator(opts Options) (*generator, error) {
 	weights[len(g.channels)] = noChannelWeight
 	g.channelPick = newPicker(weights)
 
-	// The pool of open tickets scales with the data set so that a ticket's
-	// events are hours to days apart at any size.
-	g.pool = make([]ticket, min(max(opts.Rows/400, 8), 4096))
+	g.pool = make([]ticket, poolSize(opts.Rows))
+	// One allocation backs every payload buffer; a payload that outgrows
+	// its slot (none does with the current texts) gets its own.
+	arena := make([]byte, len(g.pool)*rawSlot)
+	for i := range g.pool {
+		g.pool[i].raw = arena[i*rawSlot : i*rawSlot : (i+1)*rawSlot]
+	}
 	return g, nil
+}
+
+// rawSlot is the buffer size reserved for one encoded rawData payload.
+const rawSlot = 1536
+
+// poolSize is the number of tickets open at a time. It scales with the data
+// set so that a ticket's events are hours to days apart at any size, up to a
+// cap that bounds memory.
+func poolSize(rows int) int {
+	return min(max(rows/400, 8), 4096)
 }
 
 // channel names ticket t's channel, "" for none.
