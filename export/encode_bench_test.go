@@ -143,4 +143,3 @@ func BenchmarkEncodeXLSX100k(b *testing.B) {
 	runtime.ReadMemStats(&after)
 	b.ReportMetric(float64(after.HeapSys-before.HeapSys)/(1<<20), "heapsys-MiB")
 }
-

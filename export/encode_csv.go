@@ -65,6 +65,11 @@ func (e *CSVEncoder) Write(rec arrow.RecordBatch) error {
 				e.out.buf = append(e.out.buf, ',')
 			}
 			if r.null(i) {
+				if len(e.readers) == 1 {
+					// An empty line is skipped by CSV readers; the row
+					// would vanish.
+					e.out.buf = append(e.out.buf, '"', '"')
+				}
 				continue
 			}
 			switch r.kind() {

@@ -320,9 +320,9 @@ func (ev referenceEvent) record(t testing.TB, mem memory.Allocator) arrow.Record
 	return newRecord(t, mem, worklogSchema(), [][]any{row})
 }
 
-// text is the reference value as CSV and XLSX show it: null empty, numbers
+// referenceText is the reference value as CSV and XLSX show it: null empty, numbers
 // and strings as written in the JSON.
-func text(v any) string {
+func referenceText(v any) string {
 	switch v := v.(type) {
 	case nil:
 		return ""
@@ -346,7 +346,7 @@ func TestReferenceEvent(t *testing.T) {
 	var wantHeader, wantRow []string
 	for _, f := range data.Fields() {
 		wantHeader = append(wantHeader, f.Name)
-		wantRow = append(wantRow, text(ev.values[f.Name]))
+		wantRow = append(wantRow, referenceText(ev.values[f.Name]))
 	}
 
 	t.Run("json", func(t *testing.T) {

@@ -165,7 +165,16 @@ func (r floatReader[T]) null(i int) bool {
 	f := float64(r.a.Value(i))
 	return math.IsNaN(f) || math.IsInf(f, 0)
 }
-func (r floatReader[T]) value(i int) any { return float64(r.a.Value(i)) }
+func (r floatReader[T]) value(i int) any {
+	v := r.a.Value(i)
+	if r.bits == 32 {
+		// float64(float32(0.1)) is 0.100000001490116; the shortest decimal
+		// form of the float32 is the number the user stored.
+		f, _ := strconv.ParseFloat(strconv.FormatFloat(float64(v), 'g', -1, 32), 64)
+		return f
+	}
+	return float64(v)
+}
 func (r floatReader[T]) appendJSON(dst []byte, i int) []byte {
 	return appendFloat(dst, float64(r.a.Value(i)), r.bits)
 }

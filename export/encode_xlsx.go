@@ -20,7 +20,8 @@ import (
 // each with the header.
 //
 // Excel holds at most 32,767 characters in a cell; excelize cuts longer
-// strings. Date-times before 1900-03-01, which Excel cannot represent, are
+// strings. Integers of more than 15 digits, which Excel would round, are
+// written as text. Date-times before 1900-03-01, which Excel cannot represent, are
 // written as text.
 //
 // excelize spools sheet data to temporary files once it outgrows memory; the
@@ -59,6 +60,11 @@ const (
 	excelEpochDays = 25569
 	minExcelSec    = -25508 * 86400
 )
+
+// maxExcelInt is the largest integer Excel stores exactly: it keeps 15
+// significant digits and silently rounds longer numbers, so larger integers
+// (an ID, say) are written as text to keep every digit.
+const maxExcelInt = 999_999_999_999_999
 
 // NewXLSXEncoder returns an XLSX encoder writing to w at Close. It fails on
 // a schema with an unsupported column type, a MaxSheetRows above Excel's
@@ -204,9 +210,21 @@ func (e *XLSXEncoder) cell(r reader, i int) any {
 	if r.null(i) {
 		return nil
 	}
-	v := r.value(i)
-	t, ok := v.(wallTime)
-	if !ok {
+	var t wallTime
+	switch v := r.value(i).(type) {
+	case int64:
+		if v > maxExcelInt || v < -maxExcelInt {
+			return strconv.FormatInt(v, 10)
+		}
+		return v
+	case uint64:
+		if v > maxExcelInt {
+			return strconv.FormatUint(v, 10)
+		}
+		return v
+	case wallTime:
+		t = v
+	default:
 		return v
 	}
 	if t.sec < minExcelSec {
