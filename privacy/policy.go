@@ -65,12 +65,13 @@ type Policy struct {
 	mem       memory.Allocator
 
 	mu    sync.Mutex
-	mac   hash.Hash            // HMAC-SHA256 under the key, reset per pseudonym
-	ids   map[int64]pseudonym  // cache by userId
-	names map[string]pseudonym // cache by name, for rows without userId
-	num   [20]byte             // scratch for a userId in decimal
-	sum   [sha256.Size]byte    // scratch for the HMAC sum
-	last  *plan                // plan for the last input schema seen
+	mac   hash.Hash              // HMAC-SHA256 under the key, reset per pseudonym
+	slots *[1 << slotBits]idSlot // direct-mapped cache by userId
+	ids   map[int64]pseudonym    // cache by userId
+	names map[string]pseudonym   // cache by name, for rows without userId
+	num   [20]byte               // scratch for a userId in decimal
+	sum   [sha256.Size]byte      // scratch for the HMAC sum
+	last  *plan                  // plan for the last input schema seen
 }
 
 // NewPolicy returns the policy for a level, the permissions of the token and
@@ -88,6 +89,7 @@ func NewPolicy(level Level, permissions []string, key []byte, opts ...Option) (*
 		viewEmail: slices.Contains(permissions, PermViewEmail),
 		mem:       memory.DefaultAllocator,
 		mac:       hmac.New(sha256.New, slices.Clone(key)),
+		slots:     new([1 << slotBits]idSlot),
 		ids:       make(map[int64]pseudonym),
 		names:     make(map[string]pseudonym),
 	}

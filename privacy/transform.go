@@ -204,8 +204,7 @@ func (p *Policy) pseudonymColumn(nameCol, idCol arrow.Array) (arrow.Array, error
 			nulls++
 			continue
 		}
-		copy(buf[pos:], pseudonymPrefix)
-		copy(buf[pos+len(pseudonymPrefix):], ps[:])
+		*(*pseudonym)(buf[pos : pos+pseudonymLen]) = ps
 		pos += pseudonymLen
 		bitutil.SetBit(bits, i)
 	}
