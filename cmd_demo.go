@@ -3,9 +3,60 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
+	"fmt"
+	"io"
+
+	"worklog/data"
+	"worklog/ingest"
+	"worklog/ingest/demo"
 )
 
-// runDemo runs 'worklog demo'.
+// runDemo runs 'worklog demo': synthetic events from demo.Generate, fed
+// through an in-memory pipe into the same ingest path as 'worklog ingest'.
 func runDemo(ctx context.Context, args []string) error {
-	return errors.New("demo: not implemented yet")
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	dataDir := dataDirFlag(fs)
+	rows := fs.Int("rows", 100000, "number of events to generate")
+	seed := fs.Int64("seed", 1, "seed of the synthetic data; the same seed gives the same events")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: worklog demo [flags]\n\n"+
+			"Writes realistic synthetic events into the store (ids 1..rows: running it\n"+
+			"again with the same flags changes nothing).\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return &exitError{code: 2, err: err}
+	}
+	if fs.NArg() > 0 {
+		return &exitError{code: 2, err: fmt.Errorf("demo: unexpected argument %q", fs.Arg(0))}
+	}
+	if *rows < 0 {
+		return &exitError{code: 2, err: fmt.Errorf("demo: --rows must be >= 0, got %d", *rows)}
+	}
+	store, err := data.Open(*dataDir, data.StoreOptions{})
+	if err != nil {
+		return fmt.Errorf("demo: open store: %w", err)
+	}
+	defer store.Close()
+
+	pr, pw := io.Pipe()
+	genDone := make(chan error, 1)
+	go func() {
+		err := demo.Generate(ctx, pw, demo.Options{Rows: *rows, Seed: *seed})
+		pw.CloseWithError(err)
+		genDone <- err
+	}()
+	bar := newProgress(-1, "generating and ingesting")
+	sum, err := ingest.Run(ctx, store, []ingest.Input{{Name: "demo", R: pr}}, ingest.Options{Progress: bar.set})
+	bar.finish()
+	// Unblock the generator if the ingest stopped reading early.
+	pr.CloseWithError(errors.New("ingest stopped"))
+	if gerr := <-genDone; err == nil && gerr != nil {
+		err = gerr
+	}
+	return reportIngest(sum, err, false, nil)
 }

@@ -1,11 +1,200 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
+	"worklog/data"
+	"worklog/ingest"
 )
 
-// runIngest runs 'worklog ingest'.
+// runIngest runs 'worklog ingest': it loads dumps into the store, prints the
+// closing summary on stdout, and exits 1 without committing anything when a
+// record is invalid under --on-error fail.
 func runIngest(ctx context.Context, args []string) error {
-	return errors.New("ingest: not implemented yet")
+	fs := flag.NewFlagSet("ingest", flag.ContinueOnError)
+	dataDir := dataDirFlag(fs)
+	onError := fs.String("on-error", "fail", "what to do with invalid records: fail (commit nothing) or skip")
+	rejectsPath := fs.String("rejects", "", "under --on-error skip, write rejected records to this NDJSON file")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: worklog ingest [flags] FILE... | -\n\n"+
+			"Loads event dumps (NDJSON, JSON array or CSV with a header; gzip or zstd\n"+
+			"compressed) into the store. '-' reads standard input.\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return &exitError{code: 2, err: err}
+	}
+	mode, err := ingest.ParseOnError(*onError)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	names := fs.Args()
+	if len(names) == 0 {
+		fs.Usage()
+		return &exitError{code: 2, err: errors.New("ingest: no input (give files, or - for standard input)")}
+	}
+	var inputs []ingest.Input
+	var total int64
+	for _, name := range names {
+		if name == "-" {
+			inputs = append(inputs, ingest.Input{Name: "-", R: os.Stdin})
+			total = -1
+			continue
+		}
+		f, err := os.Open(name)
+		if err != nil {
+			return fmt.Errorf("ingest: %w", err)
+		}
+		defer f.Close()
+		if st, err := f.Stat(); err == nil && total >= 0 {
+			total += st.Size()
+		}
+		inputs = append(inputs, ingest.Input{Name: name, R: f})
+	}
+
+	store, err := data.Open(*dataDir, data.StoreOptions{})
+	if err != nil {
+		return fmt.Errorf("ingest: open store: %w", err)
+	}
+	defer store.Close()
+
+	opts := ingest.Options{OnError: mode}
+	var rejects *atomicFile
+	if *rejectsPath != "" {
+		if rejects, err = createAtomic(*rejectsPath); err != nil {
+			return fmt.Errorf("ingest: rejects file: %w", err)
+		}
+		defer rejects.abort()
+		opts.Rejects = rejects
+	}
+	bar := newProgress(total, "ingesting")
+	opts.Progress = bar.set
+	sum, err := ingest.Run(ctx, store, inputs, opts)
+	bar.finish()
+	return reportIngest(sum, err, len(inputs) > 1, rejects)
+}
+
+// reportIngest prints the outcome of an ingest and turns it into the
+// command's error: the first record errors and exit code 1 under fail.
+func reportIngest(sum ingest.Summary, err error, many bool, rejects *atomicFile) error {
+	var ve *ingest.ValidationError
+	if errors.As(err, &ve) {
+		for _, e := range ve.Errors {
+			if many {
+				fmt.Fprintf(os.Stderr, "%s: %v\n", e.Source, e)
+			} else {
+				fmt.Fprintln(os.Stderr, e)
+			}
+		}
+		if more := ve.Count - int64(len(ve.Errors)); more > 0 {
+			fmt.Fprintf(os.Stderr, "... and %d more invalid record(s)\n", more)
+		}
+		fmt.Println(sum)
+		return &exitError{code: 1, err: fmt.Errorf("ingest: %d invalid record(s), nothing committed (use --on-error skip to load the valid ones)", ve.Count)}
+	}
+	if err != nil {
+		return fmt.Errorf("ingest: %w", err)
+	}
+	if rejects != nil {
+		if err := rejects.commit(); err != nil {
+			return fmt.Errorf("ingest: rejects file: %w", err)
+		}
+	}
+	if sum.UnknownKeys > 0 {
+		fmt.Fprintf(os.Stderr, "note: %d unknown key(s) ignored\n", sum.UnknownKeys)
+	}
+	fmt.Println(sum)
+	return nil
+}
+
+// progress draws a byte progress bar on stderr when it is a terminal, and
+// nothing otherwise.
+type progress struct{ bar *progressbar.ProgressBar }
+
+// newProgress makes a bar for total bytes; total < 0 draws a spinner.
+func newProgress(total int64, what string) *progress {
+	if !term.IsTerminal(int(os.Stderr.Fd())) {
+		return &progress{}
+	}
+	return &progress{bar: progressbar.NewOptions64(total,
+		progressbar.OptionSetWriter(os.Stderr),
+		progressbar.OptionSetDescription(what),
+		progressbar.OptionShowBytes(true),
+		progressbar.OptionSetWidth(30),
+		progressbar.OptionThrottle(100_000_000),
+		progressbar.OptionShowElapsedTimeOnFinish(),
+		progressbar.OptionClearOnFinish(),
+		progressbar.OptionSpinnerType(14),
+	)}
+}
+
+func (p *progress) set(n int64) {
+	if p.bar != nil {
+		p.bar.Set64(n)
+	}
+}
+
+func (p *progress) finish() {
+	if p.bar != nil {
+		p.bar.Finish()
+		p.bar.Clear()
+	}
+}
+
+// atomicFile is written under a temporary name beside its target and
+// renamed into place by commit, so readers never see a partial file.
+type atomicFile struct {
+	f    *os.File
+	w    *bufio.Writer
+	path string
+	done bool
+}
+
+var _ io.Writer = (*atomicFile)(nil)
+
+func createAtomic(path string) (*atomicFile, error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return nil, err
+	}
+	return &atomicFile{f: f, w: bufio.NewWriterSize(f, 64<<10), path: path}, nil
+}
+
+func (a *atomicFile) Write(p []byte) (int, error) { return a.w.Write(p) }
+
+func (a *atomicFile) commit() error {
+	err := errors.Join(a.w.Flush(), a.f.Sync(), a.f.Chmod(0o644))
+	if cerr := a.f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(a.f.Name(), a.path)
+	}
+	if err != nil {
+		os.Remove(a.f.Name())
+		return err
+	}
+	a.done = true
+	return nil
+}
+
+// abort removes the temporary file unless commit succeeded.
+func (a *atomicFile) abort() {
+	if !a.done {
+		a.f.Close()
+		os.Remove(a.f.Name())
+	}
 }

@@ -413,7 +413,7 @@ func TestStoreFilesAreSortedZstdSmallRowGroups(t *testing.T) {
 	p := data.QuoteString(sum.Snapshot.Files[0].Path)
 	var groups, maxRows int64
 	var codec string
-	if err := db.QueryRow("SELECT count(DISTINCT row_group_id), max(row_group_num_rows), any_value(compression) FROM parquet_metadata(" + p + ")").Scan(&groups, &maxRows, &codec); err != nil {
+	if err := db.QueryRow("SELECT count(DISTINCT row_group_id), max(row_group_num_rows), any_value(compression) FROM parquet_metadata("+p+")").Scan(&groups, &maxRows, &codec); err != nil {
 		t.Fatal(err)
 	}
 	if groups != 3 || maxRows != storeRowGroup || codec != "ZSTD" {
