@@ -140,27 +140,38 @@ func (p *Policy) actionFor(f data.Field) action {
 }
 
 // FieldAllowed returns nil if the field may be used in filters and
-// orderByField, else an error saying why, wrapping ErrFieldNotAvailable.
-// Fields the level omits or pseudonymizes are refused: a filter must never
-// reveal what the output hides (e.g. counting a person's rows by e-mail).
-// Date-times cut to their date stay allowed, at day precision (see
-// DayPrecisionDate). Names outside the catalogue are refused too. It has the
-// signature query.Options.FieldAllowed expects.
+// orderByField, else an error saying why, e.g. `field "email" is not
+// available at privacy level pseudonymized`, for which errors.Is reports
+// ErrFieldNotAvailable. Fields the level omits or pseudonymizes are refused:
+// a filter must never reveal what the output hides (e.g. counting a person's
+// rows by e-mail). Date-times cut to their date stay allowed, at day
+// precision (see DayPrecisionDate). Names outside the catalogue are refused
+// too. It has the signature query.Options.FieldAllowed expects.
 func (p *Policy) FieldAllowed(field string) error {
 	f, ok := data.Lookup(field)
 	if !ok {
-		return fmt.Errorf("%w: unknown field %q", ErrFieldNotAvailable, field)
+		return notAvailable(fmt.Sprintf("unknown field %q", field))
 	}
 	switch p.actionFor(f) {
 	case omit, toPseudonym:
 		if f.Privacy == data.PrivacyEmail && p.level == Partial {
-			return fmt.Errorf("%w: field %q is not available at privacy level %s without permission %s",
-				ErrFieldNotAvailable, field, p.level, PermViewEmail)
+			return notAvailable(fmt.Sprintf("field %q is not available at privacy level %s without permission %s",
+				field, p.level, PermViewEmail))
 		}
-		return fmt.Errorf("%w: field %q is not available at privacy level %s", ErrFieldNotAvailable, field, p.level)
+		return notAvailable(fmt.Sprintf("field %q is not available at privacy level %s", field, p.level))
 	}
 	return nil
 }
+
+// notAvailable is FieldAllowed's error: its message is the reason alone, fit
+// for an API response, and it matches ErrFieldNotAvailable.
+type notAvailable string
+
+// Error returns the reason.
+func (e notAvailable) Error() string { return string(e) }
+
+// Unwrap makes errors.Is(err, ErrFieldNotAvailable) true.
+func (e notAvailable) Unwrap() error { return ErrFieldNotAvailable }
 
 // plan is the transformation of one input schema.
 type plan struct {

@@ -14,8 +14,8 @@ import (
 func TestFieldAllowed(t *testing.T) {
 	const (
 		ok       = ""
-		pseudo   = `field not available: field "%s" is not available at privacy level pseudonymized`
-		noPerm   = `field not available: field "email" is not available at privacy level partiallyPseudonymized without permission reporting.viewEmail`
+		pseudo   = `field "%s" is not available at privacy level pseudonymized`
+		noPerm   = `field "email" is not available at privacy level partiallyPseudonymized without permission reporting.viewEmail`
 		viewMail = PermViewEmail
 	)
 	tests := []struct {
@@ -44,7 +44,7 @@ func TestFieldAllowed(t *testing.T) {
 		{Pseudonymized, "", "date", ok}, // at day precision
 		{Pseudonymized, "", "duration", ok},
 		{Pseudonymized, "", "userWorklogId", ok},
-		{None, "", "Email", `field not available: unknown field "Email"`},
+		{None, "", "Email", `unknown field "Email"`},
 	}
 	for _, tt := range tests {
 		p, err := NewPolicy(tt.level, []string{tt.perm}, testKey)
