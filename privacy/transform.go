@@ -49,7 +49,7 @@ func (p *Policy) Transform(rec arrow.RecordBatch) (arrow.RecordBatch, error) {
 		case toDate:
 			a, err := p.dateColumn(in)
 			if err != nil {
-				return nil, fmt.Errorf("privacy transform: column %q: %w", name, err)
+				return nil, fmt.Errorf("column %q: %w", name, err)
 			}
 			built = append(built, a)
 			cols[j] = a
@@ -60,7 +60,7 @@ func (p *Policy) Transform(rec arrow.RecordBatch) (arrow.RecordBatch, error) {
 			}
 			a, err := p.pseudonymColumn(in, ids)
 			if err != nil {
-				return nil, fmt.Errorf("privacy transform: column %q: %w", name, err)
+				return nil, fmt.Errorf("column %q: %w", name, err)
 			}
 			built = append(built, a)
 			cols[j] = a

@@ -267,13 +267,13 @@ func TestTransformErrors(t *testing.T) {
 		want   string
 	}{
 		{"date as text", []arrow.Field{{Name: "date", Type: arrow.BinaryTypes.String}},
-			`privacy transform: column "date": cut to date: unsupported type utf8`},
+			`column "date": cut to date: unsupported type utf8`},
 		{"zoned date", []arrow.Field{{Name: "date", Type: &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "Europe/Berlin"}}},
-			`privacy transform: column "date": cut to date: unsupported time zone "Europe/Berlin"`},
+			`column "date": cut to date: unsupported time zone "Europe/Berlin"`},
 		{"name as number", []arrow.Field{{Name: "date", Type: &arrow.TimestampType{Unit: arrow.Microsecond}}, {Name: "name", Type: arrow.PrimitiveTypes.Int64}},
-			`privacy transform: column "name": pseudonymize: unsupported type int64`},
+			`column "name": pseudonymize: unsupported type int64`},
 		{"userId as text", []arrow.Field{{Name: "name", Type: arrow.BinaryTypes.String}, {Name: "userId", Type: arrow.BinaryTypes.String}},
-			`privacy transform: column "name": pseudonymize: column "userId": unsupported type utf8`},
+			`column "name": pseudonymize: column "userId": unsupported type utf8`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
