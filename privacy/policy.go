@@ -58,7 +58,8 @@ func WithAllocator(mem memory.Allocator) Option {
 // A Policy is meant for one request (one export stream). Its methods are safe
 // for concurrent use, but Transform and Pseudonym share a pseudonym cache
 // behind a mutex, so concurrent streams should each have their own Policy.
-// The key is never printed: String and GoString show only the level.
+// The key is never printed: String and GoString show only the level and
+// whether the e-mail permission is held.
 type Policy struct {
 	level     Level
 	viewEmail bool
@@ -66,7 +67,7 @@ type Policy struct {
 
 	mu    sync.Mutex
 	mac   hash.Hash              // HMAC-SHA256 under the key, reset per pseudonym
-	slots *[1 << slotBits]idSlot // direct-mapped cache by userId
+	slots *[1 << slotBits]idSlot // direct-mapped cache by userId, made on first use
 	ids   map[int64]pseudonym    // cache by userId
 	names map[string]pseudonym   // cache by name, for rows without userId
 	num   [20]byte               // scratch for a userId in decimal
@@ -89,7 +90,6 @@ func NewPolicy(level Level, permissions []string, key []byte, opts ...Option) (*
 		viewEmail: slices.Contains(permissions, PermViewEmail),
 		mem:       memory.DefaultAllocator,
 		mac:       hmac.New(sha256.New, slices.Clone(key)),
-		slots:     new([1 << slotBits]idSlot),
 		ids:       make(map[int64]pseudonym),
 		names:     make(map[string]pseudonym),
 	}

@@ -60,6 +60,9 @@ func (p *Policy) Pseudonym(userID *int64, name string) string {
 
 // byID returns the pseudonym of a user id. The caller holds p.mu.
 func (p *Policy) byID(id int64) pseudonym {
+	if p.slots == nil {
+		p.slots = new([1 << slotBits]idSlot)
+	}
 	slot := &p.slots[slotOf(id)]
 	if slot.set && slot.id == id {
 		return slot.ps
