@@ -1,0 +1,224 @@
+package export
+
+import (
+	"archive/zip"
+	"bytes"
+	"fmt"
+	"io"
+	"reflect"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/xuri/excelize/v2"
+)
+
+// TestXLSXFormulasStayText checks that strings that look like formulas
+// arrive in Excel as the text the user stored, never as formulas.
+func TestXLSXFormulasStayText(t *testing.T) {
+	mem := newMem(t)
+	schema := arrow.NewSchema([]arrow.Field{{Name: "s", Type: arrow.BinaryTypes.String}}, nil)
+	values := []string{"=1+1", `=HYPERLINK("http://evil","click")`, "+1", "-1", "@SUM(A1)", "=cmd|' /C calc'!A0", "\t=1"}
+	var rows [][]any
+	for _, v := range values {
+		rows = append(rows, []any{v})
+	}
+	rec := newRecord(t, mem, schema, rows)
+	defer rec.Release()
+	out := encode(t, FormatXLSX, schema, EncoderOptions{}, rec)
+
+	f, err := excelize.OpenReader(bytes.NewReader(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for i, v := range values {
+		cell := fmt.Sprintf("A%d", i+2)
+		got, err := f.GetCellValue(DefaultSheetName, cell)
+		if err != nil {
+			t.Fatal(err)
+		}
+		formula, err := f.GetCellFormula(DefaultSheetName, cell)
+		if err != nil {
+			t.Fatal(err)
+		}
+		typ, err := f.GetCellType(DefaultSheetName, cell)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != v || formula != "" || typ != excelize.CellTypeInlineString {
+			t.Errorf("%s: value %q, formula %q, type %v; want text %q and no formula", cell, got, formula, typ, v)
+		}
+	}
+	// No <f> element anywhere in the sheet: Excel evaluates only those.
+	if bytes.Contains(unzipSheet(t, out, "xl/worksheets/sheet1.xml"), []byte("<f>")) {
+		t.Error("sheet contains a formula element")
+	}
+}
+
+// TestXLSXLayout checks the header's bold style, the frozen pane below it,
+// and the date-time and date number formats.
+func TestXLSXLayout(t *testing.T) {
+	mem := newMem(t)
+	schema := privacySchema()
+	rec := newRecord(t, mem, schema, [][]any{
+		{ts(t, "2024-05-10 00:00:00"), "Agent-0123456789", "writeAction", 206, []any{}, ts(t, "2024-05-13 16:15:00")},
+	})
+	defer rec.Release()
+	f, err := excelize.OpenReader(bytes.NewReader(encode(t, FormatXLSX, schema, EncoderOptions{}, rec)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+
+	for c := range schema.NumFields() {
+		cell, _ := excelize.CoordinatesToCellName(c+1, 1)
+		id, err := f.GetCellStyle(DefaultSheetName, cell)
+		if err != nil {
+			t.Fatal(err)
+		}
+		style, err := f.GetStyle(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if style.Font == nil || !style.Font.Bold {
+			t.Errorf("header %s is not bold", cell)
+		}
+	}
+	panes, err := f.GetPanes(DefaultSheetName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !panes.Freeze || panes.YSplit != 1 || panes.XSplit != 0 || panes.TopLeftCell != "A2" {
+		t.Errorf("panes %+v, want frozen below row 1", panes)
+	}
+	for cell, want := range map[string]string{"A2": "yyyy-mm-dd", "F2": "yyyy-mm-dd hh:mm:ss"} {
+		id, err := f.GetCellStyle(DefaultSheetName, cell)
+		if err != nil {
+			t.Fatal(err)
+		}
+		style, err := f.GetStyle(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if style.CustomNumFmt == nil || *style.CustomNumFmt != want {
+			t.Errorf("%s number format %v, want %q", cell, style.CustomNumFmt, want)
+		}
+		raw, err := f.GetCellValue(DefaultSheetName, cell, excelize.Options{RawCellValue: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if raw == "" || raw[0] < '0' || raw[0] > '9' {
+			t.Errorf("%s raw value %q, want an Excel serial number", cell, raw)
+		}
+	}
+	if w, err := f.GetColWidth(DefaultSheetName, "F"); err != nil || w < 19 {
+		t.Errorf("date-time column width %v, %v: too narrow to show the value", w, err)
+	}
+}
+
+// TestXLSXSheetContinuation checks that rows beyond MaxSheetRows continue
+// on numbered sheets, each with the header, in order.
+func TestXLSXSheetContinuation(t *testing.T) {
+	mem := newMem(t)
+	schema := arrow.NewSchema([]arrow.Field{
+		{Name: "id", Type: arrow.PrimitiveTypes.Int64},
+		{Name: "s", Type: arrow.BinaryTypes.String},
+	}, nil)
+	b1 := newRecord(t, mem, schema, [][]any{{1, "a"}, {2, "b"}, {3, "c"}})
+	defer b1.Release()
+	b2 := newRecord(t, mem, schema, [][]any{{4, "d"}, {5, "e"}})
+	defer b2.Release()
+
+	tests := []struct {
+		name    string
+		opts    EncoderOptions
+		batches []arrow.RecordBatch
+		want    map[string][][]string
+		order   []string
+	}{
+		{
+			name:    "two rows per sheet",
+			opts:    EncoderOptions{MaxSheetRows: 2},
+			batches: []arrow.RecordBatch{b1, b2},
+			order:   []string{"reporting_worklog", "reporting_worklog_2", "reporting_worklog_3"},
+			want: map[string][][]string{
+				"reporting_worklog":   {{"id", "s"}, {"1", "a"}, {"2", "b"}},
+				"reporting_worklog_2": {{"id", "s"}, {"3", "c"}, {"4", "d"}},
+				"reporting_worklog_3": {{"id", "s"}, {"5", "e"}},
+			},
+		},
+		{
+			name:    "exactly full sheets add no empty sheet",
+			opts:    EncoderOptions{MaxSheetRows: 5, SheetName: "rows"},
+			batches: []arrow.RecordBatch{b1, b2},
+			order:   []string{"rows"},
+			want: map[string][][]string{
+				"rows": {{"id", "s"}, {"1", "a"}, {"2", "b"}, {"3", "c"}, {"4", "d"}, {"5", "e"}},
+			},
+		},
+		{
+			name:  "no rows",
+			opts:  EncoderOptions{MaxSheetRows: 1},
+			order: []string{"reporting_worklog"},
+			want:  map[string][][]string{"reporting_worklog": {{"id", "s"}}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := encode(t, FormatXLSX, schema, tt.opts, tt.batches...)
+			sheets, rows := readXLSX(t, out)
+			if !reflect.DeepEqual(sheets, tt.order) {
+				t.Errorf("sheets %v, want %v", sheets, tt.order)
+			}
+			if !reflect.DeepEqual(rows, tt.want) {
+				t.Errorf("rows\n got %q\nwant %q", rows, tt.want)
+			}
+			f, err := excelize.OpenReader(bytes.NewReader(out))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if f.GetActiveSheetIndex() != 0 {
+				t.Errorf("active sheet %d, want the first", f.GetActiveSheetIndex())
+			}
+			for _, s := range tt.order {
+				if p, err := f.GetPanes(s); err != nil || !p.Freeze {
+					t.Errorf("sheet %s header not frozen: %+v %v", s, p, err)
+				}
+			}
+		})
+	}
+}
+
+func TestXLSXOptionsRefused(t *testing.T) {
+	schema := arrow.NewSchema([]arrow.Field{{Name: "id", Type: arrow.PrimitiveTypes.Int64}}, nil)
+	for _, opts := range []EncoderOptions{
+		{MaxSheetRows: -1},
+		{MaxSheetRows: MaxXLSXSheetRows + 1},
+		{SheetName: "a/b"},
+		{SheetName: "a name longer than thirty-one characters"},
+	} {
+		if _, err := NewXLSXEncoder(&bytes.Buffer{}, schema, opts); err == nil {
+			t.Errorf("NewXLSXEncoder(%+v) = nil error", opts)
+		}
+	}
+}
+
+// unzipSheet returns one part of an XLSX archive.
+func unzipSheet(t *testing.T, xlsx []byte, name string) []byte {
+	t.Helper()
+	zr, err := zip.NewReader(bytes.NewReader(xlsx), int64(len(xlsx)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := zr.Open(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
