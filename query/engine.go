@@ -42,6 +42,10 @@ type Engine struct {
 	src       SnapshotSource
 	connector *duckdb.Connector
 	db        *sql.DB
+	// wholeExport disables the per-month split of a whole export ordered by
+	// date, so that benchmarks can compare both ways; always false outside
+	// tests.
+	wholeExport bool
 }
 
 // NewEngine opens an in-memory DuckDB configured by opts.
@@ -117,7 +121,7 @@ func (e *Engine) Count(ctx context.Context, snap data.Snapshot, p *Plan) (int64,
 func (e *Engine) Records(ctx context.Context, snap data.Snapshot, p *Plan) (array.RecordReader, error) {
 	files := p.files(snap)
 	var stmts []statement
-	if p.Limit == 0 && p.Offset == 0 && p.OrderBy == data.DateField {
+	if !e.wholeExport && p.Limit == 0 && p.Offset == 0 && p.OrderBy == data.DateField {
 		for _, group := range byMonth(files, p.Desc) {
 			q, args := p.selectSQL(group)
 			stmts = append(stmts, statement{q, args})
