@@ -3,9 +3,147 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"worklog/data"
+	"worklog/export"
+	"worklog/privacy"
+	"worklog/query"
 )
 
-// runExport runs 'worklog export'.
+// runExport runs 'worklog export': the endpoint's parameters as flags, the
+// same plan, privacy transform and encoders, written atomically to a file.
 func runExport(ctx context.Context, args []string) error {
-	return errors.New("export: not implemented yet")
+	fs := flag.NewFlagSet("export", flag.ContinueOnError)
+	dataDir := dataDirFlag(fs)
+	priv := addPrivacySettings(fs)
+	out := fs.String("out", "", "output file (required; '-' for stdout)")
+	format := fs.String("format", "", "json, csv or xlsx (default: from the --out extension, else json)")
+	limit := fs.String("limit", "", "at most this many rows (1–1000, a page); default: all")
+	offset := fs.String("offset", "", "skip this many rows")
+	orderBy := fs.String("order-by-field", "", "field to order by (default date)")
+	orderDir := fs.String("order-by-direction", "", "asc or desc (default desc)")
+	rawQuery := fs.String("query", "", "the endpoint's query string, e.g. 'filters[0][key]=action&filters[0][comparator]=in&filters[0][values][]=readAction'")
+	formulaGuard := fs.Bool("csv-formula-guard", true, "prefix CSV strings starting with = + - @ tab or CR by '")
+	var filters, perms multiFlag
+	fs.Var(&filters, "filter", "a filter FIELD:COMPARATOR[:OPERAND] (repeatable); between takes FROM..TO, in and notIn take values separated by '|', e.g. 'date:between:2024-05-10..2024-05-11', 'action:in:readAction|writeAction'")
+	fs.Var(&perms, "permission", "permission of the reader (repeatable), e.g. reporting.viewEmail")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("export: unexpected argument %q", fs.Arg(0))
+	}
+	if *out == "" {
+		return errors.New("export: --out is required")
+	}
+	values, err := url.ParseQuery(*rawQuery)
+	if err != nil {
+		return fmt.Errorf("--query: %w", err)
+	}
+	if *format == "" && *out != "-" {
+		if ext := strings.TrimPrefix(filepath.Ext(*out), "."); ext != "" {
+			if _, err := export.ParseFormat(ext); err == nil {
+				*format = ext
+			}
+		}
+	}
+	for name, v := range map[string]string{"format": *format, "limit": *limit, "offset": *offset, "orderByField": *orderBy, "orderByDirection": *orderDir} {
+		if v != "" {
+			values.Set(name, v)
+		}
+	}
+	if err := addFilterFlags(values, filters); err != nil {
+		return err
+	}
+
+	level, key, err := priv.resolve(*dataDir)
+	if err != nil {
+		return err
+	}
+	pol, err := privacy.NewPolicy(level, perms, key)
+	if err != nil {
+		return err
+	}
+	plan, err := query.Parse(values, export.PlanOptions(pol, "json"))
+	if err != nil {
+		return err
+	}
+	f, err := export.ParseFormat(plan.Format)
+	if err != nil {
+		return fmt.Errorf("--format: %w", err)
+	}
+	store, err := data.Open(*dataDir, data.StoreOptions{})
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	defer store.Close()
+	engine, err := query.NewEngine(store, query.EngineOptions{})
+	if err != nil {
+		return fmt.Errorf("start DuckDB: %w", err)
+	}
+	defer engine.Close()
+	snap, err := engine.Snapshot()
+	if err != nil {
+		return err
+	}
+	req := export.Request{Engine: engine, Snapshot: snap, Plan: plan, Policy: pol, Format: f,
+		Options: export.EncoderOptions{CSVFormulaGuard: *formulaGuard, SheetName: "reporting_worklog"}}
+	rows, err := export.WriteFile(ctx, req, *out)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "exported %d rows to %s\n", rows, *out)
+	return nil
+}
+
+// addFilterFlags turns --filter FIELD:COMPARATOR[:OPERAND] flags into the
+// endpoint's filters[i][...] parameters, numbered after any from --query.
+func addFilterFlags(values url.Values, filters []string) error {
+	next := 0
+	for k := range values {
+		if rest, ok := strings.CutPrefix(k, "filters["); ok {
+			if i, _, ok := strings.Cut(rest, "]"); ok {
+				if n, err := strconv.Atoi(i); err == nil && n >= next {
+					next = n + 1
+				}
+			}
+		}
+	}
+	for _, spec := range filters {
+		field, rest, ok1 := strings.Cut(spec, ":")
+		comparator, operand, hasOperand := strings.Cut(rest, ":")
+		if !ok1 || field == "" || comparator == "" {
+			return fmt.Errorf("--filter %q: expected FIELD:COMPARATOR[:OPERAND]", spec)
+		}
+		p := fmt.Sprintf("filters[%d]", next)
+		next++
+		values.Set(p+"[key]", field)
+		values.Set(p+"[comparator]", comparator)
+		if !hasOperand {
+			continue
+		}
+		switch comparator {
+		case "between":
+			from, to, ok := strings.Cut(operand, "..")
+			if !ok {
+				return fmt.Errorf("--filter %q: between takes FROM..TO", spec)
+			}
+			values.Set(p+"[from]", from)
+			values.Set(p+"[to]", to)
+		case "in", "notIn":
+			for _, v := range strings.Split(operand, "|") {
+				values.Add(p+"[values][]", v)
+			}
+		default:
+			values.Set(p+"[value]", operand)
+		}
+	}
+	return nil
 }

@@ -1,0 +1,80 @@
+package export
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	"worklog/query"
+
+	"github.com/labstack/echo/v4"
+)
+
+// APIError is the JSON error every endpoint answers with:
+// {"error":{"code":"…","message":"…","param":"…"}}.
+type APIError struct {
+	Status  int    `json:"-"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Param   string `json:"param,omitempty"`
+	// RetryAfter, when positive, is sent as the Retry-After header (seconds).
+	RetryAfter int `json:"-"`
+}
+
+func (e *APIError) Error() string {
+	if e.Param != "" {
+		return fmt.Sprintf("%s: %s", e.Param, e.Message)
+	}
+	return e.Message
+}
+
+func newAPIError(status int, code, format string, args ...any) *APIError {
+	return &APIError{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// toAPIError maps an error to what the client sees. This is the one place
+// that turns sentinels and typed errors into HTTP statuses; anything unknown
+// becomes a 500 whose message leaks no internals.
+func toAPIError(err error) *APIError {
+	var ae *APIError
+	if errors.As(err, &ae) {
+		return ae
+	}
+	var pe *query.ParamError
+	if errors.As(err, &pe) {
+		return &APIError{Status: http.StatusBadRequest, Code: pe.Code, Message: pe.Message, Param: pe.Param}
+	}
+	if errors.Is(err, ErrUnauthorized) {
+		return newAPIError(http.StatusUnauthorized, "unauthorized", "missing or invalid bearer token")
+	}
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		msg := http.StatusText(he.Code)
+		if s, ok := he.Message.(string); ok && he.Code < 500 {
+			msg = s
+		}
+		return &APIError{Status: he.Code, Code: codeForStatus(he.Code), Message: msg}
+	}
+	return newAPIError(http.StatusInternalServerError, "internal", "internal server error")
+}
+
+func codeForStatus(status int) string {
+	switch status {
+	case http.StatusNotFound:
+		return "not_found"
+	case http.StatusMethodNotAllowed:
+		return "method_not_allowed"
+	case http.StatusRequestEntityTooLarge:
+		return "too_large"
+	case http.StatusTooManyRequests:
+		return "too_many_requests"
+	case http.StatusUnauthorized:
+		return "unauthorized"
+	case http.StatusForbidden:
+		return "forbidden"
+	}
+	if status >= 500 {
+		return "internal"
+	}
+	return "bad_request"
+}

@@ -1,0 +1,69 @@
+package export
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"worklog/data"
+	"worklog/privacy"
+	"worklog/query"
+)
+
+// Request is one export: which rows (Plan over Snapshot), as whom (Policy)
+// and how (Format, Options). The HTTP handler, background jobs and
+// `worklog export` all run exports through Run, so every path applies the
+// same plan and the same privacy transform.
+type Request struct {
+	Engine   *query.Engine
+	Snapshot data.Snapshot
+	Plan     *query.Plan
+	Policy   *privacy.Policy
+	Format   Format
+	Options  EncoderOptions
+}
+
+// Run streams the request's rows to w: DuckDB → Arrow batches → privacy →
+// encoder. Memory stays at a few batches whatever the row count. afterBatch,
+// when non-nil, runs after every encoded batch (the HTTP handler flushes
+// there). Run returns the number of rows written.
+func Run(ctx context.Context, req Request, w io.Writer, afterBatch func() error) (rows int64, err error) {
+	rr, err := req.Engine.Records(ctx, req.Snapshot, req.Plan)
+	if err != nil {
+		return 0, fmt.Errorf("query records: %w", err)
+	}
+	defer rr.Release()
+
+	enc, err := NewEncoder(req.Format, w, req.Policy.Schema(rr.Schema()), req.Options)
+	if err != nil {
+		return 0, fmt.Errorf("new %s encoder: %w", req.Format, err)
+	}
+	for rr.Next() {
+		out, err := req.Policy.Transform(rr.RecordBatch())
+		if err != nil {
+			return rows, fmt.Errorf("privacy transform: %w", err)
+		}
+		err = enc.Write(out)
+		n := out.NumRows()
+		out.Release()
+		if err != nil {
+			return rows, fmt.Errorf("encode %s: %w", req.Format, err)
+		}
+		rows += n
+		if afterBatch != nil {
+			if err := afterBatch(); err != nil {
+				return rows, err
+			}
+		}
+	}
+	if err := rr.Err(); err != nil {
+		return rows, fmt.Errorf("read records: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return rows, err
+	}
+	if err := enc.Close(); err != nil {
+		return rows, fmt.Errorf("close %s encoder: %w", req.Format, err)
+	}
+	return rows, nil
+}

@@ -1,0 +1,294 @@
+package export
+
+import (
+	"compress/gzip"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"worklog/privacy"
+	"worklog/query"
+
+	"github.com/labstack/echo/v4"
+)
+
+// APIBase is the path prefix of the API.
+const APIBase = "/api/mind"
+
+// ExportPath is the export endpoint.
+const ExportPath = APIBase + "/export/reporting_worklog"
+
+// Config is everything the server needs; main.go builds it from flags.
+type Config struct {
+	// Verifier checks bearer tokens.
+	Verifier *Verifier
+	// PrivacyLevel is the server's reportingPrivacyLevel; tokens can only raise it.
+	PrivacyLevel privacy.Level
+	// PseudonymKey keys the name pseudonyms.
+	PseudonymKey []byte
+	// DefaultFormat is used when a request names none.
+	DefaultFormat Format
+	// SyncLimitXLSX and SyncLimitRows are the largest exports (no limit
+	// parameter) answered synchronously, for XLSX and for CSV/JSON.
+	SyncLimitXLSX, SyncLimitRows int64
+	// CSVFormulaGuard prefixes CSV strings that a spreadsheet would run as a formula.
+	CSVFormulaGuard bool
+	// Logger receives one line per request; nil discards.
+	Logger *slog.Logger
+}
+
+// Server is the HTTP API.
+type Server struct {
+	cfg    Config
+	engine *query.Engine
+	echo   *echo.Echo
+	log    *slog.Logger
+}
+
+// NewServer builds the API over engine.
+func NewServer(cfg Config, engine *query.Engine) (*Server, error) {
+	if cfg.Verifier == nil {
+		return nil, errors.New("server: a JWT secret or public key is required")
+	}
+	if _, err := privacy.NewPolicy(cfg.PrivacyLevel, nil, cfg.PseudonymKey); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	if cfg.DefaultFormat == "" {
+		cfg.DefaultFormat = "json"
+	}
+	if cfg.SyncLimitXLSX <= 0 {
+		cfg.SyncLimitXLSX = 1000
+	}
+	if cfg.SyncLimitRows <= 0 {
+		cfg.SyncLimitRows = 300000
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	s := &Server{cfg: cfg, engine: engine, log: log}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	e.Use(s.requestLog)
+	e.GET(ExportPath, s.handleExport, s.authenticate)
+	s.echo = e
+	return s, nil
+}
+
+// Handler is the server's http.Handler.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// Close releases nothing the server does not own; the engine belongs to the caller.
+func (s *Server) Close() error { return nil }
+
+type ctxKey int
+
+const claimsKey ctxKey = iota
+
+// authenticate checks the bearer token and stores its claims in the context.
+func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		tok, ok := BearerToken(c.Request().Header.Get(echo.HeaderAuthorization))
+		if !ok {
+			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="worklog"`)
+			return newAPIError(http.StatusUnauthorized, "unauthorized", "missing bearer token")
+		}
+		claims, err := s.cfg.Verifier.Verify(tok)
+		if err != nil {
+			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="worklog", error="invalid_token"`)
+			return err
+		}
+		c.Set("sub", claims.Subject)
+		ctx := context.WithValue(c.Request().Context(), claimsKey, claims)
+		c.SetRequest(c.Request().WithContext(ctx))
+		return next(c)
+	}
+}
+
+func claimsOf(c echo.Context) *Claims {
+	cl, _ := c.Request().Context().Value(claimsKey).(*Claims)
+	return cl
+}
+
+// policyFor returns the privacy policy of a request: the server's level,
+// raised (never lowered) by the token's claim, and the token's permissions.
+func (s *Server) policyFor(cl *Claims) (*privacy.Policy, error) {
+	level, err := privacy.Stricter(s.cfg.PrivacyLevel, cl.PrivacyLevel)
+	if err != nil {
+		return nil, &APIError{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "token claim reportingPrivacyLevel: " + err.Error()}
+	}
+	return privacy.NewPolicy(level, cl.Permissions, s.cfg.PseudonymKey)
+}
+
+// PlanOptions returns the query options for a policy: which fields may be
+// filtered and ordered on, and whether dates count by day.
+func PlanOptions(pol *privacy.Policy, defaultFormat Format) query.Options {
+	return query.Options{
+		DefaultFormat:    string(defaultFormat),
+		FieldAllowed:     pol.FieldAllowed,
+		DayPrecisionDate: pol.DayPrecisionDate(),
+	}
+}
+
+// syncLimit is the largest export of format f answered synchronously.
+func (s *Server) syncLimit(f Format) int64 {
+	if f == "xlsx" {
+		return s.cfg.SyncLimitXLSX
+	}
+	return s.cfg.SyncLimitRows
+}
+
+func (s *Server) handleExport(c echo.Context) error {
+	ctx := c.Request().Context()
+	cl := claimsOf(c)
+	pol, err := s.policyFor(cl)
+	if err != nil {
+		return err
+	}
+	plan, err := query.Parse(c.QueryParams(), PlanOptions(pol, s.cfg.DefaultFormat))
+	if err != nil {
+		return err
+	}
+	format, err := ParseFormat(plan.Format)
+	if err != nil {
+		return &APIError{Status: http.StatusBadRequest, Code: "invalid_parameter", Message: err.Error(), Param: "format"}
+	}
+	snap, err := s.engine.Snapshot()
+	if err != nil {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	total, err := s.engine.Count(ctx, snap, plan)
+	if err != nil {
+		return fmt.Errorf("count: %w", err)
+	}
+	if plan.Limit == 0 && total > s.syncLimit(format) {
+		// Background jobs are not built yet: refuse rather than send a
+		// partial export that looks whole.
+		return &APIError{Status: http.StatusServiceUnavailable, Code: "export_too_large",
+			Message: fmt.Sprintf("%d rows match; exports of more than %d rows as %s are delivered as background jobs, which this server does not run yet: narrow the filters or page with limit and offset", total, s.syncLimit(format), format)}
+	}
+
+	h := c.Response().Header()
+	h.Set(echo.HeaderContentType, format.ContentType())
+	h.Set("X-Total-Count", strconv.FormatInt(total, 10))
+	if format != "json" {
+		h.Set(echo.HeaderContentDisposition, fmt.Sprintf(`attachment; filename="reporting_worklog_%s.%s"`, time.Now().UTC().Format("20060102T150405Z"), format.Extension()))
+	}
+	h.Add(echo.HeaderVary, echo.HeaderAcceptEncoding)
+	var w io.Writer = c.Response()
+	var gz *gzip.Writer
+	if acceptsGzip(c.Request().Header.Get(echo.HeaderAcceptEncoding)) {
+		h.Set(echo.HeaderContentEncoding, "gzip")
+		gz, _ = gzip.NewWriterLevel(c.Response(), gzip.BestSpeed)
+		w = gz
+	}
+	c.Response().WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(c.Response())
+	flush := func() error {
+		if gz != nil {
+			if err := gz.Flush(); err != nil {
+				return err
+			}
+		}
+		return rc.Flush()
+	}
+	req := Request{Engine: s.engine, Snapshot: snap, Plan: plan, Policy: pol, Format: format,
+		Options: EncoderOptions{CSVFormulaGuard: s.cfg.CSVFormulaGuard, SheetName: "reporting_worklog"}}
+	if _, err := Run(ctx, req, w, flush); err != nil {
+		// The status is sent: the only honest signal left is to break the
+		// connection, so the client cannot take a cut-off body for a whole one.
+		s.log.Error("export aborted mid-stream", "request_id", c.Response().Header().Get(echo.HeaderXRequestID), "err", err)
+		panic(http.ErrAbortHandler)
+	}
+	if gz != nil {
+		if err := gz.Close(); err != nil {
+			panic(http.ErrAbortHandler)
+		}
+	}
+	return nil
+}
+
+// acceptsGzip reports whether an Accept-Encoding header allows gzip.
+func acceptsGzip(header string) bool {
+	for _, part := range strings.Split(header, ",") {
+		name, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if !strings.EqualFold(strings.TrimSpace(name), "gzip") {
+			continue
+		}
+		params = strings.ReplaceAll(params, " ", "")
+		return params != "q=0" && params != "q=0.0" && params != "q=0.00" && params != "q=0.000"
+	}
+	return false
+}
+
+// handleError writes every error as the JSON error body.
+func (s *Server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	ae := toAPIError(err)
+	if ae.Status >= 500 {
+		s.log.Error("request failed", "request_id", c.Response().Header().Get(echo.HeaderXRequestID), "err", err)
+	}
+	if ae.RetryAfter > 0 {
+		c.Response().Header().Set("Retry-After", strconv.Itoa(ae.RetryAfter))
+	}
+	_ = c.JSON(ae.Status, map[string]*APIError{"error": ae})
+}
+
+// requestLog assigns a request id (X-Request-Id echoed or generated) and logs
+// one line per request. It logs the path without the query string: filter
+// values may hold names or e-mail addresses.
+func (s *Server) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		id := c.Request().Header.Get(echo.HeaderXRequestID)
+		if !validRequestID(id) {
+			id = newRequestID()
+		}
+		c.Response().Header().Set(echo.HeaderXRequestID, id)
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		s.log.Info("request",
+			"request_id", id,
+			"method", c.Request().Method,
+			"path", c.Request().URL.Path,
+			"status", c.Response().Status,
+			"bytes", c.Response().Size,
+			"duration_ms", time.Since(start).Milliseconds(),
+			"sub", c.Get("sub"),
+		)
+		return nil
+	}
+}
+
+// validRequestID accepts client request ids that are short and printable,
+// so a hostile header cannot forge log lines.
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 64 {
+		return false
+	}
+	for _, r := range id {
+		if !(r == '-' || r == '_' || r == '.' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return false
+		}
+	}
+	return true
+}
+
+func newRequestID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
