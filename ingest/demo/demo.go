@@ -36,7 +36,7 @@ type Options struct {
 }
 
 // flushSize is how many bytes are collected before a write to the output.
-const flushSize = 256 << 10
+const flushSize = 64 << 10
 
 // Generate writes opts.Rows events to w as NDJSON. userWorklogId runs from 1
 // to Rows in output order and dates never decrease. It checks ctx every few
@@ -80,14 +80,24 @@ func flush(w io.Writer, buf []byte) error {
 	return nil
 }
 
-// The actions, as the catalogue's action enum spells them.
+// action is the kind of a worklog event.
+type action int
+
+// The actions, in the order of actionNames.
 const (
-	closeAction       = "closeAction"
-	readAction        = "readAction"
-	statusAction      = "statusAction"
-	writeAction       = "writeAction"
-	autoProcessAction = "autoProcessAction"
+	actClose action = iota
+	actRead
+	actStatus
+	actWrite
+	actAuto
 )
+
+// actionNames spell the actions as the catalogue's action enum does;
+// newGenerator checks them against it.
+var actionNames = [...]string{"closeAction", "readAction", "statusAction", "writeAction", "autoProcessAction"}
+
+// actionTexts are actionNames, encoded.
+var actionTexts = texts(actionNames[:]...)
 
 // channelWeights is the share of tickets per channel; channels of the
 // catalogue's enum that are missing here get weight 1, so the generator
@@ -108,9 +118,10 @@ var conversational = map[string]bool{"chat": true, "phone": true, "portal": true
 
 // Status action details, by transition.
 var (
-	pendingDetails = []string{"waitingForCustomer", "waitingForCustomer", "waitingForThirdParty", "waitingForInternalDepartment", "scheduledCallback", "waitingForPayment"}
-	resumeDetails  = []string{"customerReplied", "dueDateReached", "thirdPartyReplied"}
-	openDetails    = []string{"escalated", "priorityChanged", "assignedToTeam"}
+	pendingDetails = texts("waitingForCustomer", "waitingForCustomer", "waitingForThirdParty", "waitingForInternalDepartment", "scheduledCallback", "waitingForPayment")
+	resumeDetails  = texts("customerReplied", "dueDateReached", "thirdPartyReplied")
+	openDetails    = texts("escalated", "priorityChanged", "assignedToTeam")
+	reopenDetail   = newText("reopenedByCustomer")
 )
 
 // fieldIDs are the catalogue positions of the fields the generator fills.
@@ -173,6 +184,7 @@ type generator struct {
 	ev    event
 
 	channels     []string // the catalogue's channel enum
+	channelTexts []text   // channels, encoded
 	channelPick  picker   // index into channels; len(channels) means null
 	pool         []ticket
 	nextTicketID int64
@@ -195,6 +207,12 @@ func newGenerator(opts Options) (*generator, error) {
 	if !ok || len(chField.Enum) == 0 {
 		return nil, errors.New("catalogue has no channel enum")
 	}
+	acField, _ := data.Lookup("action")
+	for _, a := range actionNames {
+		if !acField.AllowsEnum(a) {
+			return nil, fmt.Errorf("catalogue's action enum lacks %q", a)
+		}
+	}
 	end := opts.End
 	if end.IsZero() {
 		end = time.Date(2026, time.November, 1, 0, 0, 0, 0, time.UTC)
@@ -211,6 +229,7 @@ func newGenerator(opts Options) (*generator, error) {
 		ev:    make(event, data.FieldCount()),
 
 		channels:     chField.Enum,
+		channelTexts: texts(chField.Enum...),
 		nextTicketID: 10000,
 		nextConvID:   500000,
 		tpcg:         rand.NewPCG(0, 0),
@@ -313,141 +332,144 @@ func (g *generator) next(i int) {
 	offHours := hour < 7 || hour >= 20 || weekday == 0 || weekday == 6
 
 	t := &g.pool[r.IntN(len(g.pool))]
-	var action string
+	var act action
 	switch {
-	case !t.live, r.IntN(100) < 20, t.status == statusClosed && r.IntN(100) < 85:
+	case !t.live, r.IntN(100) < 12, t.status == statusClosed && r.IntN(100) < 85:
 		g.newTicket(t, now)
-		action = g.firstAction(t, offHours)
+		act = g.firstAction(t, offHours)
 	case t.status == statusClosed:
-		action = statusAction // reopened
+		act = actStatus // reopened
 	default:
-		action = g.followAction(t, offHours)
+		act = g.followAction(offHours)
 	}
 
 	e, f := g.ev, &g.f
 	e.reset()
-	setTime(e, f.date, now)
+	setInt(e, f.date, now)
 	setInt(e, f.userWorklogID, int64(i+1))
-	setStr(e, f.action, action)
+	setText(e, f.action, actionTexts[act])
 	setInt(e, f.ticketID, t.id)
 	if t.conversationID != 0 {
 		setInt(e, f.conversationID, t.conversationID)
 	}
-	if ch := g.channel(t); ch != "" {
-		setStr(e, f.channel, ch)
+	if t.channel >= 0 {
+		setText(e, f.channel, g.channelTexts[t.channel])
 	}
-	setStr(e, f.department, departments[t.department])
-	e[f.rawData] = value{set: true, raw: t.raw}
+	setText(e, f.department, g.w.departments[t.department])
+	setRaw(e, f.rawData, t.raw)
 	if t.tagSet >= 0 {
 		ts := &g.w.tagSets[t.tagSet]
-		setStr(e, f.topic, ts.topic)
-		if ts.subTopic != "" {
-			setStr(e, f.subTopic, ts.subTopic)
+		setText(e, f.topic, ts.topic)
+		if ts.subTopic.s != "" {
+			setText(e, f.subTopic, ts.subTopic)
 		}
-		setStr(e, f.allTags, ts.allTags)
-		setList(e, f.tags, ts.tags)
+		setText(e, f.allTags, ts.allTags)
+		setRaw(e, f.tags, ts.tagsJSON)
 	} else {
-		setList(e, f.tags, nil)
+		setRaw(e, f.tags, emptyList)
 	}
 	setInt(e, f.aiAutomationLevel, t.level)
 	if t.level > 0 {
 		setInt(e, f.customerIdentifiedCorrectly, t.customerOK)
 		setInt(e, f.tagsIdentifiedCorrectly, t.tagsOK)
 	}
-	setList(e, f.aiAgentsUsed, g.w.aiAgentsUsed[t.aiUsed])
+	setRaw(e, f.aiAgentsUsed, g.w.aiAgentsUsed[t.aiUsed])
 	if t.slaDue != 0 {
-		setTime(e, f.closingDateForSLA, t.slaDue)
+		setInt(e, f.closingDateForSLA, t.slaDue)
 	}
 
 	// Who acted: an AI agent alone, or a human (possibly taking over the
 	// ticket from a colleague).
 	human := true
-	if action == autoProcessAction {
-		ai := aiAgents[0]
+	if act == actAuto {
+		ai := 0 // triage
 		if t.level >= 2 && topics[t.topic].department == 1 {
-			ai = aiAgents[1]
+			ai = 1 // the billing bot answers billing tickets itself
 		}
-		setStr(e, f.aiAgent, ai.name)
+		setText(e, f.aiAgent, g.w.aiAgents[ai])
 		human = r.IntN(100) < 15 // acting on behalf of the assignee
 	} else if r.IntN(100) < 12 {
 		t.agent = g.w.byDepartment[t.department].pick(r)
 	}
 	if human {
 		a := &g.w.agents[t.agent]
-		setStr(e, f.name, a.name)
+		setText(e, f.name, a.name)
 		setInt(e, f.userID, a.userID)
-		setStr(e, f.email, a.email)
-		setList(e, f.teams, a.teams)
+		setText(e, f.email, a.email)
+		setRaw(e, f.teams, a.teams)
 	} else {
-		setList(e, f.teams, nil)
+		setRaw(e, f.teams, emptyList)
 	}
 
-	setInt(e, f.duration, g.duration(action, t))
-	setInt(e, f.durationAfterWork, g.afterWork(action, t))
+	setInt(e, f.duration, g.duration(act, t))
+	setInt(e, f.durationAfterWork, g.afterWork(act, t))
 	skipped := int64(0)
-	if action == readAction && r.IntN(100) < 4 {
+	if act == actRead && r.IntN(100) < 4 {
 		skipped = 1
 	}
 	setInt(e, f.skippedTicket, skipped)
 
-	switch action {
-	case writeAction:
+	switch act {
+	case actWrite:
 		if t.status == statusOpen {
 			t.status = statusActive
 		}
 		if t.level > 0 && r.IntN(100) < 60 {
-			setStr(e, f.aiAgent, aiAgents[4].name)
+			setText(e, f.aiAgent, g.w.aiAgents[4]) // text assistant
 			// Accuracy clusters near the top with a tail of poor drafts.
 			acc := 1 - math.Abs(r.NormFloat64()*0.12)
 			acc = math.Round(max(acc, 0)*100) / 100
 			e[f.textAssistanceAccuracy] = value{set: true, f: acc}
 		}
-	case closeAction:
+	case actClose:
 		if t.slaDue != 0 {
 			setInt(e, f.netSecondsClosedAfterSLA, now-t.slaDue-t.netPending)
 		}
 		t.status = statusClosed
-	case autoProcessAction:
+	case actAuto:
 		if t.level >= 4 && r.IntN(100) < 25 {
 			t.status = statusClosed // fully automated answer
 		}
-	case statusAction:
+	case actStatus:
 		g.statusChange(t, now)
 	}
-	setStr(e, f.status, t.status)
+	setText(e, f.status, statusTexts[t.status])
 	setInt(e, f.reOpened, bit(t.reopened))
 	setInt(e, f.timesSetToOpen, t.timesSetToOpen)
 }
 
+// emptyList is an encoded empty list.
+var emptyList = []byte("[]")
+
 // firstAction is the action of a ticket's first event.
-func (g *generator) firstAction(t *ticket, offHours bool) string {
+func (g *generator) firstAction(t *ticket, offHours bool) action {
 	switch g.channel(t) {
 	case "phone", "walkIn", "chat":
 		if g.r.IntN(100) < 60 {
-			return writeAction
+			return actWrite
 		}
-		return readAction
+		return actRead
 	}
 	if offHours || g.r.IntN(100) < 55 {
-		return autoProcessAction
+		return actAuto
 	}
-	return readAction
+	return actRead
 }
 
-// Action weights of follow-up events, by office hours and off hours.
+// Action weights of follow-up events, indexed by action, in office hours
+// and off hours.
 var (
-	followOffice = newPicker([]float64{12, 34, 14, 27, 13})
-	followOff    = newPicker([]float64{6, 14, 6, 12, 62})
-	followNames  = []string{closeAction, readAction, statusAction, writeAction, autoProcessAction}
+	followOffice = newPicker([]float64{actClose: 12, actRead: 34, actStatus: 14, actWrite: 27, actAuto: 13})
+	followOff    = newPicker([]float64{actClose: 6, actRead: 14, actStatus: 6, actWrite: 12, actAuto: 62})
 )
 
 // followAction is the action of a later event on an open ticket.
-func (g *generator) followAction(t *ticket, offHours bool) string {
+func (g *generator) followAction(offHours bool) action {
 	p := followOffice
 	if offHours {
 		p = followOff
 	}
-	return followNames[p.pick(g.r)]
+	return action(p.pick(g.r))
 }
 
 // statusChange applies a statusAction to t and fills the pending fields,
@@ -456,57 +478,57 @@ func (g *generator) statusChange(t *ticket, now int64) {
 	r, e, f := g.r, g.ev, &g.f
 	switch t.status {
 	case statusClosed:
-		setStr(e, f.statusActionDetail, "reopenedByCustomer")
+		setText(e, f.statusActionDetail, reopenDetail)
 		t.status = statusOpen
 		t.reopened = true
 		t.timesSetToOpen++
 	case statusPending:
-		setStr(e, f.statusActionDetail, resumeDetails[r.IntN(len(resumeDetails))])
+		setText(e, f.statusActionDetail, resumeDetails[r.IntN(len(resumeDetails))])
 		spent := now - t.pendingSince
 		t.pendingTotal += spent
 		// Pending time outside business hours does not count.
 		t.netPending += spent * int64(25+r.IntN(20)) / 100
-		setTime(e, f.pendingDueBy, t.pendingDueBy)
+		setInt(e, f.pendingDueBy, t.pendingDueBy)
 		t.status = statusOpen
 		t.timesSetToOpen++
 	default:
 		if r.IntN(100) < 25 {
-			setStr(e, f.statusActionDetail, openDetails[r.IntN(len(openDetails))])
+			setText(e, f.statusActionDetail, openDetails[r.IntN(len(openDetails))])
 			t.status = statusOpen
 			break
 		}
-		setStr(e, f.statusActionDetail, pendingDetails[r.IntN(len(pendingDetails))])
+		setText(e, f.statusActionDetail, pendingDetails[r.IntN(len(pendingDetails))])
 		t.status = statusPending
 		t.pendingSince = now
 		if t.firstPending == 0 {
 			t.firstPending = now
 		}
 		t.pendingDueBy = now + (24+r.Int64N(9*24))*3600
-		setTime(e, f.pendingDueBy, t.pendingDueBy)
+		setInt(e, f.pendingDueBy, t.pendingDueBy)
 	}
 	setInt(e, f.pendingSeconds, t.pendingTotal)
 	setInt(e, f.netPendingSeconds, t.netPending)
 	if t.firstPending != 0 {
-		setTime(e, f.firstPendingAt, t.firstPending)
+		setInt(e, f.firstPendingAt, t.firstPending)
 	}
 }
 
-// Median duration in seconds, spread (sigma of the log) and bounds per
-// action.
-var durations = map[string]struct{ median, sigma, lo, hi float64 }{
-	readAction:        {45, 0.9, 2, 1800},
-	writeAction:       {240, 0.7, 20, 3600},
-	statusAction:      {12, 0.6, 1, 300},
-	closeAction:       {30, 0.8, 2, 600},
-	autoProcessAction: {4, 0.5, 1, 60},
+// durations are the median duration in seconds, the spread (sigma of the
+// log) and the bounds per action.
+var durations = [...]struct{ median, sigma, lo, hi float64 }{
+	actRead:   {45, 0.9, 2, 1800},
+	actWrite:  {240, 0.7, 20, 3600},
+	actStatus: {12, 0.6, 1, 300},
+	actClose:  {30, 0.8, 2, 600},
+	actAuto:   {4, 0.5, 1, 60},
 }
 
 // duration draws a log-normal duration for the action; talking takes longer
 // than writing.
-func (g *generator) duration(action string, t *ticket) int64 {
-	d := durations[action]
+func (g *generator) duration(act action, t *ticket) int64 {
+	d := durations[act]
 	v := d.median * math.Exp(d.sigma*g.r.NormFloat64())
-	if ch := g.channel(t); action == writeAction && (ch == "phone" || ch == "walkIn") {
+	if ch := g.channel(t); act == actWrite && (ch == "phone" || ch == "walkIn") {
 		v *= 1.6
 	}
 	return int64(math.Round(min(max(v, d.lo), d.hi)))
@@ -514,21 +536,26 @@ func (g *generator) duration(action string, t *ticket) int64 {
 
 // afterWork draws the after-work time: only humans writing or closing have
 // any, and only about half of the time.
-func (g *generator) afterWork(action string, t *ticket) int64 {
-	if action != writeAction && action != closeAction || g.r.IntN(100) < 45 {
+func (g *generator) afterWork(act action, t *ticket) int64 {
+	if act != actWrite && act != actClose || g.r.IntN(100) < 45 {
 		return 0
 	}
 	v := 60 * math.Exp(0.8*g.r.NormFloat64())
-	if ch := g.channel(t); ch == "phone" {
+	if g.channel(t) == "phone" {
 		v *= 2
 	}
 	return int64(math.Round(min(max(v, 5), 900)))
 }
 
-func setInt(e event, i int, v int64)     { e[i] = value{set: true, i: v} }
-func setTime(e event, i int, v int64)    { e[i] = value{set: true, i: v} }
-func setStr(e event, i int, v string)    { e[i] = value{set: true, s: v} }
-func setList(e event, i int, v []string) { e[i] = value{set: true, list: v} }
+// setInt sets an integer, flag or timestamp (Unix seconds) field.
+func setInt(e event, i int, v int64) { e[i] = value{set: true, i: v} }
+
+// setText sets a string field.
+func setText(e event, i int, v text) { e[i] = value{set: true, raw: v.q} }
+
+// setRaw sets a string or list field to its JSON encoding.
+func setRaw(e event, i int, raw []byte) { e[i] = value{set: true, raw: raw} }
+
 func bit(b bool) int64 {
 	if b {
 		return 1

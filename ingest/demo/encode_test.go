@@ -72,3 +72,19 @@ func TestPicker(t *testing.T) {
 		})
 	}
 }
+
+// TestAppendDocString checks the encoding of a JSON document as a string
+// value against encoding/json, across chunk boundaries.
+func TestAppendDocString(t *testing.T) {
+	for _, doc := range []string{
+		``, `{}`, `{"a":1}`, `{"body":"line\nbreak \"quoted\" C:\\dir"}`,
+		`{"name":"Jürgen Keßler","tags":["a","b"]}`, `12345678`, `1234567"`, `"1234567`,
+	} {
+		got := appendDocString(nil, []byte(doc))
+		want, _ := json.Marshal(doc)
+		var back string
+		if err := json.Unmarshal(got, &back); err != nil || back != doc {
+			t.Errorf("appendDocString(%s) = %s, decodes to %q (%v); encoding/json gives %s", doc, got, back, err, want)
+		}
+	}
+}

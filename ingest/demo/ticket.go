@@ -19,7 +19,7 @@ type ticket struct {
 	agent          int   // the agent the ticket is assigned to
 	created        int64 // Unix seconds, wall clock
 	slaDue         int64 // 0: no SLA
-	status         string
+	status         status
 	pendingSince   int64
 	pendingDueBy   int64
 	firstPending   int64 // 0: never pending
@@ -34,13 +34,22 @@ type ticket struct {
 	raw            []byte // rawData, encoded as a JSON string (quotes included)
 }
 
-// Ticket statuses.
+// status is a ticket's status.
+type status int
+
+// The statuses, in the order of statusNames.
 const (
-	statusOpen    = "open"
-	statusActive  = "active"
-	statusPending = "pending"
-	statusClosed  = "closed"
+	statusOpen status = iota
+	statusActive
+	statusPending
+	statusClosed
 )
+
+// statusNames spell the statuses as events carry them.
+var statusNames = [...]string{"open", "active", "pending", "closed"}
+
+// statusTexts are statusNames, encoded.
+var statusTexts = texts(statusNames[:]...)
 
 // customerFirstNames and customerLastNames name the customers in ticket
 // payloads; unlike agents they include non-ASCII letters, which the payload
@@ -196,9 +205,7 @@ func buildRaw(t *ticket, r *rand.Rand, w *world, channel string, head, body []by
 	b = append(b, `"}`...)
 
 	// Encode the payload as one JSON string value.
-	t.raw = append(t.raw[:0], '"')
-	t.raw = appendEscaped(t.raw, h)
-	t.raw = appendEscaped(t.raw, b)
-	t.raw = append(t.raw, '"')
+	h = append(h, b...)
+	t.raw = appendDocString(t.raw[:0], h)
 	return h, b
 }

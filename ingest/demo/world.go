@@ -16,10 +16,10 @@ const agentCount = 200
 // agent is one human customer-service agent.
 type agent struct {
 	userID     int64
-	name       string
-	email      string
+	name       text
+	email      text
 	department int
-	teams      []string
+	teams      []byte // encoded list
 }
 
 // topic is a top-level tag with its sub-topics and the department that
@@ -37,15 +37,17 @@ type topic struct {
 // tagSet is one precomputed tag combination, so that events share the
 // slices and strings instead of allocating them.
 type tagSet struct {
-	topic, subTopic string // subTopic is "" when the ticket has only a topic
+	topic, subTopic text // subTopic.s is "" when the ticket has only a topic
+	allTags         text
 	tags            []string
-	allTags         string
+	tagsJSON        []byte // tags, encoded
 }
 
 // aiAgentDef is an AI agent: its display name (aiAgent) and identifier
 // (aiAgentsUsed).
 type aiAgentDef struct {
-	name, id string
+	name string
+	id   string
 }
 
 // departments handle tickets; each topic belongs to one of them.
@@ -216,7 +218,9 @@ var extraTags = []string{"Urgent", "VIP", "Callback requested", "Follow-up"}
 // world is the fixed cast of the demo company plus the precomputed lookup
 // tables the generator samples from.
 type world struct {
-	agents []agent
+	departments []text
+	aiAgents    []text // the aiAgents' names
+	agents      []agent
 	// byDepartment picks an agent index of a department, weighted by how
 	// much each agent works.
 	byDepartment []picker
@@ -227,9 +231,9 @@ type world struct {
 	topicPairs [][]int
 	topicOnly  []int
 	// aiAgentsUsed lists the combinations of AI agent identifiers an event
-	// may carry, aiUsedByLevel[level] the picker over them for an
+	// may carry (encoded), aiUsedByLevel[level] the picker over them for an
 	// automation level.
-	aiAgentsUsed  [][]string
+	aiAgentsUsed  [][]byte
 	aiUsedByLevel []picker
 }
 
@@ -237,7 +241,10 @@ type world struct {
 // generator's seed.
 func newWorld() *world {
 	r := rand.New(rand.NewPCG(worldSeed, worldSeed>>7))
-	w := &world{}
+	w := &world{departments: texts(departments...)}
+	for _, a := range aiAgents {
+		w.aiAgents = append(w.aiAgents, newText(a.name))
+	}
 
 	// Distinct names: a shuffled prefix of all first × last name pairs.
 	pairs := r.Perm(len(agentFirstNames) * len(agentLastNames))[:agentCount]
@@ -263,10 +270,10 @@ func newWorld() *world {
 		}
 		w.agents = append(w.agents, agent{
 			userID:     int64(101 + i),
-			name:       first + " " + last,
-			email:      strings.ToLower(first) + "." + strings.ToLower(last) + "@example.com",
+			name:       newText(first + " " + last),
+			email:      newText(strings.ToLower(first) + "." + strings.ToLower(last) + "@example.com"),
 			department: d,
-			teams:      teams,
+			teams:      encodeList(teams),
 		})
 		// Part-timers and full-timers: activity varies by a factor of ~5.
 		agentWeights[d] = append(agentWeights[d], 0.4+1.6*r.Float64())
@@ -306,7 +313,9 @@ func newWorld() *world {
 		{aiAgents[0].id, aiAgents[4].id, aiAgents[5].id},
 		{aiAgents[0].id, aiAgents[1].id, aiAgents[4].id, aiAgents[5].id},
 	}
-	w.aiAgentsUsed = combos
+	for _, c := range combos {
+		w.aiAgentsUsed = append(w.aiAgentsUsed, encodeList(c))
+	}
 	for level := 0; level <= 5; level++ {
 		wts := make([]float64, len(combos))
 		wts[0] = float64(6 - level*level) // level 0: mostly none; 3+: never none
@@ -337,7 +346,10 @@ func newTagSet(topic, sub, extra string) tagSet {
 	if extra != "" {
 		tags = append(tags, extra)
 	}
-	return tagSet{topic: topic, subTopic: sub, tags: tags, allTags: strings.Join(tags, ", ")}
+	return tagSet{
+		topic: newText(topic), subTopic: newText(sub), allTags: newText(strings.Join(tags, ", ")),
+		tags: tags, tagsJSON: encodeList(tags),
+	}
 }
 
 func contains(list []string, s string) bool {
