@@ -74,7 +74,8 @@ func newRecord(t testing.TB, mem memory.Allocator, schema *arrow.Schema, rows []
 // appendAny appends v to b: nil as null, int for integers, float64, bool,
 // string, time.Time for timestamps and dates, []any for lists.
 func appendAny(t testing.TB, b array.Builder, v any) {
-	t.Helper()
+	// No t.Helper here: it costs a stack walk per value, which dominates
+	// the benchmarks' setup.
 	if v == nil {
 		b.AppendNull()
 		return

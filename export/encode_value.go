@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -223,7 +224,7 @@ func (r strReader) appendJSON(dst []byte, i int) []byte {
 	return appendJSONString(dst, r.a.Value(i))
 }
 func (r strReader) appendText(dst []byte, i int) []byte {
-	return appendValidUTF8(dst, r.a.Value(i))
+	return append(dst, validUTF8(r.a.Value(i))...)
 }
 
 // wallTime is a naive date-time: seconds since 1970-01-01 00:00:00 on the
@@ -430,6 +431,14 @@ func appendJSONString[T ~string | ~[]byte](dst []byte, s T) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		// Skip runs of plain ASCII eight bytes at a time: rawData is long
+		// and mostly plain.
+		for i+8 <= len(s) && plainASCII8(s, i) {
+			i += 8
+		}
+		if i >= len(s) {
+			break
+		}
 		b := s[i]
 		if b < utf8.RuneSelf {
 			if jsonSafe[b] {
@@ -476,6 +485,19 @@ func appendJSONString[T ~string | ~[]byte](dst []byte, s T) []byte {
 	return append(dst, '"')
 }
 
+// plainASCII8 reports whether the eight bytes of s at i are ASCII that a
+// JSON string holds unescaped: no control character, quote or backslash
+// (the classic "has a zero byte" bit tricks, on all eight bytes at once).
+func plainASCII8[T ~string | ~[]byte](s T, i int) bool {
+	_ = s[i+7]
+	x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+		uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	hasZero := func(v uint64) uint64 { return (v - ones) & ^v & highs }
+	below0x20 := (x - 0x20*ones) & ^x & highs
+	return (x&highs)|below0x20|hasZero(x^('"'*ones))|hasZero(x^('\\'*ones)) == 0
+}
+
 // decodeRune decodes the first rune of s, a string or a byte slice.
 func decodeRune[T ~string | ~[]byte](s T) (rune, int) {
 	var b [utf8.UTFMax]byte
@@ -483,32 +505,11 @@ func decodeRune[T ~string | ~[]byte](s T) (rune, int) {
 	return utf8.DecodeRune(b[:n])
 }
 
-// validUTF8 returns s with invalid UTF-8 replaced by U+FFFD.
+// validUTF8 returns s with invalid UTF-8 replaced by U+FFFD: the formats
+// declare UTF-8, so they must not carry broken bytes.
 func validUTF8(s string) string {
 	if utf8.ValidString(s) {
 		return s
 	}
-	return string(appendValidUTF8(nil, s))
-}
-
-// appendValidUTF8 appends s with invalid UTF-8 replaced by U+FFFD: the
-// formats declare UTF-8, so they must not carry broken bytes.
-func appendValidUTF8[T ~string | ~[]byte](dst []byte, s T) []byte {
-	start := 0
-	for i := 0; i < len(s); {
-		if s[i] < utf8.RuneSelf {
-			i++
-			continue
-		}
-		r, size := decodeRune(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, "\uFFFD"...)
-			i++
-			start = i
-			continue
-		}
-		i += size
-	}
-	return append(dst, s[start:]...)
+	return strings.ToValidUTF8(s, "\uFFFD")
 }

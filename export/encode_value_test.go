@@ -216,3 +216,30 @@ func TestCheckTypeRefuses(t *testing.T) {
 		}
 	}
 }
+
+// TestJSONStringMatchesEncodingJSON compares the hand-written string
+// escaping with encoding/json (HTML escaping off) for every byte value at
+// every position of a string long enough for the eight-byte fast path.
+func TestJSONStringMatchesEncodingJSON(t *testing.T) {
+	base := []byte("0123456789abcdefghij")
+	var inputs []string
+	for pos := range base {
+		for c := range 256 {
+			s := bytes.Clone(base)
+			s[pos] = byte(c)
+			inputs = append(inputs, string(s))
+		}
+	}
+	inputs = append(inputs, "", "\u2028 and \u2029 inside a longer string", "truncated \xe2\x80", strings.Repeat("é", 9))
+	for _, in := range inputs {
+		var want bytes.Buffer
+		enc := json.NewEncoder(&want)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(in); err != nil {
+			t.Fatal(err)
+		}
+		if got := string(appendJSONString(nil, in)); got != strings.TrimSuffix(want.String(), "\n") {
+			t.Errorf("%q: got %s, want %s", in, got, want.String())
+		}
+	}
+}
