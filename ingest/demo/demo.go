@@ -262,7 +262,7 @@ const rawSlot = 1536
 // set so that a ticket's events are hours to days apart at any size, up to a
 // cap that bounds memory.
 func poolSize(rows int) int {
-	return min(max(rows/400, 8), 4096)
+	return min(max(rows/1500, 8), 4096)
 }
 
 // channel names ticket t's channel, "" for none.
