@@ -28,6 +28,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -176,6 +177,9 @@ func Run(ctx context.Context, store *data.Store, inputs []Input, opts Options) (
 	if err != nil {
 		return r.summary(start), err
 	}
+	// The decoding buffers are garbage now; hand them back to the OS
+	// before DuckDB takes its share of the memory budget.
+	debug.FreeOSMemory()
 	if len(staged) == 0 {
 		sum := r.summary(start)
 		sum.Snapshot = txn.Base()

@@ -17,7 +17,7 @@ import (
 // duckMemoryLimit caps DuckDB's buffer pool during the merge; sorts larger
 // than this spill to the ingest's temp directory, which keeps the whole
 // ingest under its memory budget whatever the partition sizes.
-const duckMemoryLimit = "256MB"
+const duckMemoryLimit = "160MB"
 
 // storeRowGroup is the row-group size of committed parts: small row groups
 // make filtered pages fast (NOTES.md), at under 1% in size.
