@@ -413,9 +413,10 @@ func (r *listReader) appendJSON(dst []byte, i int) []byte {
 	return appendJSONString(dst, r.scratch)
 }
 
-// jsonSafe marks the ASCII bytes that appear unescaped inside a JSON string.
+// jsonSafe marks the ASCII bytes that appear unescaped inside a JSON string;
+// bytes of multi-byte characters are not marked, so that they are checked.
 // It is filled once and only read afterwards.
-var jsonSafe = func() (t [utf8.RuneSelf]bool) {
+var jsonSafe = func() (t [256]bool) {
 	for b := 0x20; b < utf8.RuneSelf; b++ {
 		t[b] = b != '"' && b != '\\'
 	}
@@ -431,20 +432,12 @@ func appendJSONString[T ~string | ~[]byte](dst []byte, s T) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
-		// Skip runs of plain ASCII eight bytes at a time: rawData is long
-		// and mostly plain.
-		for i+8 <= len(s) && plainASCII8(s, i) {
-			i += 8
-		}
-		if i >= len(s) {
-			break
-		}
 		b := s[i]
+		if jsonSafe[b] {
+			i++
+			continue
+		}
 		if b < utf8.RuneSelf {
-			if jsonSafe[b] {
-				i++
-				continue
-			}
 			dst = append(dst, s[start:i]...)
 			switch b {
 			case '"', '\\':
@@ -483,19 +476,6 @@ func appendJSONString[T ~string | ~[]byte](dst []byte, s T) []byte {
 	}
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
-}
-
-// plainASCII8 reports whether the eight bytes of s at i are ASCII that a
-// JSON string holds unescaped: no control character, quote or backslash
-// (the classic "has a zero byte" bit tricks, on all eight bytes at once).
-func plainASCII8[T ~string | ~[]byte](s T, i int) bool {
-	_ = s[i+7]
-	x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
-		uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	hasZero := func(v uint64) uint64 { return (v - ones) & ^v & highs }
-	below0x20 := (x - 0x20*ones) & ^x & highs
-	return (x&highs)|below0x20|hasZero(x^('"'*ones))|hasZero(x^('\\'*ones)) == 0
 }
 
 // decodeRune decodes the first rune of s, a string or a byte slice.
