@@ -314,7 +314,7 @@ func (g *generator) newTicket(t *ticket, now int64) {
 	if r.IntN(100) < 85 {
 		t.slaDue = now + slaHours[ch]*3600
 	}
-	t.level = int64([]int{0, 0, 0, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 3, 4, 4, 4, 5, 5}[r.IntN(20)])
+	t.level = int64(levelPick.pick(r))
 	t.aiUsed = g.w.aiUsedByLevel[t.level].pick(r)
 	t.customerOK = bit(r.IntN(100) < 92)
 	t.tagsOK = bit(r.IntN(100) < 87)
@@ -437,6 +437,10 @@ func (g *generator) next(i int) {
 	setInt(e, f.reOpened, bit(t.reopened))
 	setInt(e, f.timesSetToOpen, t.timesSetToOpen)
 }
+
+// levelPick draws a ticket's aiAutomationLevel (0–5): most tickets are
+// partly automated, few fully.
+var levelPick = newPicker([]float64{3, 3, 4, 5, 3, 2})
 
 // emptyList is an encoded empty list.
 var emptyList = []byte("[]")
