@@ -231,8 +231,8 @@ func checkField(name, param string, opts Options) error {
 		return nil
 	}
 	if err := opts.FieldAllowed(name); err != nil {
-		return &ParamError{Param: param, Code: CodeFieldNotAvailable,
-			Message: fmt.Sprintf("field %s is not available: %v", name, err)}
+		// The policy's error already names the field and the reason.
+		return &ParamError{Param: param, Code: CodeFieldNotAvailable, Message: err.Error()}
 	}
 	return nil
 }
