@@ -212,7 +212,7 @@ type run struct {
 	many    bool
 	read    int64 // bytes read from earlier inputs
 
-	mu       sync.Mutex
+	// Touched only by the goroutine running Run.
 	unknown  map[string]bool
 	rejected int64
 	errs     []*RecordError

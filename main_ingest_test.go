@@ -1,0 +1,305 @@
+package main
+
+import (
+	"bytes"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	_ "github.com/duckdb/duckdb-go/v2"
+
+	"worklog/data"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// worklogBin builds the command once per test run.
+func worklogBin(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "worklog-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "worklog")
+		out, err := exec.Command("go", "build", "-tags", "duckdb_arrow", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// worklog runs the command and returns stdout, stderr and the exit code.
+func worklog(t *testing.T, stdin io.Reader, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(worklogBin(t), args...)
+	cmd.Stdin = stdin
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), errOut.String(), code
+}
+
+func writeFile(t *testing.T, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// event is one valid NDJSON event; pad makes rawData longer.
+func event(id, month, day, duration int, pad int) string {
+	return fmt.Sprintf(`{"date":"2024-%02d-%02d 12:00:00","action":"writeAction","userWorklogId":%d,"duration":%d,"tags":["t%d"],"rawData":%q}`,
+		month, day, id, duration, id%7, strings.Repeat("x", pad))
+}
+
+// tree maps every file under dir to its content.
+func tree(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			b, _ := os.ReadFile(p)
+			out[p] = string(b)
+		}
+		return nil
+	})
+	return out
+}
+
+// storeDigest reads the whole store through DuckDB (the path the server
+// uses) and returns a digest of every row and the row count.
+func storeDigest(t *testing.T, dataDir string) string {
+	t.Helper()
+	st, err := data.Open(dataDir, data.StoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := st.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int64
+	var digest sql.NullString
+	q := `SELECT count(*), md5(string_agg(CAST(s AS VARCHAR), chr(10) ORDER BY s."userWorklogId")) FROM ` + data.ScanSQL(snap.Files) + ` s`
+	if err := db.QueryRow(q).Scan(&n, &digest); err != nil {
+		t.Fatalf("read store: %v", err)
+	}
+	return fmt.Sprintf("%d rows %s", n, digest.String)
+}
+
+func TestIngestCommand(t *testing.T) {
+	dir := t.TempDir()
+	good := writeFile(t, dir, "good.ndjson", event(1, 1, 5, 10, 0)+"\n"+event(2, 2, 5, 20, 0)+"\n")
+	bad := writeFile(t, dir, "bad.ndjson", event(3, 3, 5, 30, 0)+"\n"+
+		`{"date":"2024-03-06 10:00:00","action":"readAction","userWorklogId":4,"duration":"abc"}`+"\n")
+	store := filepath.Join(dir, "data")
+
+	out, errOut, code := worklog(t, nil, "ingest", "--data", store, good)
+	if code != 0 || !strings.HasPrefix(out, "ingested 2 events (new 2, updated 0), 0 rejected, in ") {
+		t.Fatalf("good: code %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	before := tree(t, filepath.Join(store, "worklog"))
+
+	t.Run("fail names line and field, exits 1, changes nothing", func(t *testing.T) {
+		out, errOut, code := worklog(t, nil, "ingest", "--data", store, bad)
+		if code != 1 {
+			t.Errorf("exit code %d, want 1", code)
+		}
+		if !strings.HasPrefix(errOut, `line 2: duration: expected integer, got "abc"`+"\n") {
+			t.Errorf("stderr %q", errOut)
+		}
+		if !strings.HasPrefix(out, "ingested 0 events (new 0, updated 0), 1 rejected") {
+			t.Errorf("stdout %q", out)
+		}
+		after := tree(t, filepath.Join(store, "worklog"))
+		if len(after) != len(before) {
+			t.Errorf("files: %d, were %d", len(after), len(before))
+		}
+		for p, b := range before {
+			if after[p] != b {
+				t.Errorf("%s changed", p)
+			}
+		}
+	})
+	t.Run("several files prefix errors with the file name", func(t *testing.T) {
+		_, errOut, code := worklog(t, nil, "ingest", "--data", store, good, bad)
+		if code != 1 || !strings.HasPrefix(errOut, bad+`: line 2: duration: expected integer, got "abc"`) {
+			t.Errorf("code %d, stderr %q", code, errOut)
+		}
+	})
+	t.Run("skip commits the rest and writes rejects", func(t *testing.T) {
+		rejects := filepath.Join(dir, "rejects.ndjson")
+		out, errOut, code := worklog(t, nil, "ingest", "--data", store, "--on-error", "skip", "--rejects", rejects, bad)
+		if code != 0 || !strings.HasPrefix(out, "ingested 1 events (new 1, updated 0), 1 rejected") {
+			t.Errorf("code %d, stdout %q, stderr %q", code, out, errOut)
+		}
+		got, _ := os.ReadFile(rejects)
+		want := `{"date":"2024-03-06 10:00:00","action":"readAction","userWorklogId":4,"duration":"abc","_line":2,"_error":"line 2: duration: expected integer, got \"abc\""}` + "\n"
+		if string(got) != want {
+			t.Errorf("rejects %q\nwant     %q", got, want)
+		}
+		if leftovers, _ := filepath.Glob(filepath.Join(dir, ".rejects*")); len(leftovers) > 0 {
+			t.Errorf("temp files left: %v", leftovers)
+		}
+	})
+	t.Run("stdin", func(t *testing.T) {
+		out, _, code := worklog(t, strings.NewReader(event(2, 4, 1, 99, 0)+"\n"), "ingest", "--data", store, "-")
+		if code != 0 || !strings.HasPrefix(out, "ingested 1 events (new 0, updated 1), 0 rejected") {
+			t.Errorf("code %d, stdout %q", code, out)
+		}
+	})
+	t.Run("usage errors exit 2", func(t *testing.T) {
+		for _, args := range [][]string{{"ingest", "--data", store}, {"ingest", "--on-error", "maybe", good}} {
+			if _, _, code := worklog(t, nil, args...); code != 2 {
+				t.Errorf("%v: exit code %d, want 2", args, code)
+			}
+		}
+	})
+}
+
+func TestDemoCommand(t *testing.T) {
+	store := t.TempDir()
+	out, errOut, code := worklog(t, nil, "demo", "--rows", "2000", "--data", store)
+	if code != 0 || !strings.HasPrefix(out, "ingested 2000 events (new 2000, updated 0), 0 rejected") {
+		t.Fatalf("code %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	first := storeDigest(t, store)
+	out, _, _ = worklog(t, nil, "demo", "--rows", "2000", "--data", store)
+	if !strings.HasPrefix(out, "ingested 2000 events (new 0, updated 2000)") {
+		t.Errorf("second run: %q", out)
+	}
+	if again := storeDigest(t, store); again != first {
+		t.Errorf("same demo twice changed the store: %s, was %s", again, first)
+	}
+}
+
+// copyTree copies the directory src to dst.
+func copyTree(t *testing.T, src, dst string) {
+	t.Helper()
+	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		target := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestIngestSurvivesSIGKILL kills `worklog ingest` at moments spread over
+// its run and checks that the store always reads back exactly as before the
+// ingest or exactly as after it, and that the next ingest succeeds.
+func TestIngestSurvivesSIGKILL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and kills the binary many times")
+	}
+	dir := t.TempDir()
+	var a, b strings.Builder
+	for i := 1; i <= 6000; i++ {
+		a.WriteString(event(i, 1+i%4, 1+i%28, i, 400) + "\n")
+	}
+	// The second dump updates half of the ids, moves some to other months
+	// and adds new ones, over five months.
+	for i := 3001; i <= 9000; i++ {
+		b.WriteString(event(i, 1+(i+1)%5, 1+i%28, -i, 500) + "\n")
+	}
+	dumpA := writeFile(t, dir, "a.ndjson", a.String())
+	dumpB := writeFile(t, dir, "b.ndjson", b.String())
+
+	base := filepath.Join(dir, "base")
+	if _, errOut, code := worklog(t, nil, "ingest", "--data", base, dumpA); code != 0 {
+		t.Fatalf("ingest a: %s", errOut)
+	}
+	before := storeDigest(t, base)
+	full := filepath.Join(dir, "full")
+	copyTree(t, base, full)
+	start := time.Now()
+	if _, errOut, code := worklog(t, nil, "ingest", "--data", full, dumpB); code != 0 {
+		t.Fatalf("ingest b: %s", errOut)
+	}
+	took := time.Since(start)
+	after := storeDigest(t, full)
+	if before == after {
+		t.Fatal("the second dump changes nothing; the test would prove nothing")
+	}
+
+	// Moments from early in the read to past the end, denser around the
+	// commit at the end of the run.
+	const runs = 12
+	seen := map[string]int{}
+	for i := range runs {
+		delay := took/10 + took*time.Duration(14*i)/time.Duration(10*(runs-1))
+		work := filepath.Join(dir, fmt.Sprintf("run%d", i))
+		copyTree(t, base, work)
+		cmd := exec.Command(worklogBin(t), "ingest", "--data", work, dumpB)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(delay)
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		got := storeDigest(t, work)
+		switch got {
+		case before:
+			seen["before"]++
+		case after:
+			seen["after"]++
+		default:
+			t.Errorf("killed after %v: store reads %s, want before (%s) or after (%s)", delay, got, before, after)
+		}
+		// The next writer recovers: the same ingest completes.
+		if _, errOut, code := worklog(t, nil, "ingest", "--data", work, dumpB); code != 0 {
+			t.Errorf("ingest after kill at %v: %s", delay, errOut)
+		} else if got := storeDigest(t, work); got != after {
+			t.Errorf("ingest after kill at %v: store reads %s, want %s", delay, got, after)
+		}
+		if tmp, _ := filepath.Glob(filepath.Join(work, "worklog", "month=*", "*.tmp")); len(tmp) > 0 {
+			t.Errorf("temp files left after recovery: %v", tmp)
+		}
+	}
+	t.Logf("full ingest took %v; killed runs read back as %v", took, seen)
+}
