@@ -3,9 +3,12 @@ package export
 import (
 	"archive/zip"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
+	"os"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -221,4 +224,56 @@ func unzipSheet(t *testing.T, xlsx []byte, name string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestXLSXRemovesTempFiles checks that the temporary files excelize spools
+// large sheets to are gone after Close, also when writing the workbook fails.
+func TestXLSXRemovesTempFiles(t *testing.T) {
+	mem := newMem(t)
+	schema := arrow.NewSchema([]arrow.Field{{Name: "rawData", Type: arrow.BinaryTypes.String}}, nil)
+	rows := make([][]any, 2500)
+	for i := range rows {
+		rows[i] = []any{strings.Repeat("x", 8000)} // 20 MB of sheet: past excelize's 16 MiB in-memory chunk
+	}
+	rec := newRecord(t, mem, schema, rows)
+	defer rec.Release()
+
+	for _, tt := range []struct {
+		name string
+		w    io.Writer
+		err  error
+	}{
+		{"success", io.Discard, nil},
+		{"failing writer", &failWriter{}, errDiskFull},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			t.Setenv("TMPDIR", dir) // excelize creates its files in os.TempDir
+			enc, err := NewXLSXEncoder(tt.w, schema, EncoderOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := enc.Write(rec); err != nil {
+				t.Fatal(err)
+			}
+			if n := countFiles(t, dir); n == 0 {
+				t.Fatal("excelize spooled nothing; the test does not exercise temp files")
+			}
+			if err := enc.Close(); !errors.Is(err, tt.err) {
+				t.Fatalf("close = %v, want %v", err, tt.err)
+			}
+			if n := countFiles(t, dir); n != 0 {
+				t.Errorf("%d temporary files left after Close", n)
+			}
+		})
+	}
+}
+
+func countFiles(t *testing.T, dir string) int {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(entries)
 }
