@@ -1,0 +1,343 @@
+package export
+
+// Background exports (SPEC §5).
+//
+// A request above the synchronous limit becomes a Job: the request's query
+// parameters, the privacy level, permissions, sub and e-mail captured at
+// request time. Nothing derived from them is stored: the worker re-plans with
+// query.Parse and privacy.NewPolicy when it runs, with the pseudonym key from
+// the server's configuration, so the key never reaches the job store and a
+// job runs exactly the plan and privacy transform of a synchronous export.
+//
+// Store: jobs are kept in bbolt (go.etcd.io/bbolt) at <data>/jobs.db. bbolt
+// is pure Go, embedded, and commits every update transaction with fsync, so a
+// status change is durable when the call returns; its single-writer
+// transactions make "count the user's active jobs, then add one" atomic
+// without a lock of our own. It also takes an exclusive file lock, so two
+// servers cannot run the same jobs. DuckDB was the other candidate, but the
+// engine's DuckDB is in-memory and read-only towards the store, and a second,
+// persistent DuckDB file for a handful of small records is a heavier tool.
+//
+// Lifecycle: queued → running → done | failed. A running job interrupted by
+// a shutdown goes back to queued; one interrupted by a crash is found running
+// when the store is opened and is queued again. Either way it restarts from
+// the beginning: WriteFile writes to a temporary name and renames, so no
+// half-written export is ever visible, and leftover temporary files are
+// removed at open.
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"worklog/privacy"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// JobStatus is the state of a background export.
+type JobStatus string
+
+// The job states.
+const (
+	// JobQueued waits for a worker (also after an interrupted run).
+	JobQueued JobStatus = "queued"
+	// JobRunning is being written by a worker.
+	JobRunning JobStatus = "running"
+	// JobDone has its file written; delivery is tracked separately.
+	JobDone JobStatus = "done"
+	// JobFailed could not be exported; Error says why.
+	JobFailed JobStatus = "failed"
+)
+
+// DeliveryState tracks the e-mail of a finished job.
+type DeliveryState string
+
+// The delivery states. A delivery is recorded as sending before the message
+// leaves and as sent after; see Jobs for what a crash in between means.
+const (
+	DeliveryPending DeliveryState = "pending"
+	DeliverySending DeliveryState = "sending"
+	DeliverySent    DeliveryState = "sent"
+	DeliveryFailed  DeliveryState = "failed"
+)
+
+// Job is one background export as persisted in the job store.
+type Job struct {
+	ID     string    `json:"id"`
+	Status JobStatus `json:"status"`
+
+	// Owner is the token's sub: only the owner sees the job.
+	Owner string `json:"owner"`
+	// Email is the token's email claim, where the export is delivered.
+	Email string `json:"email"`
+	// Permissions and Level are the token's permissions and the effective
+	// privacy level at request time.
+	Permissions []string      `json:"permissions,omitempty"`
+	Level       privacy.Level `json:"level"`
+	// Query is the request's query string (url.Values.Encode), with format
+	// set to the resolved format so a changed server default cannot alter it.
+	Query  string `json:"query"`
+	Format Format `json:"format"`
+	// CSVFormulaGuard is the server setting at request time.
+	CSVFormulaGuard bool `json:"csvFormulaGuard"`
+
+	// Rows is the match count at request time, then the rows written.
+	Rows       int64     `json:"rows"`
+	CreatedAt  time.Time `json:"createdAt"`
+	StartedAt  time.Time `json:"startedAt,omitzero"`
+	FinishedAt time.Time `json:"finishedAt,omitzero"`
+	// ExpiresAt is when the download link expires (FinishedAt + TTL).
+	ExpiresAt time.Time `json:"expiresAt,omitzero"`
+	// Runs counts export runs started (more than one after an interruption).
+	Runs int `json:"runs"`
+	// Error is shown to the owner: why the export failed, or why its
+	// delivery failed (the file stays downloadable then).
+	Error string `json:"error,omitempty"`
+	// Bytes is the size of the finished file.
+	Bytes int64 `json:"bytes,omitempty"`
+	// Expired is set when the janitor has deleted the file.
+	Expired bool `json:"expired,omitempty"`
+
+	Delivery         DeliveryState `json:"delivery,omitempty"`
+	DeliveryAttempts int           `json:"deliveryAttempts,omitempty"`
+	NextDeliveryAt   time.Time     `json:"nextDeliveryAt,omitzero"`
+	DeliveredAt      time.Time     `json:"deliveredAt,omitzero"`
+}
+
+// active reports whether the job counts against its owner's limit.
+func (j *Job) active() bool { return j.Status == JobQueued || j.Status == JobRunning }
+
+// Errors of the job store; toAPIError maps them to statuses.
+var (
+	// ErrJobNotFound is returned for a missing job and for another user's
+	// job alike, so that ids cannot be probed.
+	ErrJobNotFound = errors.New("job not found")
+	// ErrTooManyJobs is returned by Submit when the owner already has the
+	// maximum number of queued and running jobs.
+	ErrTooManyJobs = errors.New("too many export jobs")
+	// ErrJobExpired is returned for the file of a job whose link expired.
+	ErrJobExpired = errors.New("export file expired")
+	// ErrJobNotReady is returned for the file of a job that is not done.
+	ErrJobNotReady = errors.New("export file not ready")
+)
+
+var (
+	jobsBucket  = []byte("jobs")
+	queueBucket = []byte("queue")
+)
+
+// jobStore persists jobs in bbolt. Bucket "jobs" maps id → JSON job; bucket
+// "queue" maps createdAt (8 bytes, big-endian nanoseconds) + id → id, so the
+// oldest queued job is the first key.
+type jobStore struct {
+	db *bolt.DB
+}
+
+// openJobStore opens (creating) the store at path and queues every job found
+// running: its worker died with the previous process.
+func openJobStore(path string) (*jobStore, []string, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+	if err != nil {
+		return nil, nil, fmt.Errorf("open job store %s (is another worklog serve using this data directory?): %w", path, err)
+	}
+	s := &jobStore{db: db}
+	var resumed []string
+	err = db.Update(func(tx *bolt.Tx) error {
+		jb, err := tx.CreateBucketIfNotExists(jobsBucket)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.CreateBucketIfNotExists(queueBucket); err != nil {
+			return err
+		}
+		var interrupted []Job
+		err = jb.ForEach(func(_, v []byte) error {
+			var j Job
+			if err := json.Unmarshal(v, &j); err != nil {
+				return err
+			}
+			if j.Status == JobRunning {
+				interrupted = append(interrupted, j)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, j := range interrupted {
+			j.Status = JobQueued
+			if err := putJob(tx, &j); err != nil {
+				return err
+			}
+			resumed = append(resumed, j.ID)
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, nil, fmt.Errorf("recover job store: %w", err)
+	}
+	return s, resumed, nil
+}
+
+func (s *jobStore) close() error { return s.db.Close() }
+
+// newJobID returns 128 random bits in hex: ids are unguessable, so a leaked
+// status URL alone reveals nothing (the owner check still applies).
+func newJobID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// validJobID accepts only what newJobID produces, so an id is safe in a path.
+func validJobID(id string) bool {
+	if len(id) != 32 {
+		return false
+	}
+	_, err := hex.DecodeString(id)
+	return err == nil
+}
+
+func queueKey(j *Job) []byte {
+	k := make([]byte, 8, 8+len(j.ID))
+	binary.BigEndian.PutUint64(k, uint64(j.CreatedAt.UnixNano()))
+	return append(k, j.ID...)
+}
+
+// putJob writes j and keeps the queue index in step with its status.
+func putJob(tx *bolt.Tx, j *Job) error {
+	v, err := json.Marshal(j)
+	if err != nil {
+		return err
+	}
+	if err := tx.Bucket(jobsBucket).Put([]byte(j.ID), v); err != nil {
+		return err
+	}
+	q := tx.Bucket(queueBucket)
+	if j.Status == JobQueued {
+		return q.Put(queueKey(j), []byte(j.ID))
+	}
+	return q.Delete(queueKey(j))
+}
+
+func getJob(tx *bolt.Tx, id string) (*Job, error) {
+	v := tx.Bucket(jobsBucket).Get([]byte(id))
+	if v == nil {
+		return nil, ErrJobNotFound
+	}
+	var j Job
+	if err := json.Unmarshal(v, &j); err != nil {
+		return nil, fmt.Errorf("decode job %s: %w", id, err)
+	}
+	return &j, nil
+}
+
+// create stores a new queued job unless its owner already has perUser
+// active jobs. The count and the insert are one transaction.
+func (s *jobStore) create(j *Job, perUser int) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		active := 0
+		err := tx.Bucket(jobsBucket).ForEach(func(_, v []byte) error {
+			var o Job
+			if err := json.Unmarshal(v, &o); err != nil {
+				return err
+			}
+			if o.Owner == j.Owner && o.active() {
+				active++
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if perUser > 0 && active >= perUser {
+			return ErrTooManyJobs
+		}
+		return putJob(tx, j)
+	})
+}
+
+// get returns the job with id.
+func (s *jobStore) get(id string) (*Job, error) {
+	var j *Job
+	err := s.db.View(func(tx *bolt.Tx) (err error) {
+		j, err = getJob(tx, id)
+		return err
+	})
+	return j, err
+}
+
+// update applies fn to the stored job and writes it back in one transaction.
+func (s *jobStore) update(id string, fn func(*Job) error) (*Job, error) {
+	var j *Job
+	err := s.db.Update(func(tx *bolt.Tx) (err error) {
+		if j, err = getJob(tx, id); err != nil {
+			return err
+		}
+		if err := fn(j); err != nil {
+			return err
+		}
+		return putJob(tx, j)
+	})
+	return j, err
+}
+
+// claim marks the oldest queued job running and returns it, or nil when
+// none is queued.
+func (s *jobStore) claim(now time.Time) (*Job, error) {
+	var j *Job
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		k, id := tx.Bucket(queueBucket).Cursor().First()
+		if k == nil {
+			return nil
+		}
+		var err error
+		if j, err = getJob(tx, string(id)); err != nil {
+			if errors.Is(err, ErrJobNotFound) {
+				// A stale index entry: drop it rather than wedge the queue.
+				return tx.Bucket(queueBucket).Delete(bytes.Clone(k))
+			}
+			return err
+		}
+		j.Status = JobRunning
+		j.StartedAt = now
+		j.Runs++
+		return putJob(tx, j)
+	})
+	return j, err
+}
+
+// each calls fn for every job, in id order, from a read transaction.
+func (s *jobStore) each(fn func(*Job)) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(jobsBucket).ForEach(func(_, v []byte) error {
+			var j Job
+			if err := json.Unmarshal(v, &j); err != nil {
+				return err
+			}
+			fn(&j)
+			return nil
+		})
+	})
+}
+
+// remove deletes a job record.
+func (s *jobStore) remove(id string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		j, err := getJob(tx, id)
+		if err != nil {
+			return err
+		}
+		if err := tx.Bucket(queueBucket).Delete(queueKey(j)); err != nil {
+			return err
+		}
+		return tx.Bucket(jobsBucket).Delete([]byte(id))
+	})
+}

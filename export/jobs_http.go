@@ -1,0 +1,182 @@
+package export
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"worklog/privacy"
+
+	"github.com/labstack/echo/v4"
+)
+
+// retryAfterTooManyJobs is the Retry-After of a 429 for too many jobs: about
+// the time a typical job takes, so a retry has a fair chance.
+const retryAfterTooManyJobs = 60
+
+// registerJobRoutes adds the job status and download routes.
+func (s *Server) registerJobRoutes(e *echo.Echo) {
+	e.GET(APIBase+"/export/jobs/:id", s.handleJob, s.authenticate)
+	e.GET(APIBase+"/export/jobs/:id/file", s.handleJobFile, s.authenticate)
+}
+
+// scheduledBody is the 202 answer of SPEC §4, keys in the documented order.
+type scheduledBody struct {
+	Status    string `json:"status"`
+	JobID     string `json:"jobId"`
+	Rows      int64  `json:"rows"`
+	Format    Format `json:"format"`
+	DeliverTo string `json:"deliverTo"`
+	StatusURL string `json:"statusUrl"`
+}
+
+// scheduleExport answers an export above the synchronous limit: it queues a
+// job and answers 202. Without an e-mail claim there is nowhere to deliver
+// the file, so the request is refused with 400 before a job exists (a job
+// nobody hears of would only fill the user's quota).
+func (s *Server) scheduleExport(c echo.Context, cl *Claims, pol *privacy.Policy, format Format, total int64) error {
+	if s.cfg.Jobs == nil {
+		// A server built without a job runner refuses rather than sending a
+		// partial export that looks whole.
+		return &APIError{Status: http.StatusServiceUnavailable, Code: "export_too_large",
+			Message: fmt.Sprintf("%d rows match; exports of more than %d rows as %s are delivered as background jobs, which this server does not run: narrow the filters or page with limit and offset", total, s.syncLimit(format), format)}
+	}
+	if cl.Email == "" {
+		return &APIError{Status: http.StatusBadRequest, Code: "email_required",
+			Message: fmt.Sprintf("%d rows match; exports of more than %d rows as %s are delivered by e-mail, and the token has no email claim: narrow the filters, page with limit and offset, or use a token with an email claim", total, s.syncLimit(format), format)}
+	}
+	job, err := s.cfg.Jobs.Submit(JobSpec{
+		Owner:           cl.Subject,
+		Email:           cl.Email,
+		Permissions:     cl.Permissions,
+		Level:           pol.Level(),
+		Query:           c.QueryParams(),
+		Format:          format,
+		CSVFormulaGuard: s.cfg.CSVFormulaGuard,
+		Rows:            total,
+	})
+	if errors.Is(err, ErrTooManyJobs) {
+		return &APIError{Status: http.StatusTooManyRequests, Code: "too_many_jobs", RetryAfter: retryAfterTooManyJobs,
+			Message: fmt.Sprintf("you already have %d export jobs queued or running; retry when one has finished", s.cfg.Jobs.cfg.PerUser)}
+	}
+	if err != nil {
+		return fmt.Errorf("schedule export: %w", err)
+	}
+	h := c.Response().Header()
+	h.Set("X-Total-Count", strconv.FormatInt(total, 10))
+	h.Set(echo.HeaderLocation, StatusPath(job.ID))
+	return c.JSON(http.StatusAccepted, scheduledBody{
+		Status: "scheduled", JobID: job.ID, Rows: total, Format: format,
+		DeliverTo: job.Email, StatusURL: StatusPath(job.ID),
+	})
+}
+
+// JobView is the JSON of GET /api/mind/export/jobs/{id}. Every key is always
+// present; the ones that do not apply yet are null.
+type JobView struct {
+	ID     string    `json:"id"`
+	Status JobStatus `json:"status"`
+	Format Format    `json:"format"`
+	// Rows is the match count until the job is done, then the rows written.
+	Rows       int64      `json:"rows"`
+	CreatedAt  time.Time  `json:"createdAt"`
+	FinishedAt *time.Time `json:"finishedAt"`
+	// DownloadURL is the file's path while it can be downloaded.
+	DownloadURL *string `json:"downloadUrl"`
+	// Error says why the export or its delivery failed.
+	Error *string `json:"error"`
+	// ExpiresAt is when the download link expires.
+	ExpiresAt *time.Time `json:"expiresAt"`
+	DeliverTo string     `json:"deliverTo"`
+	// Delivery is pending, sending, sent or failed once the file is done.
+	Delivery    DeliveryState `json:"delivery,omitempty"`
+	DeliveredAt *time.Time    `json:"deliveredAt"`
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+// viewOf renders a job for its owner.
+func viewOf(j *Job, now time.Time) JobView {
+	v := JobView{ID: j.ID, Status: j.Status, Format: j.Format, Rows: j.Rows, CreatedAt: j.CreatedAt,
+		FinishedAt: timePtr(j.FinishedAt), ExpiresAt: timePtr(j.ExpiresAt), DeliverTo: j.Email,
+		Delivery: j.Delivery, DeliveredAt: timePtr(j.DeliveredAt)}
+	if j.Status == JobDone && !j.Expired && now.Before(j.ExpiresAt) {
+		u := FilePathURL(j.ID)
+		v.DownloadURL = &u
+	}
+	if j.Error != "" {
+		e := j.Error
+		v.Error = &e
+	}
+	return v
+}
+
+func (s *Server) jobsOrNotFound() (*Jobs, error) {
+	if s.cfg.Jobs == nil {
+		return nil, jobNotFound()
+	}
+	return s.cfg.Jobs, nil
+}
+
+// jobNotFound is the one answer for a missing job and another user's job.
+func jobNotFound() *APIError {
+	return newAPIError(http.StatusNotFound, "not_found", "no such export job")
+}
+
+func (s *Server) handleJob(c echo.Context) error {
+	jobs, err := s.jobsOrNotFound()
+	if err != nil {
+		return err
+	}
+	job, err := jobs.Get(c.Param("id"), claimsOf(c).Subject)
+	if errors.Is(err, ErrJobNotFound) {
+		return jobNotFound()
+	}
+	if err != nil {
+		return fmt.Errorf("get job: %w", err)
+	}
+	return c.JSON(http.StatusOK, viewOf(job, time.Now()))
+}
+
+func (s *Server) handleJobFile(c echo.Context) error {
+	jobs, err := s.jobsOrNotFound()
+	if err != nil {
+		return err
+	}
+	job, path, err := jobs.FilePath(c.Param("id"), claimsOf(c).Subject)
+	switch {
+	case errors.Is(err, ErrJobNotFound):
+		return jobNotFound()
+	case errors.Is(err, ErrJobExpired):
+		return newAPIError(http.StatusGone, "gone", "the download link expired at %s; request the export again", job.ExpiresAt.UTC().Format(time.RFC3339))
+	case errors.Is(err, ErrJobNotReady) && job.Status == JobFailed:
+		return newAPIError(http.StatusConflict, "job_failed", "the export failed, there is no file: %s", job.Error)
+	case errors.Is(err, ErrJobNotReady):
+		return newAPIError(http.StatusConflict, "not_ready", "the export is %s; the file is ready when its status is done", job.Status)
+	case err != nil:
+		return fmt.Errorf("job file: %w", err)
+	}
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		// The janitor deleted it between the check and the open.
+		return newAPIError(http.StatusGone, "gone", "the download link expired; request the export again")
+	}
+	if err != nil {
+		return fmt.Errorf("open job file: %w", err)
+	}
+	defer f.Close()
+	h := c.Response().Header()
+	h.Set(echo.HeaderContentType, job.Format.ContentType())
+	h.Set(echo.HeaderContentDisposition, fmt.Sprintf(`attachment; filename="%s"`, jobFileName(job)))
+	h.Set("X-Total-Count", strconv.FormatInt(job.Rows, 10))
+	http.ServeContent(c.Response(), c.Request(), "", job.FinishedAt, f)
+	return nil
+}

@@ -1,0 +1,559 @@
+package export
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"worklog/privacy"
+	"worklog/query"
+)
+
+// Defaults of JobsConfig.
+const (
+	DefaultJobWorkers       = 2
+	DefaultJobsPerUser      = 2
+	DefaultAttachLimit      = 10 << 20
+	DefaultDownloadTTL      = 7 * 24 * time.Hour
+	DefaultMailFrom         = "worklog@localhost"
+	DefaultDeliveryAttempts = 5
+	DefaultRetryBackoff     = time.Minute
+	DefaultSweepInterval    = time.Minute
+	DefaultJobRetention     = 30 * 24 * time.Hour
+)
+
+// Paths under the data directory.
+const (
+	jobsDBFile = "jobs.db"
+	exportsDir = "exports"
+	outboxDir  = "outbox"
+)
+
+// JobsConfig configures the background export runner.
+type JobsConfig struct {
+	// DataDir holds jobs.db, exports/ and (without Mailer) outbox/.
+	DataDir string
+	// Engine runs the exports; it belongs to the caller.
+	Engine *query.Engine
+	// PseudonymKey keys the name pseudonyms, as for synchronous exports. It
+	// is never stored with a job.
+	PseudonymKey []byte
+	// Mailer delivers finished jobs; nil writes .eml files to <DataDir>/outbox.
+	Mailer Mailer
+	// MailFrom is the sender address (default worklog@localhost).
+	MailFrom string
+	// PublicURL is the server's external base URL, for download links in
+	// e-mails, e.g. https://worklog.example.com.
+	PublicURL string
+	// Workers bounds the exports running at once (default 2).
+	Workers int
+	// PerUser bounds one user's queued plus running jobs (default 2).
+	PerUser int
+	// AttachLimit is the largest file attached to the e-mail; larger files
+	// are sent as a download link (default 10 MiB).
+	AttachLimit int64
+	// DownloadTTL is how long a finished file stays downloadable (default
+	// 7 days); then the janitor deletes it and the link answers 410.
+	DownloadTTL time.Duration
+	// Retention is how long a job record is kept after its link expired, so
+	// the link answers 410 rather than 404 (default 30 days).
+	Retention time.Duration
+	// DeliveryAttempts bounds the sends of one message (default 5).
+	DeliveryAttempts int
+	// RetryBackoff is the wait after the first failed send; it doubles with
+	// each further failure (default 1 minute).
+	RetryBackoff time.Duration
+	// SweepInterval is how often the janitor retries due deliveries and
+	// deletes expired files (default 1 minute).
+	SweepInterval time.Duration
+	// MaxSheetRows overrides the XLSX rows per sheet (tests); 0 is Excel's limit.
+	MaxSheetRows int
+	// Logger receives job events; nil discards.
+	Logger *slog.Logger
+}
+
+// Jobs persists background exports and runs them with a bounded worker
+// pool.
+//
+// Delivery is at least once, and in practice exactly once: the attempt is
+// recorded (state sending, attempt counted, fsynced) before the message
+// leaves, and the success (state sent) after. A restart finds a job in
+// sending only if the process died between those two commits; the message
+// may or may not have left, and it is sent again with the same Message-ID,
+// because a duplicate is recognisable and a lost export is not. The window
+// is the SMTP round trip of the final "." plus one bbolt commit; for the
+// outbox the second write replaces the first .eml, so there is no
+// duplicate at all. Counting attempts before sending bounds the resends
+// even if the process crashes on every attempt. The export itself never
+// runs again once a job is done: delivery retries send the file on disk.
+type Jobs struct {
+	cfg    JobsConfig
+	store  *jobStore
+	mailer Mailer
+	log    *slog.Logger
+	dir    string // <data>/exports
+
+	wake chan struct{}
+
+	// delivering holds the jobs whose message is being sent in this
+	// process, so the janitor never sends one a worker is sending.
+	deliveringMu sync.Mutex
+	delivering   map[string]bool
+
+	mu      sync.Mutex
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	started bool
+	closed  bool
+}
+
+// OpenJobs opens the job store at <DataDir>/jobs.db, queues the jobs a
+// crash left running and removes temporary files a crash left behind.
+// Call Start to run jobs and Close to stop.
+func OpenJobs(cfg JobsConfig) (*Jobs, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("jobs: a data directory is required")
+	}
+	if cfg.Engine == nil {
+		return nil, errors.New("jobs: an engine is required")
+	}
+	if _, err := privacy.NewPolicy(privacy.Pseudonymized, nil, cfg.PseudonymKey); err != nil {
+		return nil, fmt.Errorf("jobs: %w", err)
+	}
+	setDefault(&cfg.Workers, DefaultJobWorkers)
+	setDefault(&cfg.PerUser, DefaultJobsPerUser)
+	setDefault(&cfg.AttachLimit, DefaultAttachLimit)
+	setDefault(&cfg.DownloadTTL, DefaultDownloadTTL)
+	setDefault(&cfg.Retention, DefaultJobRetention)
+	setDefault(&cfg.DeliveryAttempts, DefaultDeliveryAttempts)
+	setDefault(&cfg.RetryBackoff, DefaultRetryBackoff)
+	setDefault(&cfg.SweepInterval, DefaultSweepInterval)
+	if cfg.MailFrom == "" {
+		cfg.MailFrom = DefaultMailFrom
+	}
+	cfg.PublicURL = strings.TrimRight(cfg.PublicURL, "/")
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	dir := filepath.Join(cfg.DataDir, exportsDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("jobs: %w", err)
+	}
+	if err := removeTempFiles(dir); err != nil {
+		return nil, fmt.Errorf("jobs: %w", err)
+	}
+	mailer := cfg.Mailer
+	if mailer == nil {
+		od := filepath.Join(cfg.DataDir, outboxDir)
+		if err := removeTempFiles(od); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("jobs: %w", err)
+		}
+		mailer = OutboxMailer{Dir: od}
+	}
+	store, resumed, err := openJobStore(filepath.Join(cfg.DataDir, jobsDBFile))
+	if err != nil {
+		return nil, fmt.Errorf("jobs: %w", err)
+	}
+	for _, id := range resumed {
+		log.Info("export job interrupted, queued again", "job", id)
+	}
+	return &Jobs{cfg: cfg, store: store, mailer: mailer, log: log, dir: dir,
+		wake: make(chan struct{}, cfg.Workers), delivering: map[string]bool{}}, nil
+}
+
+func setDefault[T int | int64 | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
+}
+
+// removeTempFiles deletes the *.tmp files an interrupted write left in dir.
+func removeTempFiles(dir string) error {
+	tmps, err := filepath.Glob(filepath.Join(dir, ".*.tmp"))
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(dir); err != nil {
+		return err
+	}
+	for _, t := range tmps {
+		if err := os.Remove(t); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}
+
+// Start runs the workers and the janitor until ctx ends or Close is called.
+func (j *Jobs) Start(ctx context.Context) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.started || j.closed {
+		return
+	}
+	j.started = true
+	ctx, j.cancel = context.WithCancel(ctx)
+	for i := 0; i < j.cfg.Workers; i++ {
+		j.wg.Add(1)
+		go func() {
+			defer j.wg.Done()
+			j.work(ctx)
+		}()
+	}
+	j.wg.Add(1)
+	go func() {
+		defer j.wg.Done()
+		j.janitor(ctx)
+	}()
+}
+
+// Close stops the workers (a running export is cancelled and queued again,
+// to restart from the beginning next time), waits for them and closes the
+// job store.
+func (j *Jobs) Close() error {
+	j.mu.Lock()
+	if j.closed {
+		j.mu.Unlock()
+		return nil
+	}
+	j.closed = true
+	if j.cancel != nil {
+		j.cancel()
+	}
+	j.mu.Unlock()
+	j.wg.Wait()
+	return j.store.close()
+}
+
+// JobSpec is what a request hands to Submit: the request as it was asked,
+// and who asked, captured at request time.
+type JobSpec struct {
+	Owner, Email    string
+	Permissions     []string
+	Level           privacy.Level
+	Query           url.Values
+	Format          Format
+	CSVFormulaGuard bool
+	// Rows is the match count at request time.
+	Rows int64
+}
+
+// Submit persists a queued job and wakes a worker. It returns
+// ErrTooManyJobs when the owner already has PerUser queued or running jobs.
+func (j *Jobs) Submit(spec JobSpec) (*Job, error) {
+	if spec.Email == "" {
+		return nil, errors.New("submit job: no e-mail address to deliver to")
+	}
+	q := url.Values{}
+	for k, v := range spec.Query {
+		q[k] = append([]string(nil), v...)
+	}
+	q.Set("format", string(spec.Format))
+	job := &Job{
+		ID:              newJobID(),
+		Status:          JobQueued,
+		Owner:           spec.Owner,
+		Email:           spec.Email,
+		Permissions:     spec.Permissions,
+		Level:           spec.Level,
+		Query:           q.Encode(),
+		Format:          spec.Format,
+		CSVFormulaGuard: spec.CSVFormulaGuard,
+		Rows:            spec.Rows,
+		CreatedAt:       time.Now().UTC(),
+	}
+	if err := j.store.create(job, j.cfg.PerUser); err != nil {
+		return nil, err
+	}
+	select {
+	case j.wake <- struct{}{}:
+	default: // every worker already has a wake-up pending
+	}
+	return job, nil
+}
+
+// Get returns the job id if owner owns it; ErrJobNotFound otherwise.
+func (j *Jobs) Get(id, owner string) (*Job, error) {
+	if !validJobID(id) {
+		return nil, ErrJobNotFound
+	}
+	job, err := j.store.get(id)
+	if err != nil {
+		return nil, err
+	}
+	if job.Owner != owner {
+		return nil, ErrJobNotFound
+	}
+	return job, nil
+}
+
+// FilePath returns the path of the finished file of job id for owner:
+// ErrJobNotFound, ErrJobNotReady (not done) or ErrJobExpired (link expired).
+func (j *Jobs) FilePath(id, owner string) (*Job, string, error) {
+	job, err := j.Get(id, owner)
+	if err != nil {
+		return nil, "", err
+	}
+	if job.Status != JobDone {
+		return job, "", ErrJobNotReady
+	}
+	if job.Expired || !time.Now().Before(job.ExpiresAt) {
+		return job, "", ErrJobExpired
+	}
+	return job, j.filePath(job), nil
+}
+
+func (j *Jobs) filePath(job *Job) string {
+	return filepath.Join(j.dir, job.ID+"."+job.Format.Extension())
+}
+
+// StatusPath is the API path of a job's status.
+func StatusPath(id string) string { return APIBase + "/export/jobs/" + id }
+
+// FilePathURL is the API path of a job's file.
+func FilePathURL(id string) string { return StatusPath(id) + "/file" }
+
+// work claims and runs queued jobs until ctx ends.
+func (j *Jobs) work(ctx context.Context) {
+	for {
+		job, err := j.store.claim(time.Now().UTC())
+		if err != nil {
+			j.log.Error("claim export job", "err", err)
+		}
+		if job == nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-j.wake:
+			case <-time.After(j.cfg.SweepInterval):
+				// A safety net: a wake-up lost to a full channel costs at
+				// most one interval.
+			}
+			continue
+		}
+		j.run(ctx, job)
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// run exports one claimed job and delivers it.
+func (j *Jobs) run(ctx context.Context, job *Job) {
+	log := j.log.With("job", job.ID, "format", string(job.Format))
+	start := time.Now()
+	rows, err := j.export(ctx, job)
+	if ctx.Err() != nil {
+		// Shutdown: leave the job resumable. The temporary file is gone
+		// (WriteFile removes it on error).
+		if _, uerr := j.store.update(job.ID, func(jb *Job) error { jb.Status = JobQueued; return nil }); uerr != nil {
+			log.Error("requeue interrupted export job", "err", uerr)
+		}
+		log.Info("export job interrupted by shutdown, queued again")
+		return
+	}
+	now := time.Now().UTC()
+	if err != nil {
+		log.Error("export job failed", "err", err)
+		msg := "export failed (job " + job.ID + ")"
+		var pe *query.ParamError
+		if errors.As(err, &pe) {
+			msg = "export failed: " + pe.Error()
+		}
+		if _, uerr := j.store.update(job.ID, func(jb *Job) error {
+			jb.Status, jb.Error, jb.FinishedAt, jb.ExpiresAt = JobFailed, msg, now, now.Add(j.cfg.DownloadTTL)
+			return nil
+		}); uerr != nil {
+			log.Error("record failed export job", "err", uerr)
+		}
+		return
+	}
+	var size int64
+	if st, serr := os.Stat(j.filePath(job)); serr == nil {
+		size = st.Size()
+	}
+	job, err = j.store.update(job.ID, func(jb *Job) error {
+		jb.Status, jb.Rows, jb.Bytes, jb.FinishedAt, jb.ExpiresAt = JobDone, rows, size, now, now.Add(j.cfg.DownloadTTL)
+		jb.Delivery, jb.NextDeliveryAt, jb.Error = DeliveryPending, now, ""
+		return nil
+	})
+	if err != nil {
+		log.Error("record finished export job", "err", err)
+		return
+	}
+	el := time.Since(start)
+	log.Info("export job done", "rows", rows, "bytes", size, "duration_ms", el.Milliseconds(),
+		"rows_per_s", int64(float64(rows)/max(el.Seconds(), 1e-9)))
+	j.deliver(ctx, job)
+}
+
+// export re-plans the job as its request would be planned now, with the
+// captured level and permissions, and writes the file atomically.
+func (j *Jobs) export(ctx context.Context, job *Job) (int64, error) {
+	pol, err := privacy.NewPolicy(job.Level, job.Permissions, j.cfg.PseudonymKey)
+	if err != nil {
+		return 0, fmt.Errorf("policy: %w", err)
+	}
+	values, err := url.ParseQuery(job.Query)
+	if err != nil {
+		return 0, fmt.Errorf("job query: %w", err)
+	}
+	plan, err := query.Parse(values, PlanOptions(pol, job.Format))
+	if err != nil {
+		return 0, err
+	}
+	snap, err := j.cfg.Engine.Snapshot()
+	if err != nil {
+		return 0, fmt.Errorf("snapshot: %w", err)
+	}
+	req := Request{Engine: j.cfg.Engine, Snapshot: snap, Plan: plan, Policy: pol, Format: job.Format,
+		Options: EncoderOptions{CSVFormulaGuard: job.CSVFormulaGuard, SheetName: DefaultSheetName, MaxSheetRows: j.cfg.MaxSheetRows}}
+	return WriteFile(ctx, req, j.filePath(job))
+}
+
+// errNothingToDeliver stops a delivery whose message was sent meanwhile.
+var errNothingToDeliver = errors.New("nothing to deliver")
+
+// deliver sends the job's message once, recording the attempt before and
+// the outcome after (see Jobs).
+func (j *Jobs) deliver(ctx context.Context, job *Job) {
+	log := j.log.With("job", job.ID)
+	j.deliveringMu.Lock()
+	busy := j.delivering[job.ID]
+	j.delivering[job.ID] = true
+	j.deliveringMu.Unlock()
+	if busy {
+		return
+	}
+	defer func() {
+		j.deliveringMu.Lock()
+		delete(j.delivering, job.ID)
+		j.deliveringMu.Unlock()
+	}()
+	job, err := j.store.update(job.ID, func(jb *Job) error {
+		if jb.Delivery != DeliveryPending && jb.Delivery != DeliverySending {
+			return errNothingToDeliver
+		}
+		jb.Delivery = DeliverySending
+		jb.DeliveryAttempts++
+		return nil
+	})
+	if errors.Is(err, errNothingToDeliver) {
+		return
+	}
+	if err != nil {
+		log.Error("record delivery attempt", "err", err)
+		return
+	}
+	path := j.filePath(job)
+	msg, err := jobMessage{
+		From:        j.cfg.MailFrom,
+		To:          job.Email,
+		Job:         job,
+		Path:        path,
+		Attach:      job.Bytes <= j.cfg.AttachLimit,
+		DownloadURL: j.cfg.PublicURL + FilePathURL(job.ID),
+		StatusURL:   j.cfg.PublicURL + StatusPath(job.ID),
+	}.build()
+	if err == nil {
+		err = j.mailer.Send(ctx, job.ID, msg)
+	}
+	now := time.Now().UTC()
+	_, uerr := j.store.update(job.ID, func(jb *Job) error {
+		switch {
+		case err == nil:
+			jb.Delivery, jb.DeliveredAt, jb.Error = DeliverySent, now, ""
+		case ctx.Err() != nil:
+			// Shutdown interrupted the send: try again after the restart,
+			// without spending an attempt.
+			jb.Delivery, jb.NextDeliveryAt = DeliveryPending, now
+			jb.DeliveryAttempts--
+		case jb.DeliveryAttempts >= j.cfg.DeliveryAttempts:
+			jb.Delivery = DeliveryFailed
+			jb.Error = fmt.Sprintf("delivery to %s failed after %d attempts; the file can still be downloaded", jb.Email, jb.DeliveryAttempts)
+		default:
+			wait := j.cfg.RetryBackoff << (jb.DeliveryAttempts - 1)
+			jb.Delivery, jb.NextDeliveryAt = DeliveryPending, now.Add(wait)
+			jb.Error = fmt.Sprintf("delivery to %s failed (attempt %d of %d), retrying at %s", jb.Email, jb.DeliveryAttempts, j.cfg.DeliveryAttempts, jb.NextDeliveryAt.Format(time.RFC3339))
+		}
+		return nil
+	})
+	if uerr != nil {
+		log.Error("record delivery", "err", uerr)
+	}
+	if err != nil {
+		log.Warn("export delivery failed", "attempt", job.DeliveryAttempts, "err", err)
+		return
+	}
+	log.Info("export delivered", "attempt", job.DeliveryAttempts, "attached", job.Bytes <= j.cfg.AttachLimit)
+}
+
+// janitor sweeps at once (deliveries a restart left pending) and then every
+// SweepInterval until ctx ends.
+func (j *Jobs) janitor(ctx context.Context) {
+	t := time.NewTicker(j.cfg.SweepInterval)
+	defer t.Stop()
+	for {
+		j.sweep(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// sweep retries due deliveries, deletes expired files and forgets jobs whose
+// links expired longer than Retention ago.
+func (j *Jobs) sweep(ctx context.Context) {
+	now := time.Now().UTC()
+	var due, expire, forget []*Job
+	err := j.store.each(func(job *Job) {
+		switch {
+		case !job.ExpiresAt.IsZero() && now.After(job.ExpiresAt.Add(j.cfg.Retention)):
+			forget = append(forget, job)
+		case job.Status == JobDone && !job.Expired && !now.Before(job.ExpiresAt):
+			expire = append(expire, job)
+		case job.Status == JobDone && (job.Delivery == DeliveryPending || job.Delivery == DeliverySending) && !now.Before(job.NextDeliveryAt):
+			// sending here means a crash between send and record.
+			due = append(due, job)
+		}
+	})
+	if err != nil {
+		j.log.Error("sweep export jobs", "err", err)
+		return
+	}
+	for _, job := range due {
+		if ctx.Err() != nil {
+			return
+		}
+		if job.Delivery == DeliverySending {
+			j.log.Warn("delivery may have been sent before a crash; sending again with the same Message-ID", "job", job.ID)
+		}
+		j.deliver(ctx, job)
+	}
+	for _, job := range expire {
+		if err := os.Remove(j.filePath(job)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			j.log.Error("delete expired export", "job", job.ID, "err", err)
+			continue
+		}
+		if _, err := j.store.update(job.ID, func(jb *Job) error { jb.Expired = true; return nil }); err != nil {
+			j.log.Error("record expired export", "job", job.ID, "err", err)
+		}
+	}
+	for _, job := range forget {
+		os.Remove(j.filePath(job))
+		if err := j.store.remove(job.ID); err != nil && !errors.Is(err, ErrJobNotFound) {
+			j.log.Error("forget export job", "job", job.ID, "err", err)
+		}
+	}
+}

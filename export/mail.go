@@ -1,0 +1,219 @@
+package export
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wneessen/go-mail"
+)
+
+// Mailer delivers the message of a finished job. Send must be safe to call
+// again for the same job after a crash (the message keeps its Message-ID), and
+// safe for concurrent use.
+type Mailer interface {
+	Send(ctx context.Context, jobID string, msg *mail.Msg) error
+}
+
+// SMTPMailer sends through an SMTP server with go-mail.
+type SMTPMailer struct {
+	host string
+	opts []mail.Option
+}
+
+// NewSMTPMailer parses an SMTP URL:
+//
+//	smtp://[user:pass@]host[:port]   plain SMTP, STARTTLS when the server offers it (port 587 by default)
+//	smtps://[user:pass@]host[:port]  implicit TLS (port 465 by default)
+//
+// With a user the client authenticates with the best mechanism the server
+// offers. The query string may set timeout (a Go duration, default 15s) and
+// tls=mandatory to refuse a server without STARTTLS.
+func NewSMTPMailer(rawURL string) (*SMTPMailer, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("smtp url: %w", err)
+	}
+	if u.Hostname() == "" {
+		return nil, fmt.Errorf("smtp url %q: no host", redactURL(u))
+	}
+	var opts []mail.Option
+	port := 587
+	switch u.Scheme {
+	case "smtp":
+		policy := mail.TLSOpportunistic
+		if u.Query().Get("tls") == "mandatory" {
+			policy = mail.TLSMandatory
+		}
+		opts = append(opts, mail.WithTLSPolicy(policy))
+	case "smtps":
+		port = 465
+		opts = append(opts, mail.WithSSL())
+	default:
+		return nil, fmt.Errorf("smtp url %q: scheme must be smtp or smtps", redactURL(u))
+	}
+	if p := u.Port(); p != "" {
+		if port, err = strconv.Atoi(p); err != nil || port <= 0 || port > 65535 {
+			return nil, fmt.Errorf("smtp url %q: bad port %q", redactURL(u), p)
+		}
+	}
+	opts = append(opts, mail.WithPort(port))
+	if t := u.Query().Get("timeout"); t != "" {
+		d, err := time.ParseDuration(t)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("smtp url %q: bad timeout %q", redactURL(u), t)
+		}
+		opts = append(opts, mail.WithTimeout(d))
+	}
+	if u.User != nil && u.User.Username() != "" {
+		pass, _ := u.User.Password()
+		opts = append(opts, mail.WithSMTPAuth(mail.SMTPAuthAutoDiscover),
+			mail.WithUsername(u.User.Username()), mail.WithPassword(pass))
+	}
+	// Validate the options now, so a bad setting stops serve at start.
+	if _, err := mail.NewClient(u.Hostname(), opts...); err != nil {
+		return nil, fmt.Errorf("smtp url %q: %w", redactURL(u), err)
+	}
+	return &SMTPMailer{host: u.Hostname(), opts: opts}, nil
+}
+
+// redactURL prints an SMTP URL without its password.
+func redactURL(u *url.URL) string { return u.Redacted() }
+
+// Send dials the server and sends msg. A new client per message keeps
+// concurrent deliveries independent.
+func (m *SMTPMailer) Send(ctx context.Context, _ string, msg *mail.Msg) error {
+	c, err := mail.NewClient(m.host, m.opts...)
+	if err != nil {
+		return fmt.Errorf("smtp client: %w", err)
+	}
+	if err := c.DialAndSendWithContext(ctx, msg); err != nil {
+		return fmt.Errorf("smtp send to %s: %w", m.host, err)
+	}
+	return nil
+}
+
+// OutboxMailer writes each message as <Dir>/<job id>.eml, the embedded
+// default when no SMTP server is configured. The file is written under a
+// temporary name and renamed, so the outbox never shows half a message, and
+// a second Send for the same job replaces the first: delivery to the outbox
+// is idempotent.
+type OutboxMailer struct {
+	Dir string
+}
+
+// Send writes msg into the outbox.
+func (m OutboxMailer) Send(_ context.Context, jobID string, msg *mail.Msg) (err error) {
+	if !validJobID(jobID) {
+		return fmt.Errorf("outbox: invalid job id %q", jobID)
+	}
+	if err := os.MkdirAll(m.Dir, 0o700); err != nil {
+		return fmt.Errorf("outbox: %w", err)
+	}
+	path := filepath.Join(m.Dir, jobID+".eml")
+	f, err := os.CreateTemp(m.Dir, "."+jobID+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("outbox: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if _, err = msg.WriteTo(f); err != nil {
+		return fmt.Errorf("outbox: write %s: %w", path, err)
+	}
+	if err = f.Sync(); err != nil {
+		return fmt.Errorf("outbox: sync %s: %w", path, err)
+	}
+	if err = f.Close(); err != nil {
+		return fmt.Errorf("outbox: close %s: %w", path, err)
+	}
+	if err = os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("outbox: %w", err)
+	}
+	return syncDir(m.Dir)
+}
+
+// syncDir fsyncs a directory so a rename in it survives a crash.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync dir %s: %w", dir, err)
+	}
+	err = d.Sync()
+	return errors.Join(err, d.Close())
+}
+
+// jobMessage is what a delivery says: who, what and how to get the file.
+type jobMessage struct {
+	From, To    string
+	Job         *Job
+	Path        string // the finished file
+	Attach      bool   // attach the file; else link to DownloadURL
+	DownloadURL string
+	StatusURL   string
+}
+
+// build turns the message into a go-mail Msg. The Message-ID is derived from
+// the job id, so a message resent after a crash is recognisable as the same.
+func (m jobMessage) build() (*mail.Msg, error) {
+	j := m.Job
+	msg := mail.NewMsg()
+	if err := msg.From(m.From); err != nil {
+		return nil, fmt.Errorf("mail from %q: %w", m.From, err)
+	}
+	if err := msg.To(m.To); err != nil {
+		return nil, fmt.Errorf("mail to %q: %w", m.To, err)
+	}
+	msg.SetMessageIDWithValue(j.ID + "@worklog")
+	msg.SetDateWithValue(j.FinishedAt)
+	msg.Subject(fmt.Sprintf("Your worklog export is ready (%d rows, %s)", j.Rows, strings.ToUpper(string(j.Format))))
+	var b strings.Builder
+	fmt.Fprintf(&b, "Hello,\n\nthe export you requested on %s is ready: %d rows as %s.\n\n",
+		j.CreatedAt.UTC().Format("2006-01-02 15:04:05 UTC"), j.Rows, strings.ToUpper(string(j.Format)))
+	if m.Attach {
+		fmt.Fprintf(&b, "It is attached to this message.")
+		fmt.Fprintf(&b, " It can also be downloaded until %s:\n\n  %s\n", j.ExpiresAt.UTC().Format("2006-01-02 15:04 UTC"), m.DownloadURL)
+	} else {
+		fmt.Fprintf(&b, "It is %s, too large to attach. Download it until %s:\n\n  %s\n",
+			humanBytes(j.Bytes), j.ExpiresAt.UTC().Format("2006-01-02 15:04 UTC"), m.DownloadURL)
+	}
+	fmt.Fprintf(&b, "\nThe download needs your API token, e.g.\n\n  curl -OJ -H 'Authorization: Bearer <token>' '%s'\n", m.DownloadURL)
+	fmt.Fprintf(&b, "\nJob status: %s\n", m.StatusURL)
+	msg.SetBodyString(mail.TypeTextPlain, b.String())
+	if m.Attach {
+		if _, err := os.Stat(m.Path); err != nil {
+			// go-mail skips an attachment it cannot stat; never send a
+			// message that promises a file it does not carry.
+			return nil, fmt.Errorf("attach export: %w", err)
+		}
+		msg.AttachFile(m.Path, mail.WithFileName(jobFileName(j)),
+			mail.WithFileContentType(mail.ContentType(j.Format.ContentType())))
+	}
+	return msg, nil
+}
+
+// jobFileName is the name a user sees for a job's file.
+func jobFileName(j *Job) string {
+	return fmt.Sprintf("reporting_worklog_%s.%s", j.CreatedAt.UTC().Format("20060102T150405Z"), j.Format.Extension())
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
