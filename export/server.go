@@ -43,6 +43,9 @@ type Config struct {
 	CSVFormulaGuard bool
 	// Logger receives one line per request; nil discards.
 	Logger *slog.Logger
+	// Jobs runs the exports above the synchronous limits in the background;
+	// it belongs to the caller. Nil refuses them with 503.
+	Jobs *Jobs
 }
 
 // Server is the HTTP API.
@@ -80,6 +83,7 @@ func NewServer(cfg Config, engine *query.Engine) (*Server, error) {
 	e.HTTPErrorHandler = s.handleError
 	e.Use(s.requestLog)
 	e.GET(ExportPath, s.handleExport, s.authenticate)
+	s.registerJobRoutes(e)
 	s.echo = e
 	return s, nil
 }
@@ -171,10 +175,7 @@ func (s *Server) handleExport(c echo.Context) error {
 		return fmt.Errorf("count: %w", err)
 	}
 	if plan.Limit == 0 && total > s.syncLimit(format) {
-		// Background jobs are not built yet: refuse rather than send a
-		// partial export that looks whole.
-		return &APIError{Status: http.StatusServiceUnavailable, Code: "export_too_large",
-			Message: fmt.Sprintf("%d rows match; exports of more than %d rows as %s are delivered as background jobs, which this server does not run yet: narrow the filters or page with limit and offset", total, s.syncLimit(format), format)}
+		return s.scheduleExport(c, cl, pol, format, total)
 	}
 
 	h := c.Response().Header()
