@@ -144,6 +144,15 @@ func (e *Engine) Records(ctx context.Context, snap data.Snapshot, p *Plan) (arra
 	return r, nil
 }
 
+// SelectSQL returns one DuckDB statement, with its bound arguments, whose
+// result is the rows Records returns for p over snap: the 35 columns,
+// filtered, ordered, limited. Records may run other statements that give
+// the same rows faster; this one is the reference, e.g. for running the
+// same query bare in DuckDB.
+func (p *Plan) SelectSQL(snap data.Snapshot) (string, []any) {
+	return p.selectSQL(p.files(snap))
+}
+
 // byMonth groups files by month, in ascending month order or descending.
 func byMonth(files []data.PartFile, desc bool) [][]data.PartFile {
 	var groups [][]data.PartFile

@@ -1,0 +1,280 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"worklog/data"
+	"worklog/export"
+	"worklog/ingest/demo"
+)
+
+// exportRows is P1's export size: the synchronous limit of CSV and JSON.
+const exportRows = 300000
+
+// bench is one run of the harness.
+type bench struct {
+	cfg    config
+	res    *results
+	bin    string // the worklog binary built for this run
+	secret string
+	token  string
+	db     *sql.DB // the harness's own DuckDB, for cutoffs and P3's bare query
+}
+
+func (b *bench) logf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "%s  "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+}
+
+func (b *bench) run(ctx context.Context) error {
+	b.res.Load = loadAvg()
+	defer func() { b.res.LoadEnd = loadAvg() }()
+	var sec [24]byte
+	_, _ = rand.Read(sec[:])
+	b.secret = hex.EncodeToString(sec[:])
+	tok, err := export.MintHS256([]byte(b.secret), export.TokenRequest{Subject: "bench", Email: "bench@example.com", TTL: 24 * time.Hour})
+	if err != nil {
+		return err
+	}
+	b.token = tok
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		return fmt.Errorf("open duckdb: %w", err)
+	}
+	defer db.Close()
+	b.db = db
+
+	if err := b.build(ctx); err != nil {
+		return err
+	}
+	dump, err := b.dump(ctx, b.cfg.rows)
+	if err != nil {
+		return err
+	}
+	store := filepath.Join(b.cfg.work, fmt.Sprintf("store-%d", b.cfg.rows))
+	if !b.cfg.skip["P2"] {
+		if err := b.p2(ctx, dump, store); err != nil {
+			return fmt.Errorf("P2: %w", err)
+		}
+	}
+	if err := b.ensureStore(ctx, dump, store); err != nil {
+		return err
+	}
+	if b.cfg.skip["P1"] && b.cfg.skip["P3"] && b.cfg.skip["P4"] {
+		return nil
+	}
+	srv, err := b.serve(ctx, store)
+	if err != nil {
+		return err
+	}
+	defer srv.stop()
+	files, err := storeFiles(store)
+	if err != nil {
+		return err
+	}
+	if !b.cfg.skip["P1"] {
+		if err := b.p1(ctx, srv, files); err != nil {
+			return fmt.Errorf("P1: %w", err)
+		}
+	}
+	if !b.cfg.skip["P3"] {
+		if err := b.p3(ctx, srv, files, store); err != nil {
+			return fmt.Errorf("P3: %w", err)
+		}
+	}
+	if !b.cfg.skip["P4"] {
+		if err := b.p4(ctx, srv, files); err != nil {
+			return fmt.Errorf("P4: %w", err)
+		}
+	}
+	if hwm, err := vmHWM(srv.cmd.Process.Pid); err == nil {
+		b.res.note("server peak RSS over the whole run (P1, P3, P4): %.0f MB", mb(hwm))
+	}
+	return nil
+}
+
+// build compiles the worklog binary of this module into the work directory.
+func (b *bench) build(ctx context.Context) error {
+	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	if err != nil {
+		return fmt.Errorf("find module: %w", err)
+	}
+	root := filepath.Dir(strings.TrimSpace(string(out)))
+	b.bin = filepath.Join(b.cfg.work, "worklog")
+	b.logf("building %s", b.bin)
+	cmd := exec.CommandContext(ctx, "go", "build", "-tags", "duckdb_arrow", "-o", b.bin, ".")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("build worklog: %w: %s", err, out)
+	}
+	return nil
+}
+
+// dump writes (or reuses) the demo NDJSON dump of rows events.
+func (b *bench) dump(ctx context.Context, rows int) (string, error) {
+	path := filepath.Join(b.cfg.work, fmt.Sprintf("events-%d.ndjson", rows))
+	if _, err := os.Stat(path); err == nil {
+		b.logf("reusing %s", path)
+		return path, nil
+	}
+	b.logf("generating %d events into %s", rows, path)
+	start := time.Now()
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return "", err
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	err = demo.Generate(ctx, w, demo.Options{Rows: rows, Seed: 1})
+	if err == nil {
+		err = w.Flush()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return "", fmt.Errorf("generate dump: %w", err)
+	}
+	fi, _ := os.Stat(path)
+	b.logf("generated %.0f MB in %.1f s", mb(fi.Size()), time.Since(start).Seconds())
+	return path, nil
+}
+
+// ingest runs `worklog ingest` of dump into the store at dir.
+func (b *bench) ingest(ctx context.Context, dump, dir string) (procResult, error) {
+	cmd := exec.CommandContext(ctx, b.bin, "ingest", "--data", dir, dump)
+	res, err := runProc(ctx, cmd)
+	if err != nil {
+		return res, fmt.Errorf("ingest: %w", err)
+	}
+	return res, nil
+}
+
+// ensureStore ingests dump into dir unless a store is already there.
+func (b *bench) ensureStore(ctx context.Context, dump, dir string) error {
+	if _, err := os.Stat(filepath.Join(dir, "worklog", "_manifest.json")); err == nil {
+		return nil
+	}
+	b.logf("ingesting %s into %s", filepath.Base(dump), dir)
+	res, err := b.ingest(ctx, dump, dir)
+	if err != nil {
+		return err
+	}
+	b.logf("ingested in %.1f s, peak RSS %.0f MB", res.wall.Seconds(), mb(res.peakRSS))
+	return nil
+}
+
+// storeFiles lists the committed part files of the store at dir.
+func storeFiles(dir string) ([]data.PartFile, error) {
+	st, err := data.Open(dir, data.StoreOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	defer st.Close()
+	snap, err := st.Snapshot()
+	if err != nil {
+		return nil, err
+	}
+	return snap.Files, nil
+}
+
+// server is a running `worklog serve` child.
+type server struct {
+	cmd  *exec.Cmd
+	base string
+	done chan error
+	log  *os.File
+}
+
+// serve starts `worklog serve` over the store at dir with the server's
+// default privacy level and waits until it answers.
+func (b *bench) serve(ctx context.Context, dir string) (*server, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	logf, err := os.Create(filepath.Join(b.cfg.work, "serve-"+filepath.Base(dir)+".log"))
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(b.bin, "serve", "--data", dir, "--addr", addr)
+	cmd.Env = append(os.Environ(), "WORKLOG_JWT_SECRET="+b.secret)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("start server: %w", err)
+	}
+	s := &server{cmd: cmd, base: "http://" + addr, done: make(chan error, 1), log: logf}
+	go func() { s.done <- cmd.Wait() }()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		r, err := b.fetch(ctx, s.base+export.ExportPath+"?limit=1")
+		if err == nil && r.code == http.StatusOK {
+			b.logf("server up at %s (pid %d)", s.base, cmd.Process.Pid)
+			return s, nil
+		}
+		select {
+		case err := <-s.done:
+			return nil, fmt.Errorf("server exited: %v (log %s)", err, logf.Name())
+		case <-time.After(200 * time.Millisecond):
+		case <-ctx.Done():
+			s.stop()
+			return nil, ctx.Err()
+		}
+		if time.Now().After(deadline) {
+			s.stop()
+			return nil, errors.New("server did not become ready")
+		}
+	}
+}
+
+func (s *server) stop() {
+	if s.cmd.ProcessState == nil {
+		_ = s.cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-s.done:
+		case <-time.After(10 * time.Second):
+			_ = s.cmd.Process.Kill()
+			<-s.done
+		}
+	}
+	s.log.Close()
+}
+
+// client reads whole bodies; compression is off so that the bytes measured
+// are the bytes encoded.
+var client = &http.Client{Transport: &http.Transport{
+	DisableCompression:  true,
+	MaxIdleConnsPerHost: 64,
+}}
+
+// exportURL is P1's request: the whole result of a date filter, newest first.
+func exportURL(base, format, cutoff string) string {
+	v := url.Values{}
+	v.Set("format", format)
+	v.Set("filters[0][key]", "date")
+	v.Set("filters[0][comparator]", "gt")
+	v.Set("filters[0][value]", cutoff)
+	v.Set("orderByField", "date")
+	v.Set("orderByDirection", "desc")
+	return base + export.ExportPath + "?" + v.Encode()
+}
