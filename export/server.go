@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"worklog/data"
 	"worklog/privacy"
 	"worklog/query"
 
@@ -46,6 +47,27 @@ type Config struct {
 	// Jobs runs the exports above the synchronous limits in the background;
 	// it belongs to the caller. Nil refuses them with 503.
 	Jobs *Jobs
+
+	// Store receives HTTP ingests; nil leaves the ingest route unregistered.
+	Store *data.Store
+	// Metrics are exposed on /metrics; nil creates a fresh set.
+	Metrics *Metrics
+	// MaxSyncExports bounds the synchronous exports running at once; one
+	// more is answered 429 with Retry-After (0: DefaultMaxSyncExports).
+	MaxSyncExports int
+	// ExportTimeout bounds a synchronous export; past it the DuckDB query
+	// is interrupted (0: DefaultExportTimeout).
+	ExportTimeout time.Duration
+	// MaxQueryBytes bounds the query string of every request; longer ones
+	// are answered 414 (0: DefaultMaxQueryBytes).
+	MaxQueryBytes int
+	// MaxFilters and MaxValues bound the filters of a request and the
+	// values[] of one filter (0: the query package's defaults).
+	MaxFilters, MaxValues int
+	// MaxIngestBytes bounds an ingest request body as sent (compressed);
+	// larger bodies are answered 413 and nothing is committed
+	// (0: DefaultMaxIngestBytes).
+	MaxIngestBytes int64
 }
 
 // Server is the HTTP API.
@@ -54,6 +76,10 @@ type Server struct {
 	engine *query.Engine
 	echo   *echo.Echo
 	log    *slog.Logger
+
+	metrics     *Metrics
+	exportSlots chan struct{} // one element per running synchronous export
+	routes      map[string]bool
 }
 
 // NewServer builds the API over engine.
@@ -77,14 +103,21 @@ func NewServer(cfg Config, engine *query.Engine) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	s := &Server{cfg: cfg, engine: engine, log: log}
+	cfg = withOpsDefaults(cfg)
+	s := &Server{cfg: cfg, engine: engine, log: log, metrics: cfg.Metrics, exportSlots: make(chan struct{}, cfg.MaxSyncExports)}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
-	e.Use(s.requestLog)
-	e.GET(ExportPath, s.handleExport, s.authenticate)
+	e.Use(s.requestLog, s.observe, s.limitQuery)
+	e.GET(ExportPath, s.handleExport, s.authenticate, s.limitExport)
 	s.registerJobRoutes(e)
+	s.registerOps(e)
+	if cfg.Store != nil {
+		e.POST(IngestPath, s.handleIngest, s.authenticate)
+	}
+	e.GET(OpenAPIPath, s.handleOpenAPI)
 	s.echo = e
+	s.indexRoutes()
 	return s, nil
 }
 
@@ -158,7 +191,7 @@ func (s *Server) handleExport(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	plan, err := query.Parse(c.QueryParams(), PlanOptions(pol, s.cfg.DefaultFormat))
+	plan, err := query.Parse(c.QueryParams(), s.planOptions(pol))
 	if err != nil {
 		return err
 	}
@@ -170,7 +203,9 @@ func (s *Server) handleExport(c echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("snapshot: %w", err)
 	}
+	countStart := time.Now()
 	total, err := s.engine.Count(ctx, snap, plan)
+	s.metrics.QueryDuration.WithLabelValues("count").Observe(time.Since(countStart).Seconds())
 	if err != nil {
 		return fmt.Errorf("count: %w", err)
 	}
@@ -204,7 +239,11 @@ func (s *Server) handleExport(c echo.Context) error {
 	}
 	req := Request{Engine: s.engine, Snapshot: snap, Plan: plan, Policy: pol, Format: format,
 		Options: EncoderOptions{CSVFormulaGuard: s.cfg.CSVFormulaGuard, SheetName: "reporting_worklog"}}
-	if _, err := Run(ctx, req, w, flush); err != nil {
+	runStart := time.Now()
+	rows, err := Run(ctx, req, w, flush)
+	s.metrics.QueryDuration.WithLabelValues("export").Observe(time.Since(runStart).Seconds())
+	s.metrics.RowsExported.WithLabelValues(string(format)).Add(float64(rows))
+	if err != nil {
 		// The status is sent: the only honest signal left is to break the
 		// connection, so the client cannot take a cut-off body for a whole one.
 		s.log.Error("export aborted mid-stream", "request_id", c.Response().Header().Get(echo.HeaderXRequestID), "err", err)
@@ -257,19 +296,30 @@ func (s *Server) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
 			id = newRequestID()
 		}
 		c.Response().Header().Set(echo.HeaderXRequestID, id)
-		err := next(c)
-		if err != nil {
+		// Logged in a defer: an export that breaks off mid-stream panics
+		// with http.ErrAbortHandler, and still gets its line.
+		defer func() {
+			p := recover()
+			attrs := []any{
+				"request_id", id,
+				"method", c.Request().Method,
+				"path", c.Request().URL.Path,
+				"status", c.Response().Status,
+				"bytes", c.Response().Size,
+				"duration_ms", time.Since(start).Milliseconds(),
+				"sub", c.Get("sub"),
+			}
+			if p != nil {
+				attrs = append(attrs, "aborted", true)
+			}
+			s.log.Info("request", attrs...)
+			if p != nil {
+				panic(p)
+			}
+		}()
+		if err := next(c); err != nil {
 			c.Error(err)
 		}
-		s.log.Info("request",
-			"request_id", id,
-			"method", c.Request().Method,
-			"path", c.Request().URL.Path,
-			"status", c.Response().Status,
-			"bytes", c.Response().Size,
-			"duration_ms", time.Since(start).Milliseconds(),
-			"sub", c.Get("sub"),
-		)
 		return nil
 	}
 }

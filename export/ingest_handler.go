@@ -1,0 +1,215 @@
+package export
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+
+	"worklog/data"
+	"worklog/ingest"
+
+	"github.com/labstack/echo/v4"
+)
+
+// IngestPath is the HTTP ingest endpoint.
+const IngestPath = APIBase + "/ingest/reporting_worklog"
+
+// ingestContentTypes are the media types the ingest accepts. The format
+// itself is detected from the content, as in the CLI; the header only says
+// that the client sends one of the formats.
+var ingestContentTypes = []string{"application/x-ndjson", "application/json", "text/csv"}
+
+// maxIngestErrors is how many record errors an ingest answer lists.
+const maxIngestErrors = 10
+
+// IngestSummary is the JSON answer of an ingest.
+type IngestSummary struct {
+	// New and Updated count the events committed.
+	New     int64 `json:"new"`
+	Updated int64 `json:"updated"`
+	// Rejected counts invalid records (skipped under onError=skip, fatal
+	// under fail).
+	Rejected int64 `json:"rejected"`
+	// UnknownKeys counts distinct keys that are no worklog field (ignored).
+	UnknownKeys int64 `json:"unknownKeys"`
+	// Errors are the first invalid records (at most 10).
+	Errors []IngestError `json:"errors"`
+	// Error is set when nothing was committed because records are invalid.
+	Error *APIError `json:"error,omitempty"`
+}
+
+// IngestError is one invalid record.
+type IngestError struct {
+	Line    int64  `json:"line"`
+	Field   string `json:"field,omitempty"`
+	Message string `json:"message"`
+}
+
+// handleIngest runs the request body through ingest.Run, the CLI's path:
+// same validation, same de-duplication, one atomic commit.
+//
+// A second ingest while one runs waits for the store's write lock (as long
+// as its client waits: the request's context bounds the wait); exports are
+// served meanwhile from the last committed snapshot.
+func (s *Server) handleIngest(c echo.Context) error {
+	if !claimsOf(c).Has(PermIngest) {
+		return newAPIError(http.StatusForbidden, "forbidden", "the token lacks permission %s", PermIngest)
+	}
+	req := c.Request()
+	if err := checkIngestHeaders(req.Header); err != nil {
+		return err
+	}
+	onError := ingest.Fail
+	if v := c.QueryParam("onError"); v != "" {
+		var err error
+		if onError, err = ingest.ParseOnError(v); err != nil {
+			return &APIError{Status: http.StatusBadRequest, Code: "invalid_parameter", Message: "want fail or skip, got " + strconv.Quote(v), Param: "onError"}
+		}
+	}
+	limit := s.cfg.MaxIngestBytes
+	if req.ContentLength > limit {
+		return tooLarge(limit)
+	}
+	body := http.MaxBytesReader(c.Response(), req.Body, limit)
+	defer body.Close()
+
+	var rejects *rejectCollector
+	opts := ingest.Options{OnError: onError}
+	if onError == ingest.Skip {
+		rejects = &rejectCollector{}
+		opts.Rejects = rejects
+	}
+	sum, err := ingest.Run(req.Context(), s.cfg.Store, []ingest.Input{{Name: "body", R: body}}, opts)
+	out := IngestSummary{New: sum.New, Updated: sum.Updated, Rejected: sum.Rejected, UnknownKeys: sum.UnknownKeys, Errors: []IngestError{}}
+	if rejects != nil {
+		out.Errors = rejects.errors()
+	}
+	s.metrics.IngestedEvents.WithLabelValues("rejected").Add(float64(sum.Rejected))
+	var ve *ingest.ValidationError
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &ve):
+		for _, re := range ve.Errors {
+			out.Errors = append(out.Errors, IngestError{Line: re.Line, Field: re.Field, Message: causeOf(re)})
+		}
+		out.Rejected = ve.Count
+		out.Error = &APIError{Status: http.StatusUnprocessableEntity, Code: "invalid_records", Message: fmt.Sprintf("%d invalid record(s), nothing committed", ve.Count)}
+		return c.JSON(http.StatusUnprocessableEntity, out)
+	case errors.As(err, &mbe):
+		return tooLarge(limit)
+	case err != nil && req.Context().Err() != nil:
+		// The client went away: nothing was committed, nobody reads the answer.
+		return fmt.Errorf("ingest: %w", context.Cause(req.Context()))
+	case err != nil && isInputError(err):
+		return &APIError{Status: http.StatusBadRequest, Code: "invalid_input", Message: err.Error()}
+	case err != nil:
+		return fmt.Errorf("ingest: %w", err)
+	}
+	s.metrics.IngestedEvents.WithLabelValues("new").Add(float64(sum.New))
+	s.metrics.IngestedEvents.WithLabelValues("updated").Add(float64(sum.Updated))
+	s.log.Info("ingest committed", "request_id", c.Response().Header().Get(echo.HeaderXRequestID),
+		"new", sum.New, "updated", sum.Updated, "rejected", sum.Rejected, "generation", sum.Snapshot.Generation)
+	return c.JSON(http.StatusOK, out)
+}
+
+// checkIngestHeaders accepts the three formats and the encodings the
+// reader detects (gzip, zstd); anything else is 415.
+func checkIngestHeaders(h http.Header) error {
+	mt, _, err := mime.ParseMediaType(h.Get(echo.HeaderContentType))
+	ok := false
+	for _, t := range ingestContentTypes {
+		ok = ok || err == nil && mt == t
+	}
+	if !ok {
+		return newAPIError(http.StatusUnsupportedMediaType, "unsupported_media_type",
+			"Content-Type must be one of %s", strings.Join(ingestContentTypes, ", "))
+	}
+	switch enc := strings.ToLower(strings.TrimSpace(h.Get(echo.HeaderContentEncoding))); enc {
+	case "", "identity", "gzip", "x-gzip", "zstd":
+	default:
+		return newAPIError(http.StatusUnsupportedMediaType, "unsupported_media_type",
+			"Content-Encoding must be gzip or zstd (or none), got %q", enc)
+	}
+	return nil
+}
+
+func tooLarge(limit int64) *APIError {
+	return newAPIError(http.StatusRequestEntityTooLarge, "too_large",
+		"the body exceeds %d bytes (--max-ingest-bytes); nothing was committed: split the dump", limit)
+}
+
+// causeOf is a record error's message without its "line N: field: " prefix,
+// which the answer carries as separate keys.
+func causeOf(e *ingest.RecordError) string {
+	if e.Err == nil {
+		return e.Error()
+	}
+	return e.Err.Error()
+}
+
+// isInputError tells a broken dump (a client error) from a server failure.
+// The readers' fatal errors name the line ("line 9: JSON array is not
+// closed"), or come from the decompressors.
+func isInputError(err error) bool {
+	var re *ingest.RecordError
+	return errors.As(err, &re) ||
+		errors.Is(err, gzip.ErrHeader) || errors.Is(err, gzip.ErrChecksum) ||
+		errors.Is(err, io.ErrUnexpectedEOF) ||
+		strings.HasPrefix(err.Error(), "line ") ||
+		strings.HasPrefix(err.Error(), "open gzip:") || strings.HasPrefix(err.Error(), "open zstd:")
+}
+
+// rejectCollector receives the rejects NDJSON of an ingest under skip and
+// keeps the position and message of the first ones, nothing else of the
+// records (they may hold rawData and e-mail addresses).
+type rejectCollector struct {
+	mu   sync.Mutex
+	errs []IngestError
+}
+
+// Write takes one or more complete NDJSON lines, as ingest writes them.
+func (r *rejectCollector) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, line := range bytes.Split(p, []byte("\n")) {
+		if len(r.errs) >= maxIngestErrors || len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		var rec struct {
+			Line  int64  `json:"_line"`
+			Error string `json:"_error"`
+		}
+		if json.Unmarshal(line, &rec) != nil {
+			continue
+		}
+		r.errs = append(r.errs, splitRecordError(rec.Line, rec.Error))
+	}
+	return len(p), nil
+}
+
+func (r *rejectCollector) errors() []IngestError {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]IngestError{}, r.errs...)
+}
+
+// splitRecordError parses "line N: field: cause" (RecordError.Error) back
+// into its parts; the field is recognised through the catalogue.
+func splitRecordError(line int64, msg string) IngestError {
+	rest := strings.TrimPrefix(msg, fmt.Sprintf("line %d: ", line))
+	if name, cause, ok := strings.Cut(rest, ": "); ok {
+		if _, known := data.Lookup(name); known {
+			return IngestError{Line: line, Field: name, Message: cause}
+		}
+	}
+	return IngestError{Line: line, Message: rest}
+}

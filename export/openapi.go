@@ -1,0 +1,373 @@
+package export
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	"worklog/data"
+	"worklog/query"
+
+	"github.com/labstack/echo/v4"
+)
+
+// OpenAPIPath serves the OpenAPI document.
+const OpenAPIPath = APIBase + "/openapi.json"
+
+// Job routes, as the OpenAPI document names them.
+const (
+	jobPath     = APIBase + "/export/jobs/{id}"
+	jobFilePath = APIBase + "/export/jobs/{id}/file"
+)
+
+// comparators are the filter comparators of SPEC §4, for the document.
+var comparators = []string{query.Between, query.In, query.NotIn, query.Equals, query.NotEquals,
+	query.Gt, query.Gte, query.Lt, query.Lte, query.Contains, query.NotContains, query.StartsWith,
+	query.IsNull, query.IsNotNull}
+
+// obj is a JSON object of the document.
+type obj = map[string]any
+
+func (s *Server) handleOpenAPI(c echo.Context) error {
+	b, err := OpenAPI()
+	if err != nil {
+		return err
+	}
+	return c.JSONBlob(http.StatusOK, b)
+}
+
+// OpenAPI returns the OpenAPI 3.1 document of every route, generated from
+// the data catalogue: the event schema's fields, types, enums and
+// descriptions, and the export's orderByField and filter key enums.
+func OpenAPI() ([]byte, error) {
+	b, err := json.MarshalIndent(openAPIDocument(), "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encode openapi document: %w", err)
+	}
+	return b, nil
+}
+
+func openAPIDocument() obj {
+	fields := data.Fields()
+	names := make([]string, len(fields))
+	for i, f := range fields {
+		names[i] = f.Name
+	}
+	return obj{
+		"openapi": "3.1.0",
+		"info": obj{
+			"title":       "worklog",
+			"version":     "1.0.0",
+			"description": "Export of customer-service worklog events (JSON, CSV, XLSX) with privacy levels, background exports and HTTP ingest.",
+		},
+		"servers": []any{obj{"url": "/"}},
+		"paths": obj{
+			ExportPath:  obj{"get": exportOperation(names)},
+			jobPath:     obj{"get": jobOperation()},
+			jobFilePath: obj{"get": jobFileOperation()},
+			IngestPath:  obj{"post": ingestOperation()},
+			OpenAPIPath: obj{"get": publicOperation("openapi", "This OpenAPI document.", obj{"type": "object"})},
+			HealthzPath: obj{"get": publicOperation("healthz", "Liveness: 200 while the process serves HTTP.", statusSchema())},
+			ReadyzPath:  obj{"get": readyOperation()},
+			MetricsPath: obj{"get": metricsOperation()},
+		},
+		"components": obj{
+			"securitySchemes": obj{
+				"bearerAuth": obj{"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+					"description": "HS256 with the shared secret, or RS256/ES256 with the configured public key. Claims: sub, email, permissions (reporting.viewEmail, reporting.ingest), exp required."},
+			},
+			"schemas": obj{
+				"Event":         eventSchema(fields, false),
+				"IngestEvent":   eventSchema(fields, true),
+				"Error":         errorSchema(),
+				"Job":           jobSchema(),
+				"JobScheduled":  jobScheduledSchema(),
+				"IngestSummary": ingestSummarySchema(),
+			},
+		},
+		"security": []any{obj{"bearerAuth": []any{}}},
+	}
+}
+
+// fieldSchema is the JSON schema of one field as exported; in ingest, list
+// fields are accepted as real arrays too.
+func fieldSchema(f data.Field, ingest bool) obj {
+	s := obj{"description": f.Description}
+	typ := ""
+	switch f.Kind {
+	case data.KindTimestamp:
+		typ = "string"
+		s["pattern"] = `^\d{4}-\d{2}-\d{2}( \d{2}:\d{2}:\d{2})?$`
+		s["examples"] = []any{"2024-05-10 14:52:37"}
+	case data.KindInt:
+		typ = "integer"
+		if f.HasRange {
+			s["minimum"], s["maximum"] = f.Min, f.Max
+		}
+	case data.KindFlag:
+		typ = "integer"
+		s["enum"] = enumOf(f, []any{0, 1})
+	case data.KindFloat:
+		typ = "number"
+	case data.KindEnum:
+		typ = "string"
+		vals := make([]any, len(f.Enum))
+		for i, v := range f.Enum {
+			vals[i] = v
+		}
+		s["enum"] = enumOf(f, vals)
+	case data.KindList:
+		// Exports write lists as JSON-array strings, `["a", "b"]`, "[]" when empty.
+		s["examples"] = []any{`["Billing", "Payment reminder"]`}
+		if ingest {
+			delete(s, "examples")
+			s["oneOf"] = []any{obj{"type": "string"}, obj{"type": "array", "items": obj{"type": "string"}}, obj{"type": "null"}}
+			return s
+		}
+		return withType(s, "string", false)
+	default:
+		typ = "string"
+	}
+	return withType(s, typ, !f.Required)
+}
+
+// enumOf adds null to the enum of an optional field (JSON Schema requires
+// the enum itself to admit the null the type admits).
+func enumOf(f data.Field, vals []any) []any {
+	if !f.Required {
+		vals = append(vals, nil)
+	}
+	return vals
+}
+
+func withType(s obj, typ string, nullable bool) obj {
+	if nullable {
+		s["type"] = []any{typ, "null"}
+	} else {
+		s["type"] = typ
+	}
+	return s
+}
+
+func eventSchema(fields []data.Field, ingest bool) obj {
+	props := obj{}
+	var required []any
+	for _, f := range fields {
+		props[f.Name] = fieldSchema(f, ingest)
+		if f.Required {
+			required = append(required, f.Name)
+		}
+	}
+	s := obj{"type": "object", "properties": props, "required": required}
+	if ingest {
+		s["description"] = "An event as ingested: unknown keys are ignored and counted; list fields as JSON-array strings or arrays."
+	} else {
+		s["description"] = "A worklog event in field order. Fields the privacy level omits are absent; name is a pseudonym and date has no time at level pseudonymized."
+		// Fields may be omitted by the privacy level: none is required in the output.
+		delete(s, "required")
+		s["additionalProperties"] = false
+	}
+	return s
+}
+
+func errorSchema() obj {
+	return obj{"type": "object", "required": []any{"error"}, "properties": obj{
+		"error": obj{"type": "object", "required": []any{"code", "message"}, "properties": obj{
+			"code":    obj{"type": "string"},
+			"message": obj{"type": "string"},
+			"param":   obj{"type": "string", "description": "The offending parameter, e.g. filters[1][comparator]."},
+		}},
+	}}
+}
+
+func statusSchema() obj {
+	return obj{"type": "object", "properties": obj{"status": obj{"type": "string"}}}
+}
+
+func jobSchema() obj {
+	str := obj{"type": "string"}
+	return obj{"type": "object", "properties": obj{
+		"id":          str,
+		"status":      obj{"type": "string", "enum": []any{"queued", "running", "done", "failed"}},
+		"format":      obj{"type": "string", "enum": []any{"json", "csv", "xlsx"}},
+		"rows":        obj{"type": "integer"},
+		"createdAt":   obj{"type": "string", "format": "date-time"},
+		"finishedAt":  obj{"type": []any{"string", "null"}, "format": "date-time"},
+		"downloadUrl": obj{"type": []any{"string", "null"}},
+		"error":       obj{"type": []any{"string", "null"}},
+	}}
+}
+
+func jobScheduledSchema() obj {
+	str := obj{"type": "string"}
+	return obj{"type": "object", "properties": obj{
+		"status":    obj{"type": "string", "const": "scheduled"},
+		"jobId":     str,
+		"rows":      obj{"type": "integer"},
+		"format":    str,
+		"deliverTo": str,
+		"statusUrl": str,
+	}}
+}
+
+func ingestSummarySchema() obj {
+	count := obj{"type": "integer", "minimum": 0}
+	return obj{"type": "object", "required": []any{"new", "updated", "rejected", "unknownKeys", "errors"}, "properties": obj{
+		"new":         count,
+		"updated":     count,
+		"rejected":    count,
+		"unknownKeys": count,
+		"errors": obj{"type": "array", "maxItems": maxIngestErrors, "description": "The first invalid records.",
+			"items": obj{"type": "object", "properties": obj{
+				"line": obj{"type": "integer"}, "field": obj{"type": "string"}, "message": obj{"type": "string"},
+			}}},
+		"error": obj{"$ref": "#/components/schemas/Error/properties/error"},
+	}}
+}
+
+func errorResponse(desc string) obj {
+	return obj{"description": desc, "content": obj{"application/json": obj{"schema": obj{"$ref": "#/components/schemas/Error"}}}}
+}
+
+func exportOperation(names []string) obj {
+	fieldEnum := make([]any, len(names))
+	for i, n := range names {
+		fieldEnum[i] = n
+	}
+	compEnum := make([]any, len(comparators))
+	for i, c := range comparators {
+		compEnum[i] = c
+	}
+	rows := obj{"type": "array", "items": obj{"$ref": "#/components/schemas/Event"}}
+	totalCount := obj{"description": "Rows matching the filters, before limit and offset.", "schema": obj{"type": "integer"}}
+	disposition := obj{"description": "attachment; filename=… (CSV and XLSX)", "schema": obj{"type": "string"}}
+	return obj{
+		"operationId": "exportReportingWorklog",
+		"summary":     "Export worklog activities",
+		"description": "Without limit: the whole filtered result (synchronous up to 1,000 rows as XLSX and 300,000 as CSV/JSON, else a background job delivered by e-mail). With limit: one page. Filters are AND-ed.",
+		"parameters": []any{
+			obj{"name": "format", "in": "query", "description": "Export format. Defaults to the server's default format setting.",
+				"schema": obj{"type": "string", "enum": []any{"json", "csv", "xlsx"}}},
+			obj{"name": "limit", "in": "query", "description": "The number of items to return; absent: the whole export.",
+				"schema": obj{"type": "integer", "minimum": 1, "maximum": query.MaxLimit}},
+			obj{"name": "offset", "in": "query", "description": "The number of items to skip.",
+				"schema": obj{"type": "integer", "minimum": 0, "default": 0}},
+			obj{"name": "orderByField", "in": "query", "description": "Column used to order the result set; ties are broken by userWorklogId.",
+				"schema": obj{"type": "string", "enum": fieldEnum, "default": data.DateField}},
+			obj{"name": "orderByDirection", "in": "query", "description": "Sort direction applied to orderByField; nulls sort last.",
+				"schema": obj{"type": "string", "enum": []any{"asc", "desc"}, "default": "desc"}},
+			obj{"name": "filters", "in": "query", "style": "deepObject", "explode": true,
+				"description": "filters[i][key], filters[i][comparator] and its operands: value (equals, notEquals, gt, gte, lt, lte, contains, notContains, startsWith), from and to (between), values[] (in, notIn), none (isNull, isNotNull). Indices need not be contiguous.",
+				"schema": obj{"type": "object", "additionalProperties": obj{
+					"type": "object", "required": []any{"key", "comparator"},
+					"properties": obj{
+						"key":        obj{"type": "string", "enum": fieldEnum},
+						"comparator": obj{"type": "string", "enum": compEnum},
+						"value":      obj{"type": "string"},
+						"from":       obj{"type": "string"},
+						"to":         obj{"type": "string"},
+						"values":     obj{"type": "array", "items": obj{"type": "string"}, "minItems": 1, "maxItems": query.DefaultMaxValues},
+					},
+				}}},
+		},
+		"responses": obj{
+			"200": obj{"description": "The rows.",
+				"headers": obj{"X-Total-Count": totalCount, "Content-Disposition": disposition},
+				"content": obj{
+					"application/json": obj{"schema": rows},
+					"text/csv":         obj{"schema": obj{"type": "string"}},
+					"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": obj{"schema": obj{"type": "string", "contentEncoding": "binary"}},
+				}},
+			"202": obj{"description": "Too large to answer synchronously: scheduled as a background job.",
+				"content": obj{"application/json": obj{"schema": obj{"$ref": "#/components/schemas/JobScheduled"}}}},
+			"400": errorResponse("A bad parameter, named in error.param."),
+			"401": errorResponse("Missing or invalid bearer token."),
+			"414": errorResponse("The query string is too long."),
+			"429": errorResponse("Too many exports running; see Retry-After."),
+			"500": errorResponse("Internal error."),
+			"503": errorResponse("The export did not finish within the time limit."),
+		},
+	}
+}
+
+func idParam() obj {
+	return obj{"name": "id", "in": "path", "required": true, "schema": obj{"type": "string"}}
+}
+
+func jobOperation() obj {
+	return obj{
+		"operationId": "getExportJob",
+		"summary":     "Status of a background export",
+		"parameters":  []any{idParam()},
+		"responses": obj{
+			"200": obj{"description": "The job.", "content": obj{"application/json": obj{"schema": obj{"$ref": "#/components/schemas/Job"}}}},
+			"401": errorResponse("Missing or invalid bearer token."),
+			"404": errorResponse("No such job for this token's subject."),
+		},
+	}
+}
+
+func jobFileOperation() obj {
+	return obj{
+		"operationId": "getExportJobFile",
+		"summary":     "Download the file of a finished background export",
+		"parameters":  []any{idParam()},
+		"responses": obj{
+			"200": obj{"description": "The file.", "content": obj{"application/octet-stream": obj{"schema": obj{"type": "string", "contentEncoding": "binary"}}}},
+			"401": errorResponse("Missing or invalid bearer token."),
+			"404": errorResponse("No such job for this token's subject, or not done."),
+		},
+	}
+}
+
+func ingestOperation() obj {
+	events := obj{"type": "array", "items": obj{"$ref": "#/components/schemas/IngestEvent"}}
+	summary := obj{"application/json": obj{"schema": obj{"$ref": "#/components/schemas/IngestSummary"}}}
+	return obj{
+		"operationId": "ingestReportingWorklog",
+		"summary":     "Ingest an event dump",
+		"description": "The same path as `worklog ingest`: validation, de-duplication by userWorklogId (last wins), one atomic commit. The format is detected from the content; Content-Encoding gzip or zstd (also detected). A second ingest waits for the first to commit. Needs permission reporting.ingest.",
+		"parameters": []any{
+			obj{"name": "onError", "in": "query", "description": "fail: one invalid record commits nothing (422). skip: valid records are committed, invalid ones listed.",
+				"schema": obj{"type": "string", "enum": []any{"fail", "skip"}, "default": "fail"}},
+		},
+		"requestBody": obj{"required": true, "content": obj{
+			"application/x-ndjson": obj{"schema": obj{"type": "string", "description": "One IngestEvent object per line."}},
+			"application/json":     obj{"schema": events},
+			"text/csv":             obj{"schema": obj{"type": "string", "description": "A header of field names, then one event per row."}},
+		}},
+		"responses": obj{
+			"200": obj{"description": "Committed.", "content": summary},
+			"400": errorResponse("Unreadable input or a bad parameter; nothing committed."),
+			"401": errorResponse("Missing or invalid bearer token."),
+			"403": errorResponse("The token lacks permission reporting.ingest."),
+			"413": errorResponse("The body exceeds the size limit; nothing committed."),
+			"415": errorResponse("Unsupported Content-Type or Content-Encoding."),
+			"422": obj{"description": "Invalid records under onError=fail; nothing committed.", "content": summary},
+		},
+	}
+}
+
+func publicOperation(id, desc string, schema obj) obj {
+	return obj{
+		"operationId": id,
+		"summary":     desc,
+		"security":    []any{},
+		"responses":   obj{"200": obj{"description": "OK", "content": obj{"application/json": obj{"schema": schema}}}},
+	}
+}
+
+func readyOperation() obj {
+	op := publicOperation("readyz", "Readiness: 200 when the store is readable and DuckDB answers.", statusSchema())
+	op["responses"].(obj)["503"] = errorResponse("Not ready.")
+	return op
+}
+
+func metricsOperation() obj {
+	return obj{
+		"operationId": "metrics",
+		"summary":     "Prometheus metrics (text exposition format).",
+		"security":    []any{},
+		"responses":   obj{"200": obj{"description": "OK", "content": obj{"text/plain": obj{"schema": obj{"type": "string"}}}}},
+	}
+}

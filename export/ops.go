@@ -1,0 +1,262 @@
+package export
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"worklog/data"
+	"worklog/privacy"
+	"worklog/query"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Operational routes; they need no token (SPEC §7).
+const (
+	HealthzPath = "/healthz"
+	ReadyzPath  = "/readyz"
+	MetricsPath = "/metrics"
+)
+
+// Defaults of the operational limits (Config fields left zero).
+const (
+	DefaultMaxSyncExports = 4
+	DefaultExportTimeout  = 5 * time.Minute
+	DefaultMaxQueryBytes  = 64 << 10
+	DefaultMaxIngestBytes = 1 << 30
+)
+
+// JobStates are the states of background jobs, as the jobs gauge labels them.
+var JobStates = []string{"queued", "running", "done", "failed"}
+
+// Metrics are the server's Prometheus collectors. They live on their own
+// registry, not the global one, so two servers in one process (tests) do not
+// collide and nothing a library registers globally is exposed by accident.
+// The background-jobs code reports through Jobs.
+type Metrics struct {
+	// Registry is what /metrics exposes.
+	Registry *prometheus.Registry
+	// Requests counts requests by route template, method and status.
+	Requests *prometheus.CounterVec
+	// Latency observes request durations by route template and method.
+	Latency *prometheus.HistogramVec
+	// RowsExported counts rows written by export format (sync and jobs).
+	RowsExported *prometheus.CounterVec
+	// IngestedEvents counts events of HTTP ingests by result: new, updated, rejected.
+	IngestedEvents *prometheus.CounterVec
+	// Jobs is the number of background jobs by state (JobStates); the jobs
+	// engine sets it, e.g. Jobs.WithLabelValues("queued").Set(n).
+	Jobs *prometheus.GaugeVec
+	// QueryDuration observes DuckDB query time by operation: count (the
+	// X-Total-Count query) and export (the rows, until the last batch).
+	QueryDuration *prometheus.HistogramVec
+	// SyncExports is the number of synchronous exports running now.
+	SyncExports prometheus.Gauge
+}
+
+// NewMetrics creates the collectors on a fresh registry, with Go runtime and
+// process collectors beside them.
+func NewMetrics() *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "worklog_http_requests_total", Help: "HTTP requests by route template, method and status.",
+		}, []string{"route", "method", "status"}),
+		Latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "worklog_http_request_duration_seconds", Help: "HTTP request duration by route template and method, until the last byte.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
+		}, []string{"route", "method"}),
+		RowsExported: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "worklog_export_rows_total", Help: "Rows exported by format.",
+		}, []string{"format"}),
+		IngestedEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "worklog_ingest_events_total", Help: "Events of HTTP ingests by result (new, updated, rejected).",
+		}, []string{"result"}),
+		Jobs: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "worklog_export_jobs", Help: "Background export jobs by state.",
+		}, []string{"state"}),
+		QueryDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "worklog_duckdb_query_duration_seconds", Help: "DuckDB query time by operation (count, export).",
+			Buckets: []float64{.001, .005, .01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
+		}, []string{"op"}),
+		SyncExports: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "worklog_sync_exports_running", Help: "Synchronous exports running now.",
+		}),
+	}
+	for _, s := range JobStates {
+		m.Jobs.WithLabelValues(s) // present at 0 before the first job
+	}
+	m.Registry.MustRegister(m.Requests, m.Latency, m.RowsExported, m.IngestedEvents, m.Jobs, m.QueryDuration, m.SyncExports,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// registerOps adds the routes that need no token.
+func (s *Server) registerOps(e *echo.Echo) {
+	e.GET(HealthzPath, s.handleHealthz)
+	e.GET(ReadyzPath, s.handleReadyz)
+	e.GET(MetricsPath, echo.WrapHandler(promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{})))
+}
+
+// handleHealthz answers 200 while the process serves HTTP at all.
+func (s *Server) handleHealthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// readyTimeout bounds the readiness probe's DuckDB round trip.
+const readyTimeout = 5 * time.Second
+
+// handleReadyz answers 200 when the store's manifest is readable and DuckDB
+// answers a query, 503 otherwise. The probe counts the rows of an empty
+// snapshot: a real DuckDB statement that reads no file, so it stays cheap
+// however large the store is.
+func (s *Server) handleReadyz(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), readyTimeout)
+	defer cancel()
+	if err := s.ready(ctx); err != nil {
+		s.log.Warn("not ready", "request_id", c.Response().Header().Get(echo.HeaderXRequestID), "err", err)
+		return &APIError{Status: http.StatusServiceUnavailable, Code: "not_ready", Message: "the store or the query engine is not available"}
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// ready checks the store and DuckDB.
+func (s *Server) ready(ctx context.Context) error {
+	if _, err := s.engine.Snapshot(); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	plan, err := query.Parse(nil, query.Options{})
+	if err != nil {
+		return fmt.Errorf("probe plan: %w", err)
+	}
+	if _, err := s.engine.Count(ctx, data.Snapshot{}, plan); err != nil {
+		return fmt.Errorf("duckdb: %w", err)
+	}
+	return nil
+}
+
+// observe records the metrics of every request, including the ones whose
+// handler aborts a started stream by panicking with http.ErrAbortHandler.
+func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) (err error) {
+		start := time.Now()
+		defer func() {
+			route := c.Path()
+			if !s.routes[route] {
+				route = "unmatched" // bounded label values: never the raw path
+			}
+			status := strconv.Itoa(c.Response().Status)
+			if p := recover(); p != nil {
+				status = "aborted"
+				defer panic(p)
+			}
+			method := c.Request().Method
+			s.metrics.Requests.WithLabelValues(route, method, status).Inc()
+			s.metrics.Latency.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
+		}()
+		err = next(c)
+		if err != nil {
+			// Write the error response here, so that the status is known.
+			c.Error(err)
+		}
+		return nil
+	}
+}
+
+// limitQuery refuses query strings longer than the configured bound before
+// any parsing: 414 URI Too Long.
+func (s *Server) limitQuery(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if n := len(c.Request().URL.RawQuery); n > s.cfg.MaxQueryBytes {
+			return &APIError{Status: http.StatusRequestURITooLong, Code: "query_too_long",
+				Message: fmt.Sprintf("the query string has %d bytes; at most %d are accepted", n, s.cfg.MaxQueryBytes)}
+		}
+		return next(c)
+	}
+}
+
+// errTimeout is the cause of a synchronous export's context when
+// Config.ExportTimeout passes.
+var errTimeout = errors.New("export time limit reached")
+
+// limitExport runs a synchronous export within the limits: at most
+// Config.MaxSyncExports at once (429 with Retry-After beyond), and at most
+// Config.ExportTimeout long. The deadline is on the request's context, which
+// the query engine hands to DuckDB: when it passes, or when the client goes
+// away (net/http cancels the context), DuckDB interrupts the query.
+func (s *Server) limitExport(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		select {
+		case s.exportSlots <- struct{}{}:
+		default:
+			return &APIError{Status: http.StatusTooManyRequests, Code: "too_many_requests",
+				Message:    fmt.Sprintf("%d exports are running, the most this server answers at once; retry shortly", cap(s.exportSlots)),
+				RetryAfter: exportRetryAfter}
+		}
+		s.metrics.SyncExports.Inc()
+		defer func() {
+			s.metrics.SyncExports.Dec()
+			<-s.exportSlots
+		}()
+		ctx, cancel := context.WithTimeoutCause(c.Request().Context(), s.cfg.ExportTimeout, errTimeout)
+		defer cancel()
+		c.SetRequest(c.Request().WithContext(ctx))
+		err := next(c)
+		if err != nil && errors.Is(context.Cause(ctx), errTimeout) && !c.Response().Committed {
+			return &APIError{Status: http.StatusServiceUnavailable, Code: "timeout",
+				Message: fmt.Sprintf("the export did not finish within %s: narrow the filters or page with limit and offset", s.cfg.ExportTimeout)}
+		}
+		return err
+	}
+}
+
+// exportRetryAfter is the Retry-After of a 429, in seconds.
+const exportRetryAfter = 5
+
+// withOpsDefaults fills the operational settings left zero.
+func withOpsDefaults(cfg Config) Config {
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics()
+	}
+	if cfg.MaxSyncExports <= 0 {
+		cfg.MaxSyncExports = DefaultMaxSyncExports
+	}
+	if cfg.ExportTimeout <= 0 {
+		cfg.ExportTimeout = DefaultExportTimeout
+	}
+	if cfg.MaxQueryBytes <= 0 {
+		cfg.MaxQueryBytes = DefaultMaxQueryBytes
+	}
+	if cfg.MaxIngestBytes <= 0 {
+		cfg.MaxIngestBytes = DefaultMaxIngestBytes
+	}
+	return cfg
+}
+
+// planOptions are the query options of a request: the policy's field rules
+// and the server's bounds on filters.
+func (s *Server) planOptions(pol *privacy.Policy) query.Options {
+	opts := PlanOptions(pol, s.cfg.DefaultFormat)
+	opts.MaxFilters, opts.MaxValues = s.cfg.MaxFilters, s.cfg.MaxValues
+	return opts
+}
+
+// indexRoutes records the registered route templates, the only values the
+// route label of the request metrics takes.
+func (s *Server) indexRoutes() {
+	s.routes = map[string]bool{}
+	for _, r := range s.echo.Routes() {
+		s.routes[r.Path] = true
+	}
+}
+
+// Routes lists the registered routes (method and path template), for the
+// OpenAPI coverage test and for operators.
+func (s *Server) Routes() []*echo.Route { return s.echo.Routes() }
