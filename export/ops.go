@@ -148,10 +148,7 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) (err error) {
 		start := time.Now()
 		defer func() {
-			route := c.Path()
-			if !s.routes[route] {
-				route = "unmatched" // bounded label values: never the raw path
-			}
+			route := s.routeOf(c)
 			status := strconv.Itoa(c.Response().Status)
 			if p := recover(); p != nil {
 				status = "aborted"
@@ -260,3 +257,13 @@ func (s *Server) indexRoutes() {
 // Routes lists the registered routes (method and path template), for the
 // OpenAPI coverage test and for operators.
 func (s *Server) Routes() []*echo.Route { return s.echo.Routes() }
+
+// routeOf is the route template a request matched, or "unmatched": the
+// value logs and metrics show instead of the path, which is unbounded and
+// may hold personal data.
+func (s *Server) routeOf(c echo.Context) string {
+	if r := c.Path(); s.routes[r] {
+		return r
+	}
+	return "unmatched"
+}

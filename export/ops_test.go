@@ -318,7 +318,7 @@ func TestHealthReadyMetrics(t *testing.T) {
 		`worklog_http_requests_total{method="GET",route="/healthz",status="200"}`:                           1,
 		`worklog_http_requests_total{method="GET",route="unmatched",status="404"}`:                          1,
 		`worklog_export_rows_total{format="csv"}`:                                                           5,
-		`worklog_export_jobs{state="queued"}`:                                                              0,
+		`worklog_export_jobs{state="queued"}`:                                                               0,
 		`worklog_duckdb_query_duration_seconds_count{op="count"}`:                                           1,
 		`worklog_http_request_duration_seconds_count{method="GET",route="/readyz"}`:                         1,
 	}

@@ -286,8 +286,9 @@ func (s *Server) handleError(err error, c echo.Context) {
 }
 
 // requestLog assigns a request id (X-Request-Id echoed or generated) and logs
-// one line per request. It logs the path without the query string: filter
-// values may hold names or e-mail addresses.
+// one line per request. It logs the route template, never the path as sent
+// nor the query string: filter values, and the path of a request that
+// matches no route, may hold names or e-mail addresses.
 func (s *Server) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
@@ -303,7 +304,7 @@ func (s *Server) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
 			attrs := []any{
 				"request_id", id,
 				"method", c.Request().Method,
-				"path", c.Request().URL.Path,
+				"route", s.routeOf(c),
 				"status", c.Response().Status,
 				"bytes", c.Response().Size,
 				"duration_ms", time.Since(start).Milliseconds(),

@@ -68,7 +68,7 @@ func newTestEnv(t *testing.T, level privacy.Level, mutate func(*Config), dumps .
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Verifier: v, PrivacyLevel: level, PseudonymKey: key, DefaultFormat: FormatJSON, CSVFormulaGuard: true}
+	cfg := Config{Verifier: v, PrivacyLevel: level, PseudonymKey: key, DefaultFormat: FormatJSON, CSVFormulaGuard: true, Store: store}
 	if mutate != nil {
 		mutate(&cfg)
 	}
