@@ -117,6 +117,11 @@ func (s Summary) String() string {
 // *ValidationError and commit nothing; other errors (unreadable input, a
 // truncated JSON array, a cancelled ctx) also commit nothing.
 func Run(ctx context.Context, store *data.Store, inputs []Input, opts Options) (Summary, error) {
+	return runWith(ctx, store, inputs, opts, defaultPartRows)
+}
+
+// runWith is Run with the part size as a parameter, for tests.
+func runWith(ctx context.Context, store *data.Store, inputs []Input, opts Options, partRows int64) (Summary, error) {
 	start := time.Now()
 	txn, err := store.Begin(ctx, true)
 	if err != nil {
@@ -185,7 +190,7 @@ func Run(ctx context.Context, store *data.Store, inputs []Input, opts Options) (
 		sum.Snapshot = txn.Base()
 		return sum, nil
 	}
-	res, err := merge(ctx, txn, staged, work)
+	res, err := merge(ctx, txn, staged, work, partRows)
 	if err != nil {
 		return r.summary(start), err
 	}

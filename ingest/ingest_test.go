@@ -6,6 +6,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -425,5 +426,48 @@ func TestStoreFilesAreSortedZstdSmallRowGroups(t *testing.T) {
 	}
 	if unsorted != 0 {
 		t.Errorf("%d rows out of order", unsorted)
+	}
+}
+
+// TestLargeMonthIsSplitIntoSortedParts checks that a month larger than the
+// part size becomes several parts with disjoint, ordered date ranges that
+// together hold every row once.
+func TestLargeMonthIsSplitIntoSortedParts(t *testing.T) {
+	st := openStore(t)
+	var b strings.Builder
+	for i := 3000; i > 0; i-- { // reverse order; 10 events per second
+		fmt.Fprintf(&b, `{"date":"2024-04-01 10:%02d:%02d","action":"readAction","userWorklogId":%d}`+"\n", i/600, i/10%60, i)
+	}
+	sum, err := runWith(context.Background(), st, []Input{{Name: "big", R: strings.NewReader(b.String())}}, Options{}, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(sum.Snapshot.Files); n < 3 || n > 4 {
+		t.Errorf("%d parts, want 3 or 4: %v", n, sum.Snapshot.Files)
+	}
+	db, _ := sql.Open("duckdb", "")
+	defer db.Close()
+	var total, distinct int64
+	var lastMax time.Time
+	for _, f := range sum.Snapshot.Files {
+		var n int64
+		var lo, hi time.Time
+		var unsorted int64
+		p := data.QuoteString(f.Path)
+		err := db.QueryRow(`SELECT count(*), min("date"), max("date"), count(*) FILTER (WHERE d < 0) FROM (SELECT "date", "userWorklogId" - lag("userWorklogId", 1, 0) OVER () AS d FROM read_parquet(`+p+`))`).Scan(&n, &lo, &hi, &unsorted)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n != f.Rows || unsorted != 0 || !lo.After(lastMax) {
+			t.Errorf("%s: %d rows (manifest %d), %d out of order, starts %v after previous end %v", filepath.Base(f.Path), n, f.Rows, unsorted, lo, lastMax)
+		}
+		lastMax = hi
+		total += n
+	}
+	if err := db.QueryRow("SELECT count(DISTINCT \"userWorklogId\") FROM " + data.ScanSQL(sum.Snapshot.Files)).Scan(&distinct); err != nil {
+		t.Fatal(err)
+	}
+	if total != 3000 || distinct != 3000 {
+		t.Errorf("total %d, distinct ids %d, want 3000", total, distinct)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	// The DuckDB driver ("duckdb") for database/sql.
@@ -23,6 +24,13 @@ const duckMemoryLimit = "160MB"
 // make filtered pages fast (NOTES.md), at under 1% in size.
 const storeRowGroup = 16384
 
+// partRows is the target size of a part file. A month with more rows is
+// written as several parts covering consecutive date ranges, so that no
+// single sort in DuckDB exceeds its memory budget (wide rows sort slowly
+// and, past the budget, spill or fail). The month stays sorted: its parts'
+// date ranges are disjoint and ordered.
+const defaultPartRows = 65536
+
 // mergeResult says what the merge did.
 type mergeResult struct {
 	newIDs, updated int64
@@ -33,8 +41,9 @@ type mergeResult struct {
 // holds, plus the dump's latest record of each id whose latest record falls
 // in that month, sorted by date then userWorklogId. staged maps month to its
 // staging file. A month touched only because an id moved away from it may
-// become empty; the store then drops it.
-func merge(ctx context.Context, txn *data.Txn, staged map[string]string, workDir string) (mergeResult, error) {
+// become empty; the store then drops it. A large month becomes several
+// parts (see defaultPartRows).
+func merge(ctx context.Context, txn *data.Txn, staged map[string]string, workDir string, partRows int64) (mergeResult, error) {
 	db, err := sql.Open("duckdb", "")
 	if err != nil {
 		return mergeResult{}, fmt.Errorf("open duckdb: %w", err)
@@ -147,15 +156,22 @@ func merge(ctx context.Context, txn *data.Txn, staged map[string]string, workDir
 		if len(old) > 0 {
 			txn.Replace(m)
 		}
-		path, err := txn.NewPart(m)
+		src := "(" + strings.Join(parts, " UNION ALL ") + ")"
+		bounds, err := splitPoints(ctx, conn, src, partRows)
 		if err != nil {
-			return mergeResult{}, err
+			return mergeResult{}, fmt.Errorf("plan month %s: %w", m, err)
 		}
-		q := "COPY (SELECT * FROM (" + strings.Join(parts, " UNION ALL ") + ") ORDER BY " +
-			data.QuoteIdent(data.DateField) + ", " + key + ") TO " + data.QuoteString(path) +
-			fmt.Sprintf(" (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE %d)", storeRowGroup)
-		if err := exec("write month "+m, q); err != nil {
-			return mergeResult{}, err
+		for i := 0; i+1 < len(bounds); i++ {
+			path, err := txn.NewPart(m)
+			if err != nil {
+				return mergeResult{}, err
+			}
+			q := "COPY (SELECT * FROM " + src + " WHERE " + dateRange(bounds[i], bounds[i+1]) + " ORDER BY " +
+				data.QuoteIdent(data.DateField) + ", " + key + ") TO " + data.QuoteString(path) +
+				fmt.Sprintf(" (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE %d)", storeRowGroup)
+			if err := exec("write month "+m, q); err != nil {
+				return mergeResult{}, err
+			}
 		}
 	}
 	return res, nil
@@ -189,4 +205,60 @@ func pathList(paths []string) string {
 		q[i] = data.QuoteString(p)
 	}
 	return "[" + strings.Join(q, ", ") + "]"
+}
+
+// splitPoints returns the date boundaries of the parts of the month whose
+// rows src yields: "" stands for an open end, so one part is ["", ""] and an
+// empty month yields no boundaries at all. The inner boundaries are dates
+// at evenly spaced quantiles, as DuckDB timestamp literals; rows with equal
+// dates never straddle two parts.
+func splitPoints(ctx context.Context, conn *sql.Conn, src string, partRows int64) ([]string, error) {
+	date := data.QuoteIdent(data.DateField)
+	var n int64
+	if err := conn.QueryRowContext(ctx, "SELECT count(*) FROM "+src).Scan(&n); err != nil {
+		return nil, fmt.Errorf("count rows: %w", err)
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	bounds := []string{""}
+	if k := (n + partRows - 1) / partRows; k > 1 {
+		qs := make([]string, 0, k-1)
+		for i := int64(1); i < k; i++ {
+			qs = append(qs, strconv.FormatFloat(float64(i)/float64(k), 'f', 6, 64))
+		}
+		rows, err := conn.QueryContext(ctx, "SELECT DISTINCT CAST(unnest(quantile_disc("+date+", ["+strings.Join(qs, ", ")+
+			"])) AS VARCHAR) AS q FROM "+src+" ORDER BY q")
+		if err != nil {
+			return nil, fmt.Errorf("find split points: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var q string
+			if err := rows.Scan(&q); err != nil {
+				return nil, fmt.Errorf("find split points: %w", err)
+			}
+			bounds = append(bounds, q)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("find split points: %w", err)
+		}
+	}
+	return append(bounds, ""), nil
+}
+
+// dateRange is the SQL condition lo <= date < hi; an empty bound is open.
+func dateRange(lo, hi string) string {
+	date := data.QuoteIdent(data.DateField)
+	var conds []string
+	if lo != "" {
+		conds = append(conds, date+" >= TIMESTAMP "+data.QuoteString(lo))
+	}
+	if hi != "" {
+		conds = append(conds, date+" < TIMESTAMP "+data.QuoteString(hi))
+	}
+	if len(conds) == 0 {
+		return "true"
+	}
+	return strings.Join(conds, " AND ")
 }
