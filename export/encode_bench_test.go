@@ -148,3 +148,16 @@ func BenchmarkEncodeXLSX100k(b *testing.B) {
 	runtime.ReadMemStats(&after)
 	b.ReportMetric(float64(after.HeapSys-before.HeapSys)/(1<<20), "heapsys-MiB")
 }
+
+// BenchmarkAppendJSONString escapes one demo rawData value (600 bytes of
+// JSON, so many quotes to escape).
+func BenchmarkAppendJSONString(b *testing.B) {
+	raw := demoRows(b, 1, 600)[0][data.Index("rawData")].(string)
+	buf := make([]byte, 0, 4096)
+	b.SetBytes(int64(len(raw)))
+	cpu0 := cpuTime(b)
+	for b.Loop() {
+		buf = appendJSONString(buf[:0], raw)
+	}
+	b.ReportMetric(float64((cpuTime(b)-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
+}
