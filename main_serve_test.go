@@ -1,0 +1,194 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"worklog/export"
+)
+
+func TestServeHelpListsSettings(t *testing.T) {
+	bin := worklogBin(t) // main_ingest_test.go: built once per run
+	cmd := exec.Command(bin, "serve", "--help")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")} // no WORKLOG_* from the environment
+	out, _ := cmd.CombinedOutput()
+	help := string(out)
+	tests := []struct{ flag, env, def string }{
+		{"data", "WORKLOG_DATA", "./data"},
+		{"addr", "WORKLOG_ADDR", "127.0.0.1:8080"},
+		{"jwt-secret", "WORKLOG_JWT_SECRET", ""},
+		{"jwt-public-key", "WORKLOG_JWT_PUBLIC_KEY", ""},
+		{"privacy-level", "WORKLOG_PRIVACY_LEVEL", "pseudonymized"},
+		{"pseudonym-key", "WORKLOG_PSEUDONYM_KEY", ""},
+		{"default-format", "WORKLOG_DEFAULT_FORMAT", "json"},
+		{"smtp-url", "WORKLOG_SMTP_URL", ""},
+		{"mail-from", "WORKLOG_MAIL_FROM", "worklog@localhost"},
+		{"public-url", "WORKLOG_PUBLIC_URL", ""},
+		{"max-sync-exports", "WORKLOG_MAX_SYNC_EXPORTS", "4"},
+		{"export-timeout", "WORKLOG_EXPORT_TIMEOUT", "5m0s"},
+		{"max-query-bytes", "WORKLOG_MAX_QUERY_BYTES", "64KiB"},
+		{"max-filters", "WORKLOG_MAX_FILTERS", "50"},
+		{"max-values", "WORKLOG_MAX_VALUES", "1000"},
+		{"max-ingest-bytes", "WORKLOG_MAX_INGEST_BYTES", "1GiB"},
+		{"shutdown-timeout", "WORKLOG_SHUTDOWN_TIMEOUT", "30s"},
+	}
+	for _, tc := range tests {
+		// flag's usage: "  -name string\n    \tusage (env X) (default "d")"
+		re := regexp.MustCompile(`(?m)^  -` + regexp.QuoteMeta(tc.flag) + ` \w+\n\s+[^\n]*\(env ` + tc.env + `\)([^\n]*)`)
+		m := re.FindStringSubmatch(help)
+		if m == nil {
+			t.Errorf("--%s with env %s not listed", tc.flag, tc.env)
+			continue
+		}
+		if tc.def != "" && !strings.Contains(m[1], fmt.Sprintf("(default %q)", tc.def)) {
+			t.Errorf("--%s: %q, want default %q", tc.flag, m[0], tc.def)
+		}
+	}
+	// The environment sets the default; the flag line shows it.
+	cmd = exec.Command(bin, "serve", "--help")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "WORKLOG_MAX_SYNC_EXPORTS=9"}
+	out, _ = cmd.CombinedOutput()
+	if !strings.Contains(string(out), `(env WORKLOG_MAX_SYNC_EXPORTS) (default "9")`) {
+		t.Errorf("WORKLOG_MAX_SYNC_EXPORTS=9 not reflected:\n%s", out)
+	}
+	// A bad limit stops the server before it listens.
+	cmd = exec.Command(bin, "serve", "--data", t.TempDir(), "--jwt-secret", "0123456789abcdef0123456789abcdef", "--max-sync-exports", "0", "--export-timeout", "soon")
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "--max-sync-exports") || !strings.Contains(string(out), "--export-timeout") {
+		t.Errorf("bad limits: %v\n%s", err, out)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// TestSIGTERMLetsExportFinish starts the real binary, begins a long export,
+// sends SIGTERM, and checks that the export completes whole, that new
+// connections are refused meanwhile, and that the process exits cleanly.
+func TestSIGTERMLetsExportFinish(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := worklogBin(t) // main_ingest_test.go: built once per run
+	dir := t.TempDir()
+	const secret = "0123456789abcdef0123456789abcdef"
+	if out, err := exec.Command(bin, "demo", "--data", dir, "--rows", "60000").CombinedOutput(); err != nil {
+		t.Fatalf("demo: %v\n%s", err, out)
+	}
+	tokOut, err := exec.Command(bin, "token", "--jwt-secret", secret, "--sub", "u1", "--email", "u1@example.com").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := strings.TrimSpace(string(tokOut))
+	addr := freeAddr(t)
+	srv := exec.Command(bin, "serve", "--data", dir, "--addr", addr, "--jwt-secret", secret,
+		"--privacy-level", "none", "--shutdown-timeout", "2m")
+	stderr, _ := srv.StderrPipe()
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Process.Kill() })
+	var logs bytes.Buffer
+	logDone := make(chan struct{})
+	go func() {
+		defer close(logDone)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			logs.WriteString(sc.Text() + "\n")
+		}
+	}()
+	base := "http://" + addr
+	waitUntil(t, "the server to listen", func() bool {
+		r, err := http.Get(base + export.ReadyzPath)
+		if err == nil {
+			r.Body.Close()
+		}
+		return err == nil && r.StatusCode == 200
+	})
+
+	// A whole CSV export ordered by rawData: DuckDB sorts every row first.
+	type result struct {
+		status int
+		total  string
+		lines  int
+		err    error
+	}
+	done := make(chan result, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodGet, base+export.ExportPath+"?format=csv&orderByField=rawData", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := (&http.Client{Transport: &http.Transport{}}).Do(req)
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		done <- result{status: resp.StatusCode, total: resp.Header.Get("X-Total-Count"), lines: bytes.Count(body, []byte("\n")), err: err}
+	}()
+	metrics := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	waitUntil(t, "the export to run", func() bool {
+		r, err := metrics.Get(base + export.MetricsPath)
+		if err != nil {
+			return false
+		}
+		b, _ := io.ReadAll(r.Body)
+		r.Body.Close()
+		return bytes.Contains(b, []byte("\nworklog_sync_exports_running 1\n"))
+	})
+	if err := srv.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if r, err := metrics.Get(base + export.HealthzPath); err == nil {
+		r.Body.Close()
+		t.Errorf("a new connection was served after SIGTERM: %d", r.StatusCode)
+	}
+	res := <-done
+	if res.err != nil || res.status != 200 {
+		t.Fatalf("export during shutdown: %d %v", res.status, res.err)
+	}
+	if res.total != "60000" || res.lines != 60001 {
+		t.Errorf("export during shutdown: X-Total-Count %s, %d lines, want 60000 rows and a header", res.total, res.lines)
+	}
+	waitErr := srv.Wait()
+	<-logDone
+	if waitErr != nil {
+		t.Errorf("exit: %v\n%s", waitErr, logs.String())
+	}
+	if !strings.Contains(logs.String(), "shut down cleanly") {
+		t.Errorf("no clean shutdown logged:\n%s", logs.String())
+	}
+	if strings.Contains(logs.String(), tok) {
+		t.Error("the token is in the log")
+	}
+}
+
+// waitUntil polls cond for up to two minutes (a hang guard, not a speed
+// assertion).
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(2 * time.Minute); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
