@@ -255,6 +255,20 @@ func (e *XLSXEncoder) Close() error {
 	return e.err
 }
 
+// Abort discards the workbook: it removes excelize's temporary files without
+// writing anything more to the underlying writer. Run calls it when an
+// export fails before Close.
+func (e *XLSXEncoder) Abort() error {
+	if e.closed {
+		return nil
+	}
+	e.closed = true
+	if e.err == nil {
+		e.err = ErrClosed
+	}
+	return e.f.Close()
+}
+
 // finish completes the last sheet and writes the workbook.
 func (e *XLSXEncoder) finish() error {
 	if e.sw == nil {

@@ -2,6 +2,7 @@ package export
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -38,6 +39,15 @@ func Run(ctx context.Context, req Request, w io.Writer, afterBatch func() error)
 	if err != nil {
 		return 0, fmt.Errorf("new %s encoder: %w", req.Format, err)
 	}
+	closed := false
+	defer func() {
+		// A failed export still releases what the encoder holds (XLSX spools
+		// big sheets to temporary files), without writing a trailer that
+		// would make a cut-off export look whole.
+		if a, ok := enc.(aborter); ok && !closed {
+			err = errors.Join(err, a.Abort())
+		}
+	}()
 	for rr.Next() {
 		out, err := req.Policy.Transform(rr.RecordBatch())
 		if err != nil {
@@ -62,8 +72,13 @@ func Run(ctx context.Context, req Request, w io.Writer, afterBatch func() error)
 	if err := ctx.Err(); err != nil {
 		return rows, err
 	}
+	closed = true
 	if err := enc.Close(); err != nil {
 		return rows, fmt.Errorf("close %s encoder: %w", req.Format, err)
 	}
 	return rows, nil
 }
+
+// aborter is implemented by encoders that hold resources to release when an
+// export fails before Close.
+type aborter interface{ Abort() error }
