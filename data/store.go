@@ -6,12 +6,14 @@
 //
 //	<data>/worklog/_manifest.json              the list of live files: the one commit point
 //	<data>/worklog/_lock                       the writer lock (flock)
-//	<data>/worklog/month=YYYY-MM/part-<generation>-<random>.parquet
+//	<data>/worklog/month=YYYY-MM/part-<generation>-<n>-<random>.parquet
 //
 // Part files are zstd-compressed Parquet, sorted by date then userWorklogId,
-// in row groups of 16,384 rows, with the catalogue's column types (lists as
-// Parquet lists, date-times as plain, naive TIMESTAMP). They are Hive
-// partitioned by the month of date, so any Parquet engine can read them.
+// in row groups of 16,384 rows; a month may hold several parts with disjoint
+// date ranges, which the manifest lists in date order. Columns have the
+// catalogue's types (lists as Parquet lists, date-times as plain, naive
+// TIMESTAMP). Files are Hive partitioned by the month of date, so any
+// Parquet engine can read them.
 //
 // Commits. A writer takes the lock (Store.Begin), writes each new part under
 // a temporary name "<name>.parquet.tmp" in its month directory (Txn.NewPart),
@@ -306,6 +308,7 @@ type Txn struct {
 	base manifest
 
 	mu      sync.Mutex
+	seq     int // parts created so far
 	parts   []txnPart
 	replace map[string]bool
 	done    bool
@@ -355,9 +358,12 @@ func (s *Store) Begin(ctx context.Context, wait bool) (*Txn, error) {
 func (t *Txn) Base() Snapshot { return t.s.snapshotOf(t.base) }
 
 // NewPart returns a fresh temporary path in month's partition directory,
-// "<store>/month=YYYY-MM/part-<generation>-<random>.parquet.tmp", for the
-// caller to write one Parquet file into. Commit installs it; Rollback
-// removes it. The partition directory is created.
+// "<store>/month=YYYY-MM/part-<generation>-<n>-<random>.parquet.tmp", for
+// the caller to write one Parquet file into. Commit installs it; Rollback
+// removes it. The partition directory is created. n counts the parts of the
+// transaction, so a month's parts sort by name in the order they were asked
+// for: a writer that splits a month by date ranges asks in date order, and
+// the snapshot lists them in that order.
 func (t *Txn) NewPart(month string) (string, error) {
 	if !ValidMonth(month) {
 		return "", fmt.Errorf("new part: invalid month %q", month)
@@ -370,13 +376,16 @@ func (t *Txn) NewPart(month string) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("create partition dir: %w", err)
 	}
-	name := fmt.Sprintf("part-%08d-%s%s%s", t.base.Generation+1, hex.EncodeToString(rnd[:]), partExt, tmpSuffix)
-	p := filepath.Join(dir, name)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.done {
 		return "", errors.New("new part: transaction is finished")
 	}
+	// The counter keeps a transaction's parts in creation order when sorted
+	// by name, which is how Snapshot orders a month's files.
+	t.seq++
+	name := fmt.Sprintf("part-%08d-%06d-%s%s%s", t.base.Generation+1, t.seq, hex.EncodeToString(rnd[:]), partExt, tmpSuffix)
+	p := filepath.Join(dir, name)
 	t.parts = append(t.parts, txnPart{month: month, tmp: p})
 	return p, nil
 }
