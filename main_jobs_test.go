@@ -314,6 +314,9 @@ func TestExportJobSurvivesSIGKILL(t *testing.T) {
 	srv.cmd.Wait()
 	srv = startServe(t, args...)
 	time.Sleep(500 * time.Millisecond)
+	if v := srv.job(t, tok, sb.JobID); v.Delivery != export.DeliverySent || v.DeliveredAt == nil {
+		t.Errorf("after a further restart: %+v", v)
+	}
 	msgs := box.received()
 	if len(msgs) != 1 || len(msgs[0].to) != 1 || msgs[0].to[0] != "ann@example.com" {
 		t.Fatalf("messages: %d, want one to ann@example.com", len(msgs))
