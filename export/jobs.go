@@ -1,30 +1,5 @@
 package export
 
-// Background exports (SPEC §5).
-//
-// A request above the synchronous limit becomes a Job: the request's query
-// parameters, the privacy level, permissions, sub and e-mail captured at
-// request time. Nothing derived from them is stored: the worker re-plans with
-// query.Parse and privacy.NewPolicy when it runs, with the pseudonym key from
-// the server's configuration, so the key never reaches the job store and a
-// job runs exactly the plan and privacy transform of a synchronous export.
-//
-// Store: jobs are kept in bbolt (go.etcd.io/bbolt) at <data>/jobs.db. bbolt
-// is pure Go, embedded, and commits every update transaction with fsync, so a
-// status change is durable when the call returns; its single-writer
-// transactions make "count the user's active jobs, then add one" atomic
-// without a lock of our own. It also takes an exclusive file lock, so two
-// servers cannot run the same jobs. DuckDB was the other candidate, but the
-// engine's DuckDB is in-memory and read-only towards the store, and a second,
-// persistent DuckDB file for a handful of small records is a heavier tool.
-//
-// Lifecycle: queued → running → done | failed. A running job interrupted by
-// a shutdown goes back to queued; one interrupted by a crash is found running
-// when the store is opened and is queued again. Either way it restarts from
-// the beginning: WriteFile writes to a temporary name and renames, so no
-// half-written export is ever visible, and leftover temporary files are
-// removed at open.
-
 import (
 	"bytes"
 	"crypto/rand"
