@@ -363,6 +363,7 @@ func (r *run) input(ctx context.Context, in Input, seqBase int64) (int64, error)
 // validate fills b.out. raws and vals are the worker's scratch space.
 func (r *run) validate(b *batch, header []int, headNames []string, raws [][]byte, vals []value, source string) {
 	b.out = make([]result, len(b.recs))
+	var values []parquet.Value
 	for i, rec := range b.recs {
 		fail := func(field string, err error) {
 			b.out[i].err = &RecordError{Source: source, Line: rec.line, Field: field, Err: err}
@@ -403,7 +404,12 @@ func (r *run) validate(b *batch, header []int, headNames []string, raws [][]byte
 			continue
 		}
 		dateIdx := data.Index(data.DateField)
-		b.out[i] = result{month: monthOf(vals[dateIdx].i), row: r.schema.row(b.seqBase+int64(i), vals, r.kinds)}
+		if values == nil {
+			// One allocation per batch for all its rows' values.
+			values = make([]parquet.Value, len(b.recs)*(len(vals)+1))
+		}
+		dst := values[i*(len(vals)+1) : (i+1)*(len(vals)+1)]
+		b.out[i] = result{month: monthOf(vals[dateIdx].i), row: r.schema.row(dst, b.seqBase+int64(i), vals, r.kinds)}
 	}
 }
 

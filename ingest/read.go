@@ -110,9 +110,10 @@ func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\
 // ndjsonSource reads one JSON object per line; blank lines are skipped but
 // counted, so line numbers are physical lines.
 type ndjsonSource struct {
-	r    *bufio.Reader
-	line int64
-	buf  []byte
+	r     *bufio.Reader
+	line  int64
+	buf   []byte
+	arena []byte
 }
 
 func (s *ndjsonSource) header() []string { return nil }
@@ -131,13 +132,28 @@ func (s *ndjsonSource) next() (record, error) {
 			}
 			continue
 		}
-		rec := record{line: s.line, obj: bytes.Clone(line)}
+		rec := record{line: s.line, obj: s.keep(line)}
 		if line[0] != '{' {
 			rec.perr = errors.New("expected a JSON object")
 		}
 		return rec, nil
 	}
 }
+
+// keep copies a line into the current arena: records of a batch share a
+// few large allocations instead of one each. Earlier records keep pointing
+// into the arena they were copied to when it is replaced.
+func (s *ndjsonSource) keep(line []byte) []byte {
+	if len(s.arena)+len(line) > cap(s.arena) {
+		s.arena = make([]byte, 0, max(arenaSize, len(line)))
+	}
+	start := len(s.arena)
+	s.arena = append(s.arena, line...)
+	return s.arena[start:len(s.arena):len(s.arena)]
+}
+
+// arenaSize is the allocation unit of ndjsonSource.keep.
+const arenaSize = 256 << 10
 
 // readLine returns the next line without its newline. The slice is valid
 // until the next call.

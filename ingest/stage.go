@@ -55,9 +55,10 @@ func newStageSchema() *stageSchema {
 	return s
 }
 
-// row builds the staging row of validated values; vals is in catalogue order.
-func (s *stageSchema) row(seq int64, vals []value, kinds []data.Kind) parquet.Row {
-	row := make(parquet.Row, len(vals)+1)
+// row builds the staging row of validated values into dst, which has room
+// for one value per column; vals is in catalogue order.
+func (s *stageSchema) row(dst parquet.Row, seq int64, vals []value, kinds []data.Kind) parquet.Row {
+	row := dst[:len(vals)+1]
 	row[s.seqCol] = parquet.Int64Value(seq).Level(0, 0, s.seqCol)
 	for i, v := range vals {
 		c := s.col[i]
