@@ -15,10 +15,24 @@ import (
 	"worklog/data"
 )
 
-// duckMemoryLimit caps DuckDB's buffer pool during the merge; sorts larger
-// than this spill to the ingest's temp directory, which keeps the whole
-// ingest under its memory budget whatever the partition sizes.
-const duckMemoryLimit = "160MB"
+// duckSettings keep the merge inside the ingest's memory budget (peak RSS
+// under 512 MB for any dump): DuckDB's buffer pool is capped and spills to
+// the ingest's temp directory; its allocator hands freed memory back to the
+// OS early instead of keeping up to 128-512 MB cached; the external file
+// cache, which would keep staging data in memory, is off; one thread, as
+// each extra thread carries its own sort and row-group buffers (and on a
+// busy 2-core machine one thread was also faster).
+func duckSettings(tempDir string) []string {
+	return []string{
+		"SET temp_directory = " + data.QuoteString(tempDir),
+		"SET memory_limit = '192MB'",
+		"SET threads = 1",
+		"SET preserve_insertion_order = false",
+		"SET allocator_flush_threshold = '16MB'",
+		"SET allocator_bulk_deallocation_flush_threshold = '16MB'",
+		"SET enable_external_file_cache = false",
+	}
+}
 
 // storeRowGroup is the row-group size of committed parts: small row groups
 // make filtered pages fast (NOTES.md), at under 1% in size.
@@ -29,7 +43,7 @@ const storeRowGroup = 16384
 // single sort in DuckDB exceeds its memory budget (wide rows sort slowly
 // and, past the budget, spill or fail). The month stays sorted: its parts'
 // date ranges are disjoint and ordered.
-const defaultPartRows = 65536
+const defaultPartRows = 32768
 
 // mergeResult says what the merge did.
 type mergeResult struct {
@@ -60,11 +74,7 @@ func merge(ctx context.Context, txn *data.Txn, staged map[string]string, workDir
 		}
 		return nil
 	}
-	for _, set := range []string{
-		"SET memory_limit = " + data.QuoteString(duckMemoryLimit),
-		"SET temp_directory = " + data.QuoteString(filepath.Join(workDir, "duckdb")),
-		"SET preserve_insertion_order = false",
-	} {
+	for _, set := range duckSettings(filepath.Join(workDir, "duckdb")) {
 		if err := exec("configure duckdb", set); err != nil {
 			return mergeResult{}, err
 		}

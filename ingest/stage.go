@@ -21,7 +21,7 @@ import (
 const seqColumn = "_seq"
 
 // stageRowGroup bounds the rows a staging writer buffers in memory.
-const stageRowGroup = 4096
+const stageRowGroup = 2048
 
 // stageSchema is the staging layout, derived from the catalogue.
 type stageSchema struct {
