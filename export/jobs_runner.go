@@ -319,6 +319,13 @@ func (j *Jobs) Get(id, owner string) (*Job, error) {
 	return job, nil
 }
 
+// CountByState counts the jobs by status, for the jobs gauge of /metrics.
+func (j *Jobs) CountByState() (map[JobStatus]int, error) {
+	counts := map[JobStatus]int{}
+	err := j.store.each(func(job *Job) { counts[job.Status]++ })
+	return counts, err
+}
+
 // FilePath returns the path of the finished file of job id for owner:
 // ErrJobNotFound, ErrJobNotReady (not done) or ErrJobExpired (link expired).
 func (j *Jobs) FilePath(id, owner string) (*Job, string, error) {

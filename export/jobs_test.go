@@ -465,6 +465,11 @@ func TestJobOutboxAndXLSXSheets(t *testing.T) {
 	if ids[0] != "1" || len(ids) != 33 {
 		t.Errorf("userWorklogIds across sheets start %v, %d in all", ids[:1], len(ids))
 	}
+	// The jobs gauge of /metrics counts the persisted job states.
+	_, metrics := env.getPath("", MetricsPath)
+	if !bytes.Contains(metrics, []byte(`worklog_export_jobs{state="done"} 1`)) || !bytes.Contains(metrics, []byte(`worklog_export_jobs{state="queued"} 0`)) {
+		t.Errorf("jobs gauge wrong:\n%s", grepLines(metrics, "worklog_export_jobs"))
+	}
 }
 
 // A file above the attach limit is sent as a link under the public URL.
@@ -783,4 +788,15 @@ func TestJobMessage(t *testing.T) {
 			t.Errorf("%s: attachment %q (%v)", tc.name, att, fmt.Sprint(len(pm.Attachments)))
 		}
 	}
+}
+
+// grepLines returns the lines of b that contain s.
+func grepLines(b []byte, s string) string {
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, s) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -195,6 +195,10 @@ func jobSchema() obj {
 		"finishedAt":  obj{"type": []any{"string", "null"}, "format": "date-time"},
 		"downloadUrl": obj{"type": []any{"string", "null"}},
 		"error":       obj{"type": []any{"string", "null"}},
+		"expiresAt":   obj{"type": []any{"string", "null"}, "format": "date-time", "description": "When the download link expires (410 Gone after)."},
+		"deliverTo":   obj{"type": "string", "description": "The token's email claim at request time."},
+		"delivery":    obj{"type": "string", "enum": []any{"pending", "sending", "sent", "failed"}},
+		"deliveredAt": obj{"type": []any{"string", "null"}, "format": "date-time"},
 	}}
 }
 
@@ -280,10 +284,10 @@ func exportOperation(names []string) obj {
 				}},
 			"202": obj{"description": "Too large to answer synchronously: scheduled as a background job.",
 				"content": obj{"application/json": obj{"schema": obj{"$ref": "#/components/schemas/JobScheduled"}}}},
-			"400": errorResponse("A bad parameter, named in error.param."),
+			"400": errorResponse("A bad parameter, named in error.param; email_required when a background export has nowhere to be delivered."),
 			"401": errorResponse("Missing or invalid bearer token."),
 			"414": errorResponse("The query string is too long."),
-			"429": errorResponse("Too many exports running; see Retry-After."),
+			"429": errorResponse("Too many exports running, or too many background jobs of this user (too_many_jobs); see Retry-After."),
 			"500": errorResponse("Internal error."),
 			"503": errorResponse("The export did not finish within the time limit."),
 		},
@@ -313,9 +317,15 @@ func jobFileOperation() obj {
 		"summary":     "Download the file of a finished background export",
 		"parameters":  []any{idParam()},
 		"responses": obj{
-			"200": obj{"description": "The file.", "content": obj{"application/octet-stream": obj{"schema": obj{"type": "string", "contentEncoding": "binary"}}}},
+			"200": obj{"description": "The file, with the format's Content-Type and an attachment Content-Disposition.", "content": obj{
+				"application/json": obj{"schema": obj{"type": "string"}},
+				"text/csv":         obj{"schema": obj{"type": "string"}},
+				"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": obj{"schema": obj{"type": "string", "contentEncoding": "binary"}},
+			}},
 			"401": errorResponse("Missing or invalid bearer token."),
-			"404": errorResponse("No such job for this token's subject, or not done."),
+			"404": errorResponse("No such job for this token's subject."),
+			"409": errorResponse("The job is not done yet (not_ready) or failed (job_failed)."),
+			"410": errorResponse("The download link has expired."),
 		},
 	}
 }

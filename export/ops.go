@@ -102,7 +102,28 @@ func NewMetrics() *Metrics {
 func (s *Server) registerOps(e *echo.Echo) {
 	e.GET(HealthzPath, s.handleHealthz)
 	e.GET(ReadyzPath, s.handleReadyz)
-	e.GET(MetricsPath, echo.WrapHandler(promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{})))
+	metrics := promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{})
+	e.GET(MetricsPath, func(c echo.Context) error {
+		s.refreshJobGauge()
+		metrics.ServeHTTP(c.Response(), c.Request())
+		return nil
+	})
+}
+
+// refreshJobGauge sets the jobs gauge from the job store at scrape time, so
+// it is right after restarts and never drifts from the persisted states.
+func (s *Server) refreshJobGauge() {
+	if s.cfg.Jobs == nil {
+		return
+	}
+	counts, err := s.cfg.Jobs.CountByState()
+	if err != nil {
+		s.log.Error("count jobs for metrics", "err", err)
+		return
+	}
+	for _, st := range JobStates {
+		s.metrics.Jobs.WithLabelValues(st).Set(float64(counts[JobStatus(st)]))
+	}
 }
 
 // handleHealthz answers 200 while the process serves HTTP at all.
