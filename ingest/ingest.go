@@ -243,6 +243,7 @@ type batch struct {
 type result struct {
 	month string
 	row   parquet.Row
+	size  int // bytes of input
 	err   *RecordError
 }
 
@@ -345,7 +346,7 @@ func (r *run) input(ctx context.Context, in Input, seqBase int64) (int64, error)
 			if r.failed() {
 				continue // nothing will be committed; keep counting errors
 			}
-			if err := r.stage.add(res.month, res.row); err != nil {
+			if err := r.stage.add(res.month, res.row, res.size); err != nil {
 				return n, err
 			}
 		}
@@ -409,7 +410,11 @@ func (r *run) validate(b *batch, header []int, headNames []string, raws [][]byte
 			values = make([]parquet.Value, len(b.recs)*(len(vals)+1))
 		}
 		dst := values[i*(len(vals)+1) : (i+1)*(len(vals)+1)]
-		b.out[i] = result{month: monthOf(vals[dateIdx].i), row: r.schema.row(dst, b.seqBase+int64(i), vals, r.kinds)}
+		size := len(rec.obj)
+		for _, c := range rec.cells {
+			size += len(c) + 1
+		}
+		b.out[i] = result{month: monthOf(vals[dateIdx].i), row: r.schema.row(dst, b.seqBase+int64(i), vals, r.kinds), size: size}
 	}
 }
 

@@ -25,7 +25,7 @@ import (
 func duckSettings(tempDir string) []string {
 	return []string{
 		"SET temp_directory = " + data.QuoteString(tempDir),
-		"SET memory_limit = '192MB'",
+		"SET memory_limit = '256MB'",
 		"SET threads = 1",
 		"SET preserve_insertion_order = false",
 		"SET allocator_flush_threshold = '16MB'",
@@ -45,6 +45,28 @@ const storeRowGroup = 16384
 // date ranges are disjoint and ordered.
 const defaultPartRows = 32768
 
+// partBytes bounds the input size of one part, so that parts of wide rows
+// (large rawData) get fewer rows and DuckDB's sort of a part stays within
+// its memory limit.
+const partBytes = 48 << 20
+
+// rowsPerPart is the part size for month m: at most partRows, fewer when
+// the month's rows are wide. A month without staged rows (touched only
+// because ids moved away) is sized by the dump's widest month.
+func rowsPerPart(partRows int64, staged map[string]stagedMonth, m string) int64 {
+	sm, ok := staged[m]
+	width := sm.rowBytes
+	if !ok {
+		for _, sm := range staged {
+			width = max(width, sm.rowBytes)
+		}
+	}
+	if width <= 0 {
+		return partRows
+	}
+	return min(partRows, max(1024, partBytes/width))
+}
+
 // mergeResult says what the merge did.
 type mergeResult struct {
 	newIDs, updated int64
@@ -57,7 +79,7 @@ type mergeResult struct {
 // staging file. A month touched only because an id moved away from it may
 // become empty; the store then drops it. A large month becomes several
 // parts (see defaultPartRows).
-func merge(ctx context.Context, txn *data.Txn, staged map[string]string, workDir string, partRows int64) (mergeResult, error) {
+func merge(ctx context.Context, txn *data.Txn, staged map[string]stagedMonth, workDir string, partRows int64) (mergeResult, error) {
 	db, err := sql.Open("duckdb", "")
 	if err != nil {
 		return mergeResult{}, fmt.Errorf("open duckdb: %w", err)
@@ -80,47 +102,64 @@ func merge(ctx context.Context, txn *data.Txn, staged map[string]string, workDir
 		}
 	}
 
-	months := sortedKeys(staged)
-	stageFiles := make([]string, len(months))
-	for i, m := range months {
-		stageFiles[i] = staged[m]
-	}
+	// latest.parquet: the dump's last record per id (its sequence number
+	// and month), and hits.parquet: the ids of the dump the store already
+	// holds, with their current month. Both are sorted by month, so the
+	// per-month reads below skip to their month by row-group statistics
+	// and join against one month's ids only: join tables stay as small as
+	// a month, whatever the size of the dump.
 	key := data.QuoteIdent(data.KeyField)
-	if err := exec("collect the dump's ids", "CREATE TEMP TABLE latest AS SELECT "+key+" AS id, max("+
-		data.QuoteIdent(seqColumn)+") AS seq FROM read_parquet("+pathList(stageFiles)+") GROUP BY 1"); err != nil {
+	seq := data.QuoteIdent(seqColumn)
+	months := sortedKeys(staged)
+	var stagedIDs []string
+	for _, m := range months {
+		stagedIDs = append(stagedIDs, "SELECT "+key+" AS id, "+seq+" AS seq, "+data.QuoteString(m)+
+			" AS month FROM read_parquet("+data.QuoteString(staged[m].path)+")")
+	}
+	latest := data.QuoteString(filepath.Join(workDir, "latest.parquet"))
+	if err := exec("collect the dump's ids", "COPY (SELECT id, max(seq) AS seq, arg_max(month, seq) AS month FROM ("+
+		strings.Join(stagedIDs, " UNION ALL ")+") GROUP BY id ORDER BY month) TO "+latest+" (FORMAT parquet)"); err != nil {
 		return mergeResult{}, err
 	}
 	var total int64
-	if err := conn.QueryRowContext(ctx, "SELECT count(*) FROM latest").Scan(&total); err != nil {
+	if err := conn.QueryRowContext(ctx, "SELECT count(*) FROM read_parquet("+latest+")").Scan(&total); err != nil {
 		return mergeResult{}, fmt.Errorf("count the dump's ids: %w", err)
 	}
 
-	// Which committed files hold ids of the dump? Only the narrow key
-	// column is read.
+	// Which months hold ids of the dump? Only the narrow key column of the
+	// committed files is read.
 	base := txn.Base()
-	hits := map[string]int64{} // path → ids of the dump it holds
+	hits := data.QuoteString(filepath.Join(workDir, "hits.parquet"))
+	hitsIn := map[string]int64{} // month → ids of the dump it holds
 	if len(base.Files) > 0 {
-		paths := make([]string, len(base.Files))
-		for i, f := range base.Files {
-			paths[i] = f.Path
+		var committedIDs []string
+		for _, m := range base.Months() {
+			var paths []string
+			for _, f := range base.FilesIn(func(month string) bool { return month == m }) {
+				paths = append(paths, f.Path)
+			}
+			committedIDs = append(committedIDs, "SELECT "+key+" AS id, "+data.QuoteString(m)+" AS month FROM read_parquet("+pathList(paths)+")")
 		}
-		rows, err := conn.QueryContext(ctx, "SELECT o.filename, count(*) FROM read_parquet("+pathList(paths)+
-			", filename = true) o SEMI JOIN latest l ON o."+key+" = l.id GROUP BY 1")
+		if err := exec("find updated ids", "COPY (SELECT o.id, o.month FROM ("+strings.Join(committedIDs, " UNION ALL ")+
+			") o SEMI JOIN read_parquet("+latest+") l ON o.id = l.id ORDER BY o.month) TO "+hits+" (FORMAT parquet)"); err != nil {
+			return mergeResult{}, err
+		}
+		rows, err := conn.QueryContext(ctx, "SELECT month, count(*) FROM read_parquet("+hits+") GROUP BY 1")
 		if err != nil {
-			return mergeResult{}, fmt.Errorf("find updated ids: %w", err)
+			return mergeResult{}, fmt.Errorf("count updated ids: %w", err)
 		}
 		for rows.Next() {
-			var p string
+			var m string
 			var n int64
-			if err := rows.Scan(&p, &n); err != nil {
+			if err := rows.Scan(&m, &n); err != nil {
 				rows.Close()
-				return mergeResult{}, fmt.Errorf("find updated ids: %w", err)
+				return mergeResult{}, fmt.Errorf("count updated ids: %w", err)
 			}
-			hits[p] = n
+			hitsIn[m] = n
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
-			return mergeResult{}, fmt.Errorf("find updated ids: %w", err)
+			return mergeResult{}, fmt.Errorf("count updated ids: %w", err)
 		}
 	}
 	var res mergeResult
@@ -128,11 +167,9 @@ func merge(ctx context.Context, txn *data.Txn, staged map[string]string, workDir
 	for _, m := range months {
 		touched[m] = true
 	}
-	for _, f := range base.Files {
-		if n, ok := hits[f.Path]; ok {
-			res.updated += n
-			touched[f.Month] = true
-		}
+	for m, n := range hitsIn {
+		res.updated += n
+		touched[m] = true
 	}
 	res.newIDs = total - res.updated
 
@@ -146,28 +183,24 @@ func merge(ctx context.Context, txn *data.Txn, staged map[string]string, workDir
 			return mergeResult{}, err
 		}
 		old := base.FilesIn(func(month string) bool { return month == m })
-		holdsIDs := false
-		for _, f := range old {
-			if hits[f.Path] > 0 {
-				holdsIDs = true
-			}
-		}
 		var parts []string
 		switch {
-		case holdsIDs:
-			parts = append(parts, "SELECT o.* FROM "+data.ScanSQL(old)+" o ANTI JOIN latest l ON o."+key+" = l.id")
+		case hitsIn[m] > 0:
+			parts = append(parts, "SELECT o.* FROM "+data.ScanSQL(old)+" o ANTI JOIN (SELECT id FROM read_parquet("+hits+
+				") WHERE month = "+data.QuoteString(m)+") h ON o."+key+" = h.id")
 		case len(old) > 0:
 			parts = append(parts, "SELECT * FROM "+data.ScanSQL(old))
 		}
-		if sf, ok := staged[m]; ok {
-			parts = append(parts, "SELECT "+stagedColumns("s")+" FROM read_parquet("+data.QuoteString(sf)+") s SEMI JOIN latest l ON s."+
-				key+" = l.id AND s."+data.QuoteIdent(seqColumn)+" = l.seq")
+		if sm, ok := staged[m]; ok {
+			parts = append(parts, "SELECT "+stagedColumns("s")+" FROM read_parquet("+data.QuoteString(sm.path)+
+				") s SEMI JOIN (SELECT id, seq FROM read_parquet("+latest+") WHERE month = "+data.QuoteString(m)+
+				") l ON s."+key+" = l.id AND s."+seq+" = l.seq")
 		}
 		if len(old) > 0 {
 			txn.Replace(m)
 		}
 		src := "(" + strings.Join(parts, " UNION ALL ") + ")"
-		bounds, err := splitPoints(ctx, conn, src, partRows)
+		bounds, err := splitPoints(ctx, conn, src, rowsPerPart(partRows, staged, m))
 		if err != nil {
 			return mergeResult{}, fmt.Errorf("plan month %s: %w", m, err)
 		}

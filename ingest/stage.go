@@ -86,18 +86,27 @@ type stager struct {
 }
 
 type stageFile struct {
+	path  string
+	f     *os.File
+	w     *parquet.GenericWriter[any]
+	buf   []parquet.Row
+	rows  int64
+	bytes int64 // input size of the rows
+}
+
+// stagedMonth is one month's finished staging file.
+type stagedMonth struct {
 	path string
-	f    *os.File
-	w    *parquet.GenericWriter[any]
-	buf  []parquet.Row
-	rows int64
+	// rowBytes is the average input size of a row, to size the parts.
+	rowBytes int64
 }
 
 func newStager(dir string, schema *stageSchema) *stager {
 	return &stager{dir: dir, schema: schema, months: map[string]*stageFile{}}
 }
 
-func (s *stager) add(month string, row parquet.Row) error {
+// add stages row, which took size bytes of input, in month.
+func (s *stager) add(month string, row parquet.Row, size int) error {
 	sf := s.months[month]
 	if sf == nil {
 		p := filepath.Join(s.dir, "stage-"+month+".parquet")
@@ -114,6 +123,7 @@ func (s *stager) add(month string, row parquet.Row) error {
 	}
 	sf.buf = append(sf.buf, row)
 	sf.rows++
+	sf.bytes += int64(size)
 	if len(sf.buf) >= 256 {
 		return sf.flush()
 	}
@@ -133,16 +143,17 @@ func (sf *stageFile) flush() error {
 }
 
 // close finishes every staging file and returns them by month.
-func (s *stager) close() (map[string]string, error) {
+func (s *stager) close() (map[string]stagedMonth, error) {
 	var errs []error
-	out := map[string]string{}
+	out := map[string]stagedMonth{}
 	for m, sf := range s.months {
 		err := sf.flush()
 		if err == nil {
 			err = sf.w.Close()
 		}
 		errs = append(errs, err, sf.f.Close())
-		out[m] = sf.path
+		out[m] = stagedMonth{path: sf.path, rowBytes: sf.bytes / max(sf.rows, 1)}
+		sf.w, sf.buf = nil, nil // let the writer's buffers go before the merge
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("finish staging files: %w", err)
@@ -157,7 +168,7 @@ func (s *stager) abort() {
 	}
 }
 
-func sortedKeys(m map[string]string) []string {
+func sortedKeys(m map[string]stagedMonth) []string {
 	out := make([]string, 0, len(m))
 	for k := range m {
 		out = append(out, k)
