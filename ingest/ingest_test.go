@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -469,5 +470,61 @@ func TestLargeMonthIsSplitIntoSortedParts(t *testing.T) {
 	}
 	if total != 3000 || distinct != 3000 {
 		t.Errorf("total %d, distinct ids %d, want 3000", total, distinct)
+	}
+}
+
+func TestConcurrentRunsSerialize(t *testing.T) {
+	st := openStore(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for i := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ev := fmt.Sprintf(`{"date":"2024-0%d-01 00:00:00","action":"readAction","userWorklogId":%d}`, 1+i%2, 100+i)
+			_, err := Run(context.Background(), st, []Input{{Name: "x", R: strings.NewReader(ev)}}, Options{})
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	snap, _ := st.Snapshot()
+	if snap.Rows() != 4 || snap.Generation != 4 {
+		t.Errorf("rows %d, generation %d; want 4 and 4", snap.Rows(), snap.Generation)
+	}
+}
+
+func TestCancelledRunCommitsNothing(t *testing.T) {
+	st := openStore(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := Run(ctx, st, []Input{{Name: "x", R: strings.NewReader(ev1)}}, Options{})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("err = %v, want context.Canceled", err)
+	}
+	if snap, _ := st.Snapshot(); snap.Generation != 0 {
+		t.Errorf("committed generation %d", snap.Generation)
+	}
+}
+
+func TestCSVRejects(t *testing.T) {
+	st := openStore(t)
+	var rejects bytes.Buffer
+	in := "date,action,userWorklogId,reOpened,note\n2024-01-01,readAction,1,0,x\n2024-01-01,readAction,2,yes,\n"
+	sum, err := ingestText(t, st, Options{OnError: Skip, Rejects: &rejects}, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.New != 1 || sum.Rejected != 1 || sum.UnknownKeys != 1 {
+		t.Errorf("summary %+v", sum)
+	}
+	want := `{"date":"2024-01-01","action":"readAction","userWorklogId":"2","reOpened":"yes","note":null,"_line":3,"_error":"line 3: reOpened: expected 0 or 1, got \"yes\""}` + "\n"
+	if rejects.String() != want {
+		t.Errorf("rejects %s\nwant    %s", rejects.String(), want)
 	}
 }
