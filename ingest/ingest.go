@@ -7,10 +7,10 @@
 // last record wins, within a dump and across dumps) and commits the result
 // to the store atomically.
 //
-// Pipeline. Reading streams: records are decoded and validated by two
-// workers and spilled, in input order, to one staging Parquet file per month
-// (parquet-go, with a sequence number per record). Nothing is held per
-// record in memory. DuckDB then rewrites each touched month: the month's
+// Pipeline. Reading streams: records are decoded and validated by parallel
+// workers (one per CPU, at most 4) and spilled, in input order, to one
+// staging Parquet file per month (parquet-go, with a sequence number per
+// record). Nothing is held per record in memory. DuckDB then rewrites each touched month: the month's
 // committed rows minus the dump's ids, plus the dump's latest record of each
 // id that falls in the month, sorted by date and userWorklogId, written with
 // COPY into a new part of the store transaction. A month is touched when the
@@ -18,6 +18,11 @@
 // ids (found by reading only the narrow userWorklogId column), so a record
 // whose date moved leaves its old month. The cost grows with the dump and
 // the months it touches, not with the store.
+//
+// Memory. The merge joins against one month's ids at a time, and writes a
+// month as several parts of at most ~48 MB of input each (disjoint date
+// ranges), so no DuckDB sort outgrows DuckDB's 256 MB limit. 1,000,000 demo
+// events (1.7 GB of NDJSON) ingest with a peak RSS of about 380-440 MB.
 package ingest
 
 import (
