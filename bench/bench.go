@@ -65,13 +65,22 @@ func (b *bench) run(ctx context.Context) error {
 		return err
 	}
 	store := filepath.Join(b.cfg.work, fmt.Sprintf("store-%d", b.cfg.rows))
-	if !b.cfg.skip["P2"] {
+	if !b.cfg.skip["P2"] && b.cfg.profile == "" {
 		if err := b.p2(ctx, dump, store); err != nil {
 			return fmt.Errorf("P2: %w", err)
 		}
 	}
 	if err := b.ensureStore(ctx, dump, store); err != nil {
 		return err
+	}
+	if b.cfg.profile != "" {
+		for _, format := range b.cfg.formats {
+			prof := strings.TrimSuffix(b.cfg.profile, ".pprof") + "-" + format + ".pprof"
+			if err := b.profileExport(ctx, store, format, prof); err != nil {
+				return fmt.Errorf("profile: %w", err)
+			}
+		}
+		return nil
 	}
 	if b.cfg.skip["P1"] && b.cfg.skip["P3"] && b.cfg.skip["P4"] {
 		return nil

@@ -37,6 +37,7 @@ type config struct {
 	clients   int
 	work      string
 	jsonOut   string
+	profile   string
 	formats   []string
 	skip      map[string]bool
 }
@@ -63,6 +64,7 @@ func run(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.work, "work", "", "work directory, kept and reused between runs (default: a temporary directory, removed)")
 	fs.StringVar(&cfg.jsonOut, "json", "", "also write the results as JSON to this file")
 	only := fs.String("only", "P1,P2,P3,P4", "measurements to run, comma-separated")
+	fs.StringVar(&cfg.profile, "profile", "", "instead of measuring: run P1's export in-process stage by stage and write a CPU profile to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -29,7 +29,11 @@ type Request struct {
 // when non-nil, runs after every encoded batch (the HTTP handler flushes
 // there). Run returns the number of rows written.
 func Run(ctx context.Context, req Request, w io.Writer, afterBatch func() error) (rows int64, err error) {
-	rr, err := req.Engine.Records(ctx, req.Snapshot, req.Plan)
+	// Columns the policy drops are not even read: rawData alone is most of
+	// a row's bytes.
+	plan := *req.Plan
+	plan.Unread = req.Policy.Unread()
+	rr, err := req.Engine.Records(ctx, req.Snapshot, &plan)
 	if err != nil {
 		return 0, fmt.Errorf("query records: %w", err)
 	}

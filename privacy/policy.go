@@ -139,6 +139,20 @@ func (p *Policy) actionFor(f data.Field) action {
 	return keep
 }
 
+// Unread returns the catalogue fields whose values never reach the output
+// at the policy's level, in catalogue order: the omitted fields, except
+// userId, which keys the name pseudonyms. The query layer need not read
+// them at all (rawData alone is most of a row's bytes).
+func (p *Policy) Unread() []string {
+	var out []string
+	for _, f := range data.Fields() {
+		if p.actionFor(f) == omit && f.Name != userIDField {
+			out = append(out, f.Name)
+		}
+	}
+	return out
+}
+
 // FieldAllowed returns nil if the field may be used in filters and
 // orderByField, else an error saying why, e.g. `field "email" is not
 // available at privacy level pseudonymized`, for which errors.Is reports

@@ -59,7 +59,7 @@ func BenchmarkRecords(b *testing.B) {
 		whole bool
 		rows  int64
 	}{
-		{"export/by-month", "", false, 200000},
+		{"export/chunked", "", false, 200000},
 		{"export/one-query", "", true, 200000},
 		{"page/filtered", page, false, 100},
 	}

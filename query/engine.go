@@ -42,10 +42,13 @@ type Engine struct {
 	src       SnapshotSource
 	connector *duckdb.Connector
 	db        *sql.DB
-	// wholeExport disables the per-month split of a whole export ordered by
+	// wholeExport disables the chunked read of a whole export ordered by
 	// date, so that benchmarks can compare both ways; always false outside
 	// tests.
 	wholeExport bool
+	// chunkRows overrides the chunk size of a chunked export (0: chunkRows),
+	// so that tests can cut small stores into many chunks.
+	chunkRows int64
 }
 
 // NewEngine opens an in-memory DuckDB configured by opts.
@@ -108,35 +111,24 @@ func (e *Engine) Count(ctx context.Context, snap data.Snapshot, p *Plan) (int64,
 // (see Err).
 //
 // A whole export ordered by date (no limit, no offset: the default export)
-// runs as one query per month partition, newest or oldest first: months
-// partition `date`, so the concatenation is the same order, and DuckDB,
-// which materializes a result before its first batch, then holds one month
-// at a time instead of the whole store.
-//
-// Where the two-phase read of NOTES.md would go: a large page ordered by
-// date (limit ≫ 1000 in a future job path) would first find the cutoff
-// date of the last row from the narrow date/userWorklogId columns, then read
-// WHERE date >= cutoff (or <=) in store order; that belongs in a plan step
-// between files() and selectSQL, choosing the statements a reader runs.
+// runs in chunks of whole days, each read unsorted and ordered on its
+// narrow keys here (see chunked.go): memory holds one chunk whatever the
+// export's size, and DuckDB never sorts wide rows. Every other plan is one
+// statement, SelectSQL.
 func (e *Engine) Records(ctx context.Context, snap data.Snapshot, p *Plan) (array.RecordReader, error) {
 	files := p.files(snap)
-	var stmts []statement
-	if !e.wholeExport && p.Limit == 0 && p.Offset == 0 && p.OrderBy == data.DateField {
-		for _, group := range byMonth(files, p.Desc) {
-			q, args := p.selectSQL(group)
-			stmts = append(stmts, statement{q, args})
+	if !e.wholeExport && p.Limit == 0 && p.Offset == 0 && p.OrderBy == data.DateField && len(files) > 0 {
+		rr, err := e.chunkedRecords(ctx, files, p)
+		if err != nil || rr != nil {
+			return rr, err
 		}
 	}
-	if len(stmts) == 0 {
-		q, args := p.selectSQL(files)
-		stmts = []statement{{q, args}}
-	}
-
+	q, args := p.selectSQL(files)
 	conn, err := e.db.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("get duckdb connection: %w", err)
 	}
-	r := &reader{ctx: ctx, conn: conn, pending: stmts, refs: 1}
+	r := &reader{ctx: ctx, conn: conn, pending: []statement{{q, args}}, refs: 1}
 	if err := r.advance(); err != nil {
 		return nil, errors.Join(err, conn.Close())
 	}
@@ -151,25 +143,6 @@ func (e *Engine) Records(ctx context.Context, snap data.Snapshot, p *Plan) (arra
 // same query bare in DuckDB.
 func (p *Plan) SelectSQL(snap data.Snapshot) (string, []any) {
 	return p.selectSQL(p.files(snap))
-}
-
-// byMonth groups files by month, in ascending month order or descending.
-func byMonth(files []data.PartFile, desc bool) [][]data.PartFile {
-	var groups [][]data.PartFile
-	for i := 0; i < len(files); {
-		j := i
-		for j < len(files) && files[j].Month == files[i].Month {
-			j++
-		}
-		groups = append(groups, files[i:j])
-		i = j
-	}
-	if desc {
-		for i, j := 0, len(groups)-1; i < j; i, j = i+1, j-1 {
-			groups[i], groups[j] = groups[j], groups[i]
-		}
-	}
-	return groups
 }
 
 // statement is one SQL statement with its bound arguments.
@@ -203,7 +176,18 @@ func (r *reader) advance() error {
 	}
 	st := r.pending[0]
 	r.pending = r.pending[1:]
-	err := r.conn.Raw(func(dc any) error {
+	cur, err := arrowQuery(r.ctx, r.conn, st)
+	if err != nil {
+		return fmt.Errorf("query rows: %w", err)
+	}
+	r.cur = cur
+	return nil
+}
+
+// arrowQuery runs st on conn through duckdb-go's Arrow interface.
+func arrowQuery(ctx context.Context, conn *sql.Conn, st statement) (array.RecordReader, error) {
+	var rr array.RecordReader
+	err := conn.Raw(func(dc any) error {
 		dconn, ok := dc.(driver.Conn)
 		if !ok {
 			return fmt.Errorf("unexpected driver connection %T", dc)
@@ -213,15 +197,13 @@ func (r *reader) advance() error {
 			return err
 		}
 		// The Arrow reader keeps using the driver connection after Raw
-		// returns. That is safe because r owns the *sql.Conn exclusively
-		// until Release, so database/sql never hands it to anyone else.
-		r.cur, err = ar.QueryContext(r.ctx, st.sql, st.args...)
+		// returns. That is safe because the caller owns the *sql.Conn
+		// exclusively until it releases the reader, so database/sql never
+		// hands it to anyone else.
+		rr, err = ar.QueryContext(ctx, st.sql, st.args...)
 		return err
 	})
-	if err != nil {
-		return fmt.Errorf("query rows: %w", err)
-	}
-	return nil
+	return rr, err
 }
 
 // Schema is the schema of every batch.

@@ -133,6 +133,11 @@ type Plan struct {
 	Filters []Filter
 	// DayPrecisionDate compares and orders `date` by its date part only.
 	DayPrecisionDate bool
+	// Unread names fields whose values the caller drops (the privacy level
+	// omits them). Records still returns all 35 columns, but these are all
+	// null and DuckDB never reads them from the files. A field the plan
+	// filters or orders on is read and returned regardless.
+	Unread []string
 }
 
 // dayPrecision reports whether the plan compares field f by date part only.

@@ -211,11 +211,41 @@ func (p *Plan) countSQL(files []data.PartFile) (string, []any) {
 	return s.b.String(), s.args
 }
 
+// selectList is the select list of the 35 columns in catalogue order, the
+// plan's unread fields as typed nulls, so that DuckDB's projection pushdown
+// never reads them from the files.
+func (p *Plan) selectList() string {
+	if len(p.Unread) == 0 {
+		return "*"
+	}
+	unread := map[string]bool{}
+	for _, name := range p.Unread {
+		unread[name] = true
+	}
+	// A field the plan filters or orders on is read whatever the caller
+	// says, so that the SQL never compares a null stand-in.
+	delete(unread, p.OrderBy)
+	for _, f := range p.Filters {
+		delete(unread, f.Field.Name)
+	}
+	var b strings.Builder
+	for i, f := range data.Fields() {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		if unread[f.Name] {
+			b.WriteString("CAST(NULL AS " + f.Kind.SQLType() + ") AS ")
+		}
+		b.WriteString(data.QuoteIdent(f.Name))
+	}
+	return b.String()
+}
+
 // selectSQL is the statement that reads the page (or the whole export): the
 // 35 columns in catalogue order, filtered, ordered, limited.
 func (p *Plan) selectSQL(files []data.PartFile) (string, []any) {
 	var s sqlBuilder
-	s.sql("SELECT * FROM " + data.ScanSQL(files) + " AS t")
+	s.sql("SELECT " + p.selectList() + " FROM " + data.ScanSQL(files) + " AS t")
 	p.where(&s)
 	p.orderBy(&s)
 	if p.Limit > 0 {

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"time"
+
+	"worklog/data"
+	"worklog/export"
+	"worklog/privacy"
+	"worklog/query"
+)
+
+// profileExport runs P1's CSV export in this process, stage by stage, so
+// that the time of each stage shows: DuckDB's batches alone, then with the
+// privacy transform, then the whole pipeline into io.Discard under a CPU
+// profile written to profPath. Only Go's own CPU time is in the profile;
+// DuckDB's worker threads show up in `perf top -p`, not in pprof.
+func (b *bench) profileExport(ctx context.Context, store, format, profPath string) error {
+	st, err := data.Open(store, data.StoreOptions{})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	eng, err := query.NewEngine(st, query.EngineOptions{MemoryLimit: "1GB", TempDirectory: filepath.Join(b.cfg.work, "duckdb-tmp")})
+	if err != nil {
+		return err
+	}
+	defer eng.Close()
+	snap, err := eng.Snapshot()
+	if err != nil {
+		return err
+	}
+	var cutoff string
+	q := "SELECT strftime(" + data.QuoteIdent(data.DateField) + ", '%Y-%m-%d %H:%M:%S') FROM " + data.ScanSQL(snap.Files) + " AS t" + storeOrder + " LIMIT 1 OFFSET 300000"
+	if err := b.db.QueryRowContext(ctx, q).Scan(&cutoff); err != nil {
+		return err
+	}
+	pol, err := privacy.NewPolicy(privacy.Pseudonymized, nil, make([]byte, 32))
+	if err != nil {
+		return err
+	}
+	u, _ := url.Parse(exportURL("", format, cutoff))
+	plan, err := query.Parse(u.Query(), export.PlanOptions(pol, "json"))
+	if err != nil {
+		return err
+	}
+	stage := func(name string, transform bool) error {
+		start := time.Now()
+		rr, err := eng.Records(ctx, snap, plan)
+		if err != nil {
+			return err
+		}
+		defer rr.Release()
+		first := time.Duration(0)
+		var n int64
+		for rr.Next() {
+			if first == 0 {
+				first = time.Since(start)
+			}
+			rec := rr.RecordBatch()
+			n += rec.NumRows()
+			if transform {
+				out, err := pol.Transform(rec)
+				if err != nil {
+					return err
+				}
+				out.Release()
+			}
+		}
+		if err := rr.Err(); err != nil {
+			return err
+		}
+		b.logf("%s: %d rows in %.2f s (first batch after %.2f s)", name, n, time.Since(start).Seconds(), first.Seconds())
+		return nil
+	}
+	if err := stage("records", false); err != nil {
+		return err
+	}
+	if err := stage("records + privacy", true); err != nil {
+		return err
+	}
+	f, err := os.Create(profPath)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := pprof.StartCPUProfile(f); err != nil {
+		return err
+	}
+	start := time.Now()
+	ff, _ := export.ParseFormat(format)
+	rows, err := export.Run(ctx, export.Request{Engine: eng, Snapshot: snap, Plan: plan, Policy: pol, Format: ff}, io.Discard, nil)
+	pprof.StopCPUProfile()
+	if err != nil {
+		return err
+	}
+	b.logf("records + privacy + %s: %d rows in %.2f s; CPU profile in %s", format, rows, time.Since(start).Seconds(), profPath)
+	fmt.Fprintf(os.Stderr, "inspect with: go tool pprof -top %s\n", profPath)
+	return nil
+}

@@ -1,0 +1,573 @@
+package query
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/bitutil"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"worklog/data"
+)
+
+// A whole export ordered by date (the default export) is the one request
+// that returns many wide rows in an order DuckDB would have to sort. Sorting
+// rows of 35 columns with a ~0.6 KB rawData each is most of DuckDB's time
+// and memory (NOTES.md: the top-N COPY of 300k rows takes 6–14 s and
+// ~2 GB), and duckdb-go materializes a whole result before its first batch.
+// So the export runs in chunks of whole days instead:
+//
+//  1. one narrow query counts the matching rows per day (it reads only
+//     `date` and the filtered columns);
+//  2. the days are cut into chunks of about chunkRows rows, newest first for
+//     a descending export;
+//  3. each chunk is one unsorted query, `WHERE <filters> AND date in [lo,
+//     hi)`, over the months it overlaps; the store's files are sorted by
+//     date in 16k-row row groups, so DuckDB reads only the row groups of
+//     those days;
+//  4. the chunk's batches are ordered here, on the narrow keys (date or its
+//     day, then userWorklogId), and re-emitted in that order.
+//
+// Memory holds one chunk, whatever the export's size; no wide row is ever
+// sorted. A chunk is whole days, so ordering by the date part (privacy
+// level pseudonymized) and by the full date-time both stay exact across
+// chunk borders.
+
+// chunkRows is the row count a chunk aims at. A single day larger than this
+// is one chunk of its own.
+const chunkRows = 32 << 10
+
+// outBatchRows is the largest batch a chunked reader emits.
+const outBatchRows = 4 << 10
+
+// dayCount is the number of matching rows on one day; a null Day counts the
+// rows whose date is null.
+type dayCount struct {
+	Day  sql.NullTime
+	Rows int64
+}
+
+// dayRange is one chunk: the days from Lo up to, not including, Hi. Null
+// is the chunk of rows with a null date (never in the store: date is
+// required; kept so that the chunked path returns what the plain query
+// would).
+type dayRange struct {
+	Lo, Hi time.Time
+	Null   bool
+}
+
+// chunkDays cuts days (ascending, the null day last if any) into ranges of
+// about target rows each, whole days only, in output order: newest first
+// when desc. Rows with a null date come last in either direction, as
+// nulls sort last.
+func chunkDays(days []dayCount, desc bool, target int64) []dayRange {
+	var out []dayRange
+	var nulls bool
+	var dated []dayCount
+	for _, d := range days {
+		if !d.Day.Valid {
+			nulls = d.Rows > 0
+			continue
+		}
+		if d.Rows > 0 {
+			dated = append(dated, d)
+		}
+	}
+	if desc {
+		slices.Reverse(dated)
+	}
+	for i := 0; i < len(dated); {
+		j, n := i, int64(0)
+		for j < len(dated) && (j == i || n+dated[j].Rows <= target) {
+			n += dated[j].Rows
+			j++
+		}
+		first, last := dated[i].Day.Time, dated[j-1].Day.Time
+		if desc {
+			first, last = last, first
+		}
+		out = append(out, dayRange{Lo: first, Hi: last.AddDate(0, 0, 1)})
+		i = j
+	}
+	if nulls {
+		out = append(out, dayRange{Null: true})
+	}
+	return out
+}
+
+// dayCountSQL counts the matching rows per day of `date`.
+func (p *Plan) dayCountSQL(files []data.PartFile) (string, []any) {
+	var s sqlBuilder
+	date := data.QuoteIdent(data.DateField)
+	s.sql("SELECT CAST(" + date + " AS DATE) AS d, count(*) FROM " + data.ScanSQL(files) + " AS t")
+	p.where(&s)
+	s.sql(" GROUP BY d ORDER BY d NULLS LAST")
+	return s.b.String(), s.args
+}
+
+// chunkSQL reads one chunk's rows, unordered, from the files of the months
+// the chunk overlaps.
+func (p *Plan) chunkSQL(files []data.PartFile, r dayRange) (string, []any) {
+	if !r.Null {
+		lo, hi := r.Lo.Format(monthLayout), r.Hi.Add(-time.Microsecond).Format(monthLayout)
+		var in []data.PartFile
+		for _, f := range files {
+			if f.Month >= lo && f.Month <= hi {
+				in = append(in, f)
+			}
+		}
+		files = in
+	}
+	var s sqlBuilder
+	date := data.QuoteIdent(data.DateField)
+	s.sql("SELECT " + p.selectList() + " FROM " + data.ScanSQL(files) + " AS t")
+	p.where(&s)
+	if len(p.Filters) == 0 {
+		s.sql(" WHERE ")
+	} else {
+		s.sql(" AND ")
+	}
+	if r.Null {
+		s.sql(date + " IS NULL")
+	} else {
+		s.sql("(" + date + " >= ")
+		s.arg(r.Lo, false)
+		s.sql(" AND " + date + " < ")
+		s.arg(r.Hi, false)
+		s.sql(")")
+	}
+	return s.b.String(), s.args
+}
+
+// chunkedRecords starts a chunked date-ordered export (see above). It
+// returns nil, nil when nothing matches, so that the caller runs the plain
+// statement, whose empty result still carries the schema.
+func (e *Engine) chunkedRecords(ctx context.Context, files []data.PartFile, p *Plan) (array.RecordReader, error) {
+	conn, err := e.db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("get duckdb connection: %w", err)
+	}
+	q, args := p.dayCountSQL(files)
+	days, err := queryDayCounts(ctx, conn, q, args)
+	if err != nil {
+		return nil, errors.Join(err, conn.Close())
+	}
+	target := int64(chunkRows)
+	if e.chunkRows > 0 {
+		target = e.chunkRows
+	}
+	ranges := chunkDays(days, p.Desc, target)
+	if len(ranges) == 0 {
+		return nil, conn.Close()
+	}
+	r := &chunkReader{ctx: ctx, conn: conn, refs: 1, desc: p.Desc, mem: memory.DefaultAllocator,
+		dateCol: data.Index(data.DateField), keyCol: data.Index(data.KeyField), byDay: p.DayPrecisionDate}
+	for _, dr := range ranges {
+		q, args := p.chunkSQL(files, dr)
+		r.pending = append(r.pending, statement{q, args})
+	}
+	// The first chunk is loaded now, so that the schema is known and a bad
+	// statement fails the call rather than the stream.
+	if err := r.load(); err != nil {
+		r.Release()
+		return nil, err
+	}
+	return r, nil
+}
+
+func queryDayCounts(ctx context.Context, conn *sql.Conn, q string, args []any) ([]dayCount, error) {
+	rows, err := conn.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("count rows per day: %w", err)
+	}
+	defer rows.Close()
+	var days []dayCount
+	for rows.Next() {
+		var d dayCount
+		if err := rows.Scan(&d.Day, &d.Rows); err != nil {
+			return nil, fmt.Errorf("count rows per day: %w", err)
+		}
+		days = append(days, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("count rows per day: %w", err)
+	}
+	return days, nil
+}
+
+// rowRef is one row of a chunk with its sort keys: batch b, row i.
+type rowRef struct {
+	key, id int64
+	b, i    int32
+}
+
+// chunkReader emits the rows of its chunks, each chunk read whole and
+// ordered by (date or its day, userWorklogId). It owns one DuckDB connection
+// until its last Release.
+type chunkReader struct {
+	ctx             context.Context
+	schema          *arrow.Schema
+	pending         []statement
+	desc, byDay     bool
+	dateCol, keyCol int
+	mem             memory.Allocator
+
+	mu    sync.Mutex
+	conn  *sql.Conn
+	held  []arrow.RecordBatch // the current chunk's batches, as DuckDB gave them
+	order []rowRef            // the current chunk's rows in output order
+	pos   int                 // next row of order to emit
+	cur   arrow.RecordBatch
+	refs  int64
+	err   error
+}
+
+var _ array.RecordReader = (*chunkReader)(nil)
+
+// load reads the next pending chunk whole and orders its rows.
+func (r *chunkReader) load() error {
+	r.dropChunk()
+	st := r.pending[0]
+	r.pending = r.pending[1:]
+	rr, err := arrowQuery(r.ctx, r.conn, st)
+	if err != nil {
+		return fmt.Errorf("query rows: %w", err)
+	}
+	defer rr.Release()
+	if r.schema == nil {
+		r.schema = rr.Schema()
+	}
+	for rr.Next() {
+		rec := rr.RecordBatch()
+		rec.Retain()
+		r.held = append(r.held, rec)
+	}
+	if err := rr.Err(); err != nil {
+		return fmt.Errorf("read rows: %w", err)
+	}
+	return r.sortChunk()
+}
+
+// sortChunk computes the output order of the held batches.
+func (r *chunkReader) sortChunk() error {
+	n := 0
+	for _, rec := range r.held {
+		n += int(rec.NumRows())
+	}
+	order := make([]rowRef, 0, n)
+	for b, rec := range r.held {
+		dates, ok := rec.Column(r.dateCol).(*array.Timestamp)
+		if !ok {
+			return fmt.Errorf("column %s is %s, want a timestamp", data.DateField, rec.Column(r.dateCol).DataType())
+		}
+		ids, ok := rec.Column(r.keyCol).(*array.Int64)
+		if !ok {
+			return fmt.Errorf("column %s is %s, want int64", data.KeyField, rec.Column(r.keyCol).DataType())
+		}
+		perDay := int64(24 * time.Hour / dates.DataType().(*arrow.TimestampType).Unit.Multiplier())
+		for i := 0; i < dates.Len(); i++ {
+			key := int64(dates.Value(i))
+			if r.byDay {
+				key = floorDiv(key, perDay)
+			}
+			order = append(order, rowRef{key: key, id: ids.Value(i), b: int32(b), i: int32(i)})
+		}
+	}
+	// A chunk holds whole days and no null date (a null-date chunk has one
+	// key), so comparing keys orders it exactly; ids are unique.
+	slices.SortFunc(order, func(x, y rowRef) int {
+		c := cmp.Compare(x.key, y.key)
+		if c == 0 {
+			c = cmp.Compare(x.id, y.id)
+		}
+		if r.desc {
+			return -c
+		}
+		return c
+	})
+	r.order, r.pos = order, 0
+	return nil
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
+
+// dropChunk releases the current chunk's batches.
+func (r *chunkReader) dropChunk() {
+	for _, rec := range r.held {
+		rec.Release()
+	}
+	r.held, r.order, r.pos = nil, nil, 0
+}
+
+// Schema is the schema of every batch.
+func (r *chunkReader) Schema() *arrow.Schema { return r.schema }
+
+// Next moves to the next batch, loading the next chunk when the current
+// one is used up.
+func (r *chunkReader) Next() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cur != nil {
+		r.cur.Release()
+		r.cur = nil
+	}
+	if r.err != nil || r.conn == nil {
+		return false
+	}
+	// Batches of a loaded chunk come from memory, not from DuckDB, so the
+	// reader itself notices a cancelled request.
+	if err := r.ctx.Err(); err != nil {
+		r.err = fmt.Errorf("read rows: %w", err)
+		return false
+	}
+	for r.pos >= len(r.order) {
+		if len(r.pending) == 0 {
+			r.dropChunk()
+			return false
+		}
+		if err := r.load(); err != nil {
+			r.err = err
+			return false
+		}
+	}
+	end := min(r.pos+outBatchRows, len(r.order))
+	rec, err := takeRows(r.mem, r.schema, r.held, r.order[r.pos:end])
+	if err != nil {
+		r.err = fmt.Errorf("order rows: %w", err)
+		return false
+	}
+	r.cur, r.pos = rec, end
+	return true
+}
+
+// RecordBatch returns the current batch, valid until the next call of Next
+// unless retained.
+func (r *chunkReader) RecordBatch() arrow.RecordBatch {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.cur
+}
+
+// Record returns the current batch.
+//
+// Deprecated: use RecordBatch; kept because array.RecordReader requires it.
+func (r *chunkReader) Record() arrow.RecordBatch { return r.RecordBatch() }
+
+// Err is the error that ended the stream, if any.
+func (r *chunkReader) Err() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err
+}
+
+// Retain adds a reference.
+func (r *chunkReader) Retain() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.refs++
+}
+
+// Release drops a reference; the last one releases the batches and returns
+// the connection to the pool.
+func (r *chunkReader) Release() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.refs <= 0 {
+		return
+	}
+	r.refs--
+	if r.refs > 0 {
+		return
+	}
+	if r.cur != nil {
+		r.cur.Release()
+		r.cur = nil
+	}
+	r.dropChunk()
+	r.pending = nil
+	if r.conn != nil {
+		_ = r.conn.Close()
+		r.conn = nil
+	}
+}
+
+// takeRows builds one batch of the rows refs points at, in that order. A
+// run of consecutive rows of one batch (an ascending export over one file
+// per month) is a zero-copy slice.
+func takeRows(mem memory.Allocator, schema *arrow.Schema, held []arrow.RecordBatch, refs []rowRef) (arrow.RecordBatch, error) {
+	if contiguous(refs) {
+		return held[refs[0].b].NewSlice(int64(refs[0].i), int64(refs[len(refs)-1].i)+1), nil
+	}
+	cols := make([]arrow.Array, schema.NumFields())
+	defer func() {
+		for _, c := range cols {
+			if c != nil {
+				c.Release()
+			}
+		}
+	}()
+	for j := range cols {
+		col, err := takeColumn(mem, schema.Field(j).Type, held, j, refs)
+		if err != nil {
+			return nil, fmt.Errorf("column %s: %w", schema.Field(j).Name, err)
+		}
+		cols[j] = col
+	}
+	return array.NewRecordBatch(schema, cols, int64(len(refs))), nil
+}
+
+func contiguous(refs []rowRef) bool {
+	for k := 1; k < len(refs); k++ {
+		if refs[k].b != refs[0].b || refs[k].i != refs[k-1].i+1 {
+			return false
+		}
+	}
+	return true
+}
+
+// takeColumn gathers column j of the referenced rows. The store's column
+// types are copied straight into new buffers (a builder's per-value
+// checks cost as much as DuckDB's read); any other type goes through a
+// builder and each value's string form.
+func takeColumn(mem memory.Allocator, dt arrow.DataType, held []arrow.RecordBatch, j int, refs []rowRef) (arrow.Array, error) {
+	cols := make([]arrow.Array, len(held))
+	for b, rec := range held {
+		cols[b] = rec.Column(j)
+	}
+	switch dt.ID() {
+	case arrow.TIMESTAMP:
+		return gatherFixed(dt, cols, refs, func(a arrow.Array) []arrow.Timestamp { return a.(*array.Timestamp).TimestampValues() })
+	case arrow.INT64:
+		return gatherFixed(dt, cols, refs, func(a arrow.Array) []int64 { return a.(*array.Int64).Int64Values() })
+	case arrow.FLOAT64:
+		return gatherFixed(dt, cols, refs, func(a arrow.Array) []float64 { return a.(*array.Float64).Float64Values() })
+	case arrow.STRING:
+		data := gatherStrings(dt, cols, refs)
+		defer data.Release()
+		return array.MakeFromData(data), nil
+	case arrow.LIST:
+		if dt.(*arrow.ListType).Elem().ID() == arrow.STRING {
+			return gatherStringLists(dt.(*arrow.ListType), cols, refs), nil
+		}
+	}
+	bld := array.NewBuilder(mem, dt)
+	defer bld.Release()
+	return takeGeneric(bld, held, j, refs)
+}
+
+// validity returns the validity bitmap of the referenced rows and the null
+// count; nil when nothing is null.
+func validity(cols []arrow.Array, refs []rowRef) (*memory.Buffer, int) {
+	nulls := 0
+	var bits []byte
+	for k, ref := range refs {
+		if cols[ref.b].IsNull(int(ref.i)) {
+			if bits == nil {
+				bits = make([]byte, bitutil.BytesForBits(int64(len(refs))))
+				bitutil.SetBitsTo(bits, 0, int64(len(refs)), true)
+			}
+			bitutil.ClearBit(bits, k)
+			nulls++
+		}
+	}
+	if bits == nil {
+		return nil, 0
+	}
+	return memory.NewBufferBytes(bits), nulls
+}
+
+// gatherFixed gathers a fixed-width column; values gives an array's values
+// (already offset by the array's own slice offset).
+func gatherFixed[T arrow.FixedWidthType](dt arrow.DataType, cols []arrow.Array, refs []rowRef, values func(arrow.Array) []T) (arrow.Array, error) {
+	src := make([][]T, len(cols))
+	for b, c := range cols {
+		src[b] = values(c)
+	}
+	out := make([]T, len(refs))
+	for k, ref := range refs {
+		out[k] = src[ref.b][ref.i]
+	}
+	valid, nulls := validity(cols, refs)
+	data := array.NewData(dt, len(refs), []*memory.Buffer{valid, memory.NewBufferBytes(arrow.GetBytes(out))}, nil, nulls, 0)
+	defer data.Release()
+	return array.MakeFromData(data), nil
+}
+
+// gatherStrings gathers a utf8 column into new offsets and bytes.
+func gatherStrings(dt arrow.DataType, cols []arrow.Array, refs []rowRef) *array.Data {
+	src := make([]*array.String, len(cols))
+	size := 0
+	for b, c := range cols {
+		src[b] = c.(*array.String)
+	}
+	for _, ref := range refs {
+		size += src[ref.b].ValueLen(int(ref.i))
+	}
+	offsets := make([]int32, len(refs)+1)
+	bytes := make([]byte, 0, size)
+	for k, ref := range refs {
+		bytes = append(bytes, src[ref.b].Value(int(ref.i))...)
+		offsets[k+1] = int32(len(bytes))
+	}
+	valid, nulls := validity(cols, refs)
+	return array.NewData(dt, len(refs), []*memory.Buffer{valid, memory.NewBufferBytes(arrow.GetBytes(offsets)), memory.NewBufferBytes(bytes)}, nil, nulls, 0)
+}
+
+// gatherStringLists gathers a list<utf8> column: new list offsets over a
+// gathered child array.
+func gatherStringLists(dt *arrow.ListType, cols []arrow.Array, refs []rowRef) arrow.Array {
+	lists := make([]*array.List, len(cols))
+	children := make([]arrow.Array, len(cols))
+	for b, c := range cols {
+		lists[b] = c.(*array.List)
+		children[b] = lists[b].ListValues()
+	}
+	offsets := make([]int32, len(refs)+1)
+	var childRefs []rowRef
+	for k, ref := range refs {
+		l := lists[ref.b]
+		if !l.IsNull(int(ref.i)) {
+			start, end := l.ValueOffsets(int(ref.i))
+			for e := start; e < end; e++ {
+				childRefs = append(childRefs, rowRef{b: ref.b, i: int32(e)})
+			}
+		}
+		offsets[k+1] = int32(len(childRefs))
+	}
+	child := gatherStrings(dt.Elem(), children, childRefs)
+	defer child.Release()
+	valid, nulls := validity(cols, refs)
+	data := array.NewData(dt, len(refs), []*memory.Buffer{valid, memory.NewBufferBytes(arrow.GetBytes(offsets))}, []arrow.ArrayData{child}, nulls, 0)
+	defer data.Release()
+	return array.MakeFromData(data)
+}
+
+// takeGeneric gathers a column of a type without a fast path through
+// each value's string form.
+func takeGeneric(b array.Builder, held []arrow.RecordBatch, j int, refs []rowRef) (arrow.Array, error) {
+	for _, ref := range refs {
+		a := held[ref.b].Column(j)
+		if a.IsNull(int(ref.i)) {
+			b.AppendNull()
+			continue
+		}
+		if err := b.AppendValueFromString(a.ValueStr(int(ref.i))); err != nil {
+			return nil, err
+		}
+	}
+	return b.NewArray(), nil
+}

@@ -1,0 +1,136 @@
+package query
+
+import (
+	"database/sql"
+	"reflect"
+	"testing"
+	"time"
+
+	"worklog/data"
+)
+
+func TestChunkDays(t *testing.T) {
+	day := func(s string) sql.NullTime {
+		d, err := time.Parse(data.DateLayout, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sql.NullTime{Time: d, Valid: true}
+	}
+	at := func(s string) time.Time { return day(s).Time }
+	days := []dayCount{{day("2024-01-30"), 4}, {day("2024-01-31"), 3}, {day("2024-02-01"), 9}, {day("2024-02-03"), 2}}
+	tests := []struct {
+		name   string
+		days   []dayCount
+		desc   bool
+		target int64
+		want   []dayRange
+	}{
+		{"nothing", nil, true, 10, nil},
+		{"ascending, days packed up to the target", days, false, 8, []dayRange{
+			{Lo: at("2024-01-30"), Hi: at("2024-02-01")},
+			{Lo: at("2024-02-01"), Hi: at("2024-02-02")},
+			{Lo: at("2024-02-03"), Hi: at("2024-02-04")},
+		}},
+		{"descending: newest first, a day over the target alone", days, true, 8, []dayRange{
+			{Lo: at("2024-02-03"), Hi: at("2024-02-04")},
+			{Lo: at("2024-02-01"), Hi: at("2024-02-02")},
+			{Lo: at("2024-01-30"), Hi: at("2024-02-01")},
+		}},
+		{"one chunk when everything fits", days, true, 100, []dayRange{
+			{Lo: at("2024-01-30"), Hi: at("2024-02-04")},
+		}},
+		{"null dates last in either direction, empty days dropped",
+			[]dayCount{{day("2024-01-30"), 0}, {day("2024-01-31"), 3}, {sql.NullTime{}, 2}}, true, 1, []dayRange{
+				{Lo: at("2024-01-31"), Hi: at("2024-02-01")},
+				{Null: true},
+			}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := chunkDays(tc.days, tc.desc, tc.target); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("chunkDays = %+v\n          want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestChunkedExportMatchesOneQuery compares the chunked export, cut into
+// chunks of a few rows, with the one plain statement, value by value.
+func TestChunkedExportMatchesOneQuery(t *testing.T) {
+	snap := fixtureStore(t)
+	// The same month listed twice: a chunk then merges rows of two files.
+	dup := data.Snapshot{Files: append([]data.PartFile{}, snap.Files...)}
+	last := snap.Files[len(snap.Files)-1]
+	dup.Files = append(dup.Files, last)
+
+	chunked := newEngine(t, snap)
+	chunked.chunkRows = 3
+	plain := newEngine(t, snap)
+	plain.wholeExport = true
+	tests := []struct {
+		name  string
+		snap  data.Snapshot
+		query string
+		opts  Options
+	}{
+		{"date desc", snap, "", Options{}},
+		{"date asc", snap, "orderByDirection=asc", Options{}},
+		{"day precision desc", snap, "", Options{DayPrecisionDate: true}},
+		{"day precision asc", snap, "orderByDirection=asc", Options{DayPrecisionDate: true}},
+		{"filtered", snap, "filters[0][key]=action&filters[0][comparator]=notIn&filters[0][values][]=readAction&filters[1][key]=date&filters[1][comparator]=gt&filters[1][value]=2024-02-01", Options{}},
+		{"filtered, day precision", snap, "filters[0][key]=date&filters[0][comparator]=gte&filters[0][value]=2024-05-10", Options{DayPrecisionDate: true}},
+		{"nothing matches", snap, "filters[0][key]=date&filters[0][comparator]=lt&filters[0][value]=1990-01-01", Options{}},
+		{"two files in one month", dup, "", Options{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := mustParse(t, tc.query, tc.opts)
+			want := fetch(t, plain, tc.snap, p)
+			got := fetch(t, chunked, tc.snap, p)
+			if len(got) != len(want) {
+				t.Fatalf("chunked export has %d rows, the plain query %d", len(got), len(want))
+			}
+			for i := range want {
+				if !reflect.DeepEqual(got[i], want[i]) {
+					t.Fatalf("row %d:\n chunked %v\n   plain %v", i, got[i], want[i])
+				}
+			}
+		})
+	}
+}
+
+// TestUnreadColumns checks that unread fields come back as all-null columns
+// of their type, on the chunked export and on a page alike, while every
+// other column and the row order stay as they were.
+func TestUnreadColumns(t *testing.T) {
+	snap := fixtureStore(t)
+	e := newEngine(t, snap)
+	e.chunkRows = 4
+	unread := []string{"email", "rawData", "ticketId", "tags"}
+	for _, query := range []string{"", "orderByField=duration&limit=7", "orderByField=ticketId&limit=5"} {
+		t.Run(query, func(t *testing.T) {
+			p := mustParse(t, query, Options{})
+			want := fetch(t, e, snap, p)
+			p.Unread = unread
+			got := fetch(t, e, snap, p)
+			if len(got) != len(want) || len(got) == 0 {
+				t.Fatalf("%d rows with unread fields, %d without", len(got), len(want))
+			}
+			for i := range want {
+				for _, name := range unread {
+					if name == p.OrderBy {
+						continue // ordered on: read regardless
+					}
+					if got[i][name] != nil {
+						t.Fatalf("row %d: %s = %v, want null", i, name, got[i][name])
+					}
+					want[i][name] = nil
+				}
+				if !reflect.DeepEqual(got[i], want[i]) {
+					t.Fatalf("row %d:\n got %v\nwant %v", i, got[i], want[i])
+				}
+			}
+		})
+	}
+}
