@@ -1,0 +1,257 @@
+// Package data owns the worklog schema and the Parquet store.
+//
+// The catalogue in this file is the single source of truth for the 35 worklog
+// fields: their order, store type, description (from the reference API),
+// privacy class and whether they may be filtered or ordered on. Ingest
+// validation, the query planner, the privacy policy, the encoders and the
+// OpenAPI document all read it; no other list of fields exists.
+package data
+
+import "fmt"
+
+// Kind is the logical type of a field. It decides how ingest validates a
+// value, how the planner converts filter operands, and how the store types
+// the column.
+type Kind int
+
+// The field kinds. Every kind maps to one DuckDB/Parquet column type
+// (see Kind.SQLType).
+const (
+	// KindTimestamp is a naive wall-clock date-time, written "YYYY-MM-DD HH:MM:SS".
+	KindTimestamp Kind = iota
+	// KindInt is a signed 64-bit integer.
+	KindInt
+	// KindFlag is an integer that is 0 or 1.
+	KindFlag
+	// KindFloat is a 64-bit floating point number.
+	KindFloat
+	// KindString is free text.
+	KindString
+	// KindEnum is text restricted to Field.Enum.
+	KindEnum
+	// KindList is a list of strings, written as a JSON-array string
+	// `["a", "b"]` in exports.
+	KindList
+)
+
+// String names the kind, as used in error messages ("expected integer").
+func (k Kind) String() string {
+	switch k {
+	case KindTimestamp:
+		return "date-time"
+	case KindInt, KindFlag:
+		return "integer"
+	case KindFloat:
+		return "number"
+	case KindString, KindEnum:
+		return "string"
+	case KindList:
+		return "list of strings"
+	}
+	return fmt.Sprintf("Kind(%d)", int(k))
+}
+
+// SQLType is the DuckDB column type the store uses for the kind.
+func (k Kind) SQLType() string {
+	switch k {
+	case KindTimestamp:
+		return "TIMESTAMP"
+	case KindInt, KindFlag:
+		return "BIGINT"
+	case KindFloat:
+		return "DOUBLE"
+	case KindList:
+		return "VARCHAR[]"
+	default:
+		return "VARCHAR"
+	}
+}
+
+// PrivacyClass says how the privacy levels treat a field (SPEC §6). The
+// privacy package derives its whole policy from these classes.
+type PrivacyClass int
+
+// The privacy classes.
+const (
+	// PrivacyPublic fields are shown at every level.
+	PrivacyPublic PrivacyClass = iota
+	// PrivacyEmail is the agent's e-mail: shown at level none, at
+	// partiallyPseudonymized only with permission reporting.viewEmail,
+	// omitted at pseudonymized.
+	PrivacyEmail
+	// PrivacyIdentifying fields are omitted at level pseudonymized.
+	PrivacyIdentifying
+	// PrivacyTimestamp is cut to its date part at level pseudonymized.
+	PrivacyTimestamp
+	// PrivacyName is replaced by a keyed pseudonym at level pseudonymized.
+	PrivacyName
+)
+
+// Field describes one worklog field.
+type Field struct {
+	// Name is the field's key in every format and its column name in the store.
+	Name string
+	// Kind is its logical type.
+	Kind Kind
+	// Required fields must be present and non-null in every ingested record.
+	Required bool
+	// Enum lists the allowed values of a KindEnum field.
+	Enum []string
+	// Min and Max bound a KindInt field when HasRange is set.
+	Min, Max int64
+	// HasRange says whether Min and Max apply.
+	HasRange bool
+	// Description is the reference API's description of the field.
+	Description string
+	// Privacy is the field's privacy class.
+	Privacy PrivacyClass
+	// Filterable fields may be used in filters[i][key].
+	Filterable bool
+	// Sortable fields may be used in orderByField.
+	Sortable bool
+}
+
+// Actions are the allowed values of the action field.
+var actions = []string{"closeAction", "readAction", "statusAction", "writeAction", "autoProcessAction"}
+
+// channels are the allowed values of the channel field.
+var channels = []string{"email", "portal", "phone", "system", "chat", "walkIn", "letter"}
+
+// catalogue is the ordered list of the 35 fields. It is unexported and never
+// modified; Fields returns a copy.
+var catalogue = []Field{
+	{Name: "date", Kind: KindTimestamp, Required: true, Privacy: PrivacyTimestamp,
+		Description: "Timestamp of the worklog entry. When reportingPrivacyLevel is pseudonymized, only the date portion is returned (time stripped)."},
+	{Name: "name", Kind: KindString, Privacy: PrivacyName,
+		Description: "Name of the user who performed the action"},
+	{Name: "ticketId", Kind: KindInt, Privacy: PrivacyIdentifying,
+		Description: "ID of related ticket. Omitted when reportingPrivacyLevel is pseudonymized."},
+	{Name: "conversationId", Kind: KindInt, Privacy: PrivacyIdentifying,
+		Description: "ID of related conversation. Omitted when reportingPrivacyLevel is pseudonymized."},
+	{Name: "userId", Kind: KindInt, Privacy: PrivacyIdentifying,
+		Description: "ID of the user. Omitted when reportingPrivacyLevel is pseudonymized."},
+	{Name: "action", Kind: KindEnum, Required: true, Enum: actions,
+		Description: "Type of action performed"},
+	{Name: "duration", Kind: KindInt,
+		Description: "Duration of the action in seconds"},
+	{Name: "durationAfterWork", Kind: KindInt,
+		Description: "Duration of after-work in seconds"},
+	{Name: "reOpened", Kind: KindFlag,
+		Description: "Whether the ticket was reopened (0 or 1)"},
+	{Name: "status", Kind: KindString,
+		Description: "Ticket status at time of action"},
+	{Name: "aiAgent", Kind: KindString,
+		Description: "Name of the AI agent involved"},
+	{Name: "topic", Kind: KindString,
+		Description: "Primary topic (top-level tag name)"},
+	{Name: "subTopic", Kind: KindString,
+		Description: "Sub-topic (child tag name)"},
+	{Name: "allTags", Kind: KindString,
+		Description: "Comma-separated list of all assigned tag names"},
+	{Name: "tags", Kind: KindList,
+		Description: "JSON array of assigned tag names"},
+	{Name: "channel", Kind: KindEnum, Enum: channels,
+		Description: "Communication channel"},
+	{Name: "department", Kind: KindString,
+		Description: "Department handling the ticket"},
+	{Name: "teams", Kind: KindList,
+		Description: "JSON array of team names the user belongs to"},
+	{Name: "email", Kind: KindString, Privacy: PrivacyEmail,
+		Description: "Email of the user. Omitted when reportingPrivacyLevel is pseudonymized or partiallyPseudonymized (without permission)."},
+	{Name: "rawData", Kind: KindString, Privacy: PrivacyIdentifying,
+		Description: "Full ticket payload as JSON string. Omitted when reportingPrivacyLevel is pseudonymized."},
+	{Name: "aiAutomationLevel", Kind: KindInt, Min: 0, Max: 5, HasRange: true,
+		Description: "AI automation level (0–5)"},
+	{Name: "customerIdentifiedCorrectly", Kind: KindFlag,
+		Description: "Whether the customer was correctly identified (0 or 1)"},
+	{Name: "tagsIdentifiedCorrectly", Kind: KindFlag,
+		Description: "Whether tags were correctly identified (0 or 1)"},
+	{Name: "textAssistanceAccuracy", Kind: KindFloat,
+		Description: "Accuracy score of text assistance"},
+	{Name: "aiAgentsUsed", Kind: KindList,
+		Description: "JSON array of AI agent identifiers used during processing"},
+	{Name: "skippedTicket", Kind: KindFlag,
+		Description: "Whether the ticket was skipped (0 or 1)"},
+	{Name: "netSecondsClosedAfterSLA", Kind: KindInt,
+		Description: "Net seconds the ticket was closed after the SLA deadline (excludes pending time; negative = closed before SLA)"},
+	{Name: "closingDateForSLA", Kind: KindTimestamp,
+		Description: "Effective closing date used for SLA calculation"},
+	{Name: "statusActionDetail", Kind: KindString,
+		Description: "Detail of the status action (e.g. sub-status reason)"},
+	{Name: "pendingDueBy", Kind: KindTimestamp,
+		Description: "Due-by timestamp while ticket was in pending state"},
+	{Name: "pendingSeconds", Kind: KindInt,
+		Description: "Total seconds the ticket spent in pending state"},
+	{Name: "netPendingSeconds", Kind: KindInt,
+		Description: "Net seconds in pending state (adjusted)"},
+	{Name: "firstPendingAt", Kind: KindTimestamp,
+		Description: "Timestamp when ticket first entered pending state"},
+	{Name: "userWorklogId", Kind: KindInt, Required: true,
+		Description: "ID of the user worklog entry"},
+	{Name: "timesSetToOpen", Kind: KindInt,
+		Description: "Number of times the ticket was set back to open status"},
+}
+
+// byName indexes the catalogue by field name.
+var byName = func() map[string]int {
+	m := make(map[string]int, len(catalogue))
+	for i := range catalogue {
+		// Every field may be filtered and ordered on (SPEC §4); the privacy
+		// policy narrows this per request.
+		catalogue[i].Filterable = true
+		catalogue[i].Sortable = true
+		m[catalogue[i].Name] = i
+	}
+	return m
+}()
+
+// KeyField is the unique key of an event.
+const KeyField = "userWorklogId"
+
+// DateField is the field the store partitions and sorts by.
+const DateField = "date"
+
+// Fields returns the 35 fields in export order. The returned slice is a copy
+// and may be modified by the caller.
+func Fields() []Field {
+	out := make([]Field, len(catalogue))
+	copy(out, catalogue)
+	return out
+}
+
+// FieldCount is the number of fields in the catalogue.
+func FieldCount() int { return len(catalogue) }
+
+// Lookup returns the field with the given name. Names are case-sensitive.
+func Lookup(name string) (Field, bool) {
+	i, ok := byName[name]
+	if !ok {
+		return Field{}, false
+	}
+	return catalogue[i], true
+}
+
+// Index returns the position of the named field in export order, or -1.
+func Index(name string) int {
+	i, ok := byName[name]
+	if !ok {
+		return -1
+	}
+	return i
+}
+
+// AllowsEnum reports whether v is an allowed value of a KindEnum field.
+func (f Field) AllowsEnum(v string) bool {
+	for _, e := range f.Enum {
+		if e == v {
+			return true
+		}
+	}
+	return false
+}
+
+// TimestampLayout is the wall-clock layout of date-time values in every format.
+const TimestampLayout = "2006-01-02 15:04:05"
+
+// DateLayout is the layout of a date without time.
+const DateLayout = "2006-01-02"

@@ -1,0 +1,114 @@
+package data
+
+import (
+	"sort"
+	"strings"
+)
+
+// PartFile is one committed Parquet file of the store.
+type PartFile struct {
+	// Month is the partition, "YYYY-MM".
+	Month string `json:"month"`
+	// Path is the file's absolute path.
+	Path string `json:"path"`
+	// Rows is the number of events in the file.
+	Rows int64 `json:"rows"`
+}
+
+// Snapshot is one committed state of the store: the files a reader reads.
+// A snapshot never changes; a commit produces a new one.
+type Snapshot struct {
+	// Generation increases by one with every commit.
+	Generation uint64 `json:"generation"`
+	// Files are the committed part files, ordered by month, then path.
+	Files []PartFile `json:"files"`
+}
+
+// Rows is the total number of events in the snapshot.
+func (s Snapshot) Rows() int64 {
+	var n int64
+	for _, f := range s.Files {
+		n += f.Rows
+	}
+	return n
+}
+
+// Months lists the snapshot's partitions in ascending order.
+func (s Snapshot) Months() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, f := range s.Files {
+		if !seen[f.Month] {
+			seen[f.Month] = true
+			out = append(out, f.Month)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// FilesIn returns the files whose month m satisfies keep(m), in snapshot order.
+func (s Snapshot) FilesIn(keep func(month string) bool) []PartFile {
+	var out []PartFile
+	for _, f := range s.Files {
+		if keep(f.Month) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// ScanSQL returns a DuckDB table expression that reads the given part files
+// with the catalogue's 35 columns in export order. With no files it returns
+// an empty relation of the same shape, so callers never special-case an empty
+// store. Paths come from the store's manifest, never from a request; they are
+// quoted as SQL string literals.
+func ScanSQL(files []PartFile) string {
+	var b strings.Builder
+	b.WriteString("(SELECT ")
+	for i, f := range catalogue {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		if len(files) == 0 {
+			b.WriteString("CAST(NULL AS " + f.Kind.SQLType() + ") AS ")
+		}
+		b.WriteString(QuoteIdent(f.Name))
+	}
+	if len(files) == 0 {
+		b.WriteString(" WHERE false)")
+		return b.String()
+	}
+	b.WriteString(" FROM read_parquet([")
+	for i, f := range files {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(QuoteString(f.Path))
+	}
+	b.WriteString("]))")
+	return b.String()
+}
+
+// QuoteIdent quotes a DuckDB identifier.
+func QuoteIdent(name string) string {
+	return `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
+}
+
+// QuoteString quotes a DuckDB string literal.
+func QuoteString(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+}
+
+// CreateTableSQL returns the column list of the store schema,
+// `"date" TIMESTAMP, "name" VARCHAR, ...`, for CREATE TABLE and casts.
+func CreateTableSQL() string {
+	var b strings.Builder
+	for i, f := range catalogue {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(QuoteIdent(f.Name) + " " + f.Kind.SQLType())
+	}
+	return b.String()
+}
