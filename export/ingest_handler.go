@@ -2,12 +2,10 @@ package export
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 	"strconv"
@@ -157,15 +155,10 @@ func causeOf(e *ingest.RecordError) string {
 }
 
 // isInputError tells a broken dump (a client error) from a server failure.
-// The readers' fatal errors name the line ("line 9: JSON array is not
-// closed"), or come from the decompressors.
 func isInputError(err error) bool {
 	var re *ingest.RecordError
-	return errors.As(err, &re) ||
-		errors.Is(err, gzip.ErrHeader) || errors.Is(err, gzip.ErrChecksum) ||
-		errors.Is(err, io.ErrUnexpectedEOF) ||
-		strings.HasPrefix(err.Error(), "line ") ||
-		strings.HasPrefix(err.Error(), "open gzip:") || strings.HasPrefix(err.Error(), "open zstd:")
+	var ie *ingest.InputError
+	return errors.As(err, &re) || errors.As(err, &ie)
 }
 
 // rejectCollector receives the rejects NDJSON of an ingest under skip and

@@ -32,6 +32,21 @@ func (e *RecordError) Error() string {
 // Unwrap returns the cause.
 func (e *RecordError) Unwrap() error { return e.Err }
 
+// InputError is a dump that cannot be read at all: corrupt compression, a
+// truncated JSON array, a broken CSV header, or a failing reader. Nothing was
+// committed. The HTTP ingest answers it with 400 rather than 500.
+type InputError struct {
+	// Source is the input's name (Input.Name).
+	Source string
+	// Err is the cause; Error returns its message unchanged.
+	Err error
+}
+
+func (e *InputError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the cause.
+func (e *InputError) Unwrap() error { return e.Err }
+
 // maxReported is how many record errors a ValidationError keeps.
 const maxReported = 10
 

@@ -261,7 +261,7 @@ func (r *run) input(ctx context.Context, in Input, seqBase int64) (int64, error)
 	defer func() { r.read = cr.base + cr.n }()
 	src, closeSrc, err := openSource(cr)
 	if err != nil {
-		return 0, err
+		return 0, &InputError{Source: in.Name, Err: err}
 	}
 	defer closeSrc()
 	var header []int
@@ -357,7 +357,7 @@ func (r *run) input(ctx context.Context, in Input, seqBase int64) (int64, error)
 		}
 		n += int64(len(b.recs))
 		if b.err != nil {
-			return n, b.err
+			return n, &InputError{Source: in.Name, Err: b.err}
 		}
 	}
 	if err := ctx.Err(); err != nil {
