@@ -205,24 +205,29 @@ func (s *Server) limitQuery(next echo.HandlerFunc) echo.HandlerFunc {
 var errTimeout = errors.New("export time limit reached")
 
 // limitExport runs a synchronous export within the limits: at most
-// Config.MaxSyncExports at once (429 with Retry-After beyond), and at most
+// Config.MaxSyncExports at once (429 with Retry-After beyond; pages do not
+// count), and at most
 // Config.ExportTimeout long. The deadline is on the request's context, which
 // the query engine hands to DuckDB: when it passes, or when the client goes
 // away (net/http cancels the context), DuckDB interrupts the query.
 func (s *Server) limitExport(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		select {
-		case s.exportSlots <- struct{}{}:
-		default:
-			return &APIError{Status: http.StatusTooManyRequests, Code: "too_many_requests",
-				Message:    fmt.Sprintf("%d exports are running, the most this server answers at once; retry shortly", cap(s.exportSlots)),
-				RetryAfter: exportRetryAfter}
+		// A page (limit present: at most 1,000 rows) is not an export and
+		// takes no slot, so that clients keep paging while exports run.
+		if !c.QueryParams().Has("limit") {
+			select {
+			case s.exportSlots <- struct{}{}:
+			default:
+				return &APIError{Status: http.StatusTooManyRequests, Code: "too_many_requests",
+					Message:    fmt.Sprintf("%d exports are running, the most this server answers at once; retry shortly", cap(s.exportSlots)),
+					RetryAfter: exportRetryAfter}
+			}
+			s.metrics.SyncExports.Inc()
+			defer func() {
+				s.metrics.SyncExports.Dec()
+				<-s.exportSlots
+			}()
 		}
-		s.metrics.SyncExports.Inc()
-		defer func() {
-			s.metrics.SyncExports.Dec()
-			<-s.exportSlots
-		}()
 		ctx, cancel := context.WithTimeoutCause(c.Request().Context(), s.cfg.ExportTimeout, errTimeout)
 		defer cancel()
 		c.SetRequest(c.Request().WithContext(ctx))
