@@ -227,9 +227,16 @@ func (s *Server) handleExport(c echo.Context) error {
 		gz, _ = gzip.NewWriterLevel(c.Response(), gzip.BestSpeed)
 		w = gz
 	}
-	c.Response().WriteHeader(http.StatusOK)
+	// No explicit WriteHeader: the status goes out with the first byte, so
+	// a query that fails before any row (DuckDB error, timeout) still gets a
+	// proper JSON error instead of a 200 with a broken body.
 	rc := http.NewResponseController(c.Response())
+	cw := &countingWriter{w: w}
+	w = cw
 	flush := func() error {
+		if cw.n == 0 {
+			return nil // nothing encoded yet (XLSX writes at Close): keep the status open
+		}
 		if gz != nil {
 			if err := gz.Flush(); err != nil {
 				return err
@@ -243,6 +250,12 @@ func (s *Server) handleExport(c echo.Context) error {
 	rows, err := Run(ctx, req, w, flush)
 	s.metrics.QueryDuration.WithLabelValues("export").Observe(time.Since(runStart).Seconds())
 	s.metrics.RowsExported.WithLabelValues(string(format)).Add(float64(rows))
+	if err != nil && !c.Response().Committed {
+		for _, k := range []string{echo.HeaderContentType, echo.HeaderContentDisposition, echo.HeaderContentEncoding, "X-Total-Count"} {
+			h.Del(k)
+		}
+		return err
+	}
 	if err != nil {
 		// The status is sent: the only honest signal left is to break the
 		// connection, so the client cannot take a cut-off body for a whole one.
@@ -255,6 +268,18 @@ func (s *Server) handleExport(c echo.Context) error {
 		}
 	}
 	return nil
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 // acceptsGzip reports whether an Accept-Encoding header allows gzip.
