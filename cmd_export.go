@@ -84,7 +84,7 @@ func runExport(ctx context.Context, args []string) error {
 		return fmt.Errorf("open store: %w", err)
 	}
 	defer store.Close()
-	engine, err := query.NewEngine(store, query.EngineOptions{})
+	engine, err := query.NewEngine(store, query.EngineOptions{TempDirectory: filepath.Join(*dataDir, "tmp", "duckdb")})
 	if err != nil {
 		return fmt.Errorf("start DuckDB: %w", err)
 	}

@@ -128,7 +128,7 @@ func runServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	engine, err := query.NewEngine(store, query.EngineOptions{MemoryLimit: *memLimit})
+	engine, err := query.NewEngine(store, query.EngineOptions{MemoryLimit: *memLimit, TempDirectory: filepath.Join(*dataDir, "tmp", "duckdb")})
 	if err != nil {
 		return fmt.Errorf("start DuckDB: %w", err)
 	}
