@@ -82,7 +82,7 @@ func (b *bench) run(ctx context.Context) error {
 		}
 		return nil
 	}
-	if b.cfg.skip["P1"] && b.cfg.skip["P3"] && b.cfg.skip["P4"] {
+	if b.cfg.skip["P1"] && b.cfg.skip["P3"] && b.cfg.skip["P4"] && b.cfg.skip["X"] {
 		return nil
 	}
 	srv, err := b.serve(ctx, store)
@@ -107,6 +107,11 @@ func (b *bench) run(ctx context.Context) error {
 	if !b.cfg.skip["P4"] {
 		if err := b.p4(ctx, srv, files); err != nil {
 			return fmt.Errorf("P4: %w", err)
+		}
+	}
+	if !b.cfg.skip["X"] {
+		if err := b.xlsx(ctx, store, files); err != nil {
+			return fmt.Errorf("XLSX: %w", err)
 		}
 	}
 	if hwm, err := vmHWM(srv.cmd.Process.Pid); err == nil {

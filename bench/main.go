@@ -63,7 +63,7 @@ func run(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.clients, "clients", 20, "concurrent page clients in P4")
 	fs.StringVar(&cfg.work, "work", "", "work directory, kept and reused between runs (default: a temporary directory, removed)")
 	fs.StringVar(&cfg.jsonOut, "json", "", "also write the results as JSON to this file")
-	only := fs.String("only", "P1,P2,P3,P4", "measurements to run, comma-separated")
+	only := fs.String("only", "P1,P2,P3,P4,X", "measurements to run, comma-separated (X: XLSX via worklog export, once)")
 	fs.StringVar(&cfg.profile, "profile", "", "instead of measuring: run P1's export in-process stage by stage and write a CPU profile to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -75,7 +75,7 @@ func run(ctx context.Context, args []string) error {
 		return fmt.Errorf("--reps must be at least 1, got %d", cfg.reps)
 	}
 	cfg.formats = []string{"csv", "json"}
-	cfg.skip = map[string]bool{"P1": true, "P2": true, "P3": true, "P4": true}
+	cfg.skip = map[string]bool{"P1": true, "P2": true, "P3": true, "P4": true, "X": true}
 	for _, m := range splitList(*only) {
 		delete(cfg.skip, m)
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -547,4 +548,38 @@ func sum(xs []int) int {
 		n += x
 	}
 	return n
+}
+
+// xlsx times P1's export written as XLSX by `worklog export` (the path a
+// background job takes: same plan, same privacy, same encoder), once: the
+// issue asks whether excelize is fast enough for jobs of 100k+ rows.
+func (b *bench) xlsx(ctx context.Context, store string, files []data.PartFile) error {
+	var cutoff string
+	q := "SELECT strftime(" + data.QuoteIdent(data.DateField) + ", '%Y-%m-%d %H:%M:%S') FROM " + data.ScanSQL(files) + " AS t" + storeOrder + " LIMIT 1 OFFSET " + strconv.Itoa(exportRows)
+	if err := b.db.QueryRowContext(ctx, q).Scan(&cutoff); err != nil {
+		return fmt.Errorf("find cutoff: %w", err)
+	}
+	u, err := url.Parse(exportURL("", "xlsx", cutoff))
+	if err != nil {
+		return err
+	}
+	v := u.Query()
+	v.Del("format")
+	out := filepath.Join(b.cfg.work, "export.xlsx")
+	defer os.Remove(out)
+	cmd := exec.CommandContext(ctx, b.bin, "export", "--data", store, "--format", "xlsx", "--out", out, "--query", v.Encode())
+	res, err := runProc(ctx, cmd)
+	if err != nil {
+		return err
+	}
+	fi, err := os.Stat(out)
+	if err != nil {
+		return err
+	}
+	b.logf("XLSX: %.1f s, %.0f MB file, peak RSS %.0f MB", res.wall.Seconds(), mb(fi.Size()), mb(res.peakRSS))
+	b.res.add(line{ID: "X", What: "newest 300k as XLSX via `worklog export` (a background job's path), 1 run",
+		Ours: newStat("s", []float64{res.wall.Seconds()}), Baseline: "peak RSS",
+		Base: newStat("MB", []float64{mb(res.peakRSS)}),
+		Note: fmt.Sprintf("about %.0f rows/s, %.0f MB file; no DuckDB baseline (DuckDB writes no XLSX without the excel extension)", float64(exportRows)/res.wall.Seconds(), mb(fi.Size()))})
+	return nil
 }

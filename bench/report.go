@@ -99,7 +99,7 @@ type results struct {
 // add appends a row; ratio is ours/base of medians when both exist. maxRatio
 // > 0 sets the target "≤ maxRatio×", minRatio > 0 "≥ minRatio×".
 func (r *results) add(l line) {
-	if l.Ours != nil && l.Base != nil && l.Base.Median > 0 {
+	if l.Ours != nil && l.Base != nil && l.Base.Median > 0 && l.Ours.Unit == l.Base.Unit {
 		l.Ratio = math.Round(l.Ours.Median/l.Base.Median*1000) / 1000
 	}
 	r.Lines = append(r.Lines, l)
