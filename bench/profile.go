@@ -50,6 +50,7 @@ func (b *bench) profileExport(ctx context.Context, store, format, profPath strin
 	if err != nil {
 		return err
 	}
+	plan.Unread = pol.Unread() // as export.Run sets it
 	stage := func(name string, transform bool) error {
 		start := time.Now()
 		rr, err := eng.Records(ctx, snap, plan)
