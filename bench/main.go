@@ -35,6 +35,7 @@ type config struct {
 	largeRows int
 	reps      int
 	clients   int
+	p4Reps    int
 	work      string
 	jsonOut   string
 	profile   string
@@ -61,6 +62,7 @@ func run(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.largeRows, "rows-large", 0, "events in a second store for P3's scaling figure (e.g. 10000000; 0 skips it)")
 	fs.IntVar(&cfg.reps, "reps", 3, "repetitions of every measurement (A/B alternating)")
 	fs.IntVar(&cfg.clients, "clients", 20, "concurrent page clients in P4")
+	fs.IntVar(&cfg.p4Reps, "p4-reps", 1, "repetitions of P4 (each one lasts as long as an export under page load; its p50/p99 come from hundreds of pages)")
 	fs.StringVar(&cfg.work, "work", "", "work directory, kept and reused between runs (default: a temporary directory, removed)")
 	fs.StringVar(&cfg.jsonOut, "json", "", "also write the results as JSON to this file")
 	only := fs.String("only", "P1,P2,P3,P4,X", "measurements to run, comma-separated (X: XLSX via worklog export, once)")

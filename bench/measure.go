@@ -446,7 +446,7 @@ func (b *bench) p4(ctx context.Context, srv *server, files []data.PartFile) erro
 	errs := map[string]int{}
 	var exportSecs []float64
 	requests := 0
-	for rep := 0; rep < b.cfg.reps; rep++ {
+	for rep := 0; rep < max(b.cfg.p4Reps, 1); rep++ {
 		// Loaded: every client fetches pages until the export has ended.
 		var exportDone atomic.Bool
 		exportErr := make(chan error, 1)
