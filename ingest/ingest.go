@@ -159,12 +159,14 @@ func runWith(ctx context.Context, store *data.Store, inputs []Input, opts Option
 		fields:  data.Fields(),
 		unknown: map[string]bool{},
 		many:    len(inputs) > 1,
+		dateIdx: data.Index(data.DateField),
+		keyIdx:  data.Index(data.KeyField),
 	}
 	r.kinds = make([]data.Kind, len(r.fields))
 	for i, f := range r.fields {
 		r.kinds[i] = f.Kind
 	}
-	r.stage = newStager(work, r.schema)
+	r.stage = newStager(work, r.schema, r.fields[r.keyIdx].Kind == data.KindInt)
 	defer r.stage.abort()
 	if opts.Rejects != nil {
 		r.rejects = opts.Rejects
@@ -219,8 +221,11 @@ type run struct {
 	kinds   []data.Kind
 	stage   *stager
 	rejects io.Writer
-	many    bool
-	read    int64 // bytes read from earlier inputs
+	// dateIdx and keyIdx are the catalogue positions of date and
+	// userWorklogId.
+	dateIdx, keyIdx int
+	many            bool
+	read            int64 // bytes read from earlier inputs
 
 	// Touched only by the goroutine running Run.
 	unknown  map[string]bool
@@ -246,10 +251,11 @@ type batch struct {
 
 // result is one validated record: a staging row and its month, or an error.
 type result struct {
-	month string
-	row   parquet.Row
-	size  int // bytes of input
-	err   *RecordError
+	month    string
+	date, id int64 // the store's sort key
+	row      parquet.Row
+	size     int // bytes of input
+	err      *RecordError
 }
 
 const batchSize = 256
@@ -351,7 +357,7 @@ func (r *run) input(ctx context.Context, in Input, seqBase int64) (int64, error)
 			if r.failed() {
 				continue // nothing will be committed; keep counting errors
 			}
-			if err := r.stage.add(res.month, res.row, res.size); err != nil {
+			if err := r.stage.add(res.month, res.date, res.id, res.row, res.size); err != nil {
 				return n, err
 			}
 		}
@@ -409,7 +415,6 @@ func (r *run) validate(b *batch, header []int, headNames []string, raws [][]byte
 		if !ok {
 			continue
 		}
-		dateIdx := data.Index(data.DateField)
 		if values == nil {
 			// One allocation per batch for all its rows' values.
 			values = make([]parquet.Value, len(b.recs)*(len(vals)+1))
@@ -419,7 +424,8 @@ func (r *run) validate(b *batch, header []int, headNames []string, raws [][]byte
 		for _, c := range rec.cells {
 			size += len(c) + 1
 		}
-		b.out[i] = result{month: monthOf(vals[dateIdx].i), row: r.schema.row(dst, b.seqBase+int64(i), vals, r.kinds), size: size}
+		date, id := vals[r.dateIdx].i, vals[r.keyIdx].i
+		b.out[i] = result{month: monthOf(date), date: date, id: id, row: r.schema.row(dst, b.seqBase+int64(i), vals, r.kinds), size: size}
 	}
 }
 

@@ -433,10 +433,22 @@ func TestStoreFilesAreSortedZstdSmallRowGroups(t *testing.T) {
 // TestLargeMonthIsSplitIntoSortedParts checks that a month larger than the
 // part size becomes several parts with disjoint, ordered date ranges that
 // together hold every row once.
+// Input in store order takes the merge's copy path, reverse order the
+// sorting one; both must split alike.
 func TestLargeMonthIsSplitIntoSortedParts(t *testing.T) {
+	for _, reverse := range []bool{true, false} {
+		t.Run(fmt.Sprintf("reverse=%v", reverse), func(t *testing.T) { testLargeMonthSplit(t, reverse) })
+	}
+}
+
+func testLargeMonthSplit(t *testing.T, reverse bool) {
 	st := openStore(t)
 	var b strings.Builder
-	for i := 3000; i > 0; i-- { // reverse order; 10 events per second
+	for n := range 3000 { // 10 events per second
+		i := n + 1
+		if reverse {
+			i = 3000 - n
+		}
 		fmt.Fprintf(&b, `{"date":"2024-04-01 10:%02d:%02d","action":"readAction","userWorklogId":%d}`+"\n", i/600, i/10%60, i)
 	}
 	sum, err := runWith(context.Background(), st, []Input{{Name: "big", R: strings.NewReader(b.String())}}, Options{}, 1000)
@@ -526,5 +538,77 @@ func TestCSVRejects(t *testing.T) {
 	want := `{"date":"2024-01-01","action":"readAction","userWorklogId":"2","reOpened":"yes","note":null,"_line":3,"_error":"line 3: reOpened: expected 0 or 1, got \"yes\""}` + "\n"
 	if rejects.String() != want {
 		t.Errorf("rejects %s\nwant    %s", rejects.String(), want)
+	}
+}
+
+// TestMergeKeepsStoreOrderAndLatest covers the merge's two ways of writing a
+// month — a plain copy of a dump already in store order whose rows replace
+// the whole month, and the join and sort otherwise — by what a reader sees:
+// the latest record of every id, once, and files sorted by date and id.
+func TestMergeKeepsStoreOrderAndLatest(t *testing.T) {
+	ev := func(date string, id, duration int) string {
+		return fmt.Sprintf(`{"date":"2024-%s","action":"readAction","userWorklogId":%d,"duration":%d}`+"\n", date, id, duration)
+	}
+	tests := []struct {
+		name  string
+		dumps []string // ingested in turn
+		want  string   // id:duration of every stored event, by id
+	}{
+		{"sorted dump into an empty store",
+			[]string{ev("01-01 10:00:00", 2, 1) + ev("01-01 10:00:00", 3, 1) + ev("02-01 10:00:00", 1, 1)},
+			"1:1 2:1 3:1"},
+		{"sorted dump whose id comes back in a later month",
+			[]string{ev("01-01 10:00:00", 7, 1) + ev("02-01 10:00:00", 8, 1) + ev("03-01 10:00:00", 7, 2)},
+			"7:2 8:1"},
+		{"same date and id twice in a sorted dump",
+			[]string{ev("01-01 10:00:00", 5, 1) + ev("01-01 10:00:00", 5, 2)},
+			"5:2"},
+		{"sorted dump into a month with other events",
+			[]string{ev("01-10 10:00:00", 1, 1), ev("01-05 10:00:00", 2, 2) + ev("01-20 10:00:00", 3, 2)},
+			"1:1 2:2 3:2"},
+		{"sorted dump updating part of a month",
+			[]string{ev("01-10 10:00:00", 1, 1) + ev("01-11 10:00:00", 2, 1), ev("01-11 10:00:00", 2, 2)},
+			"1:1 2:2"},
+		{"sorted dump replacing a whole month",
+			[]string{ev("01-10 10:00:00", 1, 1) + ev("01-11 10:00:00", 2, 1), ev("01-09 10:00:00", 2, 2) + ev("01-12 10:00:00", 1, 2)},
+			"1:2 2:2"},
+		{"unsorted dump",
+			[]string{ev("02-01 10:00:00", 1, 1) + ev("01-01 10:00:00", 3, 1) + ev("01-01 09:00:00", 2, 1)},
+			"1:1 2:1 3:1"},
+	}
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := openStore(t)
+			for _, d := range tt.dumps {
+				mustIngest(t, st, d)
+			}
+			snap, err := st.Snapshot()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got string
+			err = db.QueryRow(`SELECT string_agg("userWorklogId" || ':' || "duration", ' ' ORDER BY "userWorklogId") FROM ` + data.ScanSQL(snap.Files)).Scan(&got)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want {
+				t.Errorf("stored %q, want %q", got, tt.want)
+			}
+			for _, f := range snap.Files {
+				var unsorted int64
+				err := db.QueryRow(`SELECT count(*) FROM (SELECT "date" < lag("date") OVER () OR ("date" = lag("date") OVER () AND "userWorklogId" <= lag("userWorklogId") OVER ()) AS bad FROM read_parquet(` + data.QuoteString(f.Path) + `)) WHERE bad`).Scan(&unsorted)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if unsorted != 0 {
+					t.Errorf("%s: %d rows out of order", f.Month, unsorted)
+				}
+			}
+		})
 	}
 }

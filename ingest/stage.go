@@ -83,6 +83,9 @@ type stager struct {
 	dir    string
 	schema *stageSchema
 	months map[string]*stageFile
+	// ordered says whether ids compare as the store sorts them (integer
+	// ids); only then can a month be found sorted.
+	ordered bool
 }
 
 type stageFile struct {
@@ -92,6 +95,10 @@ type stageFile struct {
 	buf   []parquet.Row
 	rows  int64
 	bytes int64 // input size of the rows
+	// sorted holds while every row came in strictly after the one before
+	// in the store's order (date, then userWorklogId); last is that row.
+	sorted         bool
+	lastDate, last int64
 }
 
 // stagedMonth is one month's finished staging file.
@@ -99,14 +106,20 @@ type stagedMonth struct {
 	path string
 	// rowBytes is the average input size of a row, to size the parts.
 	rowBytes int64
+	// rows is the number of staged rows.
+	rows int64
+	// sorted says the rows are in the store's order, with no two rows of
+	// the same date and id: the merge may copy them without sorting.
+	sorted bool
 }
 
-func newStager(dir string, schema *stageSchema) *stager {
-	return &stager{dir: dir, schema: schema, months: map[string]*stageFile{}}
+func newStager(dir string, schema *stageSchema, ordered bool) *stager {
+	return &stager{dir: dir, schema: schema, months: map[string]*stageFile{}, ordered: ordered}
 }
 
-// add stages row, which took size bytes of input, in month.
-func (s *stager) add(month string, row parquet.Row, size int) error {
+// add stages row, which took size bytes of input and has the given date
+// and id, in month.
+func (s *stager) add(month string, date, id int64, row parquet.Row, size int) error {
 	sf := s.months[month]
 	if sf == nil {
 		p := filepath.Join(s.dir, "stage-"+month+".parquet")
@@ -118,9 +131,12 @@ func (s *stager) add(month string, row parquet.Row, size int) error {
 			parquet.Compression(&parquet.Snappy),
 			parquet.MaxRowsPerRowGroup(stageRowGroup),
 			parquet.PageBufferSize(256<<10))
-		sf = &stageFile{path: p, f: f, w: w}
+		sf = &stageFile{path: p, f: f, w: w, sorted: s.ordered}
 		s.months[month] = sf
+	} else if sf.sorted && (date < sf.lastDate || date == sf.lastDate && id <= sf.last) {
+		sf.sorted = false
 	}
+	sf.lastDate, sf.last = date, id
 	sf.buf = append(sf.buf, row)
 	sf.rows++
 	sf.bytes += int64(size)
@@ -152,7 +168,7 @@ func (s *stager) close() (map[string]stagedMonth, error) {
 			err = sf.w.Close()
 		}
 		errs = append(errs, err, sf.f.Close())
-		out[m] = stagedMonth{path: sf.path, rowBytes: sf.bytes / max(sf.rows, 1)}
+		out[m] = stagedMonth{path: sf.path, rowBytes: sf.bytes / max(sf.rows, 1), rows: sf.rows, sorted: sf.sorted}
 		sf.w, sf.buf = nil, nil // let the writer's buffers go before the merge
 	}
 	if err := errors.Join(errs...); err != nil {
