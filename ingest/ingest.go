@@ -163,8 +163,9 @@ func runWith(ctx context.Context, store *data.Store, inputs []Input, opts Option
 		keyIdx:  data.Index(data.KeyField),
 	}
 	r.kinds = make([]data.Kind, len(r.fields))
+	r.names = make([]string, len(r.fields))
 	for i, f := range r.fields {
-		r.kinds[i] = f.Kind
+		r.kinds[i], r.names[i] = f.Kind, f.Name
 	}
 	r.stage = newStager(work, r.schema, r.fields[r.keyIdx].Kind == data.KindInt)
 	defer r.stage.abort()
@@ -218,6 +219,7 @@ type run struct {
 	opts    Options
 	schema  *stageSchema
 	fields  []data.Field
+	names   []string // of fields
 	kinds   []data.Kind
 	stage   *stager
 	rejects io.Writer
@@ -376,6 +378,8 @@ func (r *run) input(ctx context.Context, in Input, seqBase int64) (int64, error)
 func (r *run) validate(b *batch, header []int, headNames []string, raws [][]byte, vals []value, source string) {
 	b.out = make([]result, len(b.recs))
 	var values []parquet.Value
+	// The batch's decoded strings share blocks; they live as long as its rows.
+	var strs arena
 	for i, rec := range b.recs {
 		fail := func(field string, err error) {
 			b.out[i].err = &RecordError{Source: source, Line: rec.line, Field: field, Err: err}
@@ -385,7 +389,7 @@ func (r *run) validate(b *batch, header []int, headNames []string, raws [][]byte
 			continue
 		}
 		if rec.cells == nil {
-			err := objectFields(rec.obj, raws, func(key []byte) {
+			err := objectFields(rec.obj, raws, r.names, func(key []byte) {
 				if b.unknown == nil {
 					b.unknown = map[string]bool{}
 				}
@@ -403,7 +407,7 @@ func (r *run) validate(b *batch, header []int, headNames []string, raws [][]byte
 			if rec.cells != nil {
 				v, err = fromText(f, cellFor(rec.cells, header, fi))
 			} else {
-				v, err = fromJSON(f, raws[fi])
+				v, err = fromJSON(f, raws[fi], &strs)
 			}
 			if err != nil {
 				fail(f.Name, err)

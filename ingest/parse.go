@@ -14,7 +14,9 @@ var errSyntax = errors.New("invalid JSON object")
 // catalogue field (indexed by catalogue position; nil when absent) and
 // calls unknown for every key the catalogue does not hold. A repeated key
 // keeps its last value, as JSON decoders do. Values are not decoded here.
-func objectFields(obj []byte, raws [][]byte, unknown func(key []byte)) error {
+// names are the catalogue's field names.
+func objectFields(obj []byte, raws [][]byte, names []string, unknown func(key []byte)) error {
+	next := 0
 	for i := range raws {
 		raws[i] = nil
 	}
@@ -34,7 +36,7 @@ func objectFields(obj []byte, raws [][]byte, unknown func(key []byte)) error {
 		if err != nil {
 			return err
 		}
-		key, ok := unquote(obj[i:end])
+		key, ok := unquote(obj[i:end], nil)
 		if !ok {
 			return errSyntax
 		}
@@ -47,8 +49,16 @@ func objectFields(obj []byte, raws [][]byte, unknown func(key []byte)) error {
 		if err != nil {
 			return err
 		}
-		if idx := data.Index(string(key)); idx >= 0 {
+		// Dumps usually list the fields in catalogue order (exports and
+		// the demo generator do): try the field after the previous key
+		// before the map.
+		idx := next
+		if idx >= len(names) || names[idx] != string(key) {
+			idx = data.Index(string(key))
+		}
+		if idx >= 0 {
 			raws[idx] = obj[i:vend]
+			next = idx + 1
 		} else {
 			unknown(key)
 		}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/goccy/go-json"
@@ -72,14 +73,14 @@ func expectedOf(f data.Field) string {
 }
 
 // fromJSON converts the JSON text of one field's value. raw is nil when the
-// key is absent.
-func fromJSON(f data.Field, raw []byte) (value, error) {
+// key is absent. Decoded text that differs from raw goes to a's memory.
+func fromJSON(f data.Field, raw []byte, a *arena) (value, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || string(raw) == "null" {
 		return nullOf(f)
 	}
 	if raw[0] == '"' {
-		s, ok := unquote(raw)
+		s, ok := unquote(raw, a)
 		if !ok {
 			return value{}, fmt.Errorf("invalid JSON string %s", shown(raw))
 		}
@@ -186,6 +187,9 @@ func fromString(f data.Field, s []byte, got func() string) (value, error) {
 // listFromJSON validates a JSON array of strings (text) and returns it in
 // canonical form. raw is what the input held, for errors.
 func listFromJSON(f data.Field, text, raw []byte) (value, error) {
+	if canon, ok := plainList(text); ok {
+		return value{s: canon}, nil
+	}
 	var items []*string
 	if err := json.Unmarshal(text, &items); err != nil {
 		return value{}, &gotError{want: expectedOf(f), got: shown(raw)}
@@ -207,9 +211,55 @@ func listFromJSON(f data.Field, text, raw []byte) (value, error) {
 	return value{s: b}, nil
 }
 
+// plainList is the fast path of listFromJSON: a JSON array of strings that
+// json.Marshal would write back byte for byte, because it is written
+// without spaces and its strings hold no escapes and no character Marshal
+// escapes (control characters, <, >, &, U+2028, U+2029, invalid UTF-8).
+// It returns text itself; anything else is left to the general path.
+func plainList(text []byte) ([]byte, bool) {
+	if len(text) < 2 || text[0] != '[' || text[len(text)-1] != ']' {
+		return nil, false
+	}
+	if len(text) == 2 {
+		return text, true
+	}
+	ascii := true
+	for i := 1; i < len(text)-1; {
+		if text[i] != '"' {
+			return nil, false
+		}
+		j := i + 1
+		for ; j < len(text)-1 && text[j] != '"'; j++ {
+			switch c := text[j]; {
+			case c < 0x20 || c == '\\' || c == '<' || c == '>' || c == '&':
+				return nil, false
+			case c >= utf8.RuneSelf:
+				ascii = false
+			}
+		}
+		if j >= len(text)-1 {
+			return nil, false
+		}
+		i = j + 1 // after the closing quote
+		switch {
+		case text[i] == ',' && i+1 < len(text)-1:
+			i++
+		case i == len(text)-1:
+		default:
+			return nil, false
+		}
+	}
+	if !ascii && (!utf8.Valid(text) || bytes.Contains(text, []byte("\u2028")) || bytes.Contains(text, []byte("\u2029"))) {
+		return nil, false
+	}
+	return text, true
+}
+
 // unquote decodes a JSON string literal, without allocating when it holds
-// no escapes.
-func unquote(raw []byte) ([]byte, bool) {
+// no escapes; otherwise the decoded text goes to a's memory (a fresh slice
+// when a is nil). Like encoding/json, it replaces invalid UTF-8 and lone
+// surrogates with U+FFFD and refuses raw control characters.
+func unquote(raw []byte, a *arena) ([]byte, bool) {
 	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
 		return nil, false
 	}
@@ -217,11 +267,121 @@ func unquote(raw []byte) ([]byte, bool) {
 	if bytes.IndexByte(inner, '\\') < 0 {
 		return inner, true
 	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return nil, false
+	// The decoded text is never longer than the escaped one, except that a
+	// byte of invalid UTF-8 becomes the 3 bytes of U+FFFD.
+	out := a.alloc(len(inner) + 8)
+	for i := 0; i < len(inner); {
+		// Copy a run of plain ASCII at once.
+		j := i
+		for j < len(inner) && inner[j] >= 0x20 && inner[j] < utf8.RuneSelf && inner[j] != '\\' && inner[j] != '"' {
+			j++
+		}
+		out = append(out, inner[i:j]...)
+		if i = j; i == len(inner) {
+			break
+		}
+		c := inner[i]
+		switch {
+		case c == '\\':
+			if i+1 >= len(inner) {
+				return nil, false
+			}
+			i++
+			switch inner[i] {
+			case '"', '\\', '/':
+				out = append(out, inner[i])
+			case 'b':
+				out = append(out, '\b')
+			case 'f':
+				out = append(out, '\f')
+			case 'n':
+				out = append(out, '\n')
+			case 'r':
+				out = append(out, '\r')
+			case 't':
+				out = append(out, '\t')
+			case 'u':
+				r, ok := hex4(inner[i+1:])
+				if !ok {
+					return nil, false
+				}
+				i += 4
+				if utf16.IsSurrogate(r) {
+					r2, ok2 := rune(-1), false
+					if i+6 < len(inner) && inner[i+1] == '\\' && inner[i+2] == 'u' {
+						r2, ok2 = hex4(inner[i+3:])
+					}
+					if d := utf16.DecodeRune(r, r2); ok2 && d != utf8.RuneError {
+						r = d
+						i += 6
+					} else {
+						r = utf8.RuneError
+					}
+				}
+				out = utf8.AppendRune(out, r)
+			default:
+				return nil, false
+			}
+			i++
+		case c < 0x20 || c == '"':
+			return nil, false
+		default:
+			r, size := utf8.DecodeRune(inner[i:])
+			if r == utf8.RuneError && size == 1 {
+				out = append(out, "\uFFFD"...)
+			} else {
+				out = append(out, inner[i:i+size]...)
+			}
+			i += size
+		}
 	}
-	return []byte(s), true
+	return out, true
+}
+
+// hex4 decodes the 4 hex digits at the start of b.
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case '0' <= c && c <= '9':
+			c -= '0'
+		case 'a' <= c && c <= 'f':
+			c = c - 'a' + 10
+		case 'A' <= c && c <= 'F':
+			c = c - 'A' + 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
+}
+
+// arena hands out byte slices from large shared blocks: the decoded values
+// of a batch cost a few allocations instead of one each. A slice stays
+// valid after the arena moves on to a new block. The nil arena allocates
+// each slice on its own.
+type arena struct {
+	block []byte
+}
+
+// arenaBlock is the allocation unit of an arena.
+const arenaBlock = 64 << 10
+
+// alloc returns an empty slice with room for n bytes.
+func (a *arena) alloc(n int) []byte {
+	if a == nil || n > arenaBlock/4 {
+		return make([]byte, 0, n)
+	}
+	if len(a.block)+n > cap(a.block) {
+		a.block = make([]byte, 0, arenaBlock)
+	}
+	start := len(a.block)
+	a.block = a.block[:start+n]
+	return a.block[start:start:start+n]
 }
 
 // timeLayouts are the accepted date-time forms, tried in order.
@@ -231,6 +391,9 @@ var timeLayouts = []string{data.TimestampLayout, time.RFC3339Nano, "2006-01-02T1
 // naive wall time. RFC 3339 values with an offset are converted to UTC wall
 // time (SPEC §4).
 func parseTime(s string) (int64, bool) {
+	if t, ok := parseWallTime(s); ok {
+		return t, true
+	}
 	for _, l := range timeLayouts {
 		t, err := time.Parse(l, s)
 		if err == nil {
@@ -243,4 +406,34 @@ func parseTime(s string) (int64, bool) {
 // monthOf is the partition of a timestamp value.
 func monthOf(micros int64) string {
 	return time.UnixMicro(micros).UTC().Format("2006-01")
+}
+
+// parseWallTime is the fast path of parseTime for the common form
+// "YYYY-MM-DD HH:MM:SS". It accepts only what time.Parse with
+// data.TimestampLayout accepts, and leaves anything else (including the
+// errors) to time.Parse.
+func parseWallTime(s string) (int64, bool) {
+	if len(s) != len(data.TimestampLayout) || s[4] != '-' || s[7] != '-' || s[10] != ' ' || s[13] != ':' || s[16] != ':' {
+		return 0, false
+	}
+	num := func(i, n int) int {
+		v := 0
+		for _, c := range []byte(s[i : i+n]) {
+			if c < '0' || c > '9' {
+				return -1
+			}
+			v = v*10 + int(c-'0')
+		}
+		return v
+	}
+	y, mo, d, h, mi, sec := num(0, 4), num(5, 2), num(8, 2), num(11, 2), num(14, 2), num(17, 2)
+	if y < 0 || mo < 1 || mo > 12 || d < 1 || d > 28 && d > daysIn(time.Month(mo), y) || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 59 {
+		return 0, false
+	}
+	return time.Date(y, time.Month(mo), d, h, mi, sec, 0, time.UTC).UnixMicro(), true
+}
+
+// daysIn is the number of days of month m in year y.
+func daysIn(m time.Month, y int) int {
+	return time.Date(y, m+1, 0, 0, 0, 0, 0, time.UTC).Day()
 }

@@ -1,0 +1,91 @@
+package ingest
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"worklog/data"
+)
+
+// TestUnquoteMatchesEncodingJSON checks the hand-written string decoder
+// against encoding/json, escapes, surrogates and invalid UTF-8 included.
+func TestUnquoteMatchesEncodingJSON(t *testing.T) {
+	for _, raw := range []string{
+		`""`, `"plain"`, `"a\"b\\c\/d"`, `"line\nbreak\ttab\r\b\f"`, `"caf\u00e9 \u20ac"`,
+		`"\ud83d\ude00 smile"`, `"lone \ud83d high"`, `"lone \ude00 low"`, `"\ud83d\u0041"`,
+		"\"bad \xff byte\\n\"", `"Chloé Keßler\n"`, `"{\"k\":[1,2],\"s\":\"x\\ny\"}"`,
+		`"bad \x escape"`, `"short \u12"`, `"ends in \"`, "\"ctl \x01\\n\"",
+	} {
+		var want string
+		werr := json.Unmarshal([]byte(raw), &want)
+		var a arena
+		got, ok := unquote([]byte(raw), &a)
+		if ok != (werr == nil) || ok && string(got) != want {
+			t.Errorf("unquote(%q) = %q, %v; encoding/json %q, %v", raw, got, ok, want, werr)
+		}
+	}
+}
+
+// TestListFastPathMatchesGeneral checks that the fast path of list
+// validation returns what the general path (decode, then json.Marshal)
+// returns, and declines what it cannot copy as is.
+func TestListFastPathMatchesGeneral(t *testing.T) {
+	f := data.Fields()[data.Index("tags")]
+	for _, text := range []string{
+		`[]`, `["a"]`, `["Data protection","Marketing opt-out"]`, `["Chloé","Keßler"]`,
+		`["a", "b"]`, `[ "a"]`, `["a<b"]`, `["x&y"]`, `["tab\tx"]`, "[\"\u2028\"]", "[\"\xff\"]",
+		`["a",]`, `[,"a"]`, `["a""b"]`, `["a",1]`, `[null]`, `["a"`, `"a"`,
+	} {
+		fast, ok := plainList([]byte(text))
+		var items []*string
+		general := json.Unmarshal([]byte(text), &items) == nil
+		if ok {
+			canon, err := json.Marshal(deref(items))
+			if !general || err != nil || string(canon) != string(fast) {
+				t.Errorf("plainList(%q) = %q; general path %q, %v", text, fast, canon, err)
+			}
+		}
+		v, err := listFromJSON(f, []byte(text), []byte(text))
+		if (err == nil) != (general && !hasNil(items)) {
+			t.Errorf("listFromJSON(%q) = %q, %v", text, v.s, err)
+		}
+	}
+}
+
+func deref(items []*string) []string {
+	out := make([]string, len(items))
+	for i, it := range items {
+		out[i] = *it
+	}
+	return out
+}
+
+func hasNil(items []*string) bool {
+	for _, it := range items {
+		if it == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// TestWallTimeFastPathMatchesTimeParse checks the fast date-time parser
+// against time.Parse on valid and invalid values.
+func TestWallTimeFastPathMatchesTimeParse(t *testing.T) {
+	for _, s := range []string{
+		"2025-10-01 00:00:26", "2024-02-29 23:59:59", "2023-02-29 10:00:00", "2024-04-31 10:00:00",
+		"2024-12-31 24:00:00", "2024-13-01 00:00:00", "2024-00-10 00:00:00", "2024-01-00 00:00:00",
+		"2024-01-01 00:60:00", "2024-01-01 00:00:60", "2024-01-01T00:00:00", "2024-1-01 00:00:000",
+		"+024-01-01 00:00:00", "0000-01-01 00:00:00", "9999-12-31 23:59:59",
+	} {
+		want, werr := time.Parse(data.TimestampLayout, s)
+		got, ok := parseWallTime(s)
+		if ok && (werr != nil || got != want.UnixMicro()) {
+			t.Errorf("parseWallTime(%q) = %d; time.Parse %v, %v", s, got, want, werr)
+		}
+		if !ok && werr == nil {
+			t.Errorf("parseWallTime(%q) declined a valid value", s)
+		}
+	}
+}
