@@ -195,4 +195,3 @@ func sortedKeys(m map[string]stagedMonth) []string {
 	sort.Strings(out)
 	return out
 }
-

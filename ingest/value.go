@@ -381,7 +381,7 @@ func (a *arena) alloc(n int) []byte {
 	}
 	start := len(a.block)
 	a.block = a.block[:start+n]
-	return a.block[start:start:start+n]
+	return a.block[start : start : start+n]
 }
 
 // timeLayouts are the accepted date-time forms, tried in order.
