@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sort"
@@ -170,10 +171,12 @@ func merge(ctx context.Context, txn *data.Txn, staged map[string]stagedMonth, wo
 		order = append(order, m)
 	}
 	sort.Strings(order)
+	// When a month's new content is exactly its staged rows (nothing of the
+	// old month survives, no staged row is obsolete) and they came in store
+	// order, it is a plain copy: no join, no sort. Those months go first,
+	// several at once; the others are joined and sorted one by one.
+	var copies, sorts []string
 	for _, m := range order {
-		if err := ctx.Err(); err != nil {
-			return mergeResult{}, err
-		}
 		old := base.FilesIn(func(month string) bool { return month == m })
 		var oldRows int64
 		for _, f := range old {
@@ -182,15 +185,20 @@ func merge(ctx context.Context, txn *data.Txn, staged map[string]stagedMonth, wo
 		if len(old) > 0 {
 			txn.Replace(m)
 		}
-		// When the month's new content is exactly its staged rows (nothing
-		// of the old month survives, no staged row is obsolete) and they
-		// came in store order, it is a plain copy: no join, no sort.
 		if sm, ok := staged[m]; ok && sm.sorted && latestIn[m] == sm.rows && hitsIn[m] == oldRows {
-			if err := copyMonth(ctx, conn, txn, m, sm.path, partRows); err != nil {
-				return mergeResult{}, err
-			}
-			continue
+			copies = append(copies, m)
+		} else {
+			sorts = append(sorts, m)
 		}
+	}
+	if err := copyMonths(ctx, db, conn, txn, staged, copies, partRows); err != nil {
+		return mergeResult{}, err
+	}
+	for _, m := range sorts {
+		if err := ctx.Err(); err != nil {
+			return mergeResult{}, err
+		}
+		old := base.FilesIn(func(month string) bool { return month == m })
 		var parts []string
 		switch {
 		case hitsIn[m] > 0:
@@ -255,6 +263,72 @@ func pathList(paths []string) string {
 	return "[" + strings.Join(q, ", ") + "]"
 }
 
+// copyConns is how many months copyMonths writes at once. DuckDB runs
+// with one thread, and each connection's statement runs on its caller's
+// thread, so two connections use both cores of a small machine without
+// the cost of DuckDB keeping insertion order across threads (two threads
+// on one ordered COPY were slower than one).
+const copyConns = 2
+
+// copyMonths writes the months with copyMonth, copyConns at a time; conn is
+// one of the connections of db.
+func copyMonths(ctx context.Context, db *sql.DB, conn *sql.Conn, txn *data.Txn, staged map[string]stagedMonth, months []string, partRows int64) error {
+	if len(months) == 0 {
+		return nil
+	}
+	// Insertion order is the store order here. (With one thread DuckDB
+	// keeps it anyway; the setting makes it a guarantee.)
+	if _, err := conn.ExecContext(ctx, "SET preserve_insertion_order = true"); err != nil {
+		return fmt.Errorf("configure duckdb: %w", err)
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), "SET preserve_insertion_order = false")
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	todo := make(chan string, len(months))
+	for _, m := range months {
+		todo <- m
+	}
+	close(todo)
+	errs := make(chan error, copyConns)
+	for i := range copyConns {
+		go func() {
+			c := conn
+			if i > 0 {
+				var err error
+				if c, err = db.Conn(ctx); err != nil {
+					errs <- fmt.Errorf("connect duckdb: %w", err)
+					return
+				}
+				defer c.Close()
+			}
+			for m := range todo {
+				if err := copyMonth(ctx, c, txn, m, staged[m].path, partRows); err != nil {
+					cancel()
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	// Report the error that stopped the copies, not the cancellation it
+	// caused in the other connection.
+	var first, cancelled error
+	for range copyConns {
+		switch err := <-errs; {
+		case err == nil:
+		case errors.Is(err, context.Canceled):
+			cancelled = err
+		case first == nil:
+			first = err
+		}
+	}
+	if first == nil {
+		first = cancelled
+	}
+	return first
+}
+
 // copyMonth writes month m from its staging file at path when that file
 // already holds the month's new content in store order: the rows are only
 // converted to the store's types and compressed, in parts of at most
@@ -262,13 +336,6 @@ func pathList(paths []string) string {
 // staging file's own date column, so each part's read skips the other
 // parts' row groups by their statistics.
 func copyMonth(ctx context.Context, conn *sql.Conn, txn *data.Txn, m, path string, partRows int64) error {
-	// Insertion order is the store order here. (With one thread DuckDB
-	// keeps it anyway; the setting makes it a guarantee. Two threads that
-	// must keep order were slower than one on a 2-core machine.)
-	if _, err := conn.ExecContext(ctx, "SET preserve_insertion_order = true"); err != nil {
-		return fmt.Errorf("configure duckdb: %w", err)
-	}
-	defer conn.ExecContext(context.WithoutCancel(ctx), "SET preserve_insertion_order = false")
 	stage := "read_parquet(" + data.QuoteString(path) + ")"
 	date := data.QuoteIdent(data.DateField)
 	bounds, err := splitPoints(ctx, conn, stage, date, partRows)
