@@ -131,11 +131,11 @@ func (s Summary) String() string {
 // *ValidationError and commit nothing; other errors (unreadable input, a
 // truncated JSON array, a cancelled ctx) also commit nothing.
 func Run(ctx context.Context, store *data.Store, inputs []Input, opts Options) (Summary, error) {
-	return runWith(ctx, store, inputs, opts, defaultPartRows)
+	return runWith(ctx, store, inputs, opts, mergeLimits{partRows: defaultPartRows, idBucketRows: defaultIDBucketRows})
 }
 
-// runWith is Run with the part size as a parameter, for tests.
-func runWith(ctx context.Context, store *data.Store, inputs []Input, opts Options, partRows int64) (Summary, error) {
+// runWith is Run with the merge limits as a parameter, for tests.
+func runWith(ctx context.Context, store *data.Store, inputs []Input, opts Options, lim mergeLimits) (Summary, error) {
 	start := time.Now()
 	txn, err := store.Begin(ctx, true)
 	if err != nil {
@@ -207,7 +207,7 @@ func runWith(ctx context.Context, store *data.Store, inputs []Input, opts Option
 		sum.Snapshot = txn.Base()
 		return sum, nil
 	}
-	res, err := merge(ctx, txn, staged, work, partRows)
+	res, err := merge(ctx, txn, staged, work, lim)
 	if err != nil {
 		return r.summary(start), err
 	}

@@ -451,7 +451,7 @@ func testLargeMonthSplit(t *testing.T, reverse bool) {
 		}
 		fmt.Fprintf(&b, `{"date":"2024-04-01 10:%02d:%02d","action":"readAction","userWorklogId":%d}`+"\n", i/600, i/10%60, i)
 	}
-	sum, err := runWith(context.Background(), st, []Input{{Name: "big", R: strings.NewReader(b.String())}}, Options{}, 1000)
+	sum, err := runWith(context.Background(), st, []Input{{Name: "big", R: strings.NewReader(b.String())}}, Options{}, mergeLimits{partRows: 1000, idBucketRows: defaultIDBucketRows})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -581,34 +581,44 @@ func TestMergeKeepsStoreOrderAndLatest(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
+	// Each case runs with the default limits, and with the dump's ids
+	// grouped two per bucket, the path a dump of many millions takes.
+	limits := map[string]mergeLimits{
+		"":          {partRows: defaultPartRows, idBucketRows: defaultIDBucketRows},
+		"/bucketed": {partRows: defaultPartRows, idBucketRows: 2},
+	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			st := openStore(t)
-			for _, d := range tt.dumps {
-				mustIngest(t, st, d)
-			}
-			snap, err := st.Snapshot()
-			if err != nil {
-				t.Fatal(err)
-			}
-			var got string
-			err = db.QueryRow(`SELECT string_agg("userWorklogId" || ':' || "duration", ' ' ORDER BY "userWorklogId") FROM ` + data.ScanSQL(snap.Files)).Scan(&got)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got != tt.want {
-				t.Errorf("stored %q, want %q", got, tt.want)
-			}
-			for _, f := range snap.Files {
-				var unsorted int64
-				err := db.QueryRow(`SELECT count(*) FROM (SELECT "date" < lag("date") OVER () OR ("date" = lag("date") OVER () AND "userWorklogId" <= lag("userWorklogId") OVER ()) AS bad FROM read_parquet(` + data.QuoteString(f.Path) + `)) WHERE bad`).Scan(&unsorted)
+		for suffix, lim := range limits {
+			t.Run(tt.name+suffix, func(t *testing.T) {
+				st := openStore(t)
+				for i, d := range tt.dumps {
+					if _, err := runWith(context.Background(), st, []Input{{Name: fmt.Sprint("dump", i), R: strings.NewReader(d)}}, Options{}, lim); err != nil {
+						t.Fatalf("ingest dump %d: %v", i, err)
+					}
+				}
+				snap, err := st.Snapshot()
 				if err != nil {
 					t.Fatal(err)
 				}
-				if unsorted != 0 {
-					t.Errorf("%s: %d rows out of order", f.Month, unsorted)
+				var got string
+				err = db.QueryRow(`SELECT string_agg("userWorklogId" || ':' || "duration", ' ' ORDER BY "userWorklogId") FROM ` + data.ScanSQL(snap.Files)).Scan(&got)
+				if err != nil {
+					t.Fatal(err)
 				}
-			}
-		})
+				if got != tt.want {
+					t.Errorf("stored %q, want %q", got, tt.want)
+				}
+				for _, f := range snap.Files {
+					var unsorted int64
+					err := db.QueryRow(`SELECT count(*) FROM (SELECT "date" < lag("date") OVER () OR ("date" = lag("date") OVER () AND "userWorklogId" <= lag("userWorklogId") OVER ()) AS bad FROM read_parquet(` + data.QuoteString(f.Path) + `)) WHERE bad`).Scan(&unsorted)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if unsorted != 0 {
+						t.Errorf("%s: %d rows out of order", f.Month, unsorted)
+					}
+				}
+			})
+		}
 	}
 }

@@ -80,7 +80,8 @@ type mergeResult struct {
 // staging file. A month touched only because an id moved away from it may
 // become empty; the store then drops it. A large month becomes several
 // parts (see defaultPartRows).
-func merge(ctx context.Context, txn *data.Txn, staged map[string]stagedMonth, workDir string, partRows int64) (mergeResult, error) {
+func merge(ctx context.Context, txn *data.Txn, staged map[string]stagedMonth, workDir string, lim mergeLimits) (mergeResult, error) {
+	partRows := lim.partRows
 	db, err := sql.Open("duckdb", "")
 	if err != nil {
 		return mergeResult{}, fmt.Errorf("open duckdb: %w", err)
@@ -103,8 +104,8 @@ func merge(ctx context.Context, txn *data.Txn, staged map[string]stagedMonth, wo
 		}
 	}
 
-	// latest.parquet: the dump's last record per id (its sequence number
-	// and month), and hits.parquet: the ids of the dump the store already
+	// latest-*.parquet: the dump's last record per id (its sequence number
+	// and month), and hits-*.parquet: the ids of the dump the store already
 	// holds, with their current month. Both are sorted by month, so the
 	// per-month reads below skip to their month by row-group statistics
 	// and join against one month's ids only: join tables stay as small as
@@ -117,10 +118,23 @@ func merge(ctx context.Context, txn *data.Txn, staged map[string]stagedMonth, wo
 		stagedIDs = append(stagedIDs, "SELECT "+key+" AS id, "+seq+" AS seq, "+data.QuoteString(m)+
 			" AS month FROM read_parquet("+data.QuoteString(staged[m].path)+")")
 	}
-	latest := data.QuoteString(filepath.Join(workDir, "latest.parquet"))
-	if err := exec("collect the dump's ids", "COPY (SELECT id, max(seq) AS seq, arg_max(month, seq) AS month FROM ("+
-		strings.Join(stagedIDs, " UNION ALL ")+") GROUP BY id ORDER BY month) TO "+latest+" (FORMAT parquet)"); err != nil {
-		return mergeResult{}, err
+	// DuckDB's hash aggregate over many millions of distinct ids does not
+	// fit its memory budget (measured: 10M ids fail at 256 MB, 2.5M pass),
+	// so the ids are grouped in buckets by hash(id), one pass per bucket,
+	// into latest-<bucket>.parquet; readers take them all with a glob.
+	var stagedRows int64
+	for _, sm := range staged {
+		stagedRows += sm.rows
+	}
+	buckets := max(1, (stagedRows+lim.idBucketRows-1)/lim.idBucketRows)
+	latest := data.QuoteString(filepath.Join(workDir, "latest-*.parquet"))
+	for b := range buckets {
+		out := data.QuoteString(filepath.Join(workDir, fmt.Sprintf("latest-%04d.parquet", b)))
+		if err := exec("collect the dump's ids", "COPY (SELECT id, max(seq) AS seq, arg_max(month, seq) AS month FROM ("+
+			strings.Join(stagedIDs, " UNION ALL ")+") WHERE "+bucketOf("id", b, buckets)+
+			" GROUP BY id ORDER BY month) TO "+out+" (FORMAT parquet)"); err != nil {
+			return mergeResult{}, err
+		}
 	}
 	// latestIn counts, per month, the ids whose latest record falls in it:
 	// when it equals the month's staged rows, no staged row is obsolete.
@@ -136,7 +150,7 @@ func merge(ctx context.Context, txn *data.Txn, staged map[string]stagedMonth, wo
 	// Which months hold ids of the dump? Only the narrow key column of the
 	// committed files is read.
 	base := txn.Base()
-	hits := data.QuoteString(filepath.Join(workDir, "hits.parquet"))
+	hits := data.QuoteString(filepath.Join(workDir, "hits-*.parquet"))
 	hitsIn := map[string]int64{} // month → ids of the dump it holds
 	if len(base.Files) > 0 {
 		var committedIDs []string
@@ -147,9 +161,15 @@ func merge(ctx context.Context, txn *data.Txn, staged map[string]stagedMonth, wo
 			}
 			committedIDs = append(committedIDs, "SELECT "+key+" AS id, "+data.QuoteString(m)+" AS month FROM read_parquet("+pathList(paths)+")")
 		}
-		if err := exec("find updated ids", "COPY (SELECT o.id, o.month FROM ("+strings.Join(committedIDs, " UNION ALL ")+
-			") o SEMI JOIN read_parquet("+latest+") l ON o.id = l.id ORDER BY o.month) TO "+hits+" (FORMAT parquet)"); err != nil {
-			return mergeResult{}, err
+		// The same buckets keep each join's hash table within the budget.
+		for b := range buckets {
+			in := data.QuoteString(filepath.Join(workDir, fmt.Sprintf("latest-%04d.parquet", b)))
+			out := data.QuoteString(filepath.Join(workDir, fmt.Sprintf("hits-%04d.parquet", b)))
+			if err := exec("find updated ids", "COPY (SELECT o.id, o.month FROM ("+strings.Join(committedIDs, " UNION ALL ")+
+				") o SEMI JOIN read_parquet("+in+") l ON o.id = l.id WHERE "+bucketOf("o.id", b, buckets)+
+				" ORDER BY o.month) TO "+out+" (FORMAT parquet)"); err != nil {
+				return mergeResult{}, err
+			}
 		}
 		if hitsIn, err = countByMonth(ctx, conn, hits); err != nil {
 			return mergeResult{}, fmt.Errorf("count updated ids: %w", err)
@@ -356,8 +376,31 @@ func copyMonth(ctx context.Context, conn *sql.Conn, txn *data.Txn, m, path strin
 	return nil
 }
 
-// countByMonth counts the rows of the Parquet file at the quoted path
-// (latest.parquet or hits.parquet) per month.
+// mergeLimits size the merge's DuckDB work to its memory budget; tests
+// shrink them to reach the large-dump paths with small dumps.
+type mergeLimits struct {
+	// partRows is the most rows of one part file (see defaultPartRows).
+	partRows int64
+	// idBucketRows is the most ids one pass over the dump's ids groups
+	// (see defaultIDBucketRows).
+	idBucketRows int64
+}
+
+// defaultIDBucketRows: DuckDB grouped 2.5M distinct ids within its 256 MB
+// budget and failed at 10M.
+const defaultIDBucketRows = 2_000_000
+
+// bucketOf is the SQL condition selecting bucket b of buckets for the id
+// expression col; with one bucket it is always true.
+func bucketOf(col string, b, buckets int64) string {
+	if buckets == 1 {
+		return "true"
+	}
+	return fmt.Sprintf("hash(%s) %% %d = %d", col, buckets, b)
+}
+
+// countByMonth counts the rows of the Parquet files at the quoted path or
+// glob (latest-*.parquet or hits-*.parquet) per month.
 func countByMonth(ctx context.Context, conn *sql.Conn, path string) (map[string]int64, error) {
 	rows, err := conn.QueryContext(ctx, "SELECT month, count(*) FROM read_parquet("+path+") GROUP BY 1")
 	if err != nil {
