@@ -23,10 +23,7 @@ import (
 	"testing"
 	"time"
 
-	"worklog/data"
-	"worklog/ingest"
 	"worklog/privacy"
-	"worklog/query"
 
 	"github.com/emersion/go-smtp"
 	"github.com/xuri/excelize/v2"
@@ -45,25 +42,8 @@ type jobEnv struct {
 // limits: 5 rows for every format. start runs the workers.
 func newJobEnv(t *testing.T, level privacy.Level, start bool, mutate func(*JobsConfig)) *jobEnv {
 	t.Helper()
-	dir := t.TempDir()
-	store, err := data.Open(dir, data.StoreOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	if _, err := ingest.Run(context.Background(), store, []ingest.Input{{Name: "fixture", R: strings.NewReader(readFixture(t))}}, ingest.Options{}); err != nil {
-		t.Fatal(err)
-	}
-	engine, err := query.NewEngine(store, query.EngineOptions{TempDirectory: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { engine.Close() })
-	key, err := privacy.LoadOrCreateKey(dir, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	jc := JobsConfig{DataDir: dir, Engine: engine, PseudonymKey: key, PublicURL: "https://worklog.example.com",
+	b := newBackend(t, readFixture(t))
+	jc := JobsConfig{DataDir: b.dir, Engine: b.engine, PseudonymKey: b.key, PublicURL: "https://worklog.example.com",
 		RetryBackoff: 20 * time.Millisecond, SweepInterval: 20 * time.Millisecond}
 	if mutate != nil {
 		mutate(&jc)
@@ -76,20 +56,9 @@ func newJobEnv(t *testing.T, level privacy.Level, start bool, mutate func(*JobsC
 	if start {
 		jobs.Start(context.Background())
 	}
-	v, err := NewHMACVerifier(testSecret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := Config{Verifier: v, PrivacyLevel: level, PseudonymKey: key, DefaultFormat: FormatJSON, CSVFormulaGuard: true,
+	cfg := Config{Verifier: mustHMAC(t), PrivacyLevel: level, PseudonymKey: b.key, DefaultFormat: FormatJSON, CSVFormulaGuard: true,
 		SyncLimitRows: 5, SyncLimitXLSX: 5, Jobs: jobs}
-	srv, err := NewServer(cfg, engine)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv.Handler())
-	t.Cleanup(hs.Close)
-	return &jobEnv{testEnv: &testEnv{t: t, url: hs.URL, secret: testSecret, store: store, engine: engine, key: key},
-		dir: dir, jobs: jobs, cfg: cfg}
+	return &jobEnv{testEnv: b.serve(t, cfg), dir: b.dir, jobs: jobs, cfg: cfg}
 }
 
 // syncExport runs q synchronously on a second server over the same engine

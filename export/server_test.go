@@ -41,8 +41,17 @@ type testEnv struct {
 	key    []byte
 }
 
-// newTestEnv ingests the NDJSON dumps into a fresh store and serves it.
-func newTestEnv(t *testing.T, level privacy.Level, mutate func(*Config), dumps ...string) *testEnv {
+// backend is a real store in a temporary data directory with its DuckDB
+// engine and pseudonym key: what a server or a job runner sits on.
+type backend struct {
+	dir    string
+	store  *data.Store
+	engine *query.Engine
+	key    []byte
+}
+
+// newBackend ingests the NDJSON dumps, one commit each, into a fresh store.
+func newBackend(t *testing.T, dumps ...string) backend {
 	t.Helper()
 	dir := t.TempDir()
 	store, err := data.Open(dir, data.StoreOptions{})
@@ -64,21 +73,30 @@ func newTestEnv(t *testing.T, level privacy.Level, mutate func(*Config), dumps .
 	if err != nil {
 		t.Fatal(err)
 	}
-	v, err := NewHMACVerifier(testSecret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := Config{Verifier: v, PrivacyLevel: level, PseudonymKey: key, DefaultFormat: FormatJSON, CSVFormulaGuard: true, Store: store}
-	if mutate != nil {
-		mutate(&cfg)
-	}
-	srv, err := NewServer(cfg, engine)
+	return backend{dir: dir, store: store, engine: engine, key: key}
+}
+
+// serve starts cfg's server over b's engine on loopback.
+func (b backend) serve(t *testing.T, cfg Config) *testEnv {
+	t.Helper()
+	srv, err := NewServer(cfg, b.engine)
 	if err != nil {
 		t.Fatal(err)
 	}
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
-	return &testEnv{t: t, url: hs.URL, secret: testSecret, store: store, engine: engine, key: key}
+	return &testEnv{t: t, url: hs.URL, secret: testSecret, store: b.store, engine: b.engine, key: b.key}
+}
+
+// newTestEnv ingests the NDJSON dumps into a fresh store and serves it.
+func newTestEnv(t *testing.T, level privacy.Level, mutate func(*Config), dumps ...string) *testEnv {
+	t.Helper()
+	b := newBackend(t, dumps...)
+	cfg := Config{Verifier: mustHMAC(t), PrivacyLevel: level, PseudonymKey: b.key, DefaultFormat: FormatJSON, CSVFormulaGuard: true, Store: b.store}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	return b.serve(t, cfg)
 }
 
 func readFixture(t *testing.T) string {
