@@ -94,7 +94,7 @@ func runExport(ctx context.Context, args []string) error {
 		return err
 	}
 	req := export.Request{Engine: engine, Snapshot: snap, Plan: plan, Policy: pol, Format: f,
-		Options: export.EncoderOptions{CSVFormulaGuard: *formulaGuard, SheetName: "reporting_worklog"}}
+		Options: export.EncoderOptions{CSVFormulaGuard: *formulaGuard}}
 	rows, err := export.WriteFile(ctx, req, *out)
 	if err != nil {
 		return err

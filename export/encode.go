@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -46,6 +47,9 @@ const (
 	FormatXLSX Format = "xlsx"
 )
 
+// Formats lists every export format, in the order documents name them.
+func Formats() []Format { return []Format{FormatJSON, FormatCSV, FormatXLSX} }
+
 // Errors returned by the encoders; callers match them with errors.Is.
 var (
 	// ErrUnknownFormat is returned by ParseFormat and NewEncoder for a format
@@ -63,8 +67,7 @@ var (
 
 // ParseFormat parses a format name, ignoring case.
 func ParseFormat(s string) (Format, error) {
-	switch f := Format(strings.ToLower(s)); f {
-	case FormatJSON, FormatCSV, FormatXLSX:
+	if f := Format(strings.ToLower(s)); slices.Contains(Formats(), f) {
 		return f, nil
 	}
 	return "", fmt.Errorf("%w %q (want json, csv or xlsx)", ErrUnknownFormat, s)

@@ -446,7 +446,7 @@ func (j *Jobs) export(ctx context.Context, job *Job) (int64, error) {
 		return 0, fmt.Errorf("snapshot: %w", err)
 	}
 	req := Request{Engine: j.cfg.Engine, Snapshot: snap, Plan: plan, Policy: pol, Format: job.Format,
-		Options: EncoderOptions{CSVFormulaGuard: job.CSVFormulaGuard, SheetName: DefaultSheetName, MaxSheetRows: j.cfg.MaxSheetRows}}
+		Options: EncoderOptions{CSVFormulaGuard: job.CSVFormulaGuard, MaxSheetRows: j.cfg.MaxSheetRows}}
 	return WriteFile(ctx, req, j.filePath(job))
 }
 

@@ -189,7 +189,7 @@ func jobSchema() obj {
 	return obj{"type": "object", "properties": obj{
 		"id":          str,
 		"status":      obj{"type": "string", "enum": []any{"queued", "running", "done", "failed"}},
-		"format":      obj{"type": "string", "enum": []any{"json", "csv", "xlsx"}},
+		"format":      obj{"type": "string", "enum": formatEnum()},
 		"rows":        obj{"type": "integer"},
 		"createdAt":   obj{"type": "string", "format": "date-time"},
 		"finishedAt":  obj{"type": []any{"string", "null"}, "format": "date-time"},
@@ -251,7 +251,7 @@ func exportOperation(names []string) obj {
 		"description": "Without limit: the whole filtered result (synchronous up to 1,000 rows as XLSX and 300,000 as CSV/JSON, else a background job delivered by e-mail). With limit: one page. Filters are AND-ed.",
 		"parameters": []any{
 			obj{"name": "format", "in": "query", "description": "Export format. Defaults to the server's default format setting.",
-				"schema": obj{"type": "string", "enum": []any{"json", "csv", "xlsx"}}},
+				"schema": obj{"type": "string", "enum": formatEnum()}},
 			obj{"name": "limit", "in": "query", "description": "The number of items to return; absent: the whole export.",
 				"schema": obj{"type": "integer", "minimum": 1, "maximum": query.MaxLimit}},
 			obj{"name": "offset", "in": "query", "description": "The number of items to skip.",
@@ -380,4 +380,14 @@ func metricsOperation() obj {
 		"security":    []any{},
 		"responses":   obj{"200": obj{"description": "OK", "content": obj{"text/plain": obj{"schema": obj{"type": "string"}}}}},
 	}
+}
+
+// formatEnum lists the export formats for a schema enum.
+func formatEnum() []any {
+	formats := Formats()
+	out := make([]any, len(formats))
+	for i, f := range formats {
+		out[i] = string(f)
+	}
+	return out
 }

@@ -245,7 +245,7 @@ func (s *Server) handleExport(c echo.Context) error {
 		return rc.Flush()
 	}
 	req := Request{Engine: s.engine, Snapshot: snap, Plan: plan, Policy: pol, Format: format,
-		Options: EncoderOptions{CSVFormulaGuard: s.cfg.CSVFormulaGuard, SheetName: "reporting_worklog"}}
+		Options: EncoderOptions{CSVFormulaGuard: s.cfg.CSVFormulaGuard}}
 	runStart := time.Now()
 	rows, err := Run(ctx, req, w, flush)
 	s.metrics.QueryDuration.WithLabelValues("export").Observe(time.Since(runStart).Seconds())
