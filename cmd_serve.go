@@ -19,6 +19,9 @@ import (
 
 	"worklog/data"
 	"worklog/export"
+	"worklog/export/api"
+	"worklog/export/api/auth"
+	"worklog/export/jobs"
 	"worklog/ingest"
 	"worklog/ingest/demo"
 	"worklog/privacy"
@@ -143,16 +146,16 @@ func runServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	jobsCfg.Engine, jobsCfg.PseudonymKey, jobsCfg.Logger = engine, key, log
-	jobs, err := export.OpenJobs(jobsCfg)
+	jobsCfg.Engine, jobsCfg.PseudonymKey, jobsCfg.Logger, jobsCfg.Paths = engine, key, log, api.JobPaths{}
+	runner, err := jobs.Open(jobsCfg)
 	if err != nil {
 		return err
 	}
 	// Deferred after engine.Close, so it runs before it: a running job is
 	// cancelled and queued again while the engine is still open.
-	defer jobs.Close()
-	jobs.Start(ctx)
-	srv, err := export.NewServer(export.Config{
+	defer runner.Close()
+	runner.Start(ctx)
+	srv, err := api.NewServer(api.Config{
 		Verifier:        verifier,
 		PrivacyLevel:    level,
 		PseudonymKey:    key,
@@ -161,7 +164,7 @@ func runServe(ctx context.Context, args []string) error {
 		SyncLimitRows:   limRows,
 		CSVFormulaGuard: guard,
 		Logger:          log,
-		Jobs:            jobs,
+		Jobs:            runner,
 		Store:           store,
 		MaxSyncExports:  ops.maxSyncExports,
 		ExportTimeout:   ops.exportTimeout,
@@ -175,11 +178,11 @@ func runServe(ctx context.Context, args []string) error {
 	}
 	log.Info("serving", "addr", ln.Addr().String(), "data", *dataDir, "privacy_level", string(level))
 	if *demoMode && len(secret) > 0 {
-		tok, err := export.MintHS256(secret, export.TokenRequest{Subject: "demo", Email: "demo@example.com", TTL: 24 * time.Hour})
+		tok, err := auth.MintHS256(secret, auth.TokenRequest{Subject: "demo", Email: "demo@example.com", TTL: 24 * time.Hour})
 		if err != nil {
 			return err
 		}
-		fmt.Printf("\nworklog demo is ready. Try:\n\n  curl -H 'Authorization: Bearer %s' '%s%s?limit=3&orderByField=date&orderByDirection=desc'\n\n", tok, base, export.ExportPath)
+		fmt.Printf("\nworklog demo is ready. Try:\n\n  curl -H 'Authorization: Bearer %s' '%s%s?limit=3&orderByField=date&orderByDirection=desc'\n\n", tok, base, api.ExportPath)
 	}
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second,
 		MaxHeaderBytes: max(http.DefaultMaxHeaderBytes, ops.maxQueryBytes+64<<10)}
@@ -219,8 +222,8 @@ type opsSettings struct {
 
 func addOpsSettings(fs *flag.FlagSet) opsSettings {
 	return opsSettings{
-		maxSyncExports:  stringSetting(fs, "max-sync-exports", "WORKLOG_MAX_SYNC_EXPORTS", strconv.Itoa(export.DefaultMaxSyncExports), "synchronous exports answered at once; more are answered 429 with Retry-After"),
-		exportTimeout:   stringSetting(fs, "export-timeout", "WORKLOG_EXPORT_TIMEOUT", export.DefaultExportTimeout.String(), "time limit of a synchronous export; past it the DuckDB query is interrupted"),
+		maxSyncExports:  stringSetting(fs, "max-sync-exports", "WORKLOG_MAX_SYNC_EXPORTS", strconv.Itoa(api.DefaultMaxSyncExports), "synchronous exports answered at once; more are answered 429 with Retry-After"),
+		exportTimeout:   stringSetting(fs, "export-timeout", "WORKLOG_EXPORT_TIMEOUT", api.DefaultExportTimeout.String(), "time limit of a synchronous export; past it the DuckDB query is interrupted"),
 		maxQueryBytes:   stringSetting(fs, "max-query-bytes", "WORKLOG_MAX_QUERY_BYTES", "64KiB", "longest query string (bytes, or with KiB/MiB); longer ones are answered 414"),
 		maxFilters:      stringSetting(fs, "max-filters", "WORKLOG_MAX_FILTERS", strconv.Itoa(query.DefaultMaxFilters), "filters per request"),
 		maxValues:       stringSetting(fs, "max-values", "WORKLOG_MAX_VALUES", strconv.Itoa(query.DefaultMaxValues), "values[] of one in/notIn filter"),
@@ -275,7 +278,7 @@ func (o opsSettings) resolve() (opsConfig, error) {
 }
 
 // newVerifier builds the token verifier from the configured secret or key file.
-func newVerifier(secret []byte, publicKeyFile string) (*export.Verifier, error) {
+func newVerifier(secret []byte, publicKeyFile string) (*auth.Verifier, error) {
 	switch {
 	case len(secret) > 0 && publicKeyFile != "":
 		return nil, errors.New("--jwt-secret and --jwt-public-key exclude each other: the key pins the algorithm")
@@ -284,13 +287,13 @@ func newVerifier(secret []byte, publicKeyFile string) (*export.Verifier, error) 
 		if err != nil {
 			return nil, fmt.Errorf("--jwt-public-key: %w", err)
 		}
-		v, err := export.NewPublicKeyVerifier(pemBytes)
+		v, err := auth.NewPublicKeyVerifier(pemBytes)
 		if err != nil {
 			return nil, fmt.Errorf("--jwt-public-key %s: %w", publicKeyFile, err)
 		}
 		return v, nil
 	case len(secret) > 0:
-		v, err := export.NewHMACVerifier(secret)
+		v, err := auth.NewHMACVerifier(secret)
 		if err != nil {
 			return nil, fmt.Errorf("--jwt-secret: %w", err)
 		}
@@ -373,24 +376,24 @@ type jobSettings struct {
 func addJobSettings(fs *flag.FlagSet) jobSettings {
 	return jobSettings{
 		smtpURL:     stringSetting(fs, "smtp-url", "WORKLOG_SMTP_URL", "", "SMTP server for export e-mails, smtp://user:pass@host:port (STARTTLS when offered) or smtps://...; none: .eml files in <data>/outbox/"),
-		mailFrom:    stringSetting(fs, "mail-from", "WORKLOG_MAIL_FROM", export.DefaultMailFrom, "sender address of export e-mails"),
+		mailFrom:    stringSetting(fs, "mail-from", "WORKLOG_MAIL_FROM", jobs.DefaultMailFrom, "sender address of export e-mails"),
 		publicURL:   stringSetting(fs, "public-url", "WORKLOG_PUBLIC_URL", "", "external base URL for download links in e-mails (default http://<addr>)"),
-		workers:     stringSetting(fs, "job-workers", "WORKLOG_JOB_WORKERS", strconv.Itoa(export.DefaultJobWorkers), "background exports running at once"),
-		perUser:     stringSetting(fs, "jobs-per-user", "WORKLOG_JOBS_PER_USER", strconv.Itoa(export.DefaultJobsPerUser), "queued plus running background exports per user; more are answered 429"),
+		workers:     stringSetting(fs, "job-workers", "WORKLOG_JOB_WORKERS", strconv.Itoa(jobs.DefaultWorkers), "background exports running at once"),
+		perUser:     stringSetting(fs, "jobs-per-user", "WORKLOG_JOBS_PER_USER", strconv.Itoa(jobs.DefaultPerUser), "queued plus running background exports per user; more are answered 429"),
 		attachLimit: stringSetting(fs, "attach-limit", "WORKLOG_ATTACH_LIMIT", "10MiB", "largest export attached to the e-mail (bytes, or with KiB/MiB/GiB); larger ones are sent as a link"),
-		downloadTTL: stringSetting(fs, "download-ttl", "WORKLOG_DOWNLOAD_TTL", export.DefaultDownloadTTL.String(), "how long a finished background export can be downloaded"),
+		downloadTTL: stringSetting(fs, "download-ttl", "WORKLOG_DOWNLOAD_TTL", jobs.DefaultDownloadTTL.String(), "how long a finished background export can be downloaded"),
 	}
 }
 
 // config turns the settings into a JobsConfig; publicDefault is the URL the
 // server listens on.
-func (js jobSettings) config(dataDir, publicDefault string) (export.JobsConfig, error) {
-	cfg := export.JobsConfig{DataDir: dataDir, MailFrom: *js.mailFrom, PublicURL: *js.publicURL}
+func (js jobSettings) config(dataDir, publicDefault string) (jobs.Config, error) {
+	cfg := jobs.Config{DataDir: dataDir, MailFrom: *js.mailFrom, PublicURL: *js.publicURL}
 	if cfg.PublicURL == "" {
 		cfg.PublicURL = publicDefault
 	}
 	if *js.smtpURL != "" {
-		m, err := export.NewSMTPMailer(*js.smtpURL)
+		m, err := jobs.NewSMTPMailer(*js.smtpURL)
 		if err != nil {
 			return cfg, fmt.Errorf("--smtp-url: %w", err)
 		}

@@ -7,8 +7,7 @@ import (
 	"os"
 	"strings"
 	"time"
-
-	"worklog/export"
+	"worklog/export/api/auth"
 )
 
 // multiFlag collects a repeatable string flag.
@@ -43,7 +42,7 @@ func runToken(ctx context.Context, args []string) error {
 			return fmt.Errorf("token: no --jwt-secret given and %w", err)
 		}
 	}
-	tok, err := export.MintHS256(key, export.TokenRequest{Subject: *sub, Email: *email, Permissions: perms, TTL: *ttl})
+	tok, err := auth.MintHS256(key, auth.TokenRequest{Subject: *sub, Email: *email, Permissions: perms, TTL: *ttl})
 	if err != nil {
 		return err
 	}

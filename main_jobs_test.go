@@ -19,8 +19,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"worklog/export"
+	"worklog/export/api"
+	"worklog/export/api/auth"
+	"worklog/export/jobs"
 
 	"github.com/emersion/go-smtp"
 	"github.com/xuri/excelize/v2"
@@ -154,10 +155,10 @@ func (s *server) get(t *testing.T, tok, path string) (int, []byte) {
 	return resp.StatusCode, body
 }
 
-func (s *server) job(t *testing.T, tok, id string) export.JobView {
+func (s *server) job(t *testing.T, tok, id string) api.JobView {
 	t.Helper()
-	code, body := s.get(t, tok, export.StatusPath(id))
-	var v export.JobView
+	code, body := s.get(t, tok, api.JobPaths{}.Status(id))
+	var v api.JobView
 	if code != http.StatusOK || json.Unmarshal(body, &v) != nil {
 		t.Fatalf("job status: %d %s", code, body)
 	}
@@ -229,13 +230,13 @@ func TestExportJobSurvivesSIGKILL(t *testing.T) {
 	box, smtpAddr := startMailbox(t)
 	secret := "kill-test-secret-0123456789"
 	args := []string{"--data", dir, "--jwt-secret", secret, "--smtp-url", "smtp://" + smtpAddr}
-	tok, err := export.MintHS256([]byte(secret), export.TokenRequest{Subject: "ann", Email: "ann@example.com", TTL: time.Hour})
+	tok, err := auth.MintHS256([]byte(secret), auth.TokenRequest{Subject: "ann", Email: "ann@example.com", TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
 
 	srv := startServe(t, args...)
-	code, body := srv.get(t, tok, export.ExportPath+"?format=xlsx")
+	code, body := srv.get(t, tok, api.ExportPath+"?format=xlsx")
 	if code != http.StatusAccepted {
 		t.Fatalf("export request: %d %s", code, body)
 	}
@@ -249,7 +250,7 @@ func TestExportJobSurvivesSIGKILL(t *testing.T) {
 	// Kill while the job writes its file: running, and its temporary file
 	// exists beside the final name.
 	deadline := time.Now().Add(30 * time.Second)
-	for srv.job(t, tok, sb.JobID).Status != export.JobRunning {
+	for srv.job(t, tok, sb.JobID).Status != jobs.Running {
 		if time.Now().After(deadline) {
 			t.Fatal("the job never ran")
 		}
@@ -281,15 +282,15 @@ func TestExportJobSurvivesSIGKILL(t *testing.T) {
 
 	srv = startServe(t, args...)
 	deadline = time.Now().Add(120 * time.Second)
-	var v export.JobView
+	var v api.JobView
 	for {
 		v = srv.job(t, tok, sb.JobID)
-		if v.Delivery == export.DeliverySent || v.Status == export.JobFailed || time.Now().After(deadline) {
+		if v.Delivery == jobs.DeliverySent || v.Status == jobs.Failed || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if v.Status != export.JobDone || v.Delivery != export.DeliverySent || v.Rows != rows {
+	if v.Status != jobs.Done || v.Delivery != jobs.DeliverySent || v.Rows != rows {
 		t.Fatalf("after restart: %+v\n%s", v, srv.logs.String())
 	}
 	if len(tmps()) != 0 {
@@ -314,7 +315,7 @@ func TestExportJobSurvivesSIGKILL(t *testing.T) {
 	srv.cmd.Wait()
 	srv = startServe(t, args...)
 	time.Sleep(500 * time.Millisecond)
-	if v := srv.job(t, tok, sb.JobID); v.Delivery != export.DeliverySent || v.DeliveredAt == nil {
+	if v := srv.job(t, tok, sb.JobID); v.Delivery != jobs.DeliverySent || v.DeliveredAt == nil {
 		t.Errorf("after a further restart: %+v", v)
 	}
 	msgs := box.received()

@@ -14,8 +14,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"worklog/export"
+	"worklog/export/api"
 )
 
 func TestServeHelpListsSettings(t *testing.T) {
@@ -116,7 +115,7 @@ func TestSIGTERMLetsExportFinish(t *testing.T) {
 	}()
 	base := "http://" + addr
 	waitUntil(t, "the server to listen", func() bool {
-		r, err := http.Get(base + export.ReadyzPath)
+		r, err := http.Get(base + api.ReadyzPath)
 		if err == nil {
 			r.Body.Close()
 		}
@@ -132,7 +131,7 @@ func TestSIGTERMLetsExportFinish(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		req, _ := http.NewRequest(http.MethodGet, base+export.ExportPath+"?format=csv&orderByField=rawData", nil)
+		req, _ := http.NewRequest(http.MethodGet, base+api.ExportPath+"?format=csv&orderByField=rawData", nil)
 		req.Header.Set("Authorization", "Bearer "+tok)
 		resp, err := (&http.Client{Transport: &http.Transport{}}).Do(req)
 		if err != nil {
@@ -145,7 +144,7 @@ func TestSIGTERMLetsExportFinish(t *testing.T) {
 	}()
 	metrics := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	waitUntil(t, "the export to run", func() bool {
-		r, err := metrics.Get(base + export.MetricsPath)
+		r, err := metrics.Get(base + api.MetricsPath)
 		if err != nil {
 			return false
 		}
@@ -157,7 +156,7 @@ func TestSIGTERMLetsExportFinish(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(100 * time.Millisecond)
-	if r, err := metrics.Get(base + export.HealthzPath); err == nil {
+	if r, err := metrics.Get(base + api.HealthzPath); err == nil {
 		r.Body.Close()
 		t.Errorf("a new connection was served after SIGTERM: %d", r.StatusCode)
 	}

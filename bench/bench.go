@@ -18,7 +18,8 @@ import (
 	"time"
 
 	"worklog/data"
-	"worklog/export"
+	"worklog/export/api"
+	"worklog/export/api/auth"
 	"worklog/ingest/demo"
 )
 
@@ -45,7 +46,7 @@ func (b *bench) run(ctx context.Context) error {
 	var sec [24]byte
 	_, _ = rand.Read(sec[:])
 	b.secret = hex.EncodeToString(sec[:])
-	tok, err := export.MintHS256([]byte(b.secret), export.TokenRequest{Subject: "bench", Email: "bench@example.com", TTL: 24 * time.Hour})
+	tok, err := auth.MintHS256([]byte(b.secret), auth.TokenRequest{Subject: "bench", Email: "bench@example.com", TTL: 24 * time.Hour})
 	if err != nil {
 		return err
 	}
@@ -241,7 +242,7 @@ func (b *bench) serve(ctx context.Context, dir string) (*server, error) {
 	go func() { s.done <- cmd.Wait() }()
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
-		r, err := b.fetch(ctx, s.base+export.ExportPath+"?limit=1")
+		r, err := b.fetch(ctx, s.base+api.ExportPath+"?limit=1")
 		if err == nil && r.code == http.StatusOK {
 			b.logf("server up at %s (pid %d)", s.base, cmd.Process.Pid)
 			return s, nil
@@ -290,5 +291,5 @@ func exportURL(base, format, cutoff string) string {
 	v.Set("filters[0][value]", cutoff)
 	v.Set("orderByField", "date")
 	v.Set("orderByDirection", "desc")
-	return base + export.ExportPath + "?" + v.Encode()
+	return base + api.ExportPath + "?" + v.Encode()
 }

@@ -19,6 +19,7 @@ import (
 
 	"worklog/data"
 	"worklog/export"
+	"worklog/export/api"
 	"worklog/privacy"
 	"worklog/query"
 )
@@ -288,7 +289,7 @@ const pageRuns = 10
 
 // pages times pageRuns requests of v at the server.
 func (b *bench) pages(ctx context.Context, srv *server, v url.Values) ([]float64, error) {
-	u := srv.base + export.ExportPath + "?" + v.Encode()
+	u := srv.base + api.ExportPath + "?" + v.Encode()
 	var out []float64
 	for i := -1; i < pageRuns; i++ {
 		r, err := b.fetch(ctx, u)
@@ -439,7 +440,7 @@ func (b *bench) p4(ctx context.Context, srv *server, files []data.PartFile) erro
 	}
 	urls := make([]string, b.cfg.clients)
 	for i := range urls {
-		urls[i] = srv.base + export.ExportPath + "?" + pageValues(day.AddDate(0, 0, -i), (i%5)*100).Encode()
+		urls[i] = srv.base + api.ExportPath + "?" + pageValues(day.AddDate(0, 0, -i), (i%5)*100).Encode()
 	}
 	const minPages = 5
 	var p50l, p99l, p50u, p99u []float64

@@ -1,6 +1,13 @@
-// Package export serves worklog exports: the HTTP handlers, authentication,
-// background jobs, e-mail delivery, and the streaming encoders that turn Arrow
-// record batches into JSON, CSV and XLSX bytes.
+// Package export turns a query plan into bytes: the one export pipeline
+// (Request, Run, WriteFile) — DuckDB → Arrow record batches → privacy
+// transform → encoder — and the streaming encoders (JSON, CSV, XLSX) over an
+// io.Writer. It is used alike by the HTTP API, the background jobs and
+// `worklog export`.
+//
+// It owns the formats (Formats, ParseFormat, content types). It imports
+// query, privacy, data, arrow and excelize, and must not import net/http,
+// Echo, bbolt or a mail library: those belong to export/api and export/jobs,
+// which import this package, never the other way round.
 package export
 
 import (

@@ -19,6 +19,7 @@ import (
 	"github.com/xuri/excelize/v2"
 
 	"worklog/data"
+	"worklog/internal/jsontest"
 )
 
 // arrowType is the Arrow type DuckDB returns for a store column of kind k.
@@ -226,56 +227,11 @@ func loadReference(t testing.TB) referenceEvent {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys, objs := decodeOrdered(t, raw)
+	keys, objs := jsontest.DecodeOrdered(t, raw)
 	if len(objs) != 1 {
 		t.Fatalf("reference has %d events, want 1", len(objs))
 	}
 	return referenceEvent{keys: keys[0], values: objs[0], raw: raw}
-}
-
-// decodeOrdered decodes a JSON array of objects, returning each object's
-// keys in document order and its values (numbers as json.Number).
-func decodeOrdered(t testing.TB, b []byte) ([][]string, []map[string]any) {
-	t.Helper()
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	var raws []json.RawMessage
-	if err := dec.Decode(&raws); err != nil {
-		t.Fatalf("decode json: %v\n%s", err, b)
-	}
-	if dec.More() {
-		t.Fatalf("trailing data after the array")
-	}
-	var keys [][]string
-	var objs []map[string]any
-	for _, raw := range raws {
-		d := json.NewDecoder(bytes.NewReader(raw))
-		d.UseNumber()
-		if tok, err := d.Token(); err != nil || tok != json.Delim('{') {
-			t.Fatalf("element is not an object: %s", raw)
-		}
-		var ks []string
-		for d.More() {
-			tok, err := d.Token()
-			if err != nil {
-				t.Fatal(err)
-			}
-			ks = append(ks, tok.(string))
-			var skip json.RawMessage
-			if err := d.Decode(&skip); err != nil {
-				t.Fatal(err)
-			}
-		}
-		var obj map[string]any
-		d = json.NewDecoder(bytes.NewReader(raw))
-		d.UseNumber()
-		if err := d.Decode(&obj); err != nil {
-			t.Fatal(err)
-		}
-		keys = append(keys, ks)
-		objs = append(objs, obj)
-	}
-	return keys, objs
 }
 
 // record converts the reference event into a one-row batch of the store
@@ -352,7 +308,7 @@ func TestReferenceEvent(t *testing.T) {
 
 	t.Run("json", func(t *testing.T) {
 		out := encode(t, FormatJSON, schema, EncoderOptions{}, rec)
-		keys, objs := decodeOrdered(t, out)
+		keys, objs := jsontest.DecodeOrdered(t, out)
 		if len(objs) != 1 {
 			t.Fatalf("got %d objects, want 1", len(objs))
 		}
@@ -531,7 +487,7 @@ func TestRoundTrip(t *testing.T) {
 	}
 
 	t.Run("json", func(t *testing.T) {
-		keys, objs := decodeOrdered(t, encode(t, FormatJSON, schema, EncoderOptions{}, batches...))
+		keys, objs := jsontest.DecodeOrdered(t, encode(t, FormatJSON, schema, EncoderOptions{}, batches...))
 		if len(objs) != len(rows) {
 			t.Fatalf("%d objects, want %d", len(objs), len(rows))
 		}

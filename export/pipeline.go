@@ -86,3 +86,13 @@ func Run(ctx context.Context, req Request, w io.Writer, afterBatch func() error)
 // aborter is implemented by encoders that hold resources to release when an
 // export fails before Close.
 type aborter interface{ Abort() error }
+
+// PlanOptions returns the query options for a policy: which fields may be
+// filtered and ordered on, and whether dates count by day.
+func PlanOptions(pol *privacy.Policy, defaultFormat Format) query.Options {
+	return query.Options{
+		DefaultFormat:    string(defaultFormat),
+		FieldAllowed:     pol.FieldAllowed,
+		DayPrecisionDate: pol.DayPrecisionDate(),
+	}
+}

@@ -1,4 +1,4 @@
-package export
+package jobs
 
 import (
 	"context"
@@ -195,14 +195,14 @@ func (m jobMessage) build() (*mail.Msg, error) {
 			// message that promises a file it does not carry.
 			return nil, fmt.Errorf("attach export: %w", err)
 		}
-		msg.AttachFile(m.Path, mail.WithFileName(jobFileName(j)),
+		msg.AttachFile(m.Path, mail.WithFileName(FileName(j)),
 			mail.WithFileContentType(mail.ContentType(j.Format.ContentType())))
 	}
 	return msg, nil
 }
 
-// jobFileName is the name a user sees for a job's file.
-func jobFileName(j *Job) string {
+// FileName is the name a user sees for a job's file (attachment and download).
+func FileName(j *Job) string {
 	return fmt.Sprintf("reporting_worklog_%s.%s", j.CreatedAt.UTC().Format("20060102T150405Z"), j.Format.Extension())
 }
 

@@ -1,4 +1,4 @@
-package export
+package api
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"worklog/data"
+	"worklog/export/api/auth"
 	"worklog/privacy"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -83,8 +84,8 @@ func TestOpenAPICoversRoutes(t *testing.T) {
 // echoRouteNotFound is the pseudo-method Echo lists for its not-found routes.
 const echoRouteNotFound = "echo_route_not_found"
 
-func mustVerifier(t *testing.T) *Verifier {
-	v, err := NewHMACVerifier(testSecret)
+func mustVerifier(t *testing.T) *auth.Verifier {
+	v, err := auth.NewHMACVerifier(testSecret)
 	if err != nil {
 		t.Fatal(err)
 	}

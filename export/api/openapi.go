@@ -1,4 +1,4 @@
-package export
+package api
 
 import (
 	"encoding/json"
@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"worklog/data"
+	"worklog/export"
 	"worklog/query"
 
 	"github.com/labstack/echo/v4"
@@ -74,13 +75,13 @@ func openAPIDocument() obj {
 		"components": obj{
 			"securitySchemes": obj{
 				"bearerAuth": obj{"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
-					"description": "HS256 with the shared secret, or RS256/ES256 with the configured public key. Claims: sub, email, permissions (reporting.viewEmail, reporting.ingest), exp required."},
+					"description": "HS256 with the shared secret, or RS256/ES256 with the configured public key. auth.Claims: sub, email, permissions (reporting.viewEmail, reporting.ingest), exp required."},
 			},
 			"schemas": obj{
 				"Event":         eventSchema(fields, false),
 				"IngestEvent":   eventSchema(fields, true),
 				"Error":         errorSchema(),
-				"Job":           jobSchema(),
+				"jobs.Job":      jobSchema(),
 				"JobScheduled":  jobScheduledSchema(),
 				"IngestSummary": ingestSummarySchema(),
 			},
@@ -304,7 +305,7 @@ func jobOperation() obj {
 		"summary":     "Status of a background export",
 		"parameters":  []any{idParam()},
 		"responses": obj{
-			"200": obj{"description": "The job.", "content": obj{"application/json": obj{"schema": obj{"$ref": "#/components/schemas/Job"}}}},
+			"200": obj{"description": "The job.", "content": obj{"application/json": obj{"schema": obj{"$ref": "#/components/schemas/jobs.Job"}}}},
 			"401": errorResponse("Missing or invalid bearer token."),
 			"404": errorResponse("No such job for this token's subject."),
 		},
@@ -384,7 +385,7 @@ func metricsOperation() obj {
 
 // formatEnum lists the export formats for a schema enum.
 func formatEnum() []any {
-	formats := Formats()
+	formats := export.Formats()
 	out := make([]any, len(formats))
 	for i, f := range formats {
 		out[i] = string(f)

@@ -1,4 +1,4 @@
-package export
+package api
 
 import (
 	"archive/zip"
@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"worklog/data"
+	"worklog/export"
+	"worklog/export/api/auth"
 	"worklog/ingest/demo"
 	"worklog/privacy"
 
@@ -97,7 +99,7 @@ func parseExport(t *testing.T, format string, body []byte) table {
 			t.Fatal(err)
 		}
 		defer f.Close()
-		recs, err := f.GetRows(DefaultSheetName)
+		recs, err := f.GetRows(export.DefaultSheetName)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -339,8 +341,8 @@ func TestTokenCannotLowerLevel(t *testing.T) {
 	}
 }
 
-func mustHMAC(t *testing.T) *Verifier {
-	v, err := NewHMACVerifier(testSecret)
+func mustHMAC(t *testing.T) *auth.Verifier {
+	v, err := auth.NewHMACVerifier(testSecret)
 	if err != nil {
 		t.Fatal(err)
 	}

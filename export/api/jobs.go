@@ -1,4 +1,4 @@
-package export
+package api
 
 import (
 	"errors"
@@ -8,6 +8,9 @@ import (
 	"strconv"
 	"time"
 
+	"worklog/export"
+	"worklog/export/api/auth"
+	"worklog/export/jobs"
 	"worklog/privacy"
 
 	"github.com/labstack/echo/v4"
@@ -17,27 +20,42 @@ import (
 // the time a typical job takes, so a retry has a fair chance.
 const retryAfterTooManyJobs = 60
 
+// JobsPath is the collection of background export jobs.
+const JobsPath = APIBase + "/export/jobs"
+
+// JobPaths are the routes of one job; they implement jobs.Paths, so the
+// links in e-mails name the routes registered here.
+type JobPaths struct{}
+
+var _ jobs.Paths = JobPaths{}
+
+// Status is the path of a job's status.
+func (JobPaths) Status(id string) string { return JobsPath + "/" + id }
+
+// File is the path of a job's file.
+func (JobPaths) File(id string) string { return JobsPath + "/" + id + "/file" }
+
 // registerJobRoutes adds the job status and download routes.
 func (s *Server) registerJobRoutes(e *echo.Echo) {
-	e.GET(APIBase+"/export/jobs/:id", s.handleJob, s.authenticate)
-	e.GET(APIBase+"/export/jobs/:id/file", s.handleJobFile, s.authenticate)
+	e.GET(JobsPath+"/:id", s.handleJob, s.authenticate)
+	e.GET(JobsPath+"/:id/file", s.handleJobFile, s.authenticate)
 }
 
 // scheduledBody is the 202 answer of SPEC §4, keys in the documented order.
 type scheduledBody struct {
-	Status    string `json:"status"`
-	JobID     string `json:"jobId"`
-	Rows      int64  `json:"rows"`
-	Format    Format `json:"format"`
-	DeliverTo string `json:"deliverTo"`
-	StatusURL string `json:"statusUrl"`
+	Status    string        `json:"status"`
+	JobID     string        `json:"jobId"`
+	Rows      int64         `json:"rows"`
+	Format    export.Format `json:"format"`
+	DeliverTo string        `json:"deliverTo"`
+	StatusURL string        `json:"statusUrl"`
 }
 
 // scheduleExport answers an export above the synchronous limit: it queues a
 // job and answers 202. Without an e-mail claim there is nowhere to deliver
 // the file, so the request is refused with 400 before a job exists (a job
 // nobody hears of would only fill the user's quota).
-func (s *Server) scheduleExport(c echo.Context, cl *Claims, pol *privacy.Policy, format Format, total int64) error {
+func (s *Server) scheduleExport(c echo.Context, cl *auth.Claims, pol *privacy.Policy, format export.Format, total int64) error {
 	if s.cfg.Jobs == nil {
 		// A server built without a job runner refuses rather than sending a
 		// partial export that looks whole.
@@ -48,7 +66,7 @@ func (s *Server) scheduleExport(c echo.Context, cl *Claims, pol *privacy.Policy,
 		return &APIError{Status: http.StatusBadRequest, Code: "email_required",
 			Message: fmt.Sprintf("%d rows match; exports of more than %d rows as %s are delivered by e-mail, and the token has no email claim: narrow the filters, page with limit and offset, or use a token with an email claim", total, s.syncLimit(format), format)}
 	}
-	job, err := s.cfg.Jobs.Submit(JobSpec{
+	job, err := s.cfg.Jobs.Submit(jobs.Spec{
 		Owner:           cl.Subject,
 		Email:           cl.Email,
 		Permissions:     cl.Permissions,
@@ -58,28 +76,28 @@ func (s *Server) scheduleExport(c echo.Context, cl *Claims, pol *privacy.Policy,
 		CSVFormulaGuard: s.cfg.CSVFormulaGuard,
 		Rows:            total,
 	})
-	if errors.Is(err, ErrTooManyJobs) {
+	if errors.Is(err, jobs.ErrTooManyJobs) {
 		return &APIError{Status: http.StatusTooManyRequests, Code: "too_many_jobs", RetryAfter: retryAfterTooManyJobs,
-			Message: fmt.Sprintf("you already have %d export jobs queued or running; retry when one has finished", s.cfg.Jobs.cfg.PerUser)}
+			Message: fmt.Sprintf("you already have %d export jobs queued or running; retry when one has finished", s.cfg.Jobs.PerUser())}
 	}
 	if err != nil {
 		return fmt.Errorf("schedule export: %w", err)
 	}
 	h := c.Response().Header()
 	h.Set("X-Total-Count", strconv.FormatInt(total, 10))
-	h.Set(echo.HeaderLocation, StatusPath(job.ID))
+	h.Set(echo.HeaderLocation, JobPaths{}.Status(job.ID))
 	return c.JSON(http.StatusAccepted, scheduledBody{
 		Status: "scheduled", JobID: job.ID, Rows: total, Format: format,
-		DeliverTo: job.Email, StatusURL: StatusPath(job.ID),
+		DeliverTo: job.Email, StatusURL: JobPaths{}.Status(job.ID),
 	})
 }
 
 // JobView is the JSON of GET /api/mind/export/jobs/{id}. Every key is always
 // present; the ones that do not apply yet are null.
 type JobView struct {
-	ID     string    `json:"id"`
-	Status JobStatus `json:"status"`
-	Format Format    `json:"format"`
+	ID     string        `json:"id"`
+	Status jobs.Status   `json:"status"`
+	Format export.Format `json:"format"`
 	// Rows is the match count until the job is done, then the rows written.
 	Rows       int64      `json:"rows"`
 	CreatedAt  time.Time  `json:"createdAt"`
@@ -92,8 +110,8 @@ type JobView struct {
 	ExpiresAt *time.Time `json:"expiresAt"`
 	DeliverTo string     `json:"deliverTo"`
 	// Delivery is pending, sending, sent or failed once the file is done.
-	Delivery    DeliveryState `json:"delivery,omitempty"`
-	DeliveredAt *time.Time    `json:"deliveredAt"`
+	Delivery    jobs.DeliveryState `json:"delivery,omitempty"`
+	DeliveredAt *time.Time         `json:"deliveredAt"`
 }
 
 func timePtr(t time.Time) *time.Time {
@@ -104,12 +122,12 @@ func timePtr(t time.Time) *time.Time {
 }
 
 // viewOf renders a job for its owner.
-func viewOf(j *Job, now time.Time) JobView {
+func viewOf(j *jobs.Job, now time.Time) JobView {
 	v := JobView{ID: j.ID, Status: j.Status, Format: j.Format, Rows: j.Rows, CreatedAt: j.CreatedAt,
 		FinishedAt: timePtr(j.FinishedAt), ExpiresAt: timePtr(j.ExpiresAt), DeliverTo: j.Email,
 		Delivery: j.Delivery, DeliveredAt: timePtr(j.DeliveredAt)}
-	if j.Status == JobDone && !j.Expired && now.Before(j.ExpiresAt) {
-		u := FilePathURL(j.ID)
+	if j.Status == jobs.Done && !j.Expired && now.Before(j.ExpiresAt) {
+		u := JobPaths{}.File(j.ID)
 		v.DownloadURL = &u
 	}
 	if j.Error != "" {
@@ -119,7 +137,7 @@ func viewOf(j *Job, now time.Time) JobView {
 	return v
 }
 
-func (s *Server) jobsOrNotFound() (*Jobs, error) {
+func (s *Server) jobsOrNotFound() (*jobs.Runner, error) {
 	if s.cfg.Jobs == nil {
 		return nil, jobNotFound()
 	}
@@ -132,12 +150,12 @@ func jobNotFound() *APIError {
 }
 
 func (s *Server) handleJob(c echo.Context) error {
-	jobs, err := s.jobsOrNotFound()
+	runner, err := s.jobsOrNotFound()
 	if err != nil {
 		return err
 	}
-	job, err := jobs.Get(c.Param("id"), claimsOf(c).Subject)
-	if errors.Is(err, ErrJobNotFound) {
+	job, err := runner.Get(c.Param("id"), claimsOf(c).Subject)
+	if errors.Is(err, jobs.ErrNotFound) {
 		return jobNotFound()
 	}
 	if err != nil {
@@ -147,19 +165,19 @@ func (s *Server) handleJob(c echo.Context) error {
 }
 
 func (s *Server) handleJobFile(c echo.Context) error {
-	jobs, err := s.jobsOrNotFound()
+	runner, err := s.jobsOrNotFound()
 	if err != nil {
 		return err
 	}
-	job, path, err := jobs.FilePath(c.Param("id"), claimsOf(c).Subject)
+	job, path, err := runner.FilePath(c.Param("id"), claimsOf(c).Subject)
 	switch {
-	case errors.Is(err, ErrJobNotFound):
+	case errors.Is(err, jobs.ErrNotFound):
 		return jobNotFound()
-	case errors.Is(err, ErrJobExpired):
+	case errors.Is(err, jobs.ErrExpired):
 		return newAPIError(http.StatusGone, "gone", "the download link expired at %s; request the export again", job.ExpiresAt.UTC().Format(time.RFC3339))
-	case errors.Is(err, ErrJobNotReady) && job.Status == JobFailed:
+	case errors.Is(err, jobs.ErrNotReady) && job.Status == jobs.Failed:
 		return newAPIError(http.StatusConflict, "job_failed", "the export failed, there is no file: %s", job.Error)
-	case errors.Is(err, ErrJobNotReady):
+	case errors.Is(err, jobs.ErrNotReady):
 		return newAPIError(http.StatusConflict, "not_ready", "the export is %s; the file is ready when its status is done", job.Status)
 	case err != nil:
 		return fmt.Errorf("job file: %w", err)
@@ -175,7 +193,7 @@ func (s *Server) handleJobFile(c echo.Context) error {
 	defer f.Close()
 	h := c.Response().Header()
 	h.Set(echo.HeaderContentType, job.Format.ContentType())
-	h.Set(echo.HeaderContentDisposition, fmt.Sprintf(`attachment; filename="%s"`, jobFileName(job)))
+	h.Set(echo.HeaderContentDisposition, fmt.Sprintf(`attachment; filename="%s"`, jobs.FileName(job)))
 	h.Set("X-Total-Count", strconv.FormatInt(job.Rows, 10))
 	http.ServeContent(c.Response(), c.Request(), "", job.FinishedAt, f)
 	return nil

@@ -1,4 +1,4 @@
-package export
+package api
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 	"sync"
 	"testing"
 
+	"worklog/export/api/auth"
 	"worklog/privacy"
 
 	"github.com/klauspost/compress/zstd"
@@ -88,8 +89,8 @@ func decodeSummary(t *testing.T, body []byte) IngestSummary {
 
 func TestIngestOverHTTP(t *testing.T) {
 	fixture := []byte(readFixture(t))
-	csvDump := readFile(t, "../ingest/testdata/full.csv")
-	jsonDump := readFile(t, "../ingest/testdata/full.json")
+	csvDump := readFile(t, "../../ingest/testdata/full.csv")
+	jsonDump := readFile(t, "../../ingest/testdata/full.json")
 	tests := []struct {
 		name, ctype, enc string
 		body             []byte
@@ -97,20 +98,20 @@ func TestIngestOverHTTP(t *testing.T) {
 		status           int
 		new, updated     int64
 	}{
-		{"ndjson", "application/x-ndjson", "", fixture, []string{PermIngest}, 200, 33, 0},
-		{"ndjson again is idempotent", "application/x-ndjson", "", fixture, []string{PermIngest}, 200, 0, 33},
-		{"gzip by header", "application/x-ndjson", "gzip", gz(t, fixture), []string{PermIngest}, 200, 0, 33},
-		{"zstd without header", "application/x-ndjson", "", zst(t, fixture), []string{PermIngest}, 200, 0, 33},
-		{"csv", "text/csv; charset=utf-8", "", csvDump, []string{PermIngest}, 200, -1, -1},
-		{"json array", "application/json", "zstd", zst(t, jsonDump), []string{PermIngest}, 200, -1, -1},
+		{"ndjson", "application/x-ndjson", "", fixture, []string{auth.PermIngest}, 200, 33, 0},
+		{"ndjson again is idempotent", "application/x-ndjson", "", fixture, []string{auth.PermIngest}, 200, 0, 33},
+		{"gzip by header", "application/x-ndjson", "gzip", gz(t, fixture), []string{auth.PermIngest}, 200, 0, 33},
+		{"zstd without header", "application/x-ndjson", "", zst(t, fixture), []string{auth.PermIngest}, 200, 0, 33},
+		{"csv", "text/csv; charset=utf-8", "", csvDump, []string{auth.PermIngest}, 200, -1, -1},
+		{"json array", "application/json", "zstd", zst(t, jsonDump), []string{auth.PermIngest}, 200, -1, -1},
 		{"no permission", "application/x-ndjson", "", fixture, []string{"reporting.viewEmail"}, 403, 0, 0},
-		{"unsupported type", "application/pdf", "", fixture, []string{PermIngest}, 415, 0, 0},
-		{"unsupported encoding", "application/x-ndjson", "br", fixture, []string{PermIngest}, 415, 0, 0},
-		{"truncated array", "application/json", "", []byte(`[{"date":"2024-01-01 00:00:00","action":"readAction","userWorklogId":9}`), []string{PermIngest}, 400, 0, 0},
+		{"unsupported type", "application/pdf", "", fixture, []string{auth.PermIngest}, 415, 0, 0},
+		{"unsupported encoding", "application/x-ndjson", "br", fixture, []string{auth.PermIngest}, 415, 0, 0},
+		{"truncated array", "application/json", "", []byte(`[{"date":"2024-01-01 00:00:00","action":"readAction","userWorklogId":9}`), []string{auth.PermIngest}, 400, 0, 0},
 	}
 	env := newTestEnv(t, privacy.None, func(c *Config) { c.Store = nil })
 	// Without a store the route does not exist.
-	if resp, _ := env.post(env.token("u", "", PermIngest), "", "application/x-ndjson", "", fixture); resp.StatusCode != 405 && resp.StatusCode != 404 {
+	if resp, _ := env.post(env.token("u", "", auth.PermIngest), "", "application/x-ndjson", "", fixture); resp.StatusCode != 405 && resp.StatusCode != 404 {
 		t.Errorf("ingest without a store: %d", resp.StatusCode)
 	}
 	env = newTestEnv(t, privacy.None, nil)
@@ -139,7 +140,7 @@ func TestIngestOverHTTP(t *testing.T) {
 
 func TestIngestOnError(t *testing.T) {
 	env := newTestEnv(t, privacy.None, nil)
-	tok := env.token("u", "", PermIngest)
+	tok := env.token("u", "", auth.PermIngest)
 	good := `{"date":"2024-01-01 00:00:00","action":"readAction","userWorklogId":1}`
 	bad := `{"date":"2024-01-01 00:00:00","action":"readAction","userWorklogId":2,"duration":"abc"}`
 	dump := []byte(good + "\n" + bad + "\n" + good[:len(good)-2] + `3,"unknown":1}` + "\n")
@@ -171,7 +172,7 @@ func TestIngestOnError(t *testing.T) {
 
 func TestIngestTooLarge(t *testing.T) {
 	env := newTestEnv(t, privacy.None, func(c *Config) { c.MaxIngestBytes = 4096 })
-	tok := env.token("u", "", PermIngest)
+	tok := env.token("u", "", auth.PermIngest)
 	var big bytes.Buffer
 	for i := 1; big.Len() < 100000; i++ {
 		fmt.Fprintf(&big, `{"date":"2024-01-01 00:00:00","action":"readAction","userWorklogId":%d,"rawData":"%s"}`+"\n", i, strings.Repeat("x", 100))
@@ -223,7 +224,7 @@ func TestExportDuringIngestIsConsistent(t *testing.T) {
 	var ingestBody []byte
 	go func() {
 		defer close(done)
-		resp, body := env.post(env.token("w", "", PermIngest), "", "application/x-ndjson", "gzip", gz(t, versionDump(newRows, "new")))
+		resp, body := env.post(env.token("w", "", auth.PermIngest), "", "application/x-ndjson", "gzip", gz(t, versionDump(newRows, "new")))
 		ingestStatus, ingestBody = resp.StatusCode, body
 	}()
 	seen := map[string]int{}
@@ -274,7 +275,7 @@ func TestExportDuringIngestIsConsistent(t *testing.T) {
 
 func TestConcurrentIngestsWait(t *testing.T) {
 	env := newTestEnv(t, privacy.None, nil)
-	tok := env.token("w", "", PermIngest)
+	tok := env.token("w", "", auth.PermIngest)
 	var wg sync.WaitGroup
 	statuses := make([]int, 3)
 	for i := range statuses {
@@ -301,7 +302,7 @@ func TestConcurrentIngestsWait(t *testing.T) {
 func TestLogsHoldNoSecrets(t *testing.T) {
 	var logs logBuffer
 	env := newTestEnv(t, privacy.None, func(c *Config) { withLog(&logs)(c); c.MaxIngestBytes = 1 << 16 }, readFixture(t))
-	tok := env.token("u1", "secret.person@example.com", PermIngest)
+	tok := env.token("u1", "secret.person@example.com", auth.PermIngest)
 	const email, raw = "leaky.agent@example.org", "RAWDATA-SECRET-PAYLOAD"
 	ev := func(id int, extra string) string {
 		return fmt.Sprintf(`{"date":"2024-02-01 10:00:00","action":"readAction","userWorklogId":%d,"email":%q,"rawData":%q%s}`, id, email, raw, extra)

@@ -1,4 +1,4 @@
-package export
+package api
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"worklog/data"
+	"worklog/export/api/auth"
 	"worklog/ingest"
 
 	"github.com/labstack/echo/v4"
@@ -59,8 +60,8 @@ type IngestError struct {
 // as its client waits: the request's context bounds the wait); exports are
 // served meanwhile from the last committed snapshot.
 func (s *Server) handleIngest(c echo.Context) error {
-	if !claimsOf(c).Has(PermIngest) {
-		return newAPIError(http.StatusForbidden, "forbidden", "the token lacks permission %s", PermIngest)
+	if !claimsOf(c).Has(auth.PermIngest) {
+		return newAPIError(http.StatusForbidden, "forbidden", "the token lacks permission %s", auth.PermIngest)
 	}
 	req := c.Request()
 	if err := checkIngestHeaders(req.Header); err != nil {

@@ -1,4 +1,4 @@
-package export
+package api
 
 import (
 	"bytes"
@@ -19,7 +19,10 @@ import (
 	"time"
 
 	"worklog/data"
+	"worklog/export"
+	"worklog/export/api/auth"
 	"worklog/ingest"
+	"worklog/internal/jsontest"
 	"worklog/privacy"
 	"worklog/query"
 
@@ -29,7 +32,19 @@ import (
 
 // fixturePath is the query package's fixture: the reference's example event
 // plus 32 varied rows over four months.
-const fixturePath = "../query/testdata/events.ndjson"
+const fixturePath = "../../query/testdata/events.ndjson"
+
+// testSecret is the HS256 secret of the test servers.
+var testSecret = []byte("test-secret-0123456789abcdef")
+
+// signClaims signs arbitrary claims with HS256, adding an exp an hour ahead.
+func signClaims(secret []byte, claims map[string]any) (string, error) {
+	mc := jwt.MapClaims{"exp": time.Now().Add(time.Hour).Unix()}
+	for k, v := range claims {
+		mc[k] = v
+	}
+	return jwt.NewWithClaims(jwt.SigningMethodHS256, mc).SignedString(secret)
+}
 
 // testEnv is a real server over a real store on loopback.
 type testEnv struct {
@@ -92,7 +107,7 @@ func (b backend) serve(t *testing.T, cfg Config) *testEnv {
 func newTestEnv(t *testing.T, level privacy.Level, mutate func(*Config), dumps ...string) *testEnv {
 	t.Helper()
 	b := newBackend(t, dumps...)
-	cfg := Config{Verifier: mustHMAC(t), PrivacyLevel: level, PseudonymKey: b.key, DefaultFormat: FormatJSON, CSVFormulaGuard: true, Store: b.store}
+	cfg := Config{Verifier: mustHMAC(t), PrivacyLevel: level, PseudonymKey: b.key, DefaultFormat: export.FormatJSON, CSVFormulaGuard: true, Store: b.store}
 	if mutate != nil {
 		mutate(&cfg)
 	}
@@ -109,7 +124,7 @@ func readFixture(t *testing.T) string {
 }
 
 func (e *testEnv) token(sub, email string, perms ...string) string {
-	tok, err := MintHS256(e.secret, TokenRequest{Subject: sub, Email: email, Permissions: perms, TTL: time.Hour})
+	tok, err := auth.MintHS256(e.secret, auth.TokenRequest{Subject: sub, Email: email, Permissions: perms, TTL: time.Hour})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -150,7 +165,7 @@ type ordered struct {
 
 func decodeRows(t *testing.T, body []byte) []ordered {
 	t.Helper()
-	keys, objs := decodeOrdered(t, body)
+	keys, objs := jsontest.DecodeOrdered(t, body)
 	out := make([]ordered, len(objs))
 	for i := range objs {
 		out[i] = ordered{keys: keys[i], values: objs[i]}
@@ -439,7 +454,14 @@ func TestBadParametersName(t *testing.T) {
 func TestTokensRefused(t *testing.T) {
 	env := newTestEnv(t, privacy.None, nil, readFixture(t))
 	now := time.Now()
-	signed := func(m jwt.SigningMethod, key any, c jwt.MapClaims) string { return sign(t, m, key, c) }
+	signed := func(m jwt.SigningMethod, key any, c jwt.MapClaims) string {
+		t.Helper()
+		s, err := jwt.NewWithClaims(m, c).SignedString(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
 	tests := map[string]string{
 		"missing":         "",
 		"garbage":         "garbage",

@@ -1,4 +1,12 @@
-package export
+// Package jobs runs the exports too large to answer synchronously as
+// background jobs (SPEC §5): a job store in bbolt, a bounded worker pool, a
+// janitor for retries and expiry, and delivery by e-mail (SMTP with go-mail,
+// or .eml files in an outbox).
+//
+// It imports export for the pipeline and must not import net/http, Echo or
+// the HTTP API: the API routes are given to it as Paths, for the links in
+// e-mails.
+package jobs
 
 import (
 	"context"
@@ -13,21 +21,22 @@ import (
 	"sync"
 	"time"
 
+	"worklog/export"
 	"worklog/privacy"
 	"worklog/query"
 )
 
-// Defaults of JobsConfig.
+// Defaults of Config.
 const (
-	DefaultJobWorkers       = 2
-	DefaultJobsPerUser      = 2
+	DefaultWorkers          = 2
+	DefaultPerUser          = 2
 	DefaultAttachLimit      = 10 << 20
 	DefaultDownloadTTL      = 7 * 24 * time.Hour
 	DefaultMailFrom         = "worklog@localhost"
 	DefaultDeliveryAttempts = 5
 	DefaultRetryBackoff     = time.Minute
 	DefaultSweepInterval    = time.Minute
-	DefaultJobRetention     = 30 * 24 * time.Hour
+	DefaultRetention        = 30 * 24 * time.Hour
 )
 
 // Paths under the data directory.
@@ -37,8 +46,8 @@ const (
 	outboxDir  = "outbox"
 )
 
-// JobsConfig configures the background export runner.
-type JobsConfig struct {
+// Config configures the background export runner.
+type Config struct {
 	// DataDir holds jobs.db, exports/ and (without Mailer) outbox/.
 	DataDir string
 	// Engine runs the exports; it belongs to the caller.
@@ -53,6 +62,10 @@ type JobsConfig struct {
 	// PublicURL is the server's external base URL, for download links in
 	// e-mails, e.g. https://worklog.example.com.
 	PublicURL string
+	// Paths maps a job id to the API paths of its status and its file, as
+	// the HTTP layer routes them; the e-mail's links are PublicURL + path.
+	// Required.
+	Paths Paths
 	// Workers bounds the exports running at once (default 2).
 	Workers int
 	// PerUser bounds one user's queued plus running jobs (default 2).
@@ -80,7 +93,16 @@ type JobsConfig struct {
 	Logger *slog.Logger
 }
 
-// Jobs persists background exports (SPEC §5) and runs them with a bounded
+// Paths names the API paths of a job. The HTTP layer owns the routes; the
+// runner needs them only to write links into e-mails.
+type Paths interface {
+	// Status is the path of the job's status, e.g. /api/mind/export/jobs/<id>.
+	Status(id string) string
+	// File is the path of the job's file.
+	File(id string) string
+}
+
+// Runner persists background exports (SPEC §5) and runs them with a bounded
 // worker pool.
 //
 // A request above the synchronous limit becomes a Job: the request's query
@@ -117,8 +139,8 @@ type JobsConfig struct {
 // duplicate at all. Counting attempts before sending bounds the resends
 // even if the process crashes on every attempt. The export itself never
 // runs again once a job is done: delivery retries send the file on disk.
-type Jobs struct {
-	cfg    JobsConfig
+type Runner struct {
+	cfg    Config
 	store  *jobStore
 	mailer Mailer
 	log    *slog.Logger
@@ -131,6 +153,10 @@ type Jobs struct {
 	deliveringMu sync.Mutex
 	delivering   map[string]bool
 
+	// afterSweep, when set (tests, before Start), runs after every sweep
+	// of the janitor: a test waits for sweeps instead of sleeping.
+	afterSweep func()
+
 	mu      sync.Mutex
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -138,24 +164,27 @@ type Jobs struct {
 	closed  bool
 }
 
-// OpenJobs opens the job store at <DataDir>/jobs.db, queues the jobs a
+// Open opens the job store at <DataDir>/jobs.db, queues the jobs a
 // crash left running and removes temporary files a crash left behind.
 // Call Start to run jobs and Close to stop.
-func OpenJobs(cfg JobsConfig) (*Jobs, error) {
+func Open(cfg Config) (*Runner, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("jobs: a data directory is required")
 	}
 	if cfg.Engine == nil {
 		return nil, errors.New("jobs: an engine is required")
 	}
+	if cfg.Paths == nil {
+		return nil, errors.New("jobs: the API paths of jobs are required")
+	}
 	if _, err := privacy.NewPolicy(privacy.Pseudonymized, nil, cfg.PseudonymKey); err != nil {
 		return nil, fmt.Errorf("jobs: %w", err)
 	}
-	setDefault(&cfg.Workers, DefaultJobWorkers)
-	setDefault(&cfg.PerUser, DefaultJobsPerUser)
+	setDefault(&cfg.Workers, DefaultWorkers)
+	setDefault(&cfg.PerUser, DefaultPerUser)
 	setDefault(&cfg.AttachLimit, DefaultAttachLimit)
 	setDefault(&cfg.DownloadTTL, DefaultDownloadTTL)
-	setDefault(&cfg.Retention, DefaultJobRetention)
+	setDefault(&cfg.Retention, DefaultRetention)
 	setDefault(&cfg.DeliveryAttempts, DefaultDeliveryAttempts)
 	setDefault(&cfg.RetryBackoff, DefaultRetryBackoff)
 	setDefault(&cfg.SweepInterval, DefaultSweepInterval)
@@ -189,7 +218,7 @@ func OpenJobs(cfg JobsConfig) (*Jobs, error) {
 	for _, id := range resumed {
 		log.Info("export job interrupted, queued again", "job", id)
 	}
-	return &Jobs{cfg: cfg, store: store, mailer: mailer, log: log, dir: dir,
+	return &Runner{cfg: cfg, store: store, mailer: mailer, log: log, dir: dir,
 		wake: make(chan struct{}, cfg.Workers), delivering: map[string]bool{}}, nil
 }
 
@@ -217,7 +246,7 @@ func removeTempFiles(dir string) error {
 }
 
 // Start runs the workers and the janitor until ctx ends or Close is called.
-func (j *Jobs) Start(ctx context.Context) {
+func (j *Runner) Start(ctx context.Context) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if j.started || j.closed {
@@ -242,7 +271,7 @@ func (j *Jobs) Start(ctx context.Context) {
 // Close stops the workers (a running export is cancelled and queued again,
 // to restart from the beginning next time), waits for them and closes the
 // job store.
-func (j *Jobs) Close() error {
+func (j *Runner) Close() error {
 	j.mu.Lock()
 	if j.closed {
 		j.mu.Unlock()
@@ -257,14 +286,14 @@ func (j *Jobs) Close() error {
 	return j.store.close()
 }
 
-// JobSpec is what a request hands to Submit: the request as it was asked,
+// Spec is what a request hands to Submit: the request as it was asked,
 // and who asked, captured at request time.
-type JobSpec struct {
+type Spec struct {
 	Owner, Email    string
 	Permissions     []string
 	Level           privacy.Level
 	Query           url.Values
-	Format          Format
+	Format          export.Format
 	CSVFormulaGuard bool
 	// Rows is the match count at request time.
 	Rows int64
@@ -272,7 +301,7 @@ type JobSpec struct {
 
 // Submit persists a queued job and wakes a worker. It returns
 // ErrTooManyJobs when the owner already has PerUser queued or running jobs.
-func (j *Jobs) Submit(spec JobSpec) (*Job, error) {
+func (j *Runner) Submit(spec Spec) (*Job, error) {
 	if spec.Email == "" {
 		return nil, errors.New("submit job: no e-mail address to deliver to")
 	}
@@ -283,7 +312,7 @@ func (j *Jobs) Submit(spec JobSpec) (*Job, error) {
 	q.Set("format", string(spec.Format))
 	job := &Job{
 		ID:              newJobID(),
-		Status:          JobQueued,
+		Status:          Queued,
 		Owner:           spec.Owner,
 		Email:           spec.Email,
 		Permissions:     spec.Permissions,
@@ -304,56 +333,50 @@ func (j *Jobs) Submit(spec JobSpec) (*Job, error) {
 	return job, nil
 }
 
-// Get returns the job id if owner owns it; ErrJobNotFound otherwise.
-func (j *Jobs) Get(id, owner string) (*Job, error) {
+// Get returns the job id if owner owns it; ErrNotFound otherwise.
+func (j *Runner) Get(id, owner string) (*Job, error) {
 	if !validJobID(id) {
-		return nil, ErrJobNotFound
+		return nil, ErrNotFound
 	}
 	job, err := j.store.get(id)
 	if err != nil {
 		return nil, err
 	}
 	if job.Owner != owner {
-		return nil, ErrJobNotFound
+		return nil, ErrNotFound
 	}
 	return job, nil
 }
 
 // CountByState counts the jobs by status, for the jobs gauge of /metrics.
-func (j *Jobs) CountByState() (map[JobStatus]int, error) {
-	counts := map[JobStatus]int{}
+func (j *Runner) CountByState() (map[Status]int, error) {
+	counts := map[Status]int{}
 	err := j.store.each(func(job *Job) { counts[job.Status]++ })
 	return counts, err
 }
 
 // FilePath returns the path of the finished file of job id for owner:
-// ErrJobNotFound, ErrJobNotReady (not done) or ErrJobExpired (link expired).
-func (j *Jobs) FilePath(id, owner string) (*Job, string, error) {
+// ErrNotFound, ErrNotReady (not done) or ErrExpired (link expired).
+func (j *Runner) FilePath(id, owner string) (*Job, string, error) {
 	job, err := j.Get(id, owner)
 	if err != nil {
 		return nil, "", err
 	}
-	if job.Status != JobDone {
-		return job, "", ErrJobNotReady
+	if job.Status != Done {
+		return job, "", ErrNotReady
 	}
 	if job.Expired || !time.Now().Before(job.ExpiresAt) {
-		return job, "", ErrJobExpired
+		return job, "", ErrExpired
 	}
 	return job, j.filePath(job), nil
 }
 
-func (j *Jobs) filePath(job *Job) string {
+func (j *Runner) filePath(job *Job) string {
 	return filepath.Join(j.dir, job.ID+"."+job.Format.Extension())
 }
 
-// StatusPath is the API path of a job's status.
-func StatusPath(id string) string { return APIBase + "/export/jobs/" + id }
-
-// FilePathURL is the API path of a job's file.
-func FilePathURL(id string) string { return StatusPath(id) + "/file" }
-
 // work claims and runs queued jobs until ctx ends.
-func (j *Jobs) work(ctx context.Context) {
+func (j *Runner) work(ctx context.Context) {
 	for {
 		job, err := j.store.claim(time.Now().UTC())
 		if err != nil {
@@ -378,14 +401,14 @@ func (j *Jobs) work(ctx context.Context) {
 }
 
 // run exports one claimed job and delivers it.
-func (j *Jobs) run(ctx context.Context, job *Job) {
+func (j *Runner) run(ctx context.Context, job *Job) {
 	log := j.log.With("job", job.ID, "format", string(job.Format))
 	start := time.Now()
 	rows, err := j.export(ctx, job)
 	if ctx.Err() != nil {
 		// Shutdown: leave the job resumable. The temporary file is gone
 		// (WriteFile removes it on error).
-		if _, uerr := j.store.update(job.ID, func(jb *Job) error { jb.Status = JobQueued; return nil }); uerr != nil {
+		if _, uerr := j.store.update(job.ID, func(jb *Job) error { jb.Status = Queued; return nil }); uerr != nil {
 			log.Error("requeue interrupted export job", "err", uerr)
 		}
 		log.Info("export job interrupted by shutdown, queued again")
@@ -400,7 +423,7 @@ func (j *Jobs) run(ctx context.Context, job *Job) {
 			msg = "export failed: " + pe.Error()
 		}
 		if _, uerr := j.store.update(job.ID, func(jb *Job) error {
-			jb.Status, jb.Error, jb.FinishedAt, jb.ExpiresAt = JobFailed, msg, now, now.Add(j.cfg.DownloadTTL)
+			jb.Status, jb.Error, jb.FinishedAt, jb.ExpiresAt = Failed, msg, now, now.Add(j.cfg.DownloadTTL)
 			return nil
 		}); uerr != nil {
 			log.Error("record failed export job", "err", uerr)
@@ -412,7 +435,7 @@ func (j *Jobs) run(ctx context.Context, job *Job) {
 		size = st.Size()
 	}
 	job, err = j.store.update(job.ID, func(jb *Job) error {
-		jb.Status, jb.Rows, jb.Bytes, jb.FinishedAt, jb.ExpiresAt = JobDone, rows, size, now, now.Add(j.cfg.DownloadTTL)
+		jb.Status, jb.Rows, jb.Bytes, jb.FinishedAt, jb.ExpiresAt = Done, rows, size, now, now.Add(j.cfg.DownloadTTL)
 		jb.Delivery, jb.NextDeliveryAt, jb.Error = DeliveryPending, now, ""
 		return nil
 	})
@@ -428,7 +451,7 @@ func (j *Jobs) run(ctx context.Context, job *Job) {
 
 // export re-plans the job as its request would be planned now, with the
 // captured level and permissions, and writes the file atomically.
-func (j *Jobs) export(ctx context.Context, job *Job) (int64, error) {
+func (j *Runner) export(ctx context.Context, job *Job) (int64, error) {
 	pol, err := privacy.NewPolicy(job.Level, job.Permissions, j.cfg.PseudonymKey)
 	if err != nil {
 		return 0, fmt.Errorf("policy: %w", err)
@@ -437,7 +460,7 @@ func (j *Jobs) export(ctx context.Context, job *Job) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("job query: %w", err)
 	}
-	plan, err := query.Parse(values, PlanOptions(pol, job.Format))
+	plan, err := query.Parse(values, export.PlanOptions(pol, job.Format))
 	if err != nil {
 		return 0, err
 	}
@@ -445,17 +468,17 @@ func (j *Jobs) export(ctx context.Context, job *Job) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("snapshot: %w", err)
 	}
-	req := Request{Engine: j.cfg.Engine, Snapshot: snap, Plan: plan, Policy: pol, Format: job.Format,
-		Options: EncoderOptions{CSVFormulaGuard: job.CSVFormulaGuard, MaxSheetRows: j.cfg.MaxSheetRows}}
-	return WriteFile(ctx, req, j.filePath(job))
+	req := export.Request{Engine: j.cfg.Engine, Snapshot: snap, Plan: plan, Policy: pol, Format: job.Format,
+		Options: export.EncoderOptions{CSVFormulaGuard: job.CSVFormulaGuard, MaxSheetRows: j.cfg.MaxSheetRows}}
+	return export.WriteFile(ctx, req, j.filePath(job))
 }
 
 // errNothingToDeliver stops a delivery whose message was sent meanwhile.
 var errNothingToDeliver = errors.New("nothing to deliver")
 
 // deliver sends the job's message once, recording the attempt before and
-// the outcome after (see Jobs).
-func (j *Jobs) deliver(ctx context.Context, job *Job) {
+// the outcome after (see Runner).
+func (j *Runner) deliver(ctx context.Context, job *Job) {
 	log := j.log.With("job", job.ID)
 	j.deliveringMu.Lock()
 	busy := j.delivering[job.ID]
@@ -491,8 +514,8 @@ func (j *Jobs) deliver(ctx context.Context, job *Job) {
 		Job:         job,
 		Path:        path,
 		Attach:      job.Bytes <= j.cfg.AttachLimit,
-		DownloadURL: j.cfg.PublicURL + FilePathURL(job.ID),
-		StatusURL:   j.cfg.PublicURL + StatusPath(job.ID),
+		DownloadURL: j.cfg.PublicURL + j.cfg.Paths.File(job.ID),
+		StatusURL:   j.cfg.PublicURL + j.cfg.Paths.Status(job.ID),
 	}.build()
 	if err == nil {
 		err = j.mailer.Send(ctx, job.ID, msg)
@@ -529,7 +552,7 @@ func (j *Jobs) deliver(ctx context.Context, job *Job) {
 
 // janitor sweeps at once (deliveries a restart left pending) and then every
 // SweepInterval until ctx ends.
-func (j *Jobs) janitor(ctx context.Context) {
+func (j *Runner) janitor(ctx context.Context) {
 	t := time.NewTicker(j.cfg.SweepInterval)
 	defer t.Stop()
 	for {
@@ -544,16 +567,19 @@ func (j *Jobs) janitor(ctx context.Context) {
 
 // sweep retries due deliveries, deletes expired files and forgets jobs whose
 // links expired longer than Retention ago.
-func (j *Jobs) sweep(ctx context.Context) {
+func (j *Runner) sweep(ctx context.Context) {
+	if j.afterSweep != nil {
+		defer j.afterSweep()
+	}
 	now := time.Now().UTC()
 	var due, expire, forget []*Job
 	err := j.store.each(func(job *Job) {
 		switch {
 		case !job.ExpiresAt.IsZero() && now.After(job.ExpiresAt.Add(j.cfg.Retention)):
 			forget = append(forget, job)
-		case job.Status == JobDone && !job.Expired && !now.Before(job.ExpiresAt):
+		case job.Status == Done && !job.Expired && !now.Before(job.ExpiresAt):
 			expire = append(expire, job)
-		case job.Status == JobDone && (job.Delivery == DeliveryPending || job.Delivery == DeliverySending) && !now.Before(job.NextDeliveryAt):
+		case job.Status == Done && (job.Delivery == DeliveryPending || job.Delivery == DeliverySending) && !now.Before(job.NextDeliveryAt):
 			// sending here means a crash between send and record.
 			due = append(due, job)
 		}
@@ -582,8 +608,11 @@ func (j *Jobs) sweep(ctx context.Context) {
 	}
 	for _, job := range forget {
 		os.Remove(j.filePath(job))
-		if err := j.store.remove(job.ID); err != nil && !errors.Is(err, ErrJobNotFound) {
+		if err := j.store.remove(job.ID); err != nil && !errors.Is(err, ErrNotFound) {
 			j.log.Error("forget export job", "job", job.ID, "err", err)
 		}
 	}
 }
+
+// PerUser is the most queued plus running jobs one user may have.
+func (j *Runner) PerUser() int { return j.cfg.PerUser }

@@ -1,4 +1,4 @@
-package export
+package jobs
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"worklog/data"
+	"worklog/export"
 	"worklog/ingest"
 	"worklog/ingest/demo"
 	"worklog/privacy"
@@ -17,14 +18,14 @@ import (
 // events: submit, DuckDB → privacy → excelize → file, delivery to the
 // outbox. It reports rows/s. Run it alone, once:
 //
-//	go test -tags duckdb_arrow -run '^$' -bench XLSXJob -benchtime 1x ./export/
+//	go test -tags duckdb_arrow -run '^$' -bench XLSXJob -benchtime 1x ./export/jobs/
 func BenchmarkXLSXJob(b *testing.B) {
-	for _, format := range []Format{FormatXLSX, FormatCSV} {
+	for _, format := range []export.Format{export.FormatXLSX, export.FormatCSV} {
 		b.Run(string(format), func(b *testing.B) { benchmarkJob(b, format, 100000) })
 	}
 }
 
-func benchmarkJob(b *testing.B, format Format, rows int) {
+func benchmarkJob(b *testing.B, format export.Format, rows int) {
 	dir := b.TempDir()
 	store, err := data.Open(dir, data.StoreOptions{})
 	if err != nil {
@@ -45,25 +46,25 @@ func benchmarkJob(b *testing.B, format Format, rows int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	jobs, err := OpenJobs(JobsConfig{DataDir: dir, Engine: engine, PseudonymKey: key, PerUser: 1 << 20, SweepInterval: 10 * time.Millisecond})
+	r, err := Open(Config{DataDir: dir, Paths: testPaths{}, Engine: engine, PseudonymKey: key, PerUser: 1 << 20, SweepInterval: 10 * time.Millisecond})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer jobs.Close()
-	jobs.Start(context.Background())
+	defer r.Close()
+	r.Start(context.Background())
 	b.ResetTimer()
 	start := time.Now()
 	for i := 0; i < b.N; i++ {
-		job, err := jobs.Submit(JobSpec{Owner: "bench", Email: "bench@example.com", Level: privacy.Pseudonymized, Format: format, Rows: int64(rows)})
+		job, err := r.Submit(Spec{Owner: "bench", Email: "bench@example.com", Level: privacy.Pseudonymized, Format: format, Rows: int64(rows)})
 		if err != nil {
 			b.Fatal(err)
 		}
 		for {
-			j, err := jobs.Get(job.ID, "bench")
+			j, err := r.Get(job.ID, "bench")
 			if err != nil {
 				b.Fatal(err)
 			}
-			if j.Status == JobFailed {
+			if j.Status == Failed {
 				b.Fatalf("job failed: %s", j.Error)
 			}
 			if j.Delivery == DeliverySent {

@@ -1,10 +1,11 @@
-package export
+package api
 
 import (
 	"errors"
 	"fmt"
 	"net/http"
 
+	"worklog/export/api/auth"
 	"worklog/query"
 
 	"github.com/labstack/echo/v4"
@@ -44,7 +45,7 @@ func toAPIError(err error) *APIError {
 	if errors.As(err, &pe) {
 		return &APIError{Status: http.StatusBadRequest, Code: pe.Code, Message: pe.Message, Param: pe.Param}
 	}
-	if errors.Is(err, ErrUnauthorized) {
+	if errors.Is(err, auth.ErrUnauthorized) {
 		return newAPIError(http.StatusUnauthorized, "unauthorized", "missing or invalid bearer token")
 	}
 	var he *echo.HTTPError

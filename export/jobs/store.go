@@ -1,4 +1,4 @@
-package export
+package jobs
 
 import (
 	"bytes"
@@ -10,31 +10,32 @@ import (
 	"fmt"
 	"time"
 
+	"worklog/export"
 	"worklog/privacy"
 
 	bolt "go.etcd.io/bbolt"
 )
 
-// JobStatus is the state of a background export.
-type JobStatus string
+// Status is the state of a background export.
+type Status string
 
 // The job states.
 const (
-	// JobQueued waits for a worker (also after an interrupted run).
-	JobQueued JobStatus = "queued"
-	// JobRunning is being written by a worker.
-	JobRunning JobStatus = "running"
-	// JobDone has its file written; delivery is tracked separately.
-	JobDone JobStatus = "done"
-	// JobFailed could not be exported; Error says why.
-	JobFailed JobStatus = "failed"
+	// Queued waits for a worker (also after an interrupted run).
+	Queued Status = "queued"
+	// Running is being written by a worker.
+	Running Status = "running"
+	// Done has its file written; delivery is tracked separately.
+	Done Status = "done"
+	// Failed could not be exported; Error says why.
+	Failed Status = "failed"
 )
 
 // DeliveryState tracks the e-mail of a finished job.
 type DeliveryState string
 
 // The delivery states. A delivery is recorded as sending before the message
-// leaves and as sent after; see Jobs for what a crash in between means.
+// leaves and as sent after; see Runner for what a crash in between means.
 const (
 	DeliveryPending DeliveryState = "pending"
 	DeliverySending DeliveryState = "sending"
@@ -44,8 +45,8 @@ const (
 
 // Job is one background export as persisted in the job store.
 type Job struct {
-	ID     string    `json:"id"`
-	Status JobStatus `json:"status"`
+	ID     string `json:"id"`
+	Status Status `json:"status"`
 
 	// Owner is the token's sub: only the owner sees the job.
 	Owner string `json:"owner"`
@@ -57,8 +58,8 @@ type Job struct {
 	Level       privacy.Level `json:"level"`
 	// Query is the request's query string (url.Values.Encode), with format
 	// set to the resolved format so a changed server default cannot alter it.
-	Query  string `json:"query"`
-	Format Format `json:"format"`
+	Query  string        `json:"query"`
+	Format export.Format `json:"format"`
 	// CSVFormulaGuard is the server setting at request time.
 	CSVFormulaGuard bool `json:"csvFormulaGuard"`
 
@@ -86,20 +87,20 @@ type Job struct {
 }
 
 // active reports whether the job counts against its owner's limit.
-func (j *Job) active() bool { return j.Status == JobQueued || j.Status == JobRunning }
+func (j *Job) active() bool { return j.Status == Queued || j.Status == Running }
 
 // Errors of the job store; toAPIError maps them to statuses.
 var (
-	// ErrJobNotFound is returned for a missing job and for another user's
+	// ErrNotFound is returned for a missing job and for another user's
 	// job alike, so that ids cannot be probed.
-	ErrJobNotFound = errors.New("job not found")
+	ErrNotFound = errors.New("job not found")
 	// ErrTooManyJobs is returned by Submit when the owner already has the
 	// maximum number of queued and running jobs.
 	ErrTooManyJobs = errors.New("too many export jobs")
-	// ErrJobExpired is returned for the file of a job whose link expired.
-	ErrJobExpired = errors.New("export file expired")
-	// ErrJobNotReady is returned for the file of a job that is not done.
-	ErrJobNotReady = errors.New("export file not ready")
+	// ErrExpired is returned for the file of a job whose link expired.
+	ErrExpired = errors.New("export file expired")
+	// ErrNotReady is returned for the file of a job that is not done.
+	ErrNotReady = errors.New("export file not ready")
 )
 
 var (
@@ -137,7 +138,7 @@ func openJobStore(path string) (*jobStore, []string, error) {
 			if err := json.Unmarshal(v, &j); err != nil {
 				return err
 			}
-			if j.Status == JobRunning {
+			if j.Status == Running {
 				interrupted = append(interrupted, j)
 			}
 			return nil
@@ -146,7 +147,7 @@ func openJobStore(path string) (*jobStore, []string, error) {
 			return err
 		}
 		for _, j := range interrupted {
-			j.Status = JobQueued
+			j.Status = Queued
 			if err := putJob(tx, &j); err != nil {
 				return err
 			}
@@ -196,7 +197,7 @@ func putJob(tx *bolt.Tx, j *Job) error {
 		return err
 	}
 	q := tx.Bucket(queueBucket)
-	if j.Status == JobQueued {
+	if j.Status == Queued {
 		return q.Put(queueKey(j), []byte(j.ID))
 	}
 	return q.Delete(queueKey(j))
@@ -205,7 +206,7 @@ func putJob(tx *bolt.Tx, j *Job) error {
 func getJob(tx *bolt.Tx, id string) (*Job, error) {
 	v := tx.Bucket(jobsBucket).Get([]byte(id))
 	if v == nil {
-		return nil, ErrJobNotFound
+		return nil, ErrNotFound
 	}
 	var j Job
 	if err := json.Unmarshal(v, &j); err != nil {
@@ -275,13 +276,13 @@ func (s *jobStore) claim(now time.Time) (*Job, error) {
 		}
 		var err error
 		if j, err = getJob(tx, string(id)); err != nil {
-			if errors.Is(err, ErrJobNotFound) {
+			if errors.Is(err, ErrNotFound) {
 				// A stale index entry: drop it rather than wedge the queue.
 				return tx.Bucket(queueBucket).Delete(bytes.Clone(k))
 			}
 			return err
 		}
-		j.Status = JobRunning
+		j.Status = Running
 		j.StartedAt = now
 		j.Runs++
 		return putJob(tx, j)

@@ -1,4 +1,7 @@
-package export
+// Package auth verifies and mints the bearer tokens of the API (SPEC §7):
+// JWTs whose algorithm is pinned by the configured key. It knows nothing of
+// HTTP routing and must not import Echo, so `worklog token` links only this.
+package auth
 
 import (
 	"crypto/ecdsa"

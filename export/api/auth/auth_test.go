@@ -1,4 +1,4 @@
-package export
+package auth
 
 import (
 	"crypto/ecdsa"
@@ -169,13 +169,4 @@ func TestBearerToken(t *testing.T) {
 			t.Errorf("BearerToken(%q) = %q, %v", tc.in, tok, ok)
 		}
 	}
-}
-
-// signClaims signs arbitrary claims with HS256, adding an exp an hour ahead.
-func signClaims(secret []byte, claims map[string]any) (string, error) {
-	mc := jwt.MapClaims{"exp": time.Now().Add(time.Hour).Unix()}
-	for k, v := range claims {
-		mc[k] = v
-	}
-	return jwt.NewWithClaims(jwt.SigningMethodHS256, mc).SignedString(secret)
 }

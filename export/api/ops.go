@@ -1,4 +1,4 @@
-package export
+package api
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"worklog/data"
+	"worklog/export"
+	"worklog/export/jobs"
 	"worklog/privacy"
 	"worklog/query"
 
@@ -122,7 +124,7 @@ func (s *Server) refreshJobGauge() {
 		return
 	}
 	for _, st := range JobStates {
-		s.metrics.Jobs.WithLabelValues(st).Set(float64(counts[JobStatus(st)]))
+		s.metrics.Jobs.WithLabelValues(st).Set(float64(counts[jobs.Status(st)]))
 	}
 }
 
@@ -266,7 +268,7 @@ func withOpsDefaults(cfg Config) Config {
 // planOptions are the query options of a request: the policy's field rules
 // and the server's bounds on filters.
 func (s *Server) planOptions(pol *privacy.Policy) query.Options {
-	opts := PlanOptions(pol, s.cfg.DefaultFormat)
+	opts := export.PlanOptions(pol, s.cfg.DefaultFormat)
 	opts.MaxFilters, opts.MaxValues = s.cfg.MaxFilters, s.cfg.MaxValues
 	return opts
 }

@@ -1,4 +1,12 @@
-package export
+// Package api is the HTTP API of worklog (SPEC §4, §5, §7, §8): the Echo
+// server, bearer-token authentication, the handlers for exports, jobs and
+// ingest, the OpenAPI document, health and Prometheus metrics.
+//
+// It is the only package that imports Echo. It turns requests into query
+// plans, runs them through export's pipeline, hands large exports to jobs,
+// and maps typed errors to statuses in one place (errors.go). Nothing below
+// it (export, jobs, query, privacy, ingest, data) knows about HTTP.
+package api
 
 import (
 	"compress/gzip"
@@ -15,6 +23,9 @@ import (
 	"time"
 
 	"worklog/data"
+	"worklog/export"
+	"worklog/export/api/auth"
+	"worklog/export/jobs"
 	"worklog/privacy"
 	"worklog/query"
 
@@ -30,13 +41,13 @@ const ExportPath = APIBase + "/export/reporting_worklog"
 // Config is everything the server needs; main.go builds it from flags.
 type Config struct {
 	// Verifier checks bearer tokens.
-	Verifier *Verifier
+	Verifier *auth.Verifier
 	// PrivacyLevel is the server's reportingPrivacyLevel; tokens can only raise it.
 	PrivacyLevel privacy.Level
 	// PseudonymKey keys the name pseudonyms.
 	PseudonymKey []byte
 	// DefaultFormat is used when a request names none.
-	DefaultFormat Format
+	DefaultFormat export.Format
 	// SyncLimitXLSX and SyncLimitRows are the largest exports (no limit
 	// parameter) answered synchronously, for XLSX and for CSV/JSON.
 	SyncLimitXLSX, SyncLimitRows int64
@@ -46,7 +57,7 @@ type Config struct {
 	Logger *slog.Logger
 	// Jobs runs the exports above the synchronous limits in the background;
 	// it belongs to the caller. Nil refuses them with 503.
-	Jobs *Jobs
+	Jobs *jobs.Runner
 
 	// Store receives HTTP ingests; nil leaves the ingest route unregistered.
 	Store *data.Store
@@ -134,7 +145,7 @@ const claimsKey ctxKey = iota
 // authenticate checks the bearer token and stores its claims in the context.
 func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		tok, ok := BearerToken(c.Request().Header.Get(echo.HeaderAuthorization))
+		tok, ok := auth.BearerToken(c.Request().Header.Get(echo.HeaderAuthorization))
 		if !ok {
 			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="worklog"`)
 			return newAPIError(http.StatusUnauthorized, "unauthorized", "missing bearer token")
@@ -151,14 +162,14 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-func claimsOf(c echo.Context) *Claims {
-	cl, _ := c.Request().Context().Value(claimsKey).(*Claims)
+func claimsOf(c echo.Context) *auth.Claims {
+	cl, _ := c.Request().Context().Value(claimsKey).(*auth.Claims)
 	return cl
 }
 
 // policyFor returns the privacy policy of a request: the server's level,
 // raised (never lowered) by the token's claim, and the token's permissions.
-func (s *Server) policyFor(cl *Claims) (*privacy.Policy, error) {
+func (s *Server) policyFor(cl *auth.Claims) (*privacy.Policy, error) {
 	level, err := privacy.Stricter(s.cfg.PrivacyLevel, cl.PrivacyLevel)
 	if err != nil {
 		return nil, &APIError{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "token claim reportingPrivacyLevel: " + err.Error()}
@@ -166,18 +177,8 @@ func (s *Server) policyFor(cl *Claims) (*privacy.Policy, error) {
 	return privacy.NewPolicy(level, cl.Permissions, s.cfg.PseudonymKey)
 }
 
-// PlanOptions returns the query options for a policy: which fields may be
-// filtered and ordered on, and whether dates count by day.
-func PlanOptions(pol *privacy.Policy, defaultFormat Format) query.Options {
-	return query.Options{
-		DefaultFormat:    string(defaultFormat),
-		FieldAllowed:     pol.FieldAllowed,
-		DayPrecisionDate: pol.DayPrecisionDate(),
-	}
-}
-
 // syncLimit is the largest export of format f answered synchronously.
-func (s *Server) syncLimit(f Format) int64 {
+func (s *Server) syncLimit(f export.Format) int64 {
 	if f == "xlsx" {
 		return s.cfg.SyncLimitXLSX
 	}
@@ -195,7 +196,7 @@ func (s *Server) handleExport(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	format, err := ParseFormat(plan.Format)
+	format, err := export.ParseFormat(plan.Format)
 	if err != nil {
 		return &APIError{Status: http.StatusBadRequest, Code: "invalid_parameter", Message: err.Error(), Param: "format"}
 	}
@@ -244,10 +245,10 @@ func (s *Server) handleExport(c echo.Context) error {
 		}
 		return rc.Flush()
 	}
-	req := Request{Engine: s.engine, Snapshot: snap, Plan: plan, Policy: pol, Format: format,
-		Options: EncoderOptions{CSVFormulaGuard: s.cfg.CSVFormulaGuard}}
+	req := export.Request{Engine: s.engine, Snapshot: snap, Plan: plan, Policy: pol, Format: format,
+		Options: export.EncoderOptions{CSVFormulaGuard: s.cfg.CSVFormulaGuard}}
 	runStart := time.Now()
-	rows, err := Run(ctx, req, w, flush)
+	rows, err := export.Run(ctx, req, w, flush)
 	s.metrics.QueryDuration.WithLabelValues("export").Observe(time.Since(runStart).Seconds())
 	s.metrics.RowsExported.WithLabelValues(string(format)).Add(float64(rows))
 	if err != nil && !c.Response().Committed {

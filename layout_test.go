@@ -1,0 +1,52 @@
+package main
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// goList runs `go list` with the project's build tag.
+func goList(t *testing.T, args ...string) []string {
+	t.Helper()
+	out, err := exec.Command("go", append([]string{"list", "-tags", "duckdb_arrow"}, args...)...).Output()
+	if err != nil {
+		t.Fatalf("go list %v: %v", args, err)
+	}
+	return strings.Fields(string(out))
+}
+
+// TestLayout keeps the package borders of SPEC §2: the export pipeline and
+// its encoders link no HTTP server, job store or mail library, and exactly
+// one package imports Echo.
+func TestLayout(t *testing.T) {
+	forbidden := []string{"github.com/labstack/echo", "go.etcd.io/bbolt", "github.com/wneessen/go-mail"}
+	for _, pkg := range []string{"worklog/export", "worklog/query", "worklog/privacy", "worklog/data", "worklog/ingest"} {
+		for _, dep := range goList(t, "-deps", pkg) {
+			for _, f := range forbidden {
+				if dep == f || strings.HasPrefix(dep, f+"/") {
+					t.Errorf("%s depends on %s", pkg, dep)
+				}
+			}
+		}
+		// Libraries below may use net/http themselves; our own code must not.
+		for _, imp := range goList(t, "-f", `{{join .Imports " "}}`, pkg) {
+			if imp == "net/http" || strings.HasPrefix(imp, "net/http/") {
+				t.Errorf("%s imports %s", pkg, imp)
+			}
+		}
+	}
+	var echoImporters []string
+	for _, line := range goList(t, "-f", "{{.ImportPath}}:{{join .Imports \",\"}}", "./...") {
+		pkg, imports, _ := strings.Cut(line, ":")
+		for _, imp := range strings.Split(imports, ",") {
+			if strings.HasPrefix(imp, "github.com/labstack/echo") {
+				echoImporters = append(echoImporters, pkg)
+				break
+			}
+		}
+	}
+	if len(echoImporters) != 1 || echoImporters[0] != "worklog/export/api" {
+		t.Errorf("packages importing Echo: %v, want only worklog/export/api", echoImporters)
+	}
+}
