@@ -18,9 +18,9 @@
 // Commits. A writer takes the lock (Store.Begin), writes each new part under
 // a temporary name "<name>.parquet.tmp" in its month directory (Txn.NewPart),
 // and calls Txn.Commit, which fsyncs every part, renames it to its final name,
-// fsyncs the month directories, and then writes the new manifest as
-// _manifest.json.tmp, fsyncs it, renames it over _manifest.json and fsyncs
-// the store directory. That last rename is the single commit point: an
+// fsyncs the month directories, and then replaces _manifest.json with the
+// new manifest through internal/fsutil (temporary file, fsync, rename, fsync
+// of the store directory). That last rename is the single commit point: an
 // ingest touching many months becomes visible all at once or not at all.
 // Part names carry the generation and a random suffix, so a commit never
 // overwrites a file that a reader of an older snapshot may be reading.
@@ -60,15 +60,21 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofrs/flock"
 	"github.com/parquet-go/parquet-go"
+
+	"worklog/internal/fsutil"
 )
 
 // ErrLocked is returned by Store.Begin without wait when another writer
 // holds the store's lock.
 var ErrLocked = errors.New("store is locked by another writer")
+
+// ErrClosed is returned by Store.Snapshot and Store.Begin after Store.Close.
+var ErrClosed = errors.New("store is closed")
 
 // DefaultRetireGrace is how long replaced files survive a commit when
 // StoreOptions.RetireGrace is zero.
@@ -107,6 +113,15 @@ type Store struct {
 	dataDir string
 	dir     string
 	grace   time.Duration
+	closed  atomic.Bool
+
+	// now is the clock that dates retirements and decides when their
+	// grace has passed; time.Now outside tests.
+	now func() time.Time
+	// lockBusy, when set, is called each time a waiting Begin finds the
+	// lock held, before it waits to try again; tests use it to see that
+	// Begin waits.
+	lockBusy func()
 }
 
 // manifest is the on-disk form of _manifest.json. Paths are relative to the
@@ -136,7 +151,7 @@ func Open(dataDir string, opts StoreOptions) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("resolve data dir: %w", err)
 	}
-	s := &Store{dataDir: abs, dir: filepath.Join(abs, storeDirName), grace: opts.RetireGrace}
+	s := &Store{dataDir: abs, dir: filepath.Join(abs, storeDirName), grace: opts.RetireGrace, now: time.Now}
 	if s.grace == 0 {
 		s.grace = DefaultRetireGrace
 	}
@@ -167,13 +182,22 @@ func (s *Store) DataDir() string { return s.dataDir }
 // Dir is the absolute store directory, <data>/worklog.
 func (s *Store) Dir() string { return s.dir }
 
-// Close releases the store. It holds no resources between calls today; it
-// exists so callers need not change when it does.
-func (s *Store) Close() error { return nil }
+// Close ends the use of the store: later calls of Snapshot and Begin fail
+// with ErrClosed. Transactions begun before go on (they must still be
+// committed or rolled back) and snapshots taken before stay readable, since
+// the store holds no open file between calls. Close is idempotent and
+// returns nil.
+func (s *Store) Close() error {
+	s.closed.Store(true)
+	return nil
+}
 
 // Snapshot returns the last committed state. It reads the manifest, which is
 // small, so it may be called per request.
 func (s *Store) Snapshot() (Snapshot, error) {
+	if s.closed.Load() {
+		return Snapshot{}, fmt.Errorf("snapshot: %w", ErrClosed)
+	}
 	m, err := s.readManifest()
 	if err != nil {
 		return Snapshot{}, err
@@ -222,25 +246,15 @@ func (s *Store) readManifest() (manifest, error) {
 	return m, nil
 }
 
-// writeManifest atomically replaces the manifest: temp file, fsync, rename,
-// fsync of the store directory.
+// writeManifest atomically replaces the manifest (fsutil.WriteFile:
+// temporary file, fsync, rename, fsync of the store directory).
 func (s *Store) writeManifest(m manifest) error {
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode manifest: %w", err)
 	}
-	final := filepath.Join(s.dir, manifestName)
-	tmp := final + tmpSuffix
-	if err := writeFileSync(tmp, append(b, '\n')); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write manifest: %w", err)
-	}
-	if err := os.Rename(tmp, final); err != nil {
-		os.Remove(tmp)
+	if err := fsutil.WriteFile(filepath.Join(s.dir, manifestName), append(b, '\n'), 0o644); err != nil {
 		return fmt.Errorf("install manifest: %w", err)
-	}
-	if err := syncDir(s.dir); err != nil {
-		return fmt.Errorf("sync store dir: %w", err)
 	}
 	return nil
 }
@@ -254,12 +268,14 @@ func (s *Store) sweep(m manifest) error {
 	for _, f := range m.Files {
 		keep[f.Path] = true
 	}
-	now := time.Now()
+	now := s.now()
 	for _, r := range m.Retired {
 		if now.Sub(r.At) < s.grace {
 			keep[r.Path] = true
 		}
 	}
+	// A manifest's temporary file as worklog named it before fsutil; the
+	// loop below removes fsutil's temporary files.
 	os.Remove(filepath.Join(s.dir, manifestName+tmpSuffix))
 	entries, err := os.ReadDir(s.dir)
 	if err != nil {
@@ -267,6 +283,12 @@ func (s *Store) sweep(m manifest) error {
 	}
 	var errs []error
 	for _, e := range entries {
+		if !e.IsDir() && fsutil.IsTemp(e.Name()) {
+			if err := os.Remove(filepath.Join(s.dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, fmt.Errorf("remove leftover %s: %w", e.Name(), err))
+			}
+			continue
+		}
 		if !e.IsDir() || !strings.HasPrefix(e.Name(), monthDirPrefix) {
 			continue
 		}
@@ -320,16 +342,23 @@ type txnPart struct {
 	tmp   string
 }
 
+// lockRetry is how long a waiting Begin waits before it tries a held lock
+// again.
+const lockRetry = 50 * time.Millisecond
+
 // Begin starts a write transaction. Only one writer holds a store at a time,
 // across processes. With wait false, Begin returns ErrLocked at once when
 // another writer holds the lock; with wait true it polls until the lock is
 // free or ctx is done. Begin sweeps a crashed writer's leftovers.
 func (s *Store) Begin(ctx context.Context, wait bool) (*Txn, error) {
+	if s.closed.Load() {
+		return nil, fmt.Errorf("begin: %w", ErrClosed)
+	}
 	lock := flock.New(filepath.Join(s.dir, lockName))
 	var ok bool
 	var err error
 	if wait {
-		ok, err = lock.TryLockContext(ctx, 50*time.Millisecond)
+		ok, err = s.waitLock(ctx, lock)
 	} else {
 		ok, err = lock.TryLock()
 	}
@@ -351,6 +380,29 @@ func (s *Store) Begin(ctx context.Context, wait bool) (*Txn, error) {
 		return nil, err
 	}
 	return &Txn{s: s, lock: lock, base: m, replace: map[string]bool{}}, nil
+}
+
+// waitLock takes lock, trying again every lockRetry until it is free or ctx
+// is done (flock's TryLockContext, with the lockBusy hook).
+func (s *Store) waitLock(ctx context.Context, lock *flock.Flock) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	for {
+		if ok, err := lock.TryLock(); ok || err != nil {
+			return ok, err
+		}
+		if s.lockBusy != nil {
+			s.lockBusy()
+		}
+		retry := time.NewTimer(lockRetry)
+		select {
+		case <-ctx.Done():
+			retry.Stop()
+			return false, ctx.Err()
+		case <-retry.C:
+		}
+	}
 }
 
 // Base is the committed state when the transaction began. No other writer
@@ -413,7 +465,7 @@ func (t *Txn) Commit() (snap Snapshot, err error) {
 			t.rollbackLocked()
 		}
 	}()
-	now := time.Now().UTC()
+	now := t.s.now().UTC()
 	next := manifest{Format: manifestFormat, Generation: t.base.Generation + 1}
 	var retired []retiredFile
 	for _, f := range t.base.Files {
@@ -446,7 +498,7 @@ func (t *Txn) Commit() (snap Snapshot, err error) {
 		dirs[filepath.Dir(final)] = true
 	}
 	for d := range dirs {
-		if err := syncDir(d); err != nil {
+		if err := fsutil.SyncDir(d); err != nil {
 			return Snapshot{}, fmt.Errorf("sync partition dir: %w", err)
 		}
 	}
@@ -543,30 +595,4 @@ func syncAndCount(path string) (int64, error) {
 		return 0, fmt.Errorf("read parquet footer: %w", err)
 	}
 	return pf.NumRows(), nil
-}
-
-func writeFileSync(path string, b []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-// syncDir fsyncs a directory so that renames and creations in it are durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

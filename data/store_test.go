@@ -137,18 +137,29 @@ func TestCommitReplaceAndRetire(t *testing.T) {
 }
 
 func TestRetiredFilesDeletedAfterGrace(t *testing.T) {
-	s, err := Open(t.TempDir(), StoreOptions{RetireGrace: time.Millisecond})
+	s, err := Open(t.TempDir(), StoreOptions{RetireGrace: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
+	clock := time.Date(2024, 6, 1, 12, 0, 0, 0, time.UTC)
+	s.now = func() time.Time { return clock }
 	first := commitParts(t, s, nil, map[string]int{"2024-01": 5})
 	commitParts(t, s, []string{"2024-01"}, map[string]int{"2024-01": 6})
-	time.Sleep(10 * time.Millisecond)
-	txn, err := s.Begin(context.Background(), false) // sweeps
-	if err != nil {
-		t.Fatal(err)
+	sweep := func() {
+		t.Helper()
+		txn, err := s.Begin(context.Background(), false) // sweeps
+		if err != nil {
+			t.Fatal(err)
+		}
+		txn.Rollback()
 	}
-	txn.Rollback()
+	clock = clock.Add(time.Minute - time.Second)
+	sweep()
+	if _, err := os.Stat(first.Files[0].Path); err != nil {
+		t.Errorf("retired file gone within its grace: %v", err)
+	}
+	clock = clock.Add(time.Second)
+	sweep()
 	if _, err := os.Stat(first.Files[0].Path); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("retired file still there: %v", err)
 	}
@@ -169,29 +180,97 @@ func TestLock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer txn.Rollback()
 	other, _ := Open(filepath.Dir(s.Dir()), StoreOptions{}) // a second opener, as another process would
 	if _, err := other.Begin(context.Background(), false); !errors.Is(err, ErrLocked) {
 		t.Errorf("Begin without wait = %v, want ErrLocked", err)
 	}
+
+	// A waiting Begin whose context ends while the lock is held returns the
+	// context's error; it found the lock held at least once.
+	busy := 0
+	other.lockBusy = func() { busy++ }
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	if _, err := other.Begin(ctx, true); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Begin with wait = %v, want deadline exceeded", err)
 	}
-	done := make(chan error, 1)
+	if busy == 0 {
+		t.Error("Begin with wait never found the lock held")
+	}
+
+	// A waiting Begin is blocked while the first writer holds the lock and
+	// goes on once it has committed: it begins on the committed state.
+	blocked := make(chan struct{}, 1)
+	other.lockBusy = func() {
+		select {
+		case blocked <- struct{}{}:
+		default:
+		}
+	}
+	type began struct {
+		gen uint64
+		err error
+	}
+	done := make(chan began, 1)
 	go func() {
 		t2, err := other.Begin(context.Background(), true)
-		if err == nil {
-			err = t2.Rollback()
+		if err != nil {
+			done <- began{err: err}
+			return
 		}
-		done <- err
+		done <- began{t2.Base().Generation, t2.Rollback()}
 	}()
-	time.Sleep(50 * time.Millisecond)
-	if err := txn.Rollback(); err != nil {
+	select {
+	case <-blocked:
+	case b := <-done:
+		t.Fatalf("waiting Begin returned while the lock was held: %+v", b)
+	}
+	select {
+	case b := <-done:
+		t.Fatalf("waiting Begin returned while the lock was held: %+v", b)
+	default:
+	}
+	p, err := txn.NewPart("2024-01")
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := <-done; err != nil {
-		t.Errorf("waiting Begin after release: %v", err)
+	writePart(t, p, 3)
+	if _, err := txn.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	b := <-done
+	if b.err != nil {
+		t.Errorf("waiting Begin after the commit: %v", b.err)
+	}
+	if b.gen != 1 {
+		t.Errorf("waiting Begin began on generation %d, want 1 (the first writer's commit)", b.gen)
+	}
+}
+
+func TestClose(t *testing.T) {
+	s, _ := Open(t.TempDir(), StoreOptions{})
+	txn, err := s.Begin(context.Background(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if _, err := s.Snapshot(); !errors.Is(err, ErrClosed) {
+		t.Errorf("Snapshot after Close = %v, want ErrClosed", err)
+	}
+	if _, err := s.Begin(context.Background(), true); !errors.Is(err, ErrClosed) {
+		t.Errorf("Begin after Close = %v, want ErrClosed", err)
+	}
+	// A transaction begun before Close still commits.
+	p, _ := txn.NewPart("2024-01")
+	writePart(t, p, 2)
+	if snap, err := txn.Commit(); err != nil || snap.Rows() != 2 {
+		t.Errorf("Commit after Close = %v rows, %v", snap.Rows(), err)
 	}
 }
 
@@ -225,7 +304,8 @@ func TestOpenSweepsCrashLeftovers(t *testing.T) {
 		"month=2024-01/part-00000002-aaaaaaaaaaaa.parquet.tmp", // written, not renamed
 		"month=2024-01/part-00000002-bbbbbbbbbbbb.parquet",     // renamed, manifest not swapped
 		"month=2024-07/part-00000002-cccccccccccc.parquet",     // a month that never committed
-		"_manifest.json.tmp",
+		"_manifest.json.tmp",       // a manifest write of before fsutil
+		"._manifest.json.1234.tmp", // a manifest write through fsutil
 	}
 	for _, l := range leftovers {
 		p := filepath.Join(s.Dir(), filepath.FromSlash(l))
