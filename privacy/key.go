@@ -9,7 +9,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
+
+	"worklog/internal/fsutil"
 )
 
 // MinKeyLen is the shortest pseudonym key accepted, in bytes.
@@ -28,10 +29,10 @@ const KeyFile = "pseudonym.key"
 // rule as the setting, so moving the file's content into the setting keeps
 // every pseudonym.
 //
-// Creation is atomic: the key is written to a temporary file, synced, and
-// hard-linked to its name, which fails if another process created it first;
-// the loser then reads the winner's key, so concurrent creators end up with
-// one key.
+// Creation is atomic (fsutil.WriteNew): the key is written to a temporary
+// file, synced, and hard-linked to its name, which fails if another process
+// created it first; the loser then reads the winner's key, so concurrent
+// creators end up with one key.
 func LoadOrCreateKey(dataDir, setting string) ([]byte, error) {
 	if setting != "" {
 		if len(setting) < MinKeyLen {
@@ -62,7 +63,7 @@ func readKey(path string) ([]byte, error) {
 
 // createKey writes a new random key to path unless a key appears there
 // first, and returns the key stored at path.
-func createKey(dataDir, path string) (key []byte, err error) {
+func createKey(dataDir, path string) ([]byte, error) {
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("create pseudonym key: %w", err)
 	}
@@ -71,56 +72,15 @@ func createKey(dataDir, path string) (key []byte, err error) {
 		return nil, fmt.Errorf("create pseudonym key: %w", err)
 	}
 	text := []byte(hex.EncodeToString(raw))
-
-	// CreateTemp opens the file with mode 0600, so the key is never readable
-	// by others, not even for a moment.
-	f, err := os.CreateTemp(dataDir, "."+KeyFile+".*.tmp")
-	if err != nil {
-		return nil, fmt.Errorf("create pseudonym key: %w", err)
-	}
-	tmp := f.Name()
-	// The temporary name goes in every case: after the link the key lives
-	// under its own name.
-	defer func() {
-		if rmErr := os.Remove(tmp); rmErr != nil && !errors.Is(rmErr, fs.ErrNotExist) && err == nil {
-			err = fmt.Errorf("create pseudonym key: remove temporary file: %w", rmErr)
-		}
-	}()
-	_, err = f.Write(append(text, '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return nil, fmt.Errorf("create pseudonym key: write %s: %w", tmp, err)
-	}
-
-	// A link, unlike a rename, never replaces an existing file: of several
-	// concurrent creators exactly one wins, and the others read its key.
-	if err := os.Link(tmp, path); err != nil {
+	// WriteNew never replaces a file: of several concurrent creators
+	// exactly one wins, and the others read its key. Its temporary file has
+	// mode 0600 from the start, so the key is never readable by others, not
+	// even for a moment.
+	if err := fsutil.WriteNew(path, append(text, '\n'), 0o600); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return readKey(path)
 		}
 		return nil, fmt.Errorf("create pseudonym key: %w", err)
 	}
-	if err := syncDir(dataDir); err != nil {
-		return nil, fmt.Errorf("create pseudonym key: %w", err)
-	}
 	return text, nil
-}
-
-// syncDir makes a new directory entry durable. Windows cannot sync a
-// directory handle and commits directory entries itself.
-func syncDir(dir string) error {
-	if runtime.GOOS == "windows" {
-		return nil
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	return errors.Join(err, d.Close())
 }

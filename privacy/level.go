@@ -5,7 +5,10 @@
 // (data.Field.Privacy); this package holds no list of field names. A Policy
 // answers two questions for one request: which fields may be filtered and
 // ordered on (FieldAllowed), and what each record batch looks like to the
-// user (Schema, Transform).
+// user (Schema, Transform). It also owns the pseudonym key (key.go).
+//
+// It imports data (the catalogue), internal/fsutil (the key file) and Arrow;
+// never query, ingest, export, DuckDB or anything of HTTP.
 package privacy
 
 import (
