@@ -1,14 +1,11 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -16,6 +13,7 @@ import (
 
 	"worklog/data"
 	"worklog/ingest"
+	"worklog/internal/fsutil"
 )
 
 // runIngest runs 'worklog ingest': it loads dumps into the store, prints the
@@ -73,12 +71,12 @@ func runIngest(ctx context.Context, args []string) error {
 	defer store.Close()
 
 	opts := ingest.Options{OnError: mode}
-	var rejects *atomicFile
+	var rejects *fsutil.File
 	if *rejectsPath != "" {
-		if rejects, err = createAtomic(*rejectsPath); err != nil {
+		if rejects, err = fsutil.Create(*rejectsPath, 0o644); err != nil {
 			return fmt.Errorf("ingest: rejects file: %w", err)
 		}
-		defer rejects.abort()
+		defer rejects.Abort()
 		opts.Rejects = rejects
 	}
 	bar := newProgress(total, "ingesting")
@@ -90,7 +88,7 @@ func runIngest(ctx context.Context, args []string) error {
 
 // reportIngest prints the outcome of an ingest and turns it into the
 // command's error: the first record errors and exit code 1 under fail.
-func reportIngest(sum ingest.Summary, err error, many bool, rejects *atomicFile) error {
+func reportIngest(sum ingest.Summary, err error, many bool, rejects *fsutil.File) error {
 	var ve *ingest.ValidationError
 	if errors.As(err, &ve) {
 		for _, e := range ve.Errors {
@@ -110,7 +108,7 @@ func reportIngest(sum ingest.Summary, err error, many bool, rejects *atomicFile)
 		return fmt.Errorf("ingest: %w", err)
 	}
 	if rejects != nil {
-		if err := rejects.commit(); err != nil {
+		if err := rejects.Commit(); err != nil {
 			return fmt.Errorf("ingest: rejects file: %w", err)
 		}
 	}
@@ -152,50 +150,5 @@ func (p *progress) finish() {
 	if p.bar != nil {
 		p.bar.Finish()
 		p.bar.Clear()
-	}
-}
-
-// atomicFile is written under a temporary name beside its target and
-// renamed into place by commit, so readers never see a partial file.
-type atomicFile struct {
-	f    *os.File
-	w    *bufio.Writer
-	path string
-	done bool
-}
-
-var _ io.Writer = (*atomicFile)(nil)
-
-func createAtomic(path string) (*atomicFile, error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return nil, err
-	}
-	return &atomicFile{f: f, w: bufio.NewWriterSize(f, 64<<10), path: path}, nil
-}
-
-func (a *atomicFile) Write(p []byte) (int, error) { return a.w.Write(p) }
-
-func (a *atomicFile) commit() error {
-	err := errors.Join(a.w.Flush(), a.f.Sync(), a.f.Chmod(0o644))
-	if cerr := a.f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(a.f.Name(), a.path)
-	}
-	if err != nil {
-		os.Remove(a.f.Name())
-		return err
-	}
-	a.done = true
-	return nil
-}
-
-// abort removes the temporary file unless commit succeeded.
-func (a *atomicFile) abort() {
-	if !a.done {
-		a.f.Close()
-		os.Remove(a.f.Name())
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"worklog/export/jobs"
 	"worklog/ingest"
 	"worklog/ingest/demo"
+	"worklog/internal/fsutil"
 	"worklog/privacy"
 	"worklog/query"
 )
@@ -348,12 +349,12 @@ func demoSecret(dataDir string) ([]byte, error) {
 		return nil, err
 	}
 	secret := []byte(hex.EncodeToString(b[:]))
-	path := filepath.Join(dataDir, demoSecretFile)
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, secret, 0o600); err != nil {
-		return nil, fmt.Errorf("write demo secret: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	// Created once, durably; of two servers starting at once, the second
+	// reads the first one's secret.
+	if err := fsutil.WriteNew(filepath.Join(dataDir, demoSecretFile), secret, 0o600); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return readDemoSecret(dataDir)
+		}
 		return nil, fmt.Errorf("write demo secret: %w", err)
 	}
 	return secret, nil

@@ -1,13 +1,13 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -21,6 +21,7 @@ import (
 	"worklog/export/api"
 	"worklog/export/api/auth"
 	"worklog/ingest/demo"
+	"worklog/internal/fsutil"
 )
 
 // exportRows is P1's export size: the synchronous limit of CSV and JSON.
@@ -147,24 +148,10 @@ func (b *bench) dump(ctx context.Context, rows int) (string, error) {
 	}
 	b.logf("generating %d events into %s", rows, path)
 	start := time.Now()
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
+	err := fsutil.WriteAtomic(path, 0o644, func(w io.Writer) error {
+		return demo.Generate(ctx, w, demo.Options{Rows: rows, Seed: 1})
+	})
 	if err != nil {
-		return "", err
-	}
-	w := bufio.NewWriterSize(f, 1<<20)
-	err = demo.Generate(ctx, w, demo.Options{Rows: rows, Seed: 1})
-	if err == nil {
-		err = w.Flush()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
 		return "", fmt.Errorf("generate dump: %w", err)
 	}
 	fi, _ := os.Stat(path)
