@@ -249,9 +249,3 @@ func (f Field) AllowsEnum(v string) bool {
 	}
 	return false
 }
-
-// TimestampLayout is the wall-clock layout of date-time values in every format.
-const TimestampLayout = "2006-01-02 15:04:05"
-
-// DateLayout is the layout of a date without time.
-const DateLayout = "2006-01-02"

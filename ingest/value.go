@@ -384,56 +384,18 @@ func (a *arena) alloc(n int) []byte {
 	return a.block[start : start : start+n]
 }
 
-// timeLayouts are the accepted date-time forms, tried in order.
-var timeLayouts = []string{data.TimestampLayout, time.RFC3339Nano, "2006-01-02T15:04:05", data.DateLayout}
-
-// parseTime parses a date-time into microseconds since the Unix epoch of its
-// naive wall time. RFC 3339 values with an offset are converted to UTC wall
-// time (SPEC §4).
+// parseTime parses a date-time (data.ParseDateTime: the forms of SPEC §4,
+// RFC 3339 with an offset converted to UTC wall time) into microseconds
+// since the Unix epoch of its naive wall time.
 func parseTime(s string) (int64, bool) {
-	if t, ok := parseWallTime(s); ok {
-		return t, true
+	t, ok := data.ParseDateTime(s)
+	if !ok {
+		return 0, false
 	}
-	for _, l := range timeLayouts {
-		t, err := time.Parse(l, s)
-		if err == nil {
-			return t.UTC().UnixMicro(), true
-		}
-	}
-	return 0, false
+	return t.UnixMicro(), true
 }
 
 // monthOf is the partition of a timestamp value.
 func monthOf(micros int64) string {
 	return time.UnixMicro(micros).UTC().Format("2006-01")
-}
-
-// parseWallTime is the fast path of parseTime for the common form
-// "YYYY-MM-DD HH:MM:SS". It accepts only what time.Parse with
-// data.TimestampLayout accepts, and leaves anything else (including the
-// errors) to time.Parse.
-func parseWallTime(s string) (int64, bool) {
-	if len(s) != len(data.TimestampLayout) || s[4] != '-' || s[7] != '-' || s[10] != ' ' || s[13] != ':' || s[16] != ':' {
-		return 0, false
-	}
-	num := func(i, n int) int {
-		v := 0
-		for _, c := range []byte(s[i : i+n]) {
-			if c < '0' || c > '9' {
-				return -1
-			}
-			v = v*10 + int(c-'0')
-		}
-		return v
-	}
-	y, mo, d, h, mi, sec := num(0, 4), num(5, 2), num(8, 2), num(11, 2), num(14, 2), num(17, 2)
-	if y < 0 || mo < 1 || mo > 12 || d < 1 || d > 28 && d > daysIn(time.Month(mo), y) || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 59 {
-		return 0, false
-	}
-	return time.Date(y, time.Month(mo), d, h, mi, sec, 0, time.UTC).UnixMicro(), true
-}
-
-// daysIn is the number of days of month m in year y.
-func daysIn(m time.Month, y int) int {
-	return time.Date(y, m+1, 0, 0, 0, 0, 0, time.UTC).Day()
 }

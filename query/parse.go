@@ -509,21 +509,13 @@ func convertOperand(f data.Field, cmp, text string, dayOnly bool) (any, error) {
 	return text, nil
 }
 
-// timeLayouts are the accepted date-time operands, besides RFC 3339.
-var timeLayouts = []string{data.DateLayout, data.TimestampLayout, "2006-01-02T15:04:05", "2006-01-02 15:04:05.999999999", "2006-01-02T15:04:05.999999999"}
-
-// parseTime reads YYYY-MM-DD, YYYY-MM-DD HH:MM:SS (also with a T and
-// fractional seconds) as wall-clock time, and RFC 3339 with a zone as that
-// instant's UTC wall time.
+// parseTime reads a date-time operand, surrounding white space ignored, in
+// the forms data.ParseDateTime accepts: YYYY-MM-DD, YYYY-MM-DD HH:MM:SS
+// (also with a T and fractional seconds) as wall-clock time, and RFC 3339
+// with a zone as that instant's UTC wall time.
 func parseTime(text string) (time.Time, error) {
-	s := strings.TrimSpace(text)
-	for _, l := range timeLayouts {
-		if t, err := time.Parse(l, s); err == nil {
-			return t, nil
-		}
-	}
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t.UTC(), nil
+	if t, ok := data.ParseDateTime(strings.TrimSpace(text)); ok {
+		return t, nil
 	}
 	return time.Time{}, fmt.Errorf("%w: expected a date-time as YYYY-MM-DD, YYYY-MM-DD HH:MM:SS or RFC 3339, got %q", errOperand, text)
 }
