@@ -10,6 +10,8 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"worklog/internal/intmath"
 )
 
 // This file holds the export's value model: how a value of each Arrow type is
@@ -237,7 +239,7 @@ type wallTime struct {
 
 // appendTo writes t as "YYYY-MM-DD HH:MM:SS", or "YYYY-MM-DD" for a date.
 func (t wallTime) appendTo(dst []byte) []byte {
-	days := floorDiv(t.sec, 86400)
+	days := intmath.FloorDiv(t.sec, 86400)
 	y, m, d := civil(days)
 	if y >= 0 && y <= 9999 {
 		dst = append(dst, byte('0'+y/1000), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10))
@@ -253,21 +255,15 @@ func (t wallTime) appendTo(dst []byte) []byte {
 	return append(dst, ' ', byte('0'+h/10), byte('0'+h%10), ':', byte('0'+mi/10), byte('0'+mi%10), ':', byte('0'+se/10), byte('0'+se%10))
 }
 
-// floorDiv divides rounding towards negative infinity, so that times before
-// 1970 fall on the right day.
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if a%b != 0 && (a < 0) != (b < 0) {
-		q--
-	}
-	return q
-}
+// floorDiv is intmath.FloorDiv, for encode_xlsx.go until it calls that
+// directly.
+func floorDiv(a, b int64) int64 { return intmath.FloorDiv(a, b) }
 
 // civil converts days since 1970-01-01 to a proleptic Gregorian date
 // (Howard Hinnant's civil_from_days), avoiding time.Time in the hot loop.
 func civil(days int64) (y int64, m, d int64) {
 	z := days + 719468
-	era := floorDiv(z, 146097)
+	era := intmath.FloorDiv(z, 146097)
 	doe := z - era*146097
 	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365
 	doy := doe - (365*yoe + yoe/4 - yoe/100)
@@ -308,7 +304,7 @@ func newTimestampReader(a *array.Timestamp) timestampReader {
 }
 
 func (r timestampReader) wall(i int) wallTime {
-	return wallTime{sec: floorDiv(int64(r.a.Value(i)), r.perSec)}
+	return wallTime{sec: intmath.FloorDiv(int64(r.a.Value(i)), r.perSec)}
 }
 func (r timestampReader) kind() valueKind { return kindTime }
 func (r timestampReader) null(i int) bool { return r.a.IsNull(i) }
@@ -340,7 +336,7 @@ func (r date32Reader) appendJSON(dst []byte, i int) []byte {
 type date64Reader struct{ a *array.Date64 }
 
 func (r date64Reader) wall(i int) wallTime {
-	return wallTime{sec: floorDiv(int64(r.a.Value(i)), 86400e3) * 86400, date: true}
+	return wallTime{sec: intmath.FloorDiv(int64(r.a.Value(i)), 86400e3) * 86400, date: true}
 }
 func (r date64Reader) kind() valueKind { return kindDate }
 func (r date64Reader) null(i int) bool { return r.a.IsNull(i) }

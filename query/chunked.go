@@ -16,6 +16,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"worklog/data"
+	"worklog/internal/intmath"
 )
 
 // A whole export ordered by date (the default export) is the one request
@@ -276,7 +277,7 @@ func (r *chunkReader) sortChunk() error {
 		for i := 0; i < dates.Len(); i++ {
 			key := int64(dates.Value(i))
 			if r.byDay {
-				key = floorDiv(key, perDay)
+				key = intmath.FloorDiv(key, perDay)
 			}
 			order = append(order, rowRef{key: key, id: ids.Value(i), b: int32(b), i: int32(i)})
 		}
@@ -295,14 +296,6 @@ func (r *chunkReader) sortChunk() error {
 	})
 	r.order, r.pos = order, 0
 	return nil
-}
-
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if a%b != 0 && (a < 0) != (b < 0) {
-		q--
-	}
-	return q
 }
 
 // dropChunk releases the current chunk's batches.
