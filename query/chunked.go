@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -169,7 +168,7 @@ func (e *Engine) chunkedRecords(ctx context.Context, files []data.PartFile, p *P
 	if len(ranges) == 0 {
 		return nil, conn.Close()
 	}
-	r := &chunkReader{ctx: ctx, conn: conn, refs: 1, desc: p.Desc, mem: memory.DefaultAllocator,
+	r := &chunkSource{ctx: ctx, conn: conn, desc: p.Desc, mem: memory.DefaultAllocator,
 		dateCol: data.Index(data.DateField), keyCol: data.Index(data.KeyField), byDay: p.DayPrecisionDate}
 	for _, dr := range ranges {
 		q, args := p.chunkSQL(files, dr)
@@ -178,10 +177,12 @@ func (e *Engine) chunkedRecords(ctx context.Context, files []data.PartFile, p *P
 	// The first chunk is loaded now, so that the schema is known and a bad
 	// statement fails the call rather than the stream.
 	if err := r.load(); err != nil {
-		r.Release()
+		r.release()
+		// The connection's close error is of no use next to err.
+		_ = conn.Close()
 		return nil, err
 	}
-	return r, nil
+	return newStream(conn, r.schema, r), nil
 }
 
 func queryDayCounts(ctx context.Context, conn *sql.Conn, q string, args []any) ([]dayCount, error) {
@@ -210,31 +211,25 @@ type rowRef struct {
 	b, i    int32
 }
 
-// chunkReader emits the rows of its chunks, each chunk read whole and
-// ordered by (date or its day, userWorklogId). It owns one DuckDB connection
-// until its last Release.
-type chunkReader struct {
+// chunkSource is the batchSource of a chunked export: the rows of its
+// chunks, each chunk read whole and ordered by (date or its day,
+// userWorklogId), on the connection its stream owns.
+type chunkSource struct {
 	ctx             context.Context
+	conn            *sql.Conn
 	schema          *arrow.Schema
 	pending         []statement
 	desc, byDay     bool
 	dateCol, keyCol int
 	mem             memory.Allocator
 
-	mu    sync.Mutex
-	conn  *sql.Conn
 	held  []arrow.RecordBatch // the current chunk's batches, as DuckDB gave them
 	order []rowRef            // the current chunk's rows in output order
 	pos   int                 // next row of order to emit
-	cur   arrow.RecordBatch
-	refs  int64
-	err   error
 }
 
-var _ array.RecordReader = (*chunkReader)(nil)
-
 // load reads the next pending chunk whole and orders its rows.
-func (r *chunkReader) load() error {
+func (r *chunkSource) load() error {
 	r.dropChunk()
 	st := r.pending[0]
 	r.pending = r.pending[1:]
@@ -258,7 +253,7 @@ func (r *chunkReader) load() error {
 }
 
 // sortChunk computes the output order of the held batches.
-func (r *chunkReader) sortChunk() error {
+func (r *chunkSource) sortChunk() error {
 	n := 0
 	for _, rec := range r.held {
 		n += int(rec.NumRows())
@@ -299,103 +294,43 @@ func (r *chunkReader) sortChunk() error {
 }
 
 // dropChunk releases the current chunk's batches.
-func (r *chunkReader) dropChunk() {
+func (r *chunkSource) dropChunk() {
 	for _, rec := range r.held {
 		rec.Release()
 	}
 	r.held, r.order, r.pos = nil, nil, 0
 }
 
-// Schema is the schema of every batch.
-func (r *chunkReader) Schema() *arrow.Schema { return r.schema }
-
-// Next moves to the next batch, loading the next chunk when the current
-// one is used up.
-func (r *chunkReader) Next() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.cur != nil {
-		r.cur.Release()
-		r.cur = nil
-	}
-	if r.err != nil || r.conn == nil {
-		return false
-	}
+// next returns the next batch of at most outBatchRows rows, loading the
+// next chunk when the current one is used up.
+func (r *chunkSource) next() (arrow.RecordBatch, error) {
 	// Batches of a loaded chunk come from memory, not from DuckDB, so the
-	// reader itself notices a cancelled request.
+	// source itself notices a cancelled request.
 	if err := r.ctx.Err(); err != nil {
-		r.err = fmt.Errorf("read rows: %w", err)
-		return false
+		return nil, fmt.Errorf("read rows: %w", err)
 	}
 	for r.pos >= len(r.order) {
 		if len(r.pending) == 0 {
 			r.dropChunk()
-			return false
+			return nil, nil
 		}
 		if err := r.load(); err != nil {
-			r.err = err
-			return false
+			return nil, err
 		}
 	}
 	end := min(r.pos+outBatchRows, len(r.order))
 	rec, err := takeRows(r.mem, r.schema, r.held, r.order[r.pos:end])
 	if err != nil {
-		r.err = fmt.Errorf("order rows: %w", err)
-		return false
+		return nil, fmt.Errorf("order rows: %w", err)
 	}
-	r.cur, r.pos = rec, end
-	return true
+	r.pos = end
+	return rec, nil
 }
 
-// RecordBatch returns the current batch, valid until the next call of Next
-// unless retained.
-func (r *chunkReader) RecordBatch() arrow.RecordBatch {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.cur
-}
-
-// Record returns the current batch.
-//
-// Deprecated: use RecordBatch; kept because array.RecordReader requires it.
-func (r *chunkReader) Record() arrow.RecordBatch { return r.RecordBatch() }
-
-// Err is the error that ended the stream, if any.
-func (r *chunkReader) Err() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.err
-}
-
-// Retain adds a reference.
-func (r *chunkReader) Retain() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.refs++
-}
-
-// Release drops a reference; the last one releases the batches and returns
-// the connection to the pool.
-func (r *chunkReader) Release() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.refs <= 0 {
-		return
-	}
-	r.refs--
-	if r.refs > 0 {
-		return
-	}
-	if r.cur != nil {
-		r.cur.Release()
-		r.cur = nil
-	}
+// release drops the current chunk and the chunks not read yet.
+func (r *chunkSource) release() {
 	r.dropChunk()
 	r.pending = nil
-	if r.conn != nil {
-		_ = r.conn.Close()
-		r.conn = nil
-	}
 }
 
 // takeRows builds one batch of the rows refs points at, in that order. A

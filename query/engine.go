@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
-	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -133,12 +132,11 @@ func (e *Engine) Records(ctx context.Context, snap data.Snapshot, p *Plan) (arra
 	if err != nil {
 		return nil, fmt.Errorf("get duckdb connection: %w", err)
 	}
-	r := &reader{ctx: ctx, conn: conn, pending: []statement{{q, args}}, refs: 1}
-	if err := r.advance(); err != nil {
+	src := &statementSource{ctx: ctx, conn: conn, pending: []statement{{q, args}}}
+	if err := src.advance(); err != nil {
 		return nil, errors.Join(err, conn.Close())
 	}
-	r.schema = r.cur.Schema()
-	return r, nil
+	return newStream(conn, src.cur.Schema(), src), nil
 }
 
 // SelectSQL returns one DuckDB statement, with its bound arguments, whose
@@ -156,25 +154,17 @@ type statement struct {
 	args []any
 }
 
-// reader streams the batches of one or more statements run one after the
-// other on one DuckDB connection, which it owns and returns to the pool on
-// its last Release.
-type reader struct {
+// statementSource is the batchSource of one or more statements run one
+// after the other on one DuckDB connection (the stream owns it).
+type statementSource struct {
 	ctx     context.Context
-	schema  *arrow.Schema
+	conn    *sql.Conn
 	pending []statement
-
-	mu   sync.Mutex
-	conn *sql.Conn
-	cur  array.RecordReader
-	refs int64
-	err  error
+	cur     array.RecordReader
 }
 
-var _ array.RecordReader = (*reader)(nil)
-
 // advance releases the current DuckDB reader and starts the next statement.
-func (r *reader) advance() error {
+func (r *statementSource) advance() error {
 	if r.cur != nil {
 		r.cur.Release()
 		r.cur = nil
@@ -187,6 +177,36 @@ func (r *reader) advance() error {
 	}
 	r.cur = cur
 	return nil
+}
+
+// next returns DuckDB's next batch, starting the next statement when the
+// current one is exhausted.
+func (r *statementSource) next() (arrow.RecordBatch, error) {
+	for {
+		if r.cur.Next() {
+			rec := r.cur.RecordBatch()
+			rec.Retain() // the stream's reference
+			return rec, nil
+		}
+		if err := r.cur.Err(); err != nil {
+			return nil, fmt.Errorf("read rows: %w", err)
+		}
+		if len(r.pending) == 0 {
+			return nil, nil
+		}
+		if err := r.advance(); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// release ends the running statement.
+func (r *statementSource) release() {
+	if r.cur != nil {
+		r.cur.Release()
+		r.cur = nil
+	}
+	r.pending = nil
 }
 
 // arrowQuery runs st on conn through duckdb-go's Arrow interface.
@@ -209,88 +229,4 @@ func arrowQuery(ctx context.Context, conn *sql.Conn, st statement) (array.Record
 		return err
 	})
 	return rr, err
-}
-
-// Schema is the schema of every batch.
-func (r *reader) Schema() *arrow.Schema { return r.schema }
-
-// Next moves to the next batch, starting the next statement when the
-// current one is exhausted.
-func (r *reader) Next() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.err != nil || r.cur == nil {
-		return false
-	}
-	for {
-		if r.cur.Next() {
-			return true
-		}
-		if err := r.cur.Err(); err != nil {
-			r.err = fmt.Errorf("read rows: %w", err)
-			return false
-		}
-		if len(r.pending) == 0 {
-			return false
-		}
-		if err := r.advance(); err != nil {
-			r.err = err
-			return false
-		}
-	}
-}
-
-// RecordBatch returns the current batch, valid until the next call of Next
-// unless retained.
-func (r *reader) RecordBatch() arrow.RecordBatch {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.cur == nil || r.err != nil {
-		return nil
-	}
-	return r.cur.RecordBatch()
-}
-
-// Record returns the current batch.
-//
-// Deprecated: use RecordBatch; kept because array.RecordReader requires it.
-func (r *reader) Record() arrow.RecordBatch { return r.RecordBatch() }
-
-// Err is the error that ended the stream, if any.
-func (r *reader) Err() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.err
-}
-
-// Retain adds a reference.
-func (r *reader) Retain() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.refs++
-}
-
-// Release drops a reference; the last one ends the query and returns the
-// connection to the pool.
-func (r *reader) Release() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.refs <= 0 {
-		return
-	}
-	r.refs--
-	if r.refs > 0 {
-		return
-	}
-	if r.cur != nil {
-		r.cur.Release()
-		r.cur = nil
-	}
-	r.pending = nil
-	if r.conn != nil {
-		// A connection whose query was interrupted is still valid;
-		// errors from closing are of no use to the reader's user.
-		_ = r.conn.Close()
-		r.conn = nil
-	}
 }
