@@ -39,68 +39,6 @@ const (
 // formats are the export formats.
 var formats = []string{"json", "csv", "xlsx"}
 
-// operandSet says which operand sub-keys a comparator takes.
-type operandSet int
-
-const (
-	opNone operandSet = iota
-	opValue
-	opRange
-	opValues
-)
-
-// comparatorSpec describes one comparator: its operands and the field kinds
-// it applies to.
-type comparatorSpec struct {
-	operands operandSet
-	kinds    []data.Kind
-}
-
-var (
-	orderedKinds = []data.Kind{data.KindTimestamp, data.KindInt, data.KindFlag, data.KindFloat}
-	allKinds     = []data.Kind{data.KindTimestamp, data.KindInt, data.KindFlag, data.KindFloat, data.KindString, data.KindEnum, data.KindList}
-	textKinds    = []data.Kind{data.KindString, data.KindEnum, data.KindList}
-)
-
-// comparatorSpecs is keyed by the canonical comparator name.
-var comparatorSpecs = map[string]comparatorSpec{
-	Between:     {opRange, orderedKinds},
-	In:          {opValues, allKinds},
-	NotIn:       {opValues, allKinds},
-	Equals:      {opValue, allKinds},
-	NotEquals:   {opValue, allKinds},
-	Gt:          {opValue, orderedKinds},
-	Gte:         {opValue, orderedKinds},
-	Lt:          {opValue, orderedKinds},
-	Lte:         {opValue, orderedKinds},
-	Contains:    {opValue, textKinds},
-	NotContains: {opValue, textKinds},
-	StartsWith:  {opValue, textKinds},
-	IsNull:      {opNone, allKinds},
-	IsNotNull:   {opNone, allKinds},
-}
-
-// canonicalComparator maps a comparator as spelled in a request (any case)
-// to its canonical name.
-func canonicalComparator(s string) (string, bool) {
-	for name := range comparatorSpecs {
-		if strings.EqualFold(name, s) {
-			return name, true
-		}
-	}
-	return "", false
-}
-
-// comparatorNames lists the comparators for error messages.
-func comparatorNames() string {
-	names := make([]string, 0, len(comparatorSpecs))
-	for n := range comparatorSpecs {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return strings.Join(names, ", ")
-}
-
 // rawFilter collects the parameters of one filters[i] before validation.
 type rawFilter struct {
 	index   int
@@ -352,24 +290,24 @@ func buildFilter(rf *rawFilter, opts Options, maxValues int) (Filter, error) {
 	if !ok {
 		return Filter{}, invalid(cmpParam, "missing; use one of %s", comparatorNames())
 	}
-	cmp, ok := canonicalComparator(rawCmp)
+	spec, ok := lookupComparator(rawCmp)
 	if !ok {
 		return Filter{}, invalid(cmpParam, "unknown comparator %q; use one of %s", rawCmp, comparatorNames())
 	}
-	spec := comparatorSpecs[cmp]
-	if !kindIn(field.Kind, spec.kinds) {
+	cmp := spec.Name
+	if !spec.AppliesTo(field.Kind) {
 		return Filter{}, invalid(cmpParam, "comparator %s does not apply to %s, a %s field", cmp, name, field.Kind)
 	}
 
 	// Operands the comparator does not take are refused rather than
 	// silently ignored: they are almost always a mistake in the request.
 	want := map[string]bool{}
-	switch spec.operands {
-	case opValue:
+	switch spec.Operands {
+	case OneValue:
 		want[subValue] = true
-	case opRange:
+	case Range:
 		want[subFrom], want[subTo] = true, true
-	case opValues:
+	case ValueList:
 		want[subValues] = true
 	}
 	for _, sub := range []string{subValue, subFrom, subTo, subValues} {
@@ -392,10 +330,10 @@ func buildFilter(rf *rawFilter, opts Options, maxValues int) (Filter, error) {
 		return v, nil
 	}
 	var err error
-	switch spec.operands {
-	case opValue:
+	switch spec.Operands {
+	case OneValue:
 		f.Value, err = conv(rf.given[subValue], rf.scalars[subValue])
-	case opRange:
+	case Range:
 		if f.From, err = conv(rf.given[subFrom], rf.scalars[subFrom]); err != nil {
 			return Filter{}, err
 		}
@@ -405,7 +343,7 @@ func buildFilter(rf *rawFilter, opts Options, maxValues int) (Filter, error) {
 		if field.Kind == data.KindTimestamp && !dayOnly && isDateOnly(rf.scalars[subTo]) {
 			f.ToEndOfDay = true
 		}
-	case opValues:
+	case ValueList:
 		f.Values, err = convertValues(rf, conv, maxValues)
 	}
 	if err != nil {
@@ -449,15 +387,6 @@ func convertValues(rf *rawFilter, conv func(param, text string) (any, error), ma
 		}
 	}
 	return out, nil
-}
-
-func kindIn(k data.Kind, ks []data.Kind) bool {
-	for _, x := range ks {
-		if x == k {
-			return true
-		}
-	}
-	return false
 }
 
 // errOperand is the root of operand conversion errors.

@@ -70,24 +70,6 @@ const (
 	MaxLimit          = 1000
 )
 
-// The comparators of SPEC §4.
-const (
-	Between     = "between"
-	In          = "in"
-	NotIn       = "notIn"
-	Equals      = "equals"
-	NotEquals   = "notEquals"
-	Gt          = "gt"
-	Gte         = "gte"
-	Lt          = "lt"
-	Lte         = "lte"
-	Contains    = "contains"
-	NotContains = "notContains"
-	StartsWith  = "startsWith"
-	IsNull      = "isNull"
-	IsNotNull   = "isNotNull"
-)
-
 // Filter is one validated filter: a catalogue field, a comparator and its
 // operands, already converted to the field's kind.
 //
