@@ -32,6 +32,15 @@ func (e *RecordError) Error() string {
 // Unwrap returns the cause.
 func (e *RecordError) Unwrap() error { return e.Err }
 
+// Cause is the message of the cause alone, without the "line N: field: "
+// that Error puts before it: `expected integer, got "abc"`.
+func (e *RecordError) Cause() string {
+	if e.Err == nil {
+		return ""
+	}
+	return e.Err.Error()
+}
+
 // InputError is a dump that cannot be read at all: corrupt compression, a
 // truncated JSON array, a broken CSV header, or a failing reader. Nothing was
 // committed. The HTTP ingest answers it with 400 rather than 500.

@@ -83,6 +83,13 @@ type Options struct {
 	// the record's own keys plus "_line" and "_error" (and "_source" when
 	// several inputs are given). May be nil.
 	Rejects io.Writer
+	// OnReject, when set, is called with the error of every invalid record,
+	// in input order, under Fail and Skip alike (Rejects is written under
+	// Skip only, ValidationError keeps the first 10). Its Line, Field and
+	// cause (Err, Cause) are the typed form of the "_line" and "_error" of a
+	// rejects line. It is called from the goroutine running Run, never
+	// concurrently, and only before Run returns.
+	OnReject func(*RecordError)
 	// Progress, when set, is called from time to time with the number of
 	// input bytes read so far (as stored, i.e. compressed), over all inputs.
 	Progress func(bytesRead int64)
@@ -454,11 +461,14 @@ func cellFor(cells []string, header []int, fi int) string {
 }
 
 // reject records an invalid record: counted always, kept among the first
-// errors, and written to the rejects file under Skip.
+// errors, handed to OnReject, and written to the rejects file under Skip.
 func (r *run) reject(e *RecordError, rec record, header []string) error {
 	r.rejected++
 	if len(r.errs) < maxReported {
 		r.errs = append(r.errs, e)
+	}
+	if r.opts.OnReject != nil {
+		r.opts.OnReject(e)
 	}
 	if r.opts.OnError != Skip || r.rejects == nil {
 		return nil

@@ -622,3 +622,78 @@ func TestMergeKeepsStoreOrderAndLatest(t *testing.T) {
 		}
 	}
 }
+
+// TestOnReject checks that OnReject sees every invalid record, typed, in
+// input order, under Skip and Fail alike, and agrees with the rejects file.
+func TestOnReject(t *testing.T) {
+	var in strings.Builder
+	in.WriteString(ev1 + "\n")
+	type want struct {
+		line  int64
+		field string
+		cause string
+	}
+	var wants []want
+	for i := range 12 { // more than a ValidationError keeps
+		line := int64(i + 2)
+		switch i % 3 {
+		case 0:
+			fmt.Fprintf(&in, `{"date":"2024-01-01","action":"readAction","userWorklogId":%d,"duration":"abc"}`+"\n", 100+i)
+			wants = append(wants, want{line, "duration", `expected integer, got "abc"`})
+		case 1:
+			fmt.Fprintf(&in, `{"action":"readAction","userWorklogId":%d}`+"\n", 100+i)
+			wants = append(wants, want{line, "date", "required field is missing"})
+		case 2:
+			in.WriteString("not json\n")
+			wants = append(wants, want{line, "", "expected a JSON object"})
+		}
+	}
+	in.WriteString(ev2 + "\n")
+
+	for name, mode := range map[string]OnError{"skip": Skip, "fail": Fail} {
+		t.Run(name, func(t *testing.T) {
+			st := openStore(t)
+			var got []*RecordError
+			var rejects bytes.Buffer
+			sum, err := ingestText(t, st, Options{OnError: mode, Rejects: &rejects, OnReject: func(e *RecordError) { got = append(got, e) }}, in.String())
+			if mode == Skip && (err != nil || sum.New != 2) {
+				t.Fatalf("Run = %v, %v", sum, err)
+			}
+			var ve *ValidationError
+			if mode == Fail && (!errors.As(err, &ve) || ve.Count != 12 || len(ve.Errors) != maxReported) {
+				t.Fatalf("Run err = %v, want a ValidationError of 12 records", err)
+			}
+			if len(got) != len(wants) {
+				t.Fatalf("OnReject called %d times, want %d", len(got), len(wants))
+			}
+			var lines []string
+			if mode == Skip {
+				lines = strings.Split(strings.TrimSpace(rejects.String()), "\n")
+				if len(lines) != len(got) {
+					t.Fatalf("%d rejects lines, %d OnReject calls", len(lines), len(got))
+				}
+			}
+			for i, e := range got {
+				w := wants[i]
+				if e.Line != w.line || e.Field != w.field || e.Cause() != w.cause || e.Source != "in1" {
+					t.Errorf("reject %d = line %d, field %q, cause %q, source %q; want %+v", i, e.Line, e.Field, e.Cause(), e.Source, w)
+				}
+				if w.field == "date" && !errors.Is(e, errRequired) {
+					t.Errorf("reject %d does not unwrap to its cause: %v", i, e)
+				}
+				if mode == Fail && i < maxReported && ve.Errors[i] != e {
+					t.Errorf("reject %d differs from ValidationError.Errors[%d]", i, i)
+				}
+				if mode == Skip {
+					var rec struct {
+						Line  int64  `json:"_line"`
+						Error string `json:"_error"`
+					}
+					if err := json.Unmarshal([]byte(lines[i]), &rec); err != nil || rec.Line != e.Line || rec.Error != e.Error() {
+						t.Errorf("rejects line %d = %s; OnReject got %v", i, lines[i], e)
+					}
+				}
+			}
+		})
+	}
+}
