@@ -99,16 +99,3 @@ func QuoteIdent(name string) string {
 func QuoteString(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
 }
-
-// CreateTableSQL returns the column list of the store schema,
-// `"date" TIMESTAMP, "name" VARCHAR, ...`, for CREATE TABLE and casts.
-func CreateTableSQL() string {
-	var b strings.Builder
-	for i, f := range catalogue {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(QuoteIdent(f.Name) + " " + f.Kind.SQLType())
-	}
-	return b.String()
-}

@@ -32,6 +32,11 @@
 // ranges), so no DuckDB sort outgrows DuckDB's 256 MB limit. 1,000,000 demo
 // events (1.7 GB of NDJSON) ingest with a peak RSS of about 270-290 MB
 // on the fast path; the sorting path measured 270-440 MB.
+//
+// It imports data (the catalogue, the store, ParseDateTime), parquet-go and
+// DuckDB; never query, privacy, export, or anything of HTTP: the HTTP ingest
+// calls Run like the CLI does, and gets typed errors (RecordError,
+// Options.OnReject) rather than text.
 package ingest
 
 import (

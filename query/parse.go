@@ -39,6 +39,11 @@ const (
 // formats are the export formats.
 var formats = []string{"json", "csv", "xlsx"}
 
+// lookupField finds a field in the catalogue; Parse refuses the fields the
+// catalogue declares not filterable or not sortable. Tests replace it, since
+// today every field is both.
+var lookupField = data.Lookup
+
 // rawFilter collects the parameters of one filters[i] before validation.
 type rawFilter struct {
 	index   int
@@ -146,8 +151,12 @@ func (p *Plan) setScalar(k, v string, opts Options) error {
 		}
 		p.Offset = n
 	case paramOrderBy:
-		if _, ok := data.Lookup(v); !ok {
+		f, ok := lookupField(v)
+		if !ok {
 			return invalid(k, "unknown field %q", v)
+		}
+		if !f.Sortable {
+			return invalid(k, "field %q cannot be ordered by", v)
 		}
 		p.OrderBy = v
 	case paramDirection:
@@ -279,9 +288,12 @@ func buildFilter(rf *rawFilter, opts Options, maxValues int) (Filter, error) {
 	if !ok {
 		return Filter{}, invalid(keyParam, "missing; name the field to filter on")
 	}
-	field, ok := data.Lookup(name)
+	field, ok := lookupField(name)
 	if !ok {
 		return Filter{}, invalid(keyParam, "unknown field %q", name)
+	}
+	if !field.Filterable {
+		return Filter{}, invalid(keyParam, "field %q cannot be filtered on", name)
 	}
 	if err := checkField(name, keyParam, opts); err != nil {
 		return Filter{}, err

@@ -198,3 +198,35 @@ func TestSQLBindsEveryValue(t *testing.T) {
 		t.Errorf("%d placeholders, %d args (%v); want 4 each", got, len(args), args)
 	}
 }
+
+// TestParseReadsCatalogueFacts checks that Parse refuses a field the
+// catalogue declares not filterable or not sortable, naming the parameter.
+// No field is either today, so the test declares one.
+func TestParseReadsCatalogueFacts(t *testing.T) {
+	defer func(l func(string) (data.Field, bool)) { lookupField = l }(lookupField)
+	lookupField = func(name string) (data.Field, bool) {
+		f, ok := data.Lookup(name)
+		if name == "rawData" {
+			f.Filterable, f.Sortable = false, false
+		}
+		return f, ok
+	}
+	tests := []struct{ query, wantParam string }{
+		{"orderByField=rawData", "orderByField"},
+		{"filters[3][key]=rawData&filters[3][comparator]=isNull", "filters[3][key]"},
+	}
+	for _, tc := range tests {
+		v, _ := url.ParseQuery(tc.query)
+		_, err := Parse(v, Options{})
+		var pe *ParamError
+		if !errors.As(err, &pe) || pe.Param != tc.wantParam || pe.Code != CodeInvalidParameter {
+			t.Errorf("%s: err = %v, want invalid_parameter naming %s", tc.query, err, tc.wantParam)
+		}
+	}
+	for _, q := range []string{"orderByField=email", "filters[0][key]=email&filters[0][comparator]=isNull"} {
+		v, _ := url.ParseQuery(q)
+		if _, err := Parse(v, Options{}); err != nil {
+			t.Errorf("%s: %v", q, err)
+		}
+	}
+}

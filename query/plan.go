@@ -5,7 +5,12 @@
 // Parse is pure: it sees only url.Values and Options and never touches DuckDB.
 // Every value of a request reaches DuckDB as a bound parameter; field names
 // reach SQL only through the data catalogue, so SQL injection is impossible by
-// construction.
+// construction. The comparators are listed once (comparators.go), and every
+// Records result is one stream (stream.go), however its rows are produced.
+//
+// It imports data, internal packages, DuckDB and Arrow; never ingest,
+// privacy (the policy reaches it as Options.FieldAllowed), export, or
+// anything of HTTP.
 package query
 
 import (
