@@ -16,21 +16,30 @@ import (
 	"worklog/ingest/demo"
 )
 
-// TestIngestVsDuckDB compares, in one run and alternating, DuckDB's own
-// read_json → Parquet COPY of a demo NDJSON dump with Run into an empty
-// store and Run again as an upsert of the same dump, and logs events/s and
-// the ratios. It is a measurement, not a check, and costs minutes, so it
-// runs only when WORKLOG_BENCH_ROWS is set:
+// BenchmarkIngestVsDuckDB compares, in one run and alternating, DuckDB's
+// own read_json → Parquet COPY of a demo NDJSON dump with Run into an empty
+// store and Run again as an upsert of the same dump. It logs each
+// repetition and reports the medians as metrics: events/s of each
+// (duckdb-ev/s, empty-ev/s, upsert-ev/s) and the ratios to DuckDB
+// (empty/duckdb, upsert/duckdb). One iteration is the whole comparison and
+// costs minutes at a million events, so run it once:
 //
-//	WORKLOG_BENCH_ROWS=1000000 go test -tags duckdb_arrow -run IngestVsDuckDB -v ./ingest/
+//	WORKLOG_BENCH_ROWS=1000000 go test -tags duckdb_arrow -run '^$' -bench IngestVsDuckDB -benchtime 1x ./ingest/
 //
-// WORKLOG_BENCH_DIR keeps the dump between runs (default: a test temp dir),
+// WORKLOG_BENCH_ROWS is the dump's size (default 100,000),
+// WORKLOG_BENCH_DIR keeps the dump between runs (default: a temp dir),
 // WORKLOG_BENCH_REPS sets the repetitions (default 2) and
 // WORKLOG_BENCH_ONLY=ours skips DuckDB (for profiling Run alone).
-func TestIngestVsDuckDB(t *testing.T) {
+func BenchmarkIngestVsDuckDB(b *testing.B) {
+	for b.Loop() {
+		ingestVsDuckDB(b)
+	}
+}
+
+func ingestVsDuckDB(b *testing.B) {
 	rows, _ := strconv.Atoi(os.Getenv("WORKLOG_BENCH_ROWS"))
 	if rows <= 0 {
-		t.Skip("set WORKLOG_BENCH_ROWS to run")
+		rows = 100000
 	}
 	reps, _ := strconv.Atoi(os.Getenv("WORKLOG_BENCH_REPS"))
 	if reps <= 0 {
@@ -38,12 +47,12 @@ func TestIngestVsDuckDB(t *testing.T) {
 	}
 	dir := os.Getenv("WORKLOG_BENCH_DIR")
 	if dir == "" {
-		dir = t.TempDir()
+		dir = b.TempDir()
 	}
 	ctx := context.Background()
 	dump := filepath.Join(dir, "demo-"+strconv.Itoa(rows)+".ndjson")
 	if _, err := os.Stat(dump); err != nil {
-		writeDump(t, dump, rows)
+		writeDump(b, dump, rows)
 	}
 
 	var cols []string
@@ -57,13 +66,13 @@ func TestIngestVsDuckDB(t *testing.T) {
 	duck := func() time.Duration {
 		db, err := sql.Open("duckdb", "")
 		if err != nil {
-			t.Fatal(err)
+			b.Fatal(err)
 		}
 		defer db.Close()
 		defer os.Remove(out)
 		start := time.Now()
 		if _, err := db.ExecContext(ctx, copySQL); err != nil {
-			t.Fatal(err)
+			b.Fatal(err)
 		}
 		return time.Since(start)
 	}
@@ -73,20 +82,20 @@ func TestIngestVsDuckDB(t *testing.T) {
 		defer os.RemoveAll(storeDir)
 		st, err := data.Open(storeDir, data.StoreOptions{RetireGrace: -1})
 		if err != nil {
-			t.Fatal(err)
+			b.Fatal(err)
 		}
 		for i, d := range []*time.Duration{&empty, &upsert} {
 			f, err := os.Open(dump)
 			if err != nil {
-				t.Fatal(err)
+				b.Fatal(err)
 			}
 			sum, err := Run(ctx, st, []Input{{Name: "demo", R: f}}, Options{})
 			f.Close()
 			if err != nil {
-				t.Fatal(err)
+				b.Fatal(err)
 			}
 			if sum.Ingested() != int64(rows) || (i == 1) != (sum.Updated == int64(rows)) {
-				t.Fatalf("run %d: %s", i, sum)
+				b.Fatalf("run %d: %s", i, sum)
 			}
 			*d = sum.Elapsed
 		}
@@ -105,11 +114,11 @@ func TestIngestVsDuckDB(t *testing.T) {
 			case s == "duckdb" && !onlyOurs:
 				d := duck()
 				base = append(base, perSec(d))
-				t.Logf("rep %d DuckDB COPY: %.1f s (%.0f ev/s)", rep+1, d.Seconds(), perSec(d))
+				b.Logf("rep %d DuckDB COPY: %.1f s (%.0f ev/s)", rep+1, d.Seconds(), perSec(d))
 			case s == "ours":
 				e, u := ours()
 				empty, upsert = append(empty, perSec(e)), append(upsert, perSec(u))
-				t.Logf("rep %d ours: empty %.1f s (%.0f ev/s), upsert %.1f s (%.0f ev/s)",
+				b.Logf("rep %d ours: empty %.1f s (%.0f ev/s), upsert %.1f s (%.0f ev/s)",
 					rep+1, e.Seconds(), perSec(e), u.Seconds(), perSec(u))
 			}
 		}
@@ -125,13 +134,20 @@ func TestIngestVsDuckDB(t *testing.T) {
 		}
 		return (s[len(s)/2-1] + s[len(s)/2]) / 2
 	}
-	b, e, u := med(base), med(empty), med(upsert)
-	t.Logf("medians of %d, %d events: DuckDB %.0f ev/s; ours empty %.0f ev/s (%.2f×), upsert %.0f ev/s (%.2f×)",
-		reps, rows, b, e, e/b, u, u/b)
+	d, e, u := med(base), med(empty), med(upsert)
+	b.Logf("medians of %d, %d events: DuckDB %.0f ev/s; ours empty %.0f ev/s (%.2f×), upsert %.0f ev/s (%.2f×)",
+		reps, rows, d, e, e/d, u, u/d)
+	b.ReportMetric(e, "empty-ev/s")
+	b.ReportMetric(u, "upsert-ev/s")
+	if !onlyOurs {
+		b.ReportMetric(d, "duckdb-ev/s")
+		b.ReportMetric(e/d, "empty/duckdb")
+		b.ReportMetric(u/d, "upsert/duckdb")
+	}
 }
 
 // writeDump writes rows demo events as NDJSON to path.
-func writeDump(t *testing.T, path string, rows int) {
+func writeDump(t testing.TB, path string, rows int) {
 	t.Helper()
 	f, err := os.Create(path)
 	if err != nil {
