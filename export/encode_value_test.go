@@ -217,29 +217,54 @@ func TestCheckTypeRefuses(t *testing.T) {
 	}
 }
 
-// TestJSONStringMatchesEncodingJSON compares the hand-written string
-// escaping with encoding/json (HTML escaping off) for every byte value at
-// every position of a string long enough for the eight-byte fast path.
-func TestJSONStringMatchesEncodingJSON(t *testing.T) {
-	base := []byte("0123456789abcdefghij")
-	var inputs []string
-	for pos := range base {
+// jsonStringBase is long enough for the eight-byte fast path of
+// appendJSONString.
+const jsonStringBase = "0123456789abcdefghij"
+
+// withByte is jsonStringBase with byte c at position pos.
+func withByte(pos int, c byte) string {
+	s := []byte(jsonStringBase)
+	s[pos] = c
+	return string(s)
+}
+
+// checkJSONString compares the hand-written string escaping of in with
+// encoding/json (HTML escaping off).
+func checkJSONString(t *testing.T, in string) {
+	t.Helper()
+	var want bytes.Buffer
+	enc := json.NewEncoder(&want)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(in); err != nil {
+		t.Fatal(err)
+	}
+	if got := string(appendJSONString(nil, in)); got != strings.TrimSuffix(want.String(), "\n") {
+		t.Errorf("%q: got %s, want %s", in, got, want.String())
+	}
+}
+
+// TestJSONStringEveryByteAtEveryPosition checks every byte value at every
+// position of a string long enough for the eight-byte fast path.
+func TestJSONStringEveryByteAtEveryPosition(t *testing.T) {
+	for pos := range len(jsonStringBase) {
 		for c := range 256 {
-			s := bytes.Clone(base)
-			s[pos] = byte(c)
-			inputs = append(inputs, string(s))
+			checkJSONString(t, withByte(pos, byte(c)))
 		}
 	}
-	inputs = append(inputs, "", "\u2028 and \u2029 inside a longer string", "truncated \xe2\x80", strings.Repeat("é", 9))
-	for _, in := range inputs {
-		var want bytes.Buffer
-		enc := json.NewEncoder(&want)
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(in); err != nil {
-			t.Fatal(err)
-		}
-		if got := string(appendJSONString(nil, in)); got != strings.TrimSuffix(want.String(), "\n") {
-			t.Errorf("%q: got %s, want %s", in, got, want.String())
-		}
+}
+
+// FuzzJSONString compares the hand-written string escaping with
+// encoding/json. Its seeds, which run with every go test, are each byte
+// value at some position of a string long enough for the eight-byte fast
+// path (every position is used; TestJSONStringEveryByteAtEveryPosition
+// tries them all) and a few longer strings. The seeds are few so that a
+// short fuzzing run gets past its baseline.
+func FuzzJSONString(f *testing.F) {
+	for c := range 256 {
+		f.Add(withByte(c%len(jsonStringBase), byte(c)))
 	}
+	for _, s := range []string{"", "\u2028 and \u2029 inside a longer string", "truncated \xe2\x80", strings.Repeat("é", 9)} {
+		f.Add(s)
+	}
+	f.Fuzz(checkJSONString)
 }

@@ -257,8 +257,11 @@ func plainList(text []byte) ([]byte, bool) {
 
 // unquote decodes a JSON string literal, without allocating when it holds
 // no escapes; otherwise the decoded text goes to a's memory (a fresh slice
-// when a is nil). Like encoding/json, it replaces invalid UTF-8 and lone
-// surrogates with U+FFFD and refuses raw control characters.
+// when a is nil). A literal with escapes is decoded as encoding/json decodes
+// it: invalid UTF-8 and lone surrogates become U+FFFD, raw control
+// characters are refused. A literal without escapes is returned as it is,
+// unchecked: callers check UTF-8 where the field's kind needs it
+// (FuzzUnquote holds it to both).
 func unquote(raw []byte, a *arena) ([]byte, bool) {
 	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
 		return nil, false

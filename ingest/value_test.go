@@ -2,40 +2,62 @@ package ingest
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"worklog/data"
 )
 
-// TestUnquoteMatchesEncodingJSON checks the hand-written string decoder
-// against encoding/json, escapes, surrogates and invalid UTF-8 included.
-func TestUnquoteMatchesEncodingJSON(t *testing.T) {
+// FuzzUnquote checks the hand-written string decoder against encoding/json,
+// escapes, surrogates and invalid UTF-8 included. Its input is a string
+// literal as the object scanner delivers it (quotes at both ends). One that
+// holds an escape is decoded, and must decode as encoding/json decodes it
+// (or fail where it fails); one without is returned as it is, without a
+// check (the fast path: the caller checks UTF-8 where the field's kind
+// needs it). The seeds run with every go test.
+func FuzzUnquote(f *testing.F) {
 	for _, raw := range []string{
 		`""`, `"plain"`, `"a\"b\\c\/d"`, `"line\nbreak\ttab\r\b\f"`, `"caf\u00e9 \u20ac"`,
 		`"\ud83d\ude00 smile"`, `"lone \ud83d high"`, `"lone \ude00 low"`, `"\ud83d\u0041"`,
 		"\"bad \xff byte\\n\"", `"Chloé Keßler\n"`, `"{\"k\":[1,2],\"s\":\"x\\ny\"}"`,
 		`"bad \x escape"`, `"short \u12"`, `"ends in \"`, "\"ctl \x01\\n\"",
 	} {
-		var want string
-		werr := json.Unmarshal([]byte(raw), &want)
+		f.Add(raw)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+			return // not a literal the scanner delivers
+		}
 		var a arena
 		got, ok := unquote([]byte(raw), &a)
+		if inner := raw[1 : len(raw)-1]; !strings.Contains(inner, `\`) {
+			if !ok || string(got) != inner {
+				t.Errorf("unquote(%q) = %q, %v; want the text between the quotes", raw, got, ok)
+			}
+			return
+		}
+		var want string
+		werr := json.Unmarshal([]byte(raw), &want)
 		if ok != (werr == nil) || ok && string(got) != want {
 			t.Errorf("unquote(%q) = %q, %v; encoding/json %q, %v", raw, got, ok, want, werr)
 		}
-	}
+	})
 }
 
-// TestListFastPathMatchesGeneral checks that the fast path of list
-// validation returns what the general path (decode, then json.Marshal)
-// returns, and declines what it cannot copy as is.
-func TestListFastPathMatchesGeneral(t *testing.T) {
-	f := data.Fields()[data.Index("tags")]
+// FuzzListFastPath checks that the fast path of list validation returns
+// what the general path (decode, then json.Marshal) returns, and declines
+// what it cannot copy as is; and that listFromJSON accepts exactly the
+// arrays of strings. The seeds run with every go test.
+func FuzzListFastPath(f *testing.F) {
 	for _, text := range []string{
 		`[]`, `["a"]`, `["Data protection","Marketing opt-out"]`, `["Chloé","Keßler"]`,
 		`["a", "b"]`, `[ "a"]`, `["a<b"]`, `["x&y"]`, `["tab\tx"]`, "[\"\u2028\"]", "[\"\xff\"]",
 		`["a",]`, `[,"a"]`, `["a""b"]`, `["a",1]`, `[null]`, `["a"`, `"a"`,
 	} {
+		f.Add(text)
+	}
+	field := data.Fields()[data.Index("tags")]
+	f.Fuzz(func(t *testing.T, text string) {
 		fast, ok := plainList([]byte(text))
 		var items []*string
 		general := json.Unmarshal([]byte(text), &items) == nil
@@ -45,11 +67,11 @@ func TestListFastPathMatchesGeneral(t *testing.T) {
 				t.Errorf("plainList(%q) = %q; general path %q, %v", text, fast, canon, err)
 			}
 		}
-		v, err := listFromJSON(f, []byte(text), []byte(text))
+		v, err := listFromJSON(field, []byte(text), []byte(text))
 		if (err == nil) != (general && !hasNil(items)) {
 			t.Errorf("listFromJSON(%q) = %q, %v", text, v.s, err)
 		}
-	}
+	})
 }
 
 func deref(items []*string) []string {
