@@ -7,6 +7,7 @@ import (
 
 	"worklog/data"
 	"worklog/export"
+	"worklog/export/jobs"
 	"worklog/query"
 
 	"github.com/labstack/echo/v4"
@@ -189,7 +190,7 @@ func jobSchema() obj {
 	str := obj{"type": "string"}
 	return obj{"type": "object", "properties": obj{
 		"id":          str,
-		"status":      obj{"type": "string", "enum": []any{"queued", "running", "done", "failed"}},
+		"status":      obj{"type": "string", "enum": enumOfStrings(jobs.Statuses())},
 		"format":      obj{"type": "string", "enum": formatEnum()},
 		"rows":        obj{"type": "integer"},
 		"createdAt":   obj{"type": "string", "format": "date-time"},
@@ -198,7 +199,7 @@ func jobSchema() obj {
 		"error":       obj{"type": []any{"string", "null"}},
 		"expiresAt":   obj{"type": []any{"string", "null"}, "format": "date-time", "description": "When the download link expires (410 Gone after)."},
 		"deliverTo":   obj{"type": "string", "description": "The token's email claim at request time."},
-		"delivery":    obj{"type": "string", "enum": []any{"pending", "sending", "sent", "failed"}},
+		"delivery":    obj{"type": "string", "enum": enumOfStrings(jobs.DeliveryStates())},
 		"deliveredAt": obj{"type": []any{"string", "null"}, "format": "date-time"},
 	}}
 }
@@ -389,6 +390,15 @@ func formatEnum() []any {
 	out := make([]any, len(formats))
 	for i, f := range formats {
 		out[i] = string(f)
+	}
+	return out
+}
+
+// enumOfStrings turns a list of named strings into an OpenAPI enum.
+func enumOfStrings[S ~string](vals []S) []any {
+	out := make([]any, len(vals))
+	for i, v := range vals {
+		out[i] = string(v)
 	}
 	return out
 }

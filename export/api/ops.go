@@ -35,9 +35,6 @@ const (
 	DefaultMaxIngestBytes = 1 << 30
 )
 
-// JobStates are the states of background jobs, as the jobs gauge labels them.
-var JobStates = []string{"queued", "running", "done", "failed"}
-
 // Metrics are the server's Prometheus collectors. They live on their own
 // registry, not the global one, so two servers in one process (tests) do not
 // collide and nothing a library registers globally is exposed by accident.
@@ -53,7 +50,7 @@ type Metrics struct {
 	RowsExported *prometheus.CounterVec
 	// IngestedEvents counts events of HTTP ingests by result: new, updated, rejected.
 	IngestedEvents *prometheus.CounterVec
-	// Jobs is the number of background jobs by state (JobStates); the jobs
+	// Jobs is the number of background jobs by state (jobs.Statuses); the jobs
 	// engine sets it, e.g. Jobs.WithLabelValues("queued").Set(n).
 	Jobs *prometheus.GaugeVec
 	// QueryDuration observes DuckDB query time by operation: count (the
@@ -92,8 +89,8 @@ func NewMetrics() *Metrics {
 			Name: "worklog_sync_exports_running", Help: "Synchronous exports running now.",
 		}),
 	}
-	for _, s := range JobStates {
-		m.Jobs.WithLabelValues(s) // present at 0 before the first job
+	for _, s := range jobs.Statuses() {
+		m.Jobs.WithLabelValues(string(s)) // present at 0 before the first job
 	}
 	m.Registry.MustRegister(m.Requests, m.Latency, m.RowsExported, m.IngestedEvents, m.Jobs, m.QueryDuration, m.SyncExports,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -123,8 +120,8 @@ func (s *Server) refreshJobGauge() {
 		s.log.Error("count jobs for metrics", "err", err)
 		return
 	}
-	for _, st := range JobStates {
-		s.metrics.Jobs.WithLabelValues(st).Set(float64(counts[jobs.Status(st)]))
+	for _, st := range jobs.Statuses() {
+		s.metrics.Jobs.WithLabelValues(string(st)).Set(float64(counts[st]))
 	}
 }
 

@@ -91,6 +91,13 @@ type Server struct {
 	metrics     *Metrics
 	exportSlots chan struct{} // one element per running synchronous export
 	routes      map[string]bool
+
+	// beforeExport, when set (tests, right after NewServer), runs in a
+	// synchronous export after its slot is taken and the rows are counted,
+	// just before the pipeline starts: a test holds an export there to
+	// observe a full pool, a deadline or a client that went away, instead
+	// of relying on a query being slow.
+	beforeExport func(ctx context.Context)
 }
 
 // NewServer builds the API over engine.
@@ -134,9 +141,6 @@ func NewServer(cfg Config, engine *query.Engine) (*Server, error) {
 
 // Handler is the server's http.Handler.
 func (s *Server) Handler() http.Handler { return s.echo }
-
-// Close releases nothing the server does not own; the engine belongs to the caller.
-func (s *Server) Close() error { return nil }
 
 type ctxKey int
 
@@ -247,6 +251,9 @@ func (s *Server) handleExport(c echo.Context) error {
 	}
 	req := export.Request{Engine: s.engine, Snapshot: snap, Plan: plan, Policy: pol, Format: format,
 		Options: export.EncoderOptions{CSVFormulaGuard: s.cfg.CSVFormulaGuard}}
+	if s.beforeExport != nil {
+		s.beforeExport(ctx)
+	}
 	runStart := time.Now()
 	rows, err := export.Run(ctx, req, w, flush)
 	s.metrics.QueryDuration.WithLabelValues("export").Observe(time.Since(runStart).Seconds())
@@ -344,10 +351,9 @@ func (s *Server) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
 				panic(p)
 			}
 		}()
-		if err := next(c); err != nil {
-			c.Error(err)
-		}
-		return nil
+		// observe, the next middleware, writes every error response itself
+		// (it must know the status), so no error reaches here.
+		return next(c)
 	}
 }
 

@@ -54,6 +54,7 @@ type testEnv struct {
 	store  *data.Store
 	engine *query.Engine
 	key    []byte
+	srv    *Server
 }
 
 // backend is a real store in a temporary data directory with its DuckDB
@@ -100,7 +101,7 @@ func (b backend) serve(t *testing.T, cfg Config) *testEnv {
 	}
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
-	return &testEnv{t: t, url: hs.URL, secret: testSecret, store: b.store, engine: b.engine, key: b.key}
+	return &testEnv{t: t, url: hs.URL, secret: testSecret, store: b.store, engine: b.engine, key: b.key, srv: srv}
 }
 
 // newTestEnv ingests the NDJSON dumps into a fresh store and serves it.
