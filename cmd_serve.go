@@ -103,7 +103,7 @@ func runServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(*dataDir, 0o755); err != nil {
+	if err := os.MkdirAll(*dataDir, 0o750); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
 	store, err := data.Open(*dataDir, data.StoreOptions{RetireGrace: 10 * time.Minute})

@@ -222,16 +222,20 @@ func TestOpenSweepsCrashLeftovers(t *testing.T) {
 	s, _ := Open(dir, StoreOptions{})
 	snap := commitParts(t, s, nil, map[string]int{"2024-01": 5})
 	leftovers := []string{
-		"month=2024-01/part-00000002-aaaaaaaaaaaa.parquet.tmp", // written, not renamed
-		"month=2024-01/part-00000002-bbbbbbbbbbbb.parquet",     // renamed, manifest not swapped
-		"month=2024-07/part-00000002-cccccccccccc.parquet",     // a month that never committed
-		"_manifest.json.tmp",
+		"month=2024-01/part-00000002-000001-aaaaaaaaaaaa.parquet.tmp", // written, not renamed
+		"month=2024-01/part-00000002-000002-bbbbbbbbbbbb.parquet",     // renamed, manifest not swapped
+		"month=2024-07/part-00000002-000003-cccccccccccc.parquet",     // a month that never committed
 	}
 	for _, l := range leftovers {
 		p := filepath.Join(s.Dir(), filepath.FromSlash(l))
 		os.MkdirAll(filepath.Dir(p), 0o755)
 		os.WriteFile(p, []byte("partial"), 0o644)
 	}
+	// The crashed writer's intent names the parts it renamed.
+	intent := `{"format":1,"generation":2,"files":[` +
+		`{"month":"2024-01","path":"month=2024-01/part-00000002-000002-bbbbbbbbbbbb.parquet","rows":1},` +
+		`{"month":"2024-07","path":"month=2024-07/part-00000002-000003-cccccccccccc.parquet","rows":1}]}`
+	os.WriteFile(filepath.Join(s.Dir(), "_manifest.json.tmp"), []byte(intent), 0o644)
 	s2, err := Open(dir, StoreOptions{})
 	if err != nil {
 		t.Fatal(err)
