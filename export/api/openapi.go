@@ -8,6 +8,7 @@ import (
 	"worklog/data"
 	"worklog/export"
 	"worklog/export/jobs"
+	"worklog/privacy"
 	"worklog/query"
 
 	"github.com/labstack/echo/v4"
@@ -21,11 +22,6 @@ const (
 	jobPath     = APIBase + "/export/jobs/{id}"
 	jobFilePath = APIBase + "/export/jobs/{id}/file"
 )
-
-// comparators are the filter comparators of SPEC §4, for the document.
-var comparators = []string{query.Between, query.In, query.NotIn, query.Equals, query.NotEquals,
-	query.Gt, query.Gte, query.Lt, query.Lte, query.Contains, query.NotContains, query.StartsWith,
-	query.IsNull, query.IsNotNull}
 
 // obj is a JSON object of the document.
 type obj = map[string]any
@@ -64,10 +60,15 @@ func openAPIDocument() obj {
 		},
 		"servers": []any{obj{"url": "/"}},
 		"paths": obj{
-			ExportPath:  obj{"get": exportOperation(names)},
-			jobPath:     obj{"get": jobOperation()},
-			jobFilePath: obj{"get": jobFileOperation()},
-			IngestPath:  obj{"post": ingestOperation()},
+			ExportPath:         obj{"get": exportOperation(names)},
+			jobPath:            obj{"get": jobOperation()},
+			jobFilePath:        obj{"get": jobFileOperation()},
+			IngestPath:         obj{"post": ingestOperation()},
+			CatalogPath:        obj{"get": catalogOperation()},
+			PagePath:           obj{"get": pageOperation("page", "The web page (SPEC §11): export builder and preview. Needs no token; it calls this API with the token the user enters.")},
+			UIPath + "/{file}": obj{"get": pageAssetOperation()},
+			UIConfigPath: obj{"get": publicOperation("uiConfig", "How the page is served: the demo token under 'serve --demo' on loopback, else nothing.", obj{"type": "object",
+				"properties": obj{"demoToken": obj{"type": "string"}}})},
 			OpenAPIPath: obj{"get": publicOperation("openapi", "This OpenAPI document.", obj{"type": "object"})},
 			HealthzPath: obj{"get": publicOperation("healthz", "Liveness: 200 while the process serves HTTP.", statusSchema())},
 			ReadyzPath:  obj{"get": readyOperation()},
@@ -85,6 +86,7 @@ func openAPIDocument() obj {
 				"jobs.Job":      jobSchema(),
 				"JobScheduled":  jobScheduledSchema(),
 				"IngestSummary": ingestSummarySchema(),
+				"Catalog":       catalogSchema(),
 			},
 		},
 		"security": []any{obj{"bearerAuth": []any{}}},
@@ -240,9 +242,9 @@ func exportOperation(names []string) obj {
 	for i, n := range names {
 		fieldEnum[i] = n
 	}
-	compEnum := make([]any, len(comparators))
-	for i, c := range comparators {
-		compEnum[i] = c
+	var compEnum []any
+	for _, c := range query.ComparatorDocs() {
+		compEnum = append(compEnum, c.Name)
 	}
 	rows := obj{"type": "array", "items": obj{"$ref": "#/components/schemas/Event"}}
 	totalCount := obj{"description": "Rows matching the filters, before limit and offset.", "schema": obj{"type": "integer"}}
@@ -401,4 +403,71 @@ func enumOfStrings[S ~string](vals []S) []any {
 		out[i] = string(v)
 	}
 	return out
+}
+
+func catalogOperation() obj {
+	return obj{
+		"operationId": "catalogReportingWorklog",
+		"summary":     "The export's fields as this token sees them",
+		"description": "The privacy level in force for the token, the fields present in the output (omitted ones are only counted) with their kind, enum, treatment (shown, dateOnly, pseudonym), whether they may be filtered and ordered on and with which comparators; the formats, the page size bound and the synchronous limits. The web page builds its filter builder from it.",
+		"responses": obj{
+			"200": obj{"description": "The catalogue.", "content": obj{"application/json": obj{"schema": obj{"$ref": "#/components/schemas/Catalog"}}}},
+			"401": errorResponse("Missing or invalid bearer token."),
+		},
+	}
+}
+
+func catalogSchema() obj {
+	str := obj{"type": "string"}
+	strs := obj{"type": "array", "items": str}
+	kinds := make([]any, 0, len(kindNames))
+	for _, k := range []data.Kind{data.KindTimestamp, data.KindInt, data.KindFlag, data.KindFloat, data.KindString, data.KindEnum, data.KindList} {
+		kinds = append(kinds, kindNames[k])
+	}
+	field := obj{"type": "object", "properties": obj{
+		"name":        str,
+		"kind":        obj{"type": "string", "enum": kinds},
+		"description": str,
+		"nullable":    obj{"type": "boolean"},
+		"enum":        strs,
+		"minimum":     obj{"type": "integer"},
+		"maximum":     obj{"type": "integer"},
+		"treatment":   obj{"type": "string", "enum": []any{string(privacy.TreatShown), string(privacy.TreatDateOnly), string(privacy.TreatPseudonym)}},
+		"filterable":  obj{"type": "boolean"},
+		"sortable":    obj{"type": "boolean"},
+		"comparators": strs,
+	}}
+	return obj{"type": "object", "properties": obj{
+		"privacyLevel":     obj{"type": "string", "enum": []any{string(privacy.None), string(privacy.Partial), string(privacy.Pseudonymized)}},
+		"omittedFields":    obj{"type": "integer", "minimum": 0},
+		"fields":           obj{"type": "array", "items": field},
+		"comparators":      obj{"type": "array", "items": obj{"type": "object", "properties": obj{"name": str, "operands": strs}}},
+		"formats":          obj{"type": "array", "items": obj{"type": "string", "enum": formatEnum()}},
+		"maxLimit":         obj{"type": "integer"},
+		"syncLimits":       obj{"type": "object", "additionalProperties": obj{"type": "integer"}},
+		"orderByField":     str,
+		"orderByDirection": obj{"type": "string", "enum": []any{"asc", "desc"}},
+	}}
+}
+
+func pageOperation(id, desc string) obj {
+	return obj{
+		"operationId": id,
+		"summary":     desc,
+		"security":    []any{},
+		"responses":   obj{"200": obj{"description": "OK", "content": obj{"text/html": obj{"schema": obj{"type": "string"}}}}},
+	}
+}
+
+func pageAssetOperation() obj {
+	return obj{
+		"operationId": "pageAsset",
+		"summary":     "A file of the web page (script, style sheet, icon), built into the binary.",
+		"security":    []any{},
+		"parameters":  []any{obj{"name": "file", "in": "path", "required": true, "schema": obj{"type": "string"}}},
+		"responses": obj{
+			"200": obj{"description": "The file.", "content": obj{"*/*": obj{"schema": obj{"type": "string"}}}},
+			"404": errorResponse("No such file."),
+		},
+	}
 }

@@ -1,6 +1,7 @@
-// Package api is the HTTP API of worklog (SPEC §4, §5, §7, §8): the Echo
-// server, bearer-token authentication, the handlers for exports, jobs and
-// ingest, the OpenAPI document, health and Prometheus metrics.
+// Package api is the HTTP API of worklog (SPEC §4, §5, §7, §8, §11): the
+// Echo server, bearer-token authentication, the handlers for exports, jobs
+// and ingest, the OpenAPI document, health and Prometheus metrics, and the
+// web page (web.go, assets in web/).
 //
 // It is the only package that imports Echo. It turns requests into query
 // plans, runs them through export's pipeline, hands large exports to jobs,
@@ -79,6 +80,9 @@ type Config struct {
 	// larger bodies are answered 413 and nothing is committed
 	// (0: DefaultMaxIngestBytes).
 	MaxIngestBytes int64
+	// DemoToken is handed to the web page on loopback (UIConfigPath); main
+	// sets it only for 'serve --demo' listening on a loopback address.
+	DemoToken string
 }
 
 // Server is the HTTP API.
@@ -134,6 +138,8 @@ func NewServer(cfg Config, engine *query.Engine) (*Server, error) {
 		e.POST(IngestPath, s.handleIngest, s.authenticate)
 	}
 	e.GET(OpenAPIPath, s.handleOpenAPI)
+	e.GET(CatalogPath, s.handleCatalog, s.authenticate)
+	s.registerWeb(e)
 	s.echo = e
 	s.indexRoutes()
 	return s, nil
