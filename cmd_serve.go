@@ -155,6 +155,19 @@ func runServe(ctx context.Context, args []string) error {
 	// cancelled and queued again while the engine is still open.
 	defer runner.Close()
 	runner.Start(ctx)
+	// The page at / fills in the demo token only for 'serve --demo' on a
+	// loopback address: on any other address it would hand a working token
+	// to whoever opens the page.
+	var demoToken string
+	if *demoMode && len(secret) > 0 {
+		if demoToken, err = auth.MintHS256(secret, auth.TokenRequest{Subject: "demo", Email: "demo@example.com", TTL: 24 * time.Hour}); err != nil {
+			return err
+		}
+	}
+	pageToken := ""
+	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && tcp.IP.IsLoopback() {
+		pageToken = demoToken
+	}
 	srv, err := api.NewServer(api.Config{
 		Verifier:        verifier,
 		PrivacyLevel:    level,
@@ -172,17 +185,19 @@ func runServe(ctx context.Context, args []string) error {
 		MaxFilters:      ops.maxFilters,
 		MaxValues:       ops.maxValues,
 		MaxIngestBytes:  ops.maxIngestBytes,
+		DemoToken:       pageToken,
 	}, engine)
 	if err != nil {
 		return err
 	}
 	log.Info("serving", "addr", ln.Addr().String(), "data", *dataDir, "privacy_level", string(level))
-	if *demoMode && len(secret) > 0 {
-		tok, err := auth.MintHS256(secret, auth.TokenRequest{Subject: "demo", Email: "demo@example.com", TTL: 24 * time.Hour})
-		if err != nil {
-			return err
+	if demoToken != "" {
+		fmt.Printf("\nworklog demo is ready. Try:\n\n  curl -H 'Authorization: Bearer %s' '%s%s?limit=3&orderByField=date&orderByDirection=desc'\n\n", demoToken, base, api.ExportPath)
+		if pageToken != "" {
+			fmt.Printf("or open %s/ in a browser (the token is filled in).\n\n", base)
+		} else {
+			fmt.Printf("or open %s/ in a browser and paste the token.\n\n", base)
 		}
-		fmt.Printf("\nworklog demo is ready. Try:\n\n  curl -H 'Authorization: Bearer %s' '%s%s?limit=3&orderByField=date&orderByDirection=desc'\n\n", tok, base, api.ExportPath)
 	}
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second,
 		MaxHeaderBytes: max(http.DefaultMaxHeaderBytes, ops.maxQueryBytes+64<<10)}

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -204,4 +205,68 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		}
 	}
 	t.Fatalf("timed out waiting for %s", what)
+}
+
+// TestServeDemoPageToken checks that 'serve --demo' hands the page its demo
+// token on a loopback address, and not when it listens on every interface.
+func TestServeDemoPageToken(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := worklogBin(t)
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		listen string
+		want   bool
+	}{{"127.0.0.1", true}, {"0.0.0.0", false}} {
+		port := freeAddr(t)[len("127.0.0.1:"):]
+		srv := exec.Command(bin, "serve", "--demo", "--demo-rows", "200", "--data", dir, "--addr", tc.listen+":"+port)
+		var out bytes.Buffer
+		srv.Stdout = &out
+		if err := srv.Start(); err != nil {
+			t.Fatal(err)
+		}
+		base := "http://127.0.0.1:" + port
+		waitUntil(t, "the server to listen", func() bool {
+			r, err := http.Get(base + api.ReadyzPath)
+			if err == nil {
+				r.Body.Close()
+			}
+			return err == nil && r.StatusCode == 200
+		})
+		r, err := http.Get(base + api.UIConfigPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cfg api.UIConfig
+		err = json.NewDecoder(r.Body).Decode(&cfg)
+		r.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.DemoToken != ""; got != tc.want {
+			t.Errorf("listening on %s: page token given %t, want %t", tc.listen, got, tc.want)
+		}
+		if tc.want {
+			req, _ := http.NewRequest(http.MethodGet, base+api.CatalogPath, nil)
+			req.Header.Set("Authorization", "Bearer "+cfg.DemoToken)
+			r, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Body.Close()
+			if r.StatusCode != http.StatusOK {
+				t.Errorf("the page's demo token is refused: %d", r.StatusCode)
+			}
+		}
+		srv.Process.Signal(syscall.SIGTERM)
+		srv.Wait()
+		banner := "in a browser and paste the token"
+		if tc.want {
+			banner = "in a browser (the token is filled in)"
+		}
+		if !strings.Contains(out.String(), banner) {
+			t.Errorf("the demo banner does not point to the page:\n%s", out.String())
+		}
+	}
 }

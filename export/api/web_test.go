@@ -148,11 +148,11 @@ func TestCatalog(t *testing.T) {
 		t.Run(pc.name, func(t *testing.T) {
 			env := newTestEnv(t, pc.level, nil, fixture)
 			tok := env.token("u1", "u1@example.com", pc.perms...)
-			resp, body := env.getRaw("", CatalogPath)
+			resp, _ := env.getRaw("", CatalogPath)
 			if resp.StatusCode != http.StatusUnauthorized {
 				t.Errorf("without token: %d", resp.StatusCode)
 			}
-			resp, body = env.getRaw(tok, CatalogPath)
+			resp, body := env.getRaw(tok, CatalogPath)
 			if resp.StatusCode != http.StatusOK {
 				t.Fatalf("%d %s", resp.StatusCode, body)
 			}
