@@ -103,7 +103,7 @@ func (e *Engine) Count(ctx context.Context, snap data.Snapshot, p *Plan) (int64,
 	q, args := p.countSQL(p.files(snap))
 	var n int64
 	if err := e.db.QueryRowContext(ctx, q, args...).Scan(&n); err != nil {
-		return 0, fmt.Errorf("count rows: %w", err)
+		return 0, fmt.Errorf("count rows: %w", explain(p.files(snap), err))
 	}
 	return n, nil
 }
@@ -125,7 +125,7 @@ func (e *Engine) Records(ctx context.Context, snap data.Snapshot, p *Plan) (arra
 	if !e.wholeExport && p.Limit == 0 && p.Offset == 0 && p.OrderBy == data.DateField && len(files) > 0 {
 		rr, err := e.chunkedRecords(ctx, files, p)
 		if err != nil || rr != nil {
-			return rr, err
+			return rr, explain(files, err)
 		}
 	}
 	q, args := p.selectSQL(files)
@@ -135,10 +135,24 @@ func (e *Engine) Records(ctx context.Context, snap data.Snapshot, p *Plan) (arra
 	}
 	r := &reader{ctx: ctx, conn: conn, pending: []statement{{q, args}}, refs: 1}
 	if err := r.advance(); err != nil {
-		return nil, errors.Join(err, conn.Close())
+		return nil, errors.Join(explain(files, err), conn.Close())
 	}
 	r.schema = r.cur.Schema()
 	return r, nil
+}
+
+// explain turns a failed query over files into the *data.DamagedPartError
+// of each file that cannot be read, when there is one: the caller then
+// learns which file is damaged, in words, instead of DuckDB's message
+// with its SQL. Other errors pass unchanged.
+func explain(files []data.PartFile, err error) error {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	if damaged := data.CheckParts(files); damaged != nil {
+		return damaged
+	}
+	return err
 }
 
 // SelectSQL returns one DuckDB statement, with its bound arguments, whose

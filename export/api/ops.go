@@ -142,14 +142,25 @@ func (s *Server) handleReadyz(c echo.Context) error {
 	defer cancel()
 	if err := s.ready(ctx); err != nil {
 		s.log.Warn("not ready", "request_id", c.Response().Header().Get(echo.HeaderXRequestID), "err", err)
-		return &APIError{Status: http.StatusServiceUnavailable, Code: "not_ready", Message: "the store or the query engine is not available"}
+		msg := "the store or the query engine is not available"
+		var de *data.DamagedPartError
+		if errors.As(err, &de) {
+			msg = de.Error()
+		}
+		return &APIError{Status: http.StatusServiceUnavailable, Code: "not_ready", Message: msg}
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 }
 
 // ready checks the store and DuckDB.
 func (s *Server) ready(ctx context.Context) error {
-	if _, err := s.engine.Snapshot(); err != nil {
+	snap, err := s.engine.Snapshot()
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	// Every listed file's footer must be readable: a damaged part fails
+	// every unfiltered request, so the service is not ready.
+	if err := data.CheckParts(snap.Files); err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
 	plan, err := query.Parse(nil, query.Options{})
