@@ -89,10 +89,11 @@ func runExport(ctx context.Context, args []string) error {
 		return fmt.Errorf("start DuckDB: %w", err)
 	}
 	defer engine.Close()
-	snap, err := engine.Snapshot()
+	snap, err := engine.Acquire()
 	if err != nil {
 		return err
 	}
+	defer snap.Release()
 	req := export.Request{Engine: engine, Snapshot: snap, Plan: plan, Policy: pol, Format: f,
 		Options: export.EncoderOptions{CSVFormulaGuard: *formulaGuard}}
 	rows, err := export.WriteFile(ctx, req, *out)

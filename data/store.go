@@ -41,10 +41,14 @@
 // and open only the files it lists; they never take the lock.
 //
 // Retirement. Files that a commit replaces are not deleted at once: a reader
-// that took its snapshot just before the commit may still be scanning them
-// (DuckDB opens Parquet files lazily). The manifest records them as retired
-// with the commit time; a later writer deletes them once StoreOptions.RetireGrace
-// has passed.
+// of an older snapshot may still be scanning them (DuckDB opens Parquet
+// files lazily, and a chunked export reopens them for every chunk). The
+// manifest records them as retired, with the commit time and generation. A
+// writer (a later commit, or the sweep) deletes one when no reader holds a
+// lease on a generation that lists it (Store.Acquire, lease.go) and
+// StoreOptions.RetireGrace has passed: the grace covers readers that took a
+// plain Snapshot, the leases cover readers of any duration, in any process.
+// A crashed reader's lease holds nothing.
 //
 // Crash recovery. The sweep (Open, Begin, under the lock) removes only what
 // a crashed writer can have left: part files under their temporary names,
@@ -74,6 +78,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -178,6 +183,9 @@ type Store struct {
 	ops     fileOps
 
 	cleanupFailures atomic.Int64
+
+	leaseMu sync.Mutex
+	leases  map[uint64]*lease // this process's reader leases by generation
 }
 
 // manifest is the on-disk form of _manifest.json. Paths are relative to the
@@ -198,6 +206,22 @@ type manifestFile struct {
 type retiredFile struct {
 	Path string    `json:"path"`
 	At   time.Time `json:"retiredAt"`
+	// Gen is the generation of the commit that replaced the file: the
+	// first that does not list it. Readers of older generations may still
+	// read it.
+	Gen uint64 `json:"generation,omitempty"`
+}
+
+// removable reports whether retired file r may be deleted at now: its grace
+// has passed and no reader holds a generation that lists it (oldest is the
+// lowest generation a reader holds). manifestGen stands in for r.Gen when
+// a manifest did not record it.
+func (r retiredFile) removable(now time.Time, grace time.Duration, oldest, manifestGen uint64) bool {
+	gen := r.Gen
+	if gen == 0 {
+		gen = manifestGen
+	}
+	return now.Sub(r.At) >= max(grace, 0) && oldest >= gen
 }
 
 // validate checks every path of m: the store opens and removes only files
@@ -238,7 +262,7 @@ func openWith(dataDir string, opts StoreOptions, ops fileOps) (*Store, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
-	if err := os.MkdirAll(s.dir, dirMode); err != nil {
+	if err := os.MkdirAll(filepath.Join(s.dir, readersDirName), dirMode); err != nil {
 		return nil, fmt.Errorf("create store dir: %w", err)
 	}
 	m, err := s.readManifest()
@@ -415,8 +439,20 @@ func (s *Store) sweep(m manifest) {
 		s.removeLogged(s.intentPath(), "manifest of a commit that did not complete")
 	}
 	now := time.Now()
+	oldest := uint64(0)
+	if len(m.Retired) > 0 {
+		// The manifest that retired them must be durable before they go:
+		// a commit whose directory fsync failed could otherwise come back
+		// as the old state, without its files.
+		if err := s.ops.syncDir(s.dir); err != nil {
+			s.cleanupFailures.Add(1)
+			s.log.Warn("store cleanup: cannot sync the store directory; keeping retired files", "dir", s.dir, "err", err)
+		} else {
+			oldest = s.oldestReader()
+		}
+	}
 	for _, r := range m.Retired {
-		if now.Sub(r.At) >= s.grace && !live[r.Path] {
+		if r.removable(now, s.grace, oldest, m.Generation) && !live[r.Path] {
 			s.removeLogged(s.abs(r.Path), "retired")
 		}
 	}
@@ -560,16 +596,20 @@ type newPart struct {
 
 // planCommit decides, without touching the disk, the manifest that a
 // commit installs and the files it removes once that manifest is durable:
-// the base's files of replaced months give way to the new parts; files
-// retired longer than grace ago are dropped from the retired list and
-// removed; with a negative grace the replaced files are removed at once
-// instead of retired.
-func planCommit(base manifest, replace map[string]bool, parts []newPart, now time.Time, grace time.Duration) (next manifest, obsolete []string) {
+// the base's files of replaced months give way to the new parts and are
+// retired (with the new generation); earlier retired files that are
+// removable (grace passed, no reader at oldest or above holding them) are
+// dropped from the list and removed. With a negative grace the files this
+// commit replaces are returned as replaced: the caller removes them after
+// the commit point unless a reader took a lease on the base generation
+// meanwhile; their retired entries go with the next commit.
+func planCommit(base manifest, replace map[string]bool, parts []newPart, now time.Time, grace time.Duration, oldest uint64) (next manifest, obsolete, replaced []string) {
 	next = manifest{Format: manifestFormat, Generation: base.Generation + 1}
 	var retired []retiredFile
 	for _, f := range base.Files {
 		if replace[f.Month] {
-			retired = append(retired, retiredFile{Path: f.Path, At: now})
+			retired = append(retired, retiredFile{Path: f.Path, At: now, Gen: next.Generation})
+			replaced = append(replaced, f.Path)
 			continue
 		}
 		next.Files = append(next.Files, f)
@@ -585,20 +625,17 @@ func planCommit(base manifest, replace map[string]bool, parts []newPart, now tim
 		return a.Path < b.Path
 	})
 	for _, r := range base.Retired {
-		if now.Sub(r.At) < grace {
-			next.Retired = append(next.Retired, r)
+		if r.removable(now, grace, oldest, base.Generation) {
+			obsolete = append(obsolete, r.Path)
 		} else {
-			obsolete = append(obsolete, r.Path)
+			next.Retired = append(next.Retired, r)
 		}
 	}
-	if grace < 0 {
-		for _, r := range retired {
-			obsolete = append(obsolete, r.Path)
-		}
-	} else {
-		next.Retired = append(next.Retired, retired...)
+	next.Retired = append(next.Retired, retired...)
+	if grace >= 0 {
+		replaced = nil
 	}
-	return next, obsolete
+	return next, obsolete, replaced
 }
 
 // Commit installs the new parts and the replacements atomically and releases
@@ -640,7 +677,13 @@ func (t *Txn) Commit() (snap Snapshot, err error) {
 		ready = append(ready, newPart{month: p.month, path: rel, rows: rows})
 		dirs[filepath.Dir(p.tmp)] = true
 	}
-	next, obsolete := planCommit(t.base, t.replace, ready, time.Now().UTC(), s.grace)
+	// Readers holding generations older than the base took their leases
+	// before the base was committed, so this listing sees all of them.
+	oldest := uint64(math.MaxUint64)
+	if len(t.base.Retired) > 0 {
+		oldest = s.oldestReader()
+	}
+	next, obsolete, replaced := planCommit(t.base, t.replace, ready, time.Now().UTC(), s.grace, oldest)
 	b, err := json.MarshalIndent(next, "", "  ")
 	if err != nil {
 		return Snapshot{}, fmt.Errorf("encode manifest: %w", err)
@@ -683,9 +726,15 @@ func (t *Txn) Commit() (snap Snapshot, err error) {
 		return snap, errors.Join(fmt.Errorf("%w: the new state is in force but may not survive a power loss: sync store dir: %w",
 			ErrCommitDurabilityUnknown, err), unlockErr)
 	}
-	// 6. Cleanup of what no state can list any more.
+	// 6. Cleanup of what no state can list any more. Readers of the base
+	// generation may have taken leases until step 4: list them again.
 	for _, p := range obsolete {
 		s.removeLogged(s.abs(p), "retired")
+	}
+	if len(replaced) > 0 && s.oldestReader() > t.base.Generation {
+		for _, p := range replaced {
+			s.removeLogged(s.abs(p), "replaced")
+		}
 	}
 	return snap, unlockErr
 }

@@ -193,6 +193,13 @@ func TestCommitFailureInjection(t *testing.T) {
 				if err := txn.Rollback(); err != nil {
 					t.Errorf("Rollback after Commit: %v", err)
 				}
+				if tc.step == "store dir fsync" {
+					for _, f := range oldFiles {
+						if _, err := os.Stat(filepath.Join(s.Dir(), filepath.FromSlash(f))); err != nil {
+							t.Errorf("a file of the old state was removed while the commit may not be durable: %v", err)
+						}
+					}
+				}
 
 				want := before
 				if tc.committed {
@@ -219,13 +226,6 @@ func TestCommitFailureInjection(t *testing.T) {
 					case strings.HasSuffix(f, partExt) && !listed[f]:
 						if !(tc.committed && contains(oldFiles, f)) {
 							t.Errorf("unlisted part left: %s", f)
-						}
-					}
-				}
-				if tc.step == "store dir fsync" {
-					for _, f := range oldFiles {
-						if _, err := os.Stat(filepath.Join(s2.Dir(), filepath.FromSlash(f))); err != nil {
-							t.Errorf("a file of the old state was removed while the commit may not be durable: %v", err)
 						}
 					}
 				}

@@ -88,7 +88,8 @@ func TestCommitReplaceAndRetire(t *testing.T) {
 		wantRetired int
 	}{
 		{"default grace keeps replaced files", 0, 3, 1},
-		{"negative grace deletes at once", -1, 2, 0},
+		// The entry goes with the next commit; the file is gone at once.
+		{"negative grace deletes at once", -1, 2, 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -97,6 +97,22 @@ func (e *Engine) Snapshot() (data.Snapshot, error) {
 	return snap, nil
 }
 
+// Acquire is Snapshot pinned: no writer removes the snapshot's files until
+// its Release, however long the reader takes (see data.Store.Acquire). A
+// long reader — an export streamed or written to a file — uses it and
+// defers snap.Release. A source that cannot pin yields a plain snapshot.
+func (e *Engine) Acquire() (data.Snapshot, error) {
+	src, ok := e.src.(interface{ Acquire() (data.Snapshot, error) })
+	if !ok {
+		return e.Snapshot()
+	}
+	snap, err := src.Acquire()
+	if err != nil {
+		return data.Snapshot{}, fmt.Errorf("read snapshot: %w", err)
+	}
+	return snap, nil
+}
+
 // Count returns the number of rows of snap matching the plan's filters,
 // before limit and offset (the X-Total-Count header).
 func (e *Engine) Count(ctx context.Context, snap data.Snapshot, p *Plan) (int64, error) {

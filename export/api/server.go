@@ -210,10 +210,12 @@ func (s *Server) handleExport(c echo.Context) error {
 	if err != nil {
 		return &APIError{Status: http.StatusBadRequest, Code: "invalid_parameter", Message: err.Error(), Param: "format"}
 	}
-	snap, err := s.engine.Snapshot()
+	// Pinned: the stream may outlast any grace a commit gives replaced files.
+	snap, err := s.engine.Acquire()
 	if err != nil {
 		return fmt.Errorf("snapshot: %w", err)
 	}
+	defer snap.Release()
 	countStart := time.Now()
 	total, err := s.engine.Count(ctx, snap, plan)
 	s.metrics.QueryDuration.WithLabelValues("count").Observe(time.Since(countStart).Seconds())

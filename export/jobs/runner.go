@@ -464,10 +464,12 @@ func (j *Runner) export(ctx context.Context, job *Job) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	snap, err := j.cfg.Engine.Snapshot()
+	// Pinned: a job has no time limit, and ingests may commit meanwhile.
+	snap, err := j.cfg.Engine.Acquire()
 	if err != nil {
 		return 0, fmt.Errorf("snapshot: %w", err)
 	}
+	defer snap.Release()
 	req := export.Request{Engine: j.cfg.Engine, Snapshot: snap, Plan: plan, Policy: pol, Format: job.Format,
 		Options: export.EncoderOptions{CSVFormulaGuard: job.CSVFormulaGuard, MaxSheetRows: j.cfg.MaxSheetRows}}
 	return export.WriteFile(ctx, req, j.filePath(job))
