@@ -7,7 +7,9 @@ import (
 
 	"worklog/data"
 	"worklog/export"
+	"worklog/export/api/auth"
 	"worklog/export/jobs"
+	"worklog/ingest"
 	"worklog/privacy"
 	"worklog/query"
 
@@ -64,6 +66,7 @@ func openAPIDocument() obj {
 			jobPath:            obj{"get": jobOperation()},
 			jobFilePath:        obj{"get": jobFileOperation()},
 			IngestPath:         obj{"post": ingestOperation()},
+			ForgetPath:         obj{"post": forgetOperation()},
 			CatalogPath:        obj{"get": catalogOperation()},
 			PagePath:           obj{"get": pageOperation("page", "The web page (SPEC §11): export builder and preview. Needs no token; it calls this API with the token the user enters.")},
 			UIPath + "/{file}": obj{"get": pageAssetOperation()},
@@ -77,7 +80,7 @@ func openAPIDocument() obj {
 		"components": obj{
 			"securitySchemes": obj{
 				"bearerAuth": obj{"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
-					"description": "HS256 with the shared secret, or RS256/ES256 with the configured public key. auth.Claims: sub, email, permissions (reporting.viewEmail, reporting.ingest), exp required."},
+					"description": "HS256 with the shared secret, or RS256/ES256 with the configured public key. auth.Claims: sub, email, permissions (reporting.viewEmail, reporting.ingest, reporting.erase), exp required."},
 			},
 			"schemas": obj{
 				"Event":         eventSchema(fields, false),
@@ -329,7 +332,7 @@ func jobFileOperation() obj {
 			"401": errorResponse("Missing or invalid bearer token."),
 			"404": errorResponse("No such job for this token's subject."),
 			"409": errorResponse("The job is not done yet (not_ready) or failed (job_failed)."),
-			"410": errorResponse("The download link has expired."),
+			"410": errorResponse("The download link has expired (gone), or an erasure of personal data deleted the file (erased)."),
 		},
 	}
 }
@@ -358,6 +361,31 @@ func ingestOperation() obj {
 			"413": errorResponse("The body exceeds the size limit; nothing committed."),
 			"415": errorResponse("Unsupported Content-Type or Content-Encoding."),
 			"422": obj{"description": "Invalid records under onError=fail; nothing committed.", "content": summary},
+		},
+	}
+}
+
+func forgetOperation() obj {
+	count := obj{"type": "integer", "minimum": 0}
+	return obj{
+		"operationId": "forgetUser",
+		"summary":     "Erase a user: anonymize or delete their events",
+		"description": "SPEC §12. anonymize (default) keeps the events for the statistics but sets name, email, userId and rawData to null; delete removes them. One atomic commit, like an ingest (it waits for a running ingest); idempotent. Finished export files and outbox messages made before it are deleted and their jobs answer 410 (status erased); running jobs are run again on the new data. Needs permission " + auth.PermErase + ".",
+		"requestBody": obj{"required": true, "content": obj{"application/json": obj{"schema": obj{
+			"type": "object", "required": []any{"userId"}, "additionalProperties": false, "properties": obj{
+				"userId": obj{"type": "integer", "description": "The userId to erase."},
+				"mode":   obj{"type": "string", "enum": []any{string(ingest.Anonymize), string(ingest.Delete)}, "default": string(ingest.Anonymize)},
+			}}}}},
+		"responses": obj{
+			"200": obj{"description": "Committed (or nothing to change: zeros).", "content": obj{"application/json": obj{"schema": obj{
+				"type": "object", "required": []any{"events", "months"}, "properties": obj{
+					"events": obj{"type": "integer", "minimum": 0, "description": "Events anonymized or deleted."},
+					"months": count,
+				}}}}},
+			"400": errorResponse("A bad body; param names the key."),
+			"401": errorResponse("Missing or invalid bearer token."),
+			"403": errorResponse("The token lacks permission " + auth.PermErase + "."),
+			"415": errorResponse("Content-Type is not application/json."),
 		},
 	}
 }

@@ -27,6 +27,7 @@ import (
 	"worklog/export"
 	"worklog/export/api/auth"
 	"worklog/export/jobs"
+	"worklog/internal/audit"
 	"worklog/privacy"
 	"worklog/query"
 
@@ -60,8 +61,12 @@ type Config struct {
 	// it belongs to the caller. Nil refuses them with 503.
 	Jobs *jobs.Runner
 
-	// Store receives HTTP ingests; nil leaves the ingest route unregistered.
+	// Store receives HTTP ingests and erasures; nil leaves the ingest and
+	// forget routes unregistered.
 	Store *data.Store
+	// Audit receives one line per export, ingest and forget (SPEC §12);
+	// nil keeps no trail.
+	Audit *audit.Log
 	// Metrics are exposed on /metrics; nil creates a fresh set.
 	Metrics *Metrics
 	// MaxSyncExports bounds the synchronous exports running at once; one
@@ -131,11 +136,12 @@ func NewServer(cfg Config, engine *query.Engine) (*Server, error) {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
 	e.Use(s.requestLog, s.observe, s.limitQuery)
-	e.GET(ExportPath, s.handleExport, s.authenticate, s.limitExport)
+	e.GET(ExportPath, s.handleExport, s.audited(audit.ActionExport), s.authenticate, s.limitExport)
 	s.registerJobRoutes(e)
 	s.registerOps(e)
 	if cfg.Store != nil {
-		e.POST(IngestPath, s.handleIngest, s.authenticate)
+		e.POST(IngestPath, s.handleIngest, s.audited(audit.ActionIngest), s.authenticate)
+		e.POST(ForgetPath, s.handleForget, s.audited(audit.ActionForget), s.authenticate)
 	}
 	e.GET(OpenAPIPath, s.handleOpenAPI)
 	e.GET(CatalogPath, s.handleCatalog, s.authenticate)
@@ -202,6 +208,7 @@ func (s *Server) handleExport(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	setAuditLevel(c, string(pol.Level()))
 	plan, err := query.Parse(c.QueryParams(), s.planOptions(pol))
 	if err != nil {
 		return err
@@ -223,6 +230,7 @@ func (s *Server) handleExport(c echo.Context) error {
 		return fmt.Errorf("count: %w", err)
 	}
 	if plan.Limit == 0 && total > s.syncLimit(format) {
+		setAuditRows(c, total)
 		return s.scheduleExport(c, cl, pol, format, total)
 	}
 
@@ -266,6 +274,7 @@ func (s *Server) handleExport(c echo.Context) error {
 	rows, err := export.Run(ctx, req, w, flush)
 	s.metrics.QueryDuration.WithLabelValues("export").Observe(time.Since(runStart).Seconds())
 	s.metrics.RowsExported.WithLabelValues(string(format)).Add(float64(rows))
+	setAuditRows(c, rows)
 	if err != nil && !c.Response().Committed {
 		for _, k := range []string{echo.HeaderContentType, echo.HeaderContentDisposition, echo.HeaderContentEncoding, "X-Total-Count"} {
 			h.Del(k)

@@ -33,7 +33,7 @@ const (
 
 // Statuses lists every job status in lifecycle order; the metrics gauge and
 // the OpenAPI document read it. It returns a fresh slice.
-func Statuses() []Status { return []Status{Queued, Running, Done, Failed} }
+func Statuses() []Status { return []Status{Queued, Running, Done, Failed, Erased} }
 
 // DeliveryState tracks the e-mail of a finished job.
 type DeliveryState string
@@ -89,6 +89,8 @@ type Job struct {
 	Bytes int64 `json:"bytes,omitempty"`
 	// Expired is set when the janitor has deleted the file.
 	Expired bool `json:"expired,omitempty"`
+	// ErasedAt is when an erasure deleted the file (status erased).
+	ErasedAt time.Time `json:"erasedAt,omitzero"`
 
 	Delivery         DeliveryState `json:"delivery,omitempty"`
 	DeliveryAttempts int           `json:"deliveryAttempts,omitempty"`
