@@ -42,6 +42,8 @@ func TestServeHelpListsSettings(t *testing.T) {
 		{"max-values", "WORKLOG_MAX_VALUES", "1000"},
 		{"max-ingest-bytes", "WORKLOG_MAX_INGEST_BYTES", "1GiB"},
 		{"shutdown-timeout", "WORKLOG_SHUTDOWN_TIMEOUT", "30s"},
+		{"retention-days", "WORKLOG_RETENTION_DAYS", "0"},
+		{"audit-log", "WORKLOG_AUDIT_LOG", ""},
 	}
 	for _, tc := range tests {
 		// flag's usage: "  -name string\n    \tusage (env X) (default "d")"

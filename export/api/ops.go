@@ -58,6 +58,10 @@ type Metrics struct {
 	QueryDuration *prometheus.HistogramVec
 	// SyncExports is the number of synchronous exports running now.
 	SyncExports prometheus.Gauge
+	// RetentionRuns counts the retention runs of serve by outcome (ok,
+	// failed); RetentionDeleted counts the events they deleted.
+	RetentionRuns    *prometheus.CounterVec
+	RetentionDeleted prometheus.Counter
 }
 
 // NewMetrics creates the collectors on a fresh registry, with Go runtime and
@@ -88,11 +92,18 @@ func NewMetrics() *Metrics {
 		SyncExports: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "worklog_sync_exports_running", Help: "Synchronous exports running now.",
 		}),
+		RetentionRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "worklog_retention_runs_total", Help: "Retention runs (--retention-days) by outcome (ok, failed).",
+		}, []string{"outcome"}),
+		RetentionDeleted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "worklog_retention_deleted_events_total", Help: "Events deleted by retention runs.",
+		}),
 	}
 	for _, s := range jobs.Statuses() {
 		m.Jobs.WithLabelValues(string(s)) // present at 0 before the first job
 	}
 	m.Registry.MustRegister(m.Requests, m.Latency, m.RowsExported, m.IngestedEvents, m.Jobs, m.QueryDuration, m.SyncExports,
+		m.RetentionRuns, m.RetentionDeleted,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
