@@ -203,6 +203,11 @@ func TestForgetErasesFinishedJobFiles(t *testing.T) {
 	json.Unmarshal(body, &sb)
 	je := &jobEnv{testEnv: env.testEnv}
 	v := je.wait(owner, sb.JobID, delivered)
+	raw, _ := os.ReadFile(env.audit)
+	if !bytes.Contains(raw, []byte(`"sub":"u1","action":"jobExport","level":"none","params":{"format":["csv"]},"rows":33,"outcome":"ok"`)) ||
+		!bytes.Contains(raw, []byte(`"job":"`+sb.JobID+`"`)) {
+		t.Errorf("no audit line for the job export:\n%s", raw)
+	}
 	eml := filepath.Join(env.dir, "outbox", sb.JobID+".eml")
 	if _, err := os.Stat(eml); err != nil {
 		t.Fatalf("outbox message: %v", err)
