@@ -203,20 +203,22 @@ func runForget(ctx context.Context, args []string) error {
 	if err != nil {
 		e.Outcome, e.Error = audit.OutcomeFailed, "forget_failed"
 	}
+	if ch.Events > 0 && !ch.CommittedAt.IsZero() {
+		// Committed (even when its durability is in doubt): older export
+		// files are stale.
+		n, eerr := runner.EraseBefore(ch.CommittedAt)
+		if eerr != nil {
+			err = errors.Join(err, fmt.Errorf("forget: the store is erased, but not every export file: %w", eerr))
+		}
+		if n > 0 {
+			fmt.Fprintf(os.Stderr, "deleted the files of %d finished export job(s) made before the erasure\n", n)
+		}
+	}
 	if aerr := al.Append(e); aerr != nil {
 		return errors.Join(err, aerr)
 	}
 	if err != nil {
 		return err
-	}
-	if ch.Events > 0 {
-		n, err := runner.EraseBefore(ch.CommittedAt)
-		if err != nil {
-			return fmt.Errorf("forget: the store is erased, but not every export file: %w", err)
-		}
-		if n > 0 {
-			fmt.Fprintf(os.Stderr, "deleted the files of %d finished export job(s) made before the erasure\n", n)
-		}
 	}
 	fmt.Fprintf(os.Stderr, "forgot userId %d (%s): %d events in %d months\n", id, m, ch.Events, ch.Months)
 	return printChange(ch)

@@ -93,7 +93,9 @@ type LifecycleOptions struct {
 // under Anonymize their events keep every field but name, email, userId and
 // rawData, which become null; under Delete the events are removed. Both are
 // idempotent: a second call finds no event of the user and commits nothing.
-// Forget waits for the store's write lock.
+// Forget waits for the store's write lock. An error with a non-zero
+// CommittedAt (data.ErrCommitDurabilityUnknown) means the change is in
+// force all the same.
 func Forget(ctx context.Context, store *data.Store, userID int64, mode ForgetMode, opts LifecycleOptions) (Change, error) {
 	if mode != Anonymize && mode != Delete {
 		return Change{}, fmt.Errorf("forget: unknown mode %q", mode)
@@ -306,6 +308,12 @@ func rewriteStore(ctx context.Context, store *data.Store, opts LifecycleOptions,
 		}
 	}
 	snap, err := txn.Commit()
+	if errors.Is(err, data.ErrCommitDurabilityUnknown) {
+		// In force, though a power loss may undo it: report the change
+		// with the error, so that the caller still erases what the old
+		// state leaked into (export files).
+		return Change{Events: p.events, Months: len(months), Snapshot: snap, CommittedAt: time.Now().UTC()}, fmt.Errorf("%s: %w", what, err)
+	}
 	if err != nil {
 		return Change{}, fmt.Errorf("%s: %w", what, err)
 	}
@@ -371,7 +379,7 @@ func carryOver(src, dst string) error {
 		return err
 	}
 	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
 	if err != nil {
 		return err
 	}

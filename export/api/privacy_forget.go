@@ -57,19 +57,21 @@ func (s *Server) handleForget(c echo.Context) error {
 	}
 	mode, _ := ingest.ParseForgetMode(req.Mode)
 	ch, err := ingest.Forget(c.Request().Context(), s.cfg.Store, *req.UserID, mode, ingest.LifecycleOptions{})
+	setAuditRows(c, ch.Events)
+	// A committed erasure (CommittedAt set, even with an error about its
+	// durability) makes older export files stale: erase them regardless.
+	if !ch.CommittedAt.IsZero() && ch.Events > 0 && s.cfg.Jobs != nil {
+		erased, eerr := s.cfg.Jobs.EraseBefore(ch.CommittedAt)
+		if eerr != nil {
+			return fmt.Errorf("forget: erase export files: %w", errors.Join(err, eerr))
+		}
+		s.log.Info("export files erased", "request_id", c.Response().Header().Get(echo.HeaderXRequestID), "jobs", erased)
+	}
 	if err != nil {
 		if c.Request().Context().Err() != nil {
 			return fmt.Errorf("forget: %w", context.Cause(c.Request().Context()))
 		}
 		return fmt.Errorf("forget: %w", err)
-	}
-	setAuditRows(c, ch.Events)
-	if ch.Events > 0 && s.cfg.Jobs != nil {
-		erased, err := s.cfg.Jobs.EraseBefore(ch.CommittedAt)
-		if err != nil {
-			return fmt.Errorf("forget: erase export files: %w", err)
-		}
-		s.log.Info("export files erased", "request_id", c.Response().Header().Get(echo.HeaderXRequestID), "jobs", erased)
 	}
 	s.log.Info("forget committed", "request_id", c.Response().Header().Get(echo.HeaderXRequestID),
 		"mode", string(mode), "events", ch.Events, "months", ch.Months, "generation", ch.Snapshot.Generation)
