@@ -13,6 +13,7 @@ import (
 
 	"worklog/data"
 	"worklog/export"
+	"worklog/internal/audit"
 	"worklog/privacy"
 	"worklog/query"
 )
@@ -34,6 +35,7 @@ func runExport(ctx context.Context, args []string) error {
 	var filters, perms multiFlag
 	fs.Var(&filters, "filter", "a filter FIELD:COMPARATOR[:OPERAND] (repeatable); between takes FROM..TO, in and notIn take values separated by '|', e.g. 'date:between:2024-05-10..2024-05-11', 'action:in:readAction|writeAction'")
 	fs.Var(&perms, "permission", "permission of the reader (repeatable), e.g. reporting.viewEmail")
+	auditPath := auditLogFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -89,13 +91,30 @@ func runExport(ctx context.Context, args []string) error {
 		return fmt.Errorf("start DuckDB: %w", err)
 	}
 	defer engine.Close()
-	snap, err := engine.Snapshot()
+	snap, err := engine.Acquire()
 	if err != nil {
 		return err
 	}
+	defer snap.Release()
+	al, err := openAudit(*dataDir, *auditPath)
+	if err != nil {
+		return err
+	}
+	defer al.Close()
 	req := export.Request{Engine: engine, Snapshot: snap, Plan: plan, Policy: pol, Format: f,
 		Options: export.EncoderOptions{CSVFormulaGuard: *formulaGuard}}
 	rows, err := export.WriteFile(ctx, req, *out)
+	e := audit.Entry{Sub: audit.CLISubject, Action: audit.ActionCLIExport, Level: string(pol.Level()), Params: audit.Params(values), Rows: rows, Outcome: audit.OutcomeOK}
+	if err != nil {
+		e.Outcome, e.Error = audit.OutcomeFailed, "export_failed"
+	}
+	if aerr := al.Append(e); aerr != nil {
+		if err == nil && *out != "-" {
+			// No export file without its audit line.
+			os.Remove(*out)
+		}
+		return errors.Join(err, aerr)
+	}
 	if err != nil {
 		return err
 	}

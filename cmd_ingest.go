@@ -13,6 +13,7 @@ import (
 
 	"worklog/data"
 	"worklog/ingest"
+	"worklog/internal/audit"
 	"worklog/internal/fsutil"
 )
 
@@ -24,6 +25,7 @@ func runIngest(ctx context.Context, args []string) error {
 	dataDir := dataDirFlag(fs)
 	onError := fs.String("on-error", "fail", "what to do with invalid records: fail (commit nothing) or skip")
 	rejectsPath := fs.String("rejects", "", "under --on-error skip, write rejected records to this NDJSON file")
+	auditPath := auditLogFlag(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: worklog ingest [flags] FILE... | -\n\n"+
 			"Loads event dumps (NDJSON, JSON array or CSV with a header; gzip or zstd\n"+
@@ -69,6 +71,11 @@ func runIngest(ctx context.Context, args []string) error {
 		return fmt.Errorf("ingest: open store: %w", err)
 	}
 	defer store.Close()
+	al, err := openAudit(*dataDir, *auditPath)
+	if err != nil {
+		return err
+	}
+	defer al.Close()
 
 	opts := ingest.Options{OnError: mode}
 	var rejects *fsutil.File
@@ -83,6 +90,20 @@ func runIngest(ctx context.Context, args []string) error {
 	opts.Progress = bar.set
 	sum, err := ingest.Run(ctx, store, inputs, opts)
 	bar.finish()
+	// The trail names the inputs and the mode, never a record (an error
+	// message may quote one, so only its kind is recorded).
+	e := audit.Entry{Sub: audit.CLISubject, Action: audit.ActionIngest, Rows: sum.New + sum.Updated, Outcome: audit.OutcomeOK,
+		Params: map[string][]string{"onError": {*onError}, "inputs": names}}
+	var ve *ingest.ValidationError
+	switch {
+	case errors.As(err, &ve):
+		e.Outcome, e.Error = audit.OutcomeInvalid, "invalid_records"
+	case err != nil:
+		e.Outcome, e.Error = audit.OutcomeFailed, "ingest_failed"
+	}
+	if aerr := al.Append(e); aerr != nil {
+		return errors.Join(reportIngest(sum, err, len(inputs) > 1, rejects), aerr)
+	}
 	return reportIngest(sum, err, len(inputs) > 1, rejects)
 }
 

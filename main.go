@@ -8,6 +8,8 @@
 //	worklog demo    [flags]            write synthetic events into the store
 //	worklog token   [flags]            mint an HS256 token for local use
 //	worklog export  [flags]            run an export to a file
+//	worklog prune   [flags]            delete events older than --retention-days
+//	worklog forget  [flags]            erase a user: anonymize or delete their events
 //
 // Every subcommand has its own flags; `worklog CMD -h` lists them. Settings
 // are flags with an environment variable beside them (WORKLOG_DATA for
@@ -39,6 +41,8 @@ var commands = map[string]command{
 	"demo":   {"write realistic synthetic events into the store", runDemo},
 	"token":  {"mint an HS256 token with the configured secret", runToken},
 	"export": {"run an export with the endpoint's parameters, to a file", runExport},
+	"prune":  {"delete the events older than --retention-days", runPrune},
+	"forget": {"erase a user (--user-id): anonymize (default) or delete their events", runForget},
 }
 
 // exitError carries a process exit code through the error chain.

@@ -303,3 +303,40 @@ func TestIngestSurvivesSIGKILL(t *testing.T) {
 	}
 	t.Logf("full ingest took %v; killed runs read back as %v", took, seen)
 }
+
+// A store whose manifest went missing is refused by every command that
+// opens it, with a message naming the directory and what to do, and
+// nothing in it changes.
+func TestMissingManifestRefused(t *testing.T) {
+	dir := t.TempDir()
+	store := filepath.Join(dir, "data")
+	good := writeFile(t, dir, "good.ndjson", event(1, 1, 5, 10, 0)+"\n"+event(2, 2, 5, 20, 0)+"\n")
+	if out, errOut, code := worklog(t, nil, "ingest", "--data", store, good); code != 0 {
+		t.Fatalf("ingest: code %d, %s %s", code, out, errOut)
+	}
+	storeDir := filepath.Join(store, "worklog")
+	if err := os.Rename(filepath.Join(storeDir, "_manifest.json"), filepath.Join(dir, "manifest.bak")); err != nil {
+		t.Fatal(err)
+	}
+	before := tree(t, storeDir)
+	more := writeFile(t, dir, "more.ndjson", event(3, 1, 6, 10, 0)+"\n")
+	for _, args := range [][]string{
+		{"ingest", "--data", store, more},
+		{"serve", "--data", store, "--jwt-secret", "s3cret-s3cret-s3cret-s3cret-s3cret", "--addr", freeAddr(t)},
+		{"export", "--data", store, "--privacy-level", "none", "--out", filepath.Join(dir, "x.json")},
+	} {
+		_, errOut, code := worklog(t, nil, args...)
+		if code != 1 || !strings.Contains(errOut, storeDir) || !strings.Contains(errOut, "no _manifest.json") || !strings.Contains(errOut, "restore") {
+			t.Errorf("%s: exit code %d, stderr %q; want 1 and a message naming %s and what to do", args[0], code, errOut, storeDir)
+		}
+	}
+	after := tree(t, storeDir)
+	if len(after) != len(before) {
+		t.Errorf("files: %d, were %d", len(after), len(before))
+	}
+	for p, b := range before {
+		if after[p] != b {
+			t.Errorf("%s changed or removed", p)
+		}
+	}
+}

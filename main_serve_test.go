@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -41,6 +42,8 @@ func TestServeHelpListsSettings(t *testing.T) {
 		{"max-values", "WORKLOG_MAX_VALUES", "1000"},
 		{"max-ingest-bytes", "WORKLOG_MAX_INGEST_BYTES", "1GiB"},
 		{"shutdown-timeout", "WORKLOG_SHUTDOWN_TIMEOUT", "30s"},
+		{"retention-days", "WORKLOG_RETENTION_DAYS", "0"},
+		{"audit-log", "WORKLOG_AUDIT_LOG", ""},
 	}
 	for _, tc := range tests {
 		// flag's usage: "  -name string\n    \tusage (env X) (default "d")"
@@ -122,44 +125,58 @@ func TestSIGTERMLetsExportFinish(t *testing.T) {
 		return err == nil && r.StatusCode == 200
 	})
 
-	// A whole CSV export ordered by rawData: DuckDB sorts every row first.
+	// A whole CSV export of 60,000 events at level none (rawData included:
+	// tens of megabytes). The client reads its first byte and then stops
+	// reading until after SIGTERM: a body far larger than the socket
+	// buffers cannot be finished by the server meanwhile, so the export is
+	// certainly still running when the signal arrives, however fast the
+	// machine.
 	type result struct {
 		status int
 		total  string
 		lines  int
 		err    error
 	}
+	started := make(chan error, 1)
+	resume := make(chan struct{})
 	done := make(chan result, 1)
 	go func() {
-		req, _ := http.NewRequest(http.MethodGet, base+api.ExportPath+"?format=csv&orderByField=rawData", nil)
+		req, _ := http.NewRequest(http.MethodGet, base+api.ExportPath+"?format=csv", nil)
 		req.Header.Set("Authorization", "Bearer "+tok)
-		resp, err := (&http.Client{Transport: &http.Transport{}}).Do(req)
+		resp, err := (&http.Client{Transport: &http.Transport{DisableCompression: true}}).Do(req)
 		if err != nil {
-			done <- result{err: err}
+			started <- err
 			return
 		}
 		defer resp.Body.Close()
-		body, err := io.ReadAll(resp.Body)
+		first := make([]byte, 1)
+		if _, err := io.ReadFull(resp.Body, first); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		<-resume
+		rest, err := io.ReadAll(resp.Body)
+		body := append(first, rest...)
 		done <- result{status: resp.StatusCode, total: resp.Header.Get("X-Total-Count"), lines: bytes.Count(body, []byte("\n")), err: err}
 	}()
-	metrics := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
-	waitUntil(t, "the export to run", func() bool {
-		r, err := metrics.Get(base + api.MetricsPath)
-		if err != nil {
-			return false
-		}
-		b, _ := io.ReadAll(r.Body)
-		r.Body.Close()
-		return bytes.Contains(b, []byte("\nworklog_sync_exports_running 1\n"))
-	})
+	if err := <-started; err != nil {
+		t.Fatalf("start the export: %v", err)
+	}
 	if err := srv.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond)
-	if r, err := metrics.Get(base + api.HealthzPath); err == nil {
-		r.Body.Close()
-		t.Errorf("a new connection was served after SIGTERM: %d", r.StatusCode)
-	}
+	// The listener closes on SIGTERM: new connections are refused while
+	// the running export goes on.
+	probe := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	waitUntil(t, "new connections to be refused after SIGTERM", func() bool {
+		r, err := probe.Get(base + api.HealthzPath)
+		if err == nil {
+			r.Body.Close()
+		}
+		return err != nil
+	})
+	close(resume)
 	res := <-done
 	if res.err != nil || res.status != 200 {
 		t.Fatalf("export during shutdown: %d %v", res.status, res.err)
@@ -190,4 +207,68 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		}
 	}
 	t.Fatalf("timed out waiting for %s", what)
+}
+
+// TestServeDemoPageToken checks that 'serve --demo' hands the page its demo
+// token on a loopback address, and not when it listens on every interface.
+func TestServeDemoPageToken(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := worklogBin(t)
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		listen string
+		want   bool
+	}{{"127.0.0.1", true}, {"0.0.0.0", false}} {
+		port := freeAddr(t)[len("127.0.0.1:"):]
+		srv := exec.Command(bin, "serve", "--demo", "--demo-rows", "200", "--data", dir, "--addr", tc.listen+":"+port)
+		var out bytes.Buffer
+		srv.Stdout = &out
+		if err := srv.Start(); err != nil {
+			t.Fatal(err)
+		}
+		base := "http://127.0.0.1:" + port
+		waitUntil(t, "the server to listen", func() bool {
+			r, err := http.Get(base + api.ReadyzPath)
+			if err == nil {
+				r.Body.Close()
+			}
+			return err == nil && r.StatusCode == 200
+		})
+		r, err := http.Get(base + api.UIConfigPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cfg api.UIConfig
+		err = json.NewDecoder(r.Body).Decode(&cfg)
+		r.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.DemoToken != ""; got != tc.want {
+			t.Errorf("listening on %s: page token given %t, want %t", tc.listen, got, tc.want)
+		}
+		if tc.want {
+			req, _ := http.NewRequest(http.MethodGet, base+api.CatalogPath, nil)
+			req.Header.Set("Authorization", "Bearer "+cfg.DemoToken)
+			r, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Body.Close()
+			if r.StatusCode != http.StatusOK {
+				t.Errorf("the page's demo token is refused: %d", r.StatusCode)
+			}
+		}
+		srv.Process.Signal(syscall.SIGTERM)
+		srv.Wait()
+		banner := "in a browser and paste the token"
+		if tc.want {
+			banner = "in a browser (the token is filled in)"
+		}
+		if !strings.Contains(out.String(), banner) {
+			t.Errorf("the demo banner does not point to the page:\n%s", out.String())
+		}
+	}
 }

@@ -22,6 +22,9 @@ type Snapshot struct {
 	Generation uint64 `json:"generation"`
 	// Files are the committed part files, ordered by month, then path.
 	Files []PartFile `json:"files"`
+
+	// lease is set by Store.Acquire; Release drops it.
+	lease *leaseRef
 }
 
 // Rows is the total number of events in the snapshot.

@@ -88,7 +88,8 @@ func TestCommitReplaceAndRetire(t *testing.T) {
 		wantRetired int
 	}{
 		{"default grace keeps replaced files", 0, 3, 1},
-		{"negative grace deletes at once", -1, 2, 0},
+		// The entry goes with the next commit; the file is gone at once.
+		{"negative grace deletes at once", -1, 2, 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -266,6 +267,9 @@ func TestClose(t *testing.T) {
 	if _, err := s.Begin(context.Background(), true); !errors.Is(err, ErrClosed) {
 		t.Errorf("Begin after Close = %v, want ErrClosed", err)
 	}
+	if _, err := s.Acquire(); !errors.Is(err, ErrClosed) {
+		t.Errorf("Acquire after Close = %v, want ErrClosed", err)
+	}
 	// A transaction begun before Close still commits.
 	p, _ := txn.NewPart("2024-01")
 	writePart(t, p, 2)
@@ -301,17 +305,20 @@ func TestOpenSweepsCrashLeftovers(t *testing.T) {
 	s, _ := Open(dir, StoreOptions{})
 	snap := commitParts(t, s, nil, map[string]int{"2024-01": 5})
 	leftovers := []string{
-		"month=2024-01/part-00000002-aaaaaaaaaaaa.parquet.tmp", // written, not renamed
-		"month=2024-01/part-00000002-bbbbbbbbbbbb.parquet",     // renamed, manifest not swapped
-		"month=2024-07/part-00000002-cccccccccccc.parquet",     // a month that never committed
-		"_manifest.json.tmp",       // a manifest write of before fsutil
-		"._manifest.json.1234.tmp", // a manifest write through fsutil
+		"month=2024-01/part-00000002-000001-aaaaaaaaaaaa.parquet.tmp", // written, not renamed
+		"month=2024-01/part-00000002-000002-bbbbbbbbbbbb.parquet",     // renamed, manifest not swapped
+		"month=2024-07/part-00000002-000003-cccccccccccc.parquet",     // a month that never committed
 	}
 	for _, l := range leftovers {
 		p := filepath.Join(s.Dir(), filepath.FromSlash(l))
 		os.MkdirAll(filepath.Dir(p), 0o755)
 		os.WriteFile(p, []byte("partial"), 0o644)
 	}
+	// The crashed writer's intent names the parts it renamed.
+	intent := `{"format":1,"generation":2,"files":[` +
+		`{"month":"2024-01","path":"month=2024-01/part-00000002-000002-bbbbbbbbbbbb.parquet","rows":1},` +
+		`{"month":"2024-07","path":"month=2024-07/part-00000002-000003-cccccccccccc.parquet","rows":1}]}`
+	os.WriteFile(filepath.Join(s.Dir(), "_manifest.json.tmp"), []byte(intent), 0o644)
 	s2, err := Open(dir, StoreOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -152,15 +152,31 @@ func merge(ctx context.Context, txn *data.Txn, staged map[string]stagedMonth, wo
 	base := txn.Base()
 	hits := data.QuoteString(filepath.Join(workDir, "hits-*.parquet"))
 	hitsIn := map[string]int64{} // month → ids of the dump it holds
-	if len(base.Files) > 0 {
-		var committedIDs []string
-		for _, m := range base.Months() {
-			var paths []string
-			for _, f := range base.FilesIn(func(month string) bool { return month == m }) {
+	// A damaged file blocks only its month: the dump may not write into
+	// it (the month's rows cannot be read to merge), and its ids are left
+	// out of the search, so ingests into every other month still commit.
+	damaged := map[string]bool{}
+	for _, f := range base.Files {
+		if err := data.CheckPart(f); err != nil {
+			if _, ok := staged[f.Month]; ok {
+				return mergeResult{}, fmt.Errorf("month %s: %w", f.Month, err)
+			}
+			damaged[f.Path] = true
+		}
+	}
+	var committedIDs []string
+	for _, m := range base.Months() {
+		var paths []string
+		for _, f := range base.FilesIn(func(month string) bool { return month == m }) {
+			if !damaged[f.Path] {
 				paths = append(paths, f.Path)
 			}
+		}
+		if len(paths) > 0 {
 			committedIDs = append(committedIDs, "SELECT "+key+" AS id, "+data.QuoteString(m)+" AS month FROM read_parquet("+pathList(paths)+")")
 		}
+	}
+	if len(committedIDs) > 0 {
 		// The same buckets keep each join's hash table within the budget.
 		for b := range buckets {
 			in := data.QuoteString(filepath.Join(workDir, fmt.Sprintf("latest-%04d.parquet", b)))
@@ -201,6 +217,10 @@ func merge(ctx context.Context, txn *data.Txn, staged map[string]stagedMonth, wo
 		var oldRows int64
 		for _, f := range old {
 			oldRows += f.Rows
+			if damaged[f.Path] {
+				// An id of the dump moved out of this month.
+				return mergeResult{}, fmt.Errorf("month %s: %w", m, data.CheckPart(f))
+			}
 		}
 		if len(old) > 0 {
 			txn.Replace(m)

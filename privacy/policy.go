@@ -139,6 +139,36 @@ func (p *Policy) actionFor(f data.Field) action {
 	return keep
 }
 
+// Treatment is what a policy does with one field's values, as a client
+// needs to know it to present the output (the API's catalogue route).
+type Treatment string
+
+// The treatments, one per column action.
+const (
+	// TreatShown values pass unchanged.
+	TreatShown Treatment = "shown"
+	// TreatOmitted fields are absent from the output.
+	TreatOmitted Treatment = "omitted"
+	// TreatDateOnly date-times are cut to their date part, YYYY-MM-DD.
+	TreatDateOnly Treatment = "dateOnly"
+	// TreatPseudonym names are replaced by the stable pseudonym Agent-<10 hex>.
+	TreatPseudonym Treatment = "pseudonym"
+)
+
+// Treatment returns what the policy does with a catalogue field's values;
+// it is the same decision Schema and Transform apply.
+func (p *Policy) Treatment(f data.Field) Treatment {
+	switch p.actionFor(f) {
+	case omit:
+		return TreatOmitted
+	case toDate:
+		return TreatDateOnly
+	case toPseudonym:
+		return TreatPseudonym
+	}
+	return TreatShown
+}
+
 // Unread returns the catalogue fields whose values never reach the output
 // at the policy's level, in catalogue order: the omitted fields, except
 // userId, which keys the name pseudonyms. The query layer need not read

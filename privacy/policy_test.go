@@ -172,3 +172,35 @@ func TestUserIDField(t *testing.T) {
 		t.Errorf("catalogue field %q = %+v, %t; want an identifying integer", userIDField, f, ok)
 	}
 }
+
+func TestTreatment(t *testing.T) {
+	// want is keyed by privacy class: the policy decides by class, and the
+	// catalogue decides which fields are in a class.
+	tests := []struct {
+		level Level
+		perm  string
+		want  map[data.PrivacyClass]Treatment // classes not listed are shown
+	}{
+		{None, "", nil},
+		{Partial, "", map[data.PrivacyClass]Treatment{data.PrivacyEmail: TreatOmitted}},
+		{Partial, PermViewEmail, nil},
+		{Pseudonymized, PermViewEmail, map[data.PrivacyClass]Treatment{
+			data.PrivacyEmail: TreatOmitted, data.PrivacyIdentifying: TreatOmitted,
+			data.PrivacyTimestamp: TreatDateOnly, data.PrivacyName: TreatPseudonym}},
+	}
+	for _, tt := range tests {
+		p, err := NewPolicy(tt.level, []string{tt.perm}, testKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range data.Fields() {
+			want, ok := tt.want[f.Privacy]
+			if !ok {
+				want = TreatShown
+			}
+			if got := p.Treatment(f); got != want {
+				t.Errorf("%s %q: Treatment(%s) = %s, want %s", tt.level, tt.perm, f.Name, got, want)
+			}
+		}
+	}
+}

@@ -27,47 +27,39 @@ const (
 	IsNotNull   = "isNotNull"
 )
 
-// Operands says which operand parameters a comparator takes.
-type Operands int
+// operandSet says which operand sub-keys a comparator takes.
+type operandSet int
 
-// The operand shapes of the comparators.
 const (
-	// NoOperand comparators (isNull, isNotNull) take no operand.
-	NoOperand Operands = iota
-	// OneValue comparators take filters[i][value].
-	OneValue
-	// Range comparators (between) take filters[i][from] and filters[i][to].
-	Range
-	// ValueList comparators (in, notIn) take filters[i][values][].
-	ValueList
+	opNone   operandSet = iota // isNull, isNotNull
+	opValue                    // filters[i][value]
+	opRange                    // filters[i][from] and filters[i][to]
+	opValues                   // filters[i][values][]
 )
 
-// Params names the operand sub-keys of filters[i] that o takes, as a
-// request writes them: none, "value", "from" and "to", or "values[]".
-func (o Operands) Params() []string {
+// names lists the operand sub-keys of an operand set.
+func (o operandSet) names() []string {
 	switch o {
-	case OneValue:
+	case opValue:
 		return []string{subValue}
-	case Range:
+	case opRange:
 		return []string{subFrom, subTo}
-	case ValueList:
-		return []string{subValues + "[]"}
+	case opValues:
+		return []string{subValues}
 	}
 	return nil
 }
 
-// Comparator describes one filter comparator of SPEC §4.
-type Comparator struct {
-	// Name is the canonical spelling, one of the constants Between, In, ...
-	Name string
-	// Operands says which operand parameters it takes.
-	Operands Operands
-	// Kinds are the field kinds it applies to.
-	Kinds []data.Kind
+// comparatorSpec describes one comparator: its name, its operands and the
+// field kinds it applies to.
+type comparatorSpec struct {
+	name     string
+	operands operandSet
+	kinds    []data.Kind
 }
 
-// AppliesTo reports whether the comparator may filter a field of kind k.
-func (c Comparator) AppliesTo(k data.Kind) bool { return slices.Contains(c.Kinds, k) }
+// applies reports whether the comparator may filter a field of kind k.
+func (c comparatorSpec) applies(k data.Kind) bool { return slices.Contains(c.kinds, k) }
 
 var (
 	orderedKinds = []data.Kind{data.KindTimestamp, data.KindInt, data.KindFlag, data.KindFloat}
@@ -76,52 +68,67 @@ var (
 )
 
 // comparators is the one list of comparators, in the order of SPEC §4's
-// table. Parse validates against it; Comparators hands out copies.
-var comparators = [...]Comparator{
-	{Between, Range, orderedKinds},
-	{In, ValueList, allKinds},
-	{NotIn, ValueList, allKinds},
-	{Equals, OneValue, allKinds},
-	{NotEquals, OneValue, allKinds},
-	{Gt, OneValue, orderedKinds},
-	{Gte, OneValue, orderedKinds},
-	{Lt, OneValue, orderedKinds},
-	{Lte, OneValue, orderedKinds},
-	{Contains, OneValue, textKinds},
-	{NotContains, OneValue, textKinds},
-	{StartsWith, OneValue, textKinds},
-	{IsNull, NoOperand, allKinds},
-	{IsNotNull, NoOperand, allKinds},
-}
-
-// Comparators returns the comparators in the order of SPEC §4's table, for
-// documents such as OpenAPI. The slice and each Kinds are fresh copies: a
-// caller may change them without changing what Parse accepts.
-func Comparators() []Comparator {
-	out := make([]Comparator, len(comparators))
-	for i, c := range comparators {
-		c.Kinds = slices.Clone(c.Kinds)
-		out[i] = c
-	}
-	return out
+// table. Parse validates against it; ComparatorDocs hands out copies.
+var comparators = [...]comparatorSpec{
+	{Between, opRange, orderedKinds},
+	{In, opValues, allKinds},
+	{NotIn, opValues, allKinds},
+	{Equals, opValue, allKinds},
+	{NotEquals, opValue, allKinds},
+	{Gt, opValue, orderedKinds},
+	{Gte, opValue, orderedKinds},
+	{Lt, opValue, orderedKinds},
+	{Lte, opValue, orderedKinds},
+	{Contains, opValue, textKinds},
+	{NotContains, opValue, textKinds},
+	{StartsWith, opValue, textKinds},
+	{IsNull, opNone, allKinds},
+	{IsNotNull, opNone, allKinds},
 }
 
 // lookupComparator finds a comparator as spelled in a request (any case).
-func lookupComparator(s string) (Comparator, bool) {
+func lookupComparator(s string) (comparatorSpec, bool) {
 	for _, c := range comparators {
-		if strings.EqualFold(c.Name, s) {
+		if strings.EqualFold(c.name, s) {
 			return c, true
 		}
 	}
-	return Comparator{}, false
+	return comparatorSpec{}, false
 }
 
 // comparatorNames lists the comparators for error messages, sorted.
 func comparatorNames() string {
 	names := make([]string, 0, len(comparators))
 	for _, c := range comparators {
-		names = append(names, c.Name)
+		names = append(names, c.name)
 	}
 	sort.Strings(names)
 	return strings.Join(names, ", ")
 }
+
+// ComparatorDoc describes one filter comparator for clients: the OpenAPI
+// document and the API's catalogue route read it, so that the page's filter
+// builder offers exactly what Parse accepts.
+type ComparatorDoc struct {
+	// Name is the comparator as written in filters[i][comparator].
+	Name string
+	// Operands are the sub-keys it takes: "value"; "from" and "to"; "values"
+	// (values[]); or none.
+	Operands []string
+	// Kinds are the field kinds it applies to.
+	Kinds []data.Kind
+}
+
+// ComparatorDocs lists the comparators Parse accepts, in SPEC order, with
+// their operands and the kinds they apply to. The slices are fresh copies:
+// a caller may change them without changing what Parse accepts.
+func ComparatorDocs() []ComparatorDoc {
+	out := make([]ComparatorDoc, 0, len(comparators))
+	for _, c := range comparators {
+		out = append(out, ComparatorDoc{Name: c.name, Operands: c.operands.names(), Kinds: slices.Clone(c.kinds)})
+	}
+	return out
+}
+
+// Applies reports whether the comparator can be used on a field of kind k.
+func (d ComparatorDoc) Applies(k data.Kind) bool { return slices.Contains(d.Kinds, k) }

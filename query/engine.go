@@ -96,13 +96,29 @@ func (e *Engine) Snapshot() (data.Snapshot, error) {
 	return snap, nil
 }
 
+// Acquire is Snapshot pinned: no writer removes the snapshot's files until
+// its Release, however long the reader takes (see data.Store.Acquire). A
+// long reader — an export streamed or written to a file — uses it and
+// defers snap.Release. A source that cannot pin yields a plain snapshot.
+func (e *Engine) Acquire() (data.Snapshot, error) {
+	src, ok := e.src.(interface{ Acquire() (data.Snapshot, error) })
+	if !ok {
+		return e.Snapshot()
+	}
+	snap, err := src.Acquire()
+	if err != nil {
+		return data.Snapshot{}, fmt.Errorf("read snapshot: %w", err)
+	}
+	return snap, nil
+}
+
 // Count returns the number of rows of snap matching the plan's filters,
 // before limit and offset (the X-Total-Count header).
 func (e *Engine) Count(ctx context.Context, snap data.Snapshot, p *Plan) (int64, error) {
 	q, args := p.countSQL(p.files(snap))
 	var n int64
 	if err := e.db.QueryRowContext(ctx, q, args...).Scan(&n); err != nil {
-		return 0, fmt.Errorf("count rows: %w", err)
+		return 0, fmt.Errorf("count rows: %w", explain(p.files(snap), err))
 	}
 	return n, nil
 }
@@ -124,7 +140,7 @@ func (e *Engine) Records(ctx context.Context, snap data.Snapshot, p *Plan) (arra
 	if !e.wholeExport && p.Limit == 0 && p.Offset == 0 && p.OrderBy == data.DateField && len(files) > 0 {
 		rr, err := e.chunkedRecords(ctx, files, p)
 		if err != nil || rr != nil {
-			return rr, err
+			return rr, explain(files, err)
 		}
 	}
 	q, args := p.selectSQL(files)
@@ -134,9 +150,23 @@ func (e *Engine) Records(ctx context.Context, snap data.Snapshot, p *Plan) (arra
 	}
 	src := &statementSource{ctx: ctx, conn: conn, pending: []statement{{q, args}}}
 	if err := src.advance(); err != nil {
-		return nil, errors.Join(err, conn.Close())
+		return nil, errors.Join(explain(files, err), conn.Close())
 	}
 	return newStream(conn, src.cur.Schema(), src), nil
+}
+
+// explain turns a failed query over files into the *data.DamagedPartError
+// of each file that cannot be read, when there is one: the caller then
+// learns which file is damaged, in words, instead of DuckDB's message
+// with its SQL. Other errors pass unchanged.
+func explain(files []data.PartFile, err error) error {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	if damaged := data.CheckParts(files); damaged != nil {
+		return damaged
+	}
+	return err
 }
 
 // SelectSQL returns one DuckDB statement, with its bound arguments, whose

@@ -306,20 +306,20 @@ func buildFilter(rf *rawFilter, opts Options, maxValues int) (Filter, error) {
 	if !ok {
 		return Filter{}, invalid(cmpParam, "unknown comparator %q; use one of %s", rawCmp, comparatorNames())
 	}
-	cmp := spec.Name
-	if !spec.AppliesTo(field.Kind) {
+	cmp := spec.name
+	if !spec.applies(field.Kind) {
 		return Filter{}, invalid(cmpParam, "comparator %s does not apply to %s, a %s field", cmp, name, field.Kind)
 	}
 
 	// Operands the comparator does not take are refused rather than
 	// silently ignored: they are almost always a mistake in the request.
 	want := map[string]bool{}
-	switch spec.Operands {
-	case OneValue:
+	switch spec.operands {
+	case opValue:
 		want[subValue] = true
-	case Range:
+	case opRange:
 		want[subFrom], want[subTo] = true, true
-	case ValueList:
+	case opValues:
 		want[subValues] = true
 	}
 	for _, sub := range []string{subValue, subFrom, subTo, subValues} {
@@ -342,10 +342,10 @@ func buildFilter(rf *rawFilter, opts Options, maxValues int) (Filter, error) {
 		return v, nil
 	}
 	var err error
-	switch spec.Operands {
-	case OneValue:
+	switch spec.operands {
+	case opValue:
 		f.Value, err = conv(rf.given[subValue], rf.scalars[subValue])
-	case Range:
+	case opRange:
 		if f.From, err = conv(rf.given[subFrom], rf.scalars[subFrom]); err != nil {
 			return Filter{}, err
 		}
@@ -355,7 +355,7 @@ func buildFilter(rf *rawFilter, opts Options, maxValues int) (Filter, error) {
 		if field.Kind == data.KindTimestamp && !dayOnly && isDateOnly(rf.scalars[subTo]) {
 			f.ToEndOfDay = true
 		}
-	case ValueList:
+	case opValues:
 		f.Values, err = convertValues(rf, conv, maxValues)
 	}
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"worklog/data"
 	"worklog/export/api/auth"
 	"worklog/query"
 
@@ -44,6 +45,12 @@ func toAPIError(err error) *APIError {
 	var pe *query.ParamError
 	if errors.As(err, &pe) {
 		return &APIError{Status: http.StatusBadRequest, Code: pe.Code, Message: pe.Message, Param: pe.Param}
+	}
+	var de *data.DamagedPartError
+	if errors.As(err, &de) {
+		// The store's own fault, named so that an operator can restore
+		// the file; the message holds no query and no absolute path.
+		return newAPIError(http.StatusInternalServerError, "store_damaged", "%s", de.Error())
 	}
 	if errors.Is(err, auth.ErrUnauthorized) {
 		return newAPIError(http.StatusUnauthorized, "unauthorized", "missing or invalid bearer token")

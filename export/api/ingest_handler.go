@@ -93,6 +93,7 @@ func (s *Server) handleIngest(c echo.Context) error {
 		out.Errors = rejects.errors()
 	}
 	s.metrics.IngestedEvents.WithLabelValues("rejected").Add(float64(sum.Rejected))
+	setAuditRows(c, sum.New+sum.Updated)
 	var ve *ingest.ValidationError
 	var mbe *http.MaxBytesError
 	switch {

@@ -173,6 +173,8 @@ func (s *Server) handleJobFile(c echo.Context) error {
 	switch {
 	case errors.Is(err, jobs.ErrNotFound):
 		return jobNotFound()
+	case errors.Is(err, jobs.ErrErased):
+		return newAPIError(http.StatusGone, "erased", "the file was deleted by an erasure of personal data; request the export again")
 	case errors.Is(err, jobs.ErrExpired):
 		return newAPIError(http.StatusGone, "gone", "the download link expired at %s; request the export again", job.ExpiresAt.UTC().Format(time.RFC3339))
 	case errors.Is(err, jobs.ErrNotReady) && job.Status == jobs.Failed:

@@ -7,6 +7,10 @@ import (
 
 	"worklog/data"
 	"worklog/export"
+	"worklog/export/api/auth"
+	"worklog/export/jobs"
+	"worklog/ingest"
+	"worklog/privacy"
 	"worklog/query"
 
 	"github.com/labstack/echo/v4"
@@ -20,11 +24,6 @@ const (
 	jobPath     = APIBase + "/export/jobs/{id}"
 	jobFilePath = APIBase + "/export/jobs/{id}/file"
 )
-
-// comparators are the filter comparators of SPEC §4, for the document.
-var comparators = []string{query.Between, query.In, query.NotIn, query.Equals, query.NotEquals,
-	query.Gt, query.Gte, query.Lt, query.Lte, query.Contains, query.NotContains, query.StartsWith,
-	query.IsNull, query.IsNotNull}
 
 // obj is a JSON object of the document.
 type obj = map[string]any
@@ -63,10 +62,16 @@ func openAPIDocument() obj {
 		},
 		"servers": []any{obj{"url": "/"}},
 		"paths": obj{
-			ExportPath:  obj{"get": exportOperation(names)},
-			jobPath:     obj{"get": jobOperation()},
-			jobFilePath: obj{"get": jobFileOperation()},
-			IngestPath:  obj{"post": ingestOperation()},
+			ExportPath:         obj{"get": exportOperation(names)},
+			jobPath:            obj{"get": jobOperation()},
+			jobFilePath:        obj{"get": jobFileOperation()},
+			IngestPath:         obj{"post": ingestOperation()},
+			ForgetPath:         obj{"post": forgetOperation()},
+			CatalogPath:        obj{"get": catalogOperation()},
+			PagePath:           obj{"get": pageOperation("page", "The web page (SPEC §11): export builder and preview. Needs no token; it calls this API with the token the user enters.")},
+			UIPath + "/{file}": obj{"get": pageAssetOperation()},
+			UIConfigPath: obj{"get": publicOperation("uiConfig", "How the page is served: the demo token under 'serve --demo' on loopback, else nothing.", obj{"type": "object",
+				"properties": obj{"demoToken": obj{"type": "string"}}})},
 			OpenAPIPath: obj{"get": publicOperation("openapi", "This OpenAPI document.", obj{"type": "object"})},
 			HealthzPath: obj{"get": publicOperation("healthz", "Liveness: 200 while the process serves HTTP.", statusSchema())},
 			ReadyzPath:  obj{"get": readyOperation()},
@@ -75,7 +80,7 @@ func openAPIDocument() obj {
 		"components": obj{
 			"securitySchemes": obj{
 				"bearerAuth": obj{"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
-					"description": "HS256 with the shared secret, or RS256/ES256 with the configured public key. auth.Claims: sub, email, permissions (reporting.viewEmail, reporting.ingest), exp required."},
+					"description": "HS256 with the shared secret, or RS256/ES256 with the configured public key. auth.Claims: sub, email, permissions (reporting.viewEmail, reporting.ingest, reporting.erase), exp required."},
 			},
 			"schemas": obj{
 				"Event":         eventSchema(fields, false),
@@ -84,6 +89,7 @@ func openAPIDocument() obj {
 				"jobs.Job":      jobSchema(),
 				"JobScheduled":  jobScheduledSchema(),
 				"IngestSummary": ingestSummarySchema(),
+				"Catalog":       catalogSchema(),
 			},
 		},
 		"security": []any{obj{"bearerAuth": []any{}}},
@@ -189,7 +195,7 @@ func jobSchema() obj {
 	str := obj{"type": "string"}
 	return obj{"type": "object", "properties": obj{
 		"id":          str,
-		"status":      obj{"type": "string", "enum": []any{"queued", "running", "done", "failed"}},
+		"status":      obj{"type": "string", "enum": enumOfStrings(jobs.Statuses())},
 		"format":      obj{"type": "string", "enum": formatEnum()},
 		"rows":        obj{"type": "integer"},
 		"createdAt":   obj{"type": "string", "format": "date-time"},
@@ -198,7 +204,7 @@ func jobSchema() obj {
 		"error":       obj{"type": []any{"string", "null"}},
 		"expiresAt":   obj{"type": []any{"string", "null"}, "format": "date-time", "description": "When the download link expires (410 Gone after)."},
 		"deliverTo":   obj{"type": "string", "description": "The token's email claim at request time."},
-		"delivery":    obj{"type": "string", "enum": []any{"pending", "sending", "sent", "failed"}},
+		"delivery":    obj{"type": "string", "enum": enumOfStrings(jobs.DeliveryStates())},
 		"deliveredAt": obj{"type": []any{"string", "null"}, "format": "date-time"},
 	}}
 }
@@ -239,9 +245,9 @@ func exportOperation(names []string) obj {
 	for i, n := range names {
 		fieldEnum[i] = n
 	}
-	compEnum := make([]any, len(comparators))
-	for i, c := range comparators {
-		compEnum[i] = c
+	var compEnum []any
+	for _, c := range query.ComparatorDocs() {
+		compEnum = append(compEnum, c.Name)
 	}
 	rows := obj{"type": "array", "items": obj{"$ref": "#/components/schemas/Event"}}
 	totalCount := obj{"description": "Rows matching the filters, before limit and offset.", "schema": obj{"type": "integer"}}
@@ -326,7 +332,7 @@ func jobFileOperation() obj {
 			"401": errorResponse("Missing or invalid bearer token."),
 			"404": errorResponse("No such job for this token's subject."),
 			"409": errorResponse("The job is not done yet (not_ready) or failed (job_failed)."),
-			"410": errorResponse("The download link has expired."),
+			"410": errorResponse("The download link has expired (gone), or an erasure of personal data deleted the file (erased)."),
 		},
 	}
 }
@@ -355,6 +361,31 @@ func ingestOperation() obj {
 			"413": errorResponse("The body exceeds the size limit; nothing committed."),
 			"415": errorResponse("Unsupported Content-Type or Content-Encoding."),
 			"422": obj{"description": "Invalid records under onError=fail; nothing committed.", "content": summary},
+		},
+	}
+}
+
+func forgetOperation() obj {
+	count := obj{"type": "integer", "minimum": 0}
+	return obj{
+		"operationId": "forgetUser",
+		"summary":     "Erase a user: anonymize or delete their events",
+		"description": "SPEC §12. anonymize (default) keeps the events for the statistics but sets name, email, userId and rawData to null; delete removes them. One atomic commit, like an ingest (it waits for a running ingest); idempotent. Finished export files and outbox messages made before it are deleted and their jobs answer 410 (status erased); running jobs are run again on the new data. Needs permission " + auth.PermErase + ".",
+		"requestBody": obj{"required": true, "content": obj{"application/json": obj{"schema": obj{
+			"type": "object", "required": []any{"userId"}, "additionalProperties": false, "properties": obj{
+				"userId": obj{"type": "integer", "description": "The userId to erase."},
+				"mode":   obj{"type": "string", "enum": []any{string(ingest.Anonymize), string(ingest.Delete)}, "default": string(ingest.Anonymize)},
+			}}}}},
+		"responses": obj{
+			"200": obj{"description": "Committed (or nothing to change: zeros).", "content": obj{"application/json": obj{"schema": obj{
+				"type": "object", "required": []any{"events", "months"}, "properties": obj{
+					"events": obj{"type": "integer", "minimum": 0, "description": "Events anonymized or deleted."},
+					"months": count,
+				}}}}},
+			"400": errorResponse("A bad body; param names the key."),
+			"401": errorResponse("Missing or invalid bearer token."),
+			"403": errorResponse("The token lacks permission " + auth.PermErase + "."),
+			"415": errorResponse("Content-Type is not application/json."),
 		},
 	}
 }
@@ -391,4 +422,80 @@ func formatEnum() []any {
 		out[i] = string(f)
 	}
 	return out
+}
+
+// enumOfStrings turns a list of named strings into an OpenAPI enum.
+func enumOfStrings[S ~string](vals []S) []any {
+	out := make([]any, len(vals))
+	for i, v := range vals {
+		out[i] = string(v)
+	}
+	return out
+}
+
+func catalogOperation() obj {
+	return obj{
+		"operationId": "catalogReportingWorklog",
+		"summary":     "The export's fields as this token sees them",
+		"description": "The privacy level in force for the token, the fields present in the output (omitted ones are only counted) with their kind, enum, treatment (shown, dateOnly, pseudonym), whether they may be filtered and ordered on and with which comparators; the formats, the page size bound and the synchronous limits. The web page builds its filter builder from it.",
+		"responses": obj{
+			"200": obj{"description": "The catalogue.", "content": obj{"application/json": obj{"schema": obj{"$ref": "#/components/schemas/Catalog"}}}},
+			"401": errorResponse("Missing or invalid bearer token."),
+		},
+	}
+}
+
+func catalogSchema() obj {
+	str := obj{"type": "string"}
+	strs := obj{"type": "array", "items": str}
+	kinds := make([]any, 0, len(kindNames))
+	for _, k := range []data.Kind{data.KindTimestamp, data.KindInt, data.KindFlag, data.KindFloat, data.KindString, data.KindEnum, data.KindList} {
+		kinds = append(kinds, kindNames[k])
+	}
+	field := obj{"type": "object", "properties": obj{
+		"name":        str,
+		"kind":        obj{"type": "string", "enum": kinds},
+		"description": str,
+		"nullable":    obj{"type": "boolean"},
+		"enum":        strs,
+		"minimum":     obj{"type": "integer"},
+		"maximum":     obj{"type": "integer"},
+		"treatment":   obj{"type": "string", "enum": []any{string(privacy.TreatShown), string(privacy.TreatDateOnly), string(privacy.TreatPseudonym)}},
+		"filterable":  obj{"type": "boolean"},
+		"sortable":    obj{"type": "boolean"},
+		"comparators": strs,
+	}}
+	return obj{"type": "object", "properties": obj{
+		"privacyLevel":     obj{"type": "string", "enum": []any{string(privacy.None), string(privacy.Partial), string(privacy.Pseudonymized)}},
+		"omittedFields":    obj{"type": "integer", "minimum": 0},
+		"fields":           obj{"type": "array", "items": field},
+		"comparators":      obj{"type": "array", "items": obj{"type": "object", "properties": obj{"name": str, "operands": strs}}},
+		"formats":          obj{"type": "array", "items": obj{"type": "string", "enum": formatEnum()}},
+		"maxLimit":         obj{"type": "integer"},
+		"syncLimits":       obj{"type": "object", "additionalProperties": obj{"type": "integer"}},
+		"orderByField":     str,
+		"orderByDirection": obj{"type": "string", "enum": []any{"asc", "desc"}},
+	}}
+}
+
+func pageOperation(id, desc string) obj {
+	return obj{
+		"operationId": id,
+		"summary":     desc,
+		"security":    []any{},
+		"responses":   obj{"200": obj{"description": "OK", "content": obj{"text/html": obj{"schema": obj{"type": "string"}}}}},
+	}
+}
+
+func pageAssetOperation() obj {
+	return obj{
+		"operationId": "pageAsset",
+		"summary":     "A file of the web page (script, style sheet, icon), built into the binary.",
+		"security":    []any{},
+		"parameters":  []any{obj{"name": "file", "in": "path", "required": true, "schema": obj{"type": "string"}}},
+		"responses": obj{
+			"200": obj{"description": "The file.", "content": obj{"*/*": obj{"schema": obj{"type": "string"}}}},
+			"404": errorResponse("No such file."),
+		},
+	}
 }

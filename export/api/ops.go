@@ -35,9 +35,6 @@ const (
 	DefaultMaxIngestBytes = 1 << 30
 )
 
-// JobStates are the states of background jobs, as the jobs gauge labels them.
-var JobStates = []string{"queued", "running", "done", "failed"}
-
 // Metrics are the server's Prometheus collectors. They live on their own
 // registry, not the global one, so two servers in one process (tests) do not
 // collide and nothing a library registers globally is exposed by accident.
@@ -53,7 +50,7 @@ type Metrics struct {
 	RowsExported *prometheus.CounterVec
 	// IngestedEvents counts events of HTTP ingests by result: new, updated, rejected.
 	IngestedEvents *prometheus.CounterVec
-	// Jobs is the number of background jobs by state (JobStates); the jobs
+	// Jobs is the number of background jobs by state (jobs.Statuses); the jobs
 	// engine sets it, e.g. Jobs.WithLabelValues("queued").Set(n).
 	Jobs *prometheus.GaugeVec
 	// QueryDuration observes DuckDB query time by operation: count (the
@@ -61,6 +58,10 @@ type Metrics struct {
 	QueryDuration *prometheus.HistogramVec
 	// SyncExports is the number of synchronous exports running now.
 	SyncExports prometheus.Gauge
+	// RetentionRuns counts the retention runs of serve by outcome (ok,
+	// failed); RetentionDeleted counts the events they deleted.
+	RetentionRuns    *prometheus.CounterVec
+	RetentionDeleted prometheus.Counter
 }
 
 // NewMetrics creates the collectors on a fresh registry, with Go runtime and
@@ -91,11 +92,18 @@ func NewMetrics() *Metrics {
 		SyncExports: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "worklog_sync_exports_running", Help: "Synchronous exports running now.",
 		}),
+		RetentionRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "worklog_retention_runs_total", Help: "Retention runs (--retention-days) by outcome (ok, failed).",
+		}, []string{"outcome"}),
+		RetentionDeleted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "worklog_retention_deleted_events_total", Help: "Events deleted by retention runs.",
+		}),
 	}
-	for _, s := range JobStates {
-		m.Jobs.WithLabelValues(s) // present at 0 before the first job
+	for _, s := range jobs.Statuses() {
+		m.Jobs.WithLabelValues(string(s)) // present at 0 before the first job
 	}
 	m.Registry.MustRegister(m.Requests, m.Latency, m.RowsExported, m.IngestedEvents, m.Jobs, m.QueryDuration, m.SyncExports,
+		m.RetentionRuns, m.RetentionDeleted,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -123,8 +131,8 @@ func (s *Server) refreshJobGauge() {
 		s.log.Error("count jobs for metrics", "err", err)
 		return
 	}
-	for _, st := range JobStates {
-		s.metrics.Jobs.WithLabelValues(st).Set(float64(counts[jobs.Status(st)]))
+	for _, st := range jobs.Statuses() {
+		s.metrics.Jobs.WithLabelValues(string(st)).Set(float64(counts[st]))
 	}
 }
 
@@ -145,14 +153,25 @@ func (s *Server) handleReadyz(c echo.Context) error {
 	defer cancel()
 	if err := s.ready(ctx); err != nil {
 		s.log.Warn("not ready", "request_id", c.Response().Header().Get(echo.HeaderXRequestID), "err", err)
-		return &APIError{Status: http.StatusServiceUnavailable, Code: "not_ready", Message: "the store or the query engine is not available"}
+		msg := "the store or the query engine is not available"
+		var de *data.DamagedPartError
+		if errors.As(err, &de) {
+			msg = de.Error()
+		}
+		return &APIError{Status: http.StatusServiceUnavailable, Code: "not_ready", Message: msg}
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 }
 
 // ready checks the store and DuckDB.
 func (s *Server) ready(ctx context.Context) error {
-	if _, err := s.engine.Snapshot(); err != nil {
+	snap, err := s.engine.Snapshot()
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	// Every listed file's footer must be readable: a damaged part fails
+	// every unfiltered request, so the service is not ready.
+	if err := data.CheckParts(snap.Files); err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
 	plan, err := query.Parse(nil, query.Options{})

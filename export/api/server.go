@@ -1,6 +1,7 @@
-// Package api is the HTTP API of worklog (SPEC §4, §5, §7, §8): the Echo
-// server, bearer-token authentication, the handlers for exports, jobs and
-// ingest, the OpenAPI document, health and Prometheus metrics.
+// Package api is the HTTP API of worklog (SPEC §4, §5, §7, §8, §11): the
+// Echo server, bearer-token authentication, the handlers for exports, jobs
+// and ingest, the OpenAPI document, health and Prometheus metrics, and the
+// web page (web.go, assets in web/).
 //
 // It is the only package that imports Echo. It turns requests into query
 // plans, runs them through export's pipeline, hands large exports to jobs,
@@ -26,6 +27,7 @@ import (
 	"worklog/export"
 	"worklog/export/api/auth"
 	"worklog/export/jobs"
+	"worklog/internal/audit"
 	"worklog/privacy"
 	"worklog/query"
 
@@ -59,8 +61,12 @@ type Config struct {
 	// it belongs to the caller. Nil refuses them with 503.
 	Jobs *jobs.Runner
 
-	// Store receives HTTP ingests; nil leaves the ingest route unregistered.
+	// Store receives HTTP ingests and erasures; nil leaves the ingest and
+	// forget routes unregistered.
 	Store *data.Store
+	// Audit receives one line per export, ingest and forget (SPEC §12);
+	// nil keeps no trail.
+	Audit *audit.Log
 	// Metrics are exposed on /metrics; nil creates a fresh set.
 	Metrics *Metrics
 	// MaxSyncExports bounds the synchronous exports running at once; one
@@ -79,6 +85,9 @@ type Config struct {
 	// larger bodies are answered 413 and nothing is committed
 	// (0: DefaultMaxIngestBytes).
 	MaxIngestBytes int64
+	// DemoToken is handed to the web page on loopback (UIConfigPath); main
+	// sets it only for 'serve --demo' listening on a loopback address.
+	DemoToken string
 }
 
 // Server is the HTTP API.
@@ -91,6 +100,13 @@ type Server struct {
 	metrics     *Metrics
 	exportSlots chan struct{} // one element per running synchronous export
 	routes      map[string]bool
+
+	// beforeExport, when set (tests, right after NewServer), runs in a
+	// synchronous export after its slot is taken and the rows are counted,
+	// just before the pipeline starts: a test holds an export there to
+	// observe a full pool, a deadline or a client that went away, instead
+	// of relying on a query being slow.
+	beforeExport func(ctx context.Context)
 }
 
 // NewServer builds the API over engine.
@@ -120,13 +136,16 @@ func NewServer(cfg Config, engine *query.Engine) (*Server, error) {
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
 	e.Use(s.requestLog, s.observe, s.limitQuery)
-	e.GET(ExportPath, s.handleExport, s.authenticate, s.limitExport)
+	e.GET(ExportPath, s.handleExport, s.audited(audit.ActionExport), s.authenticate, s.limitExport)
 	s.registerJobRoutes(e)
 	s.registerOps(e)
 	if cfg.Store != nil {
-		e.POST(IngestPath, s.handleIngest, s.authenticate)
+		e.POST(IngestPath, s.handleIngest, s.audited(audit.ActionIngest), s.authenticate)
+		e.POST(ForgetPath, s.handleForget, s.audited(audit.ActionForget), s.authenticate)
 	}
 	e.GET(OpenAPIPath, s.handleOpenAPI)
+	e.GET(CatalogPath, s.handleCatalog, s.authenticate)
+	s.registerWeb(e)
 	s.echo = e
 	s.indexRoutes()
 	return s, nil
@@ -134,9 +153,6 @@ func NewServer(cfg Config, engine *query.Engine) (*Server, error) {
 
 // Handler is the server's http.Handler.
 func (s *Server) Handler() http.Handler { return s.echo }
-
-// Close releases nothing the server does not own; the engine belongs to the caller.
-func (s *Server) Close() error { return nil }
 
 type ctxKey int
 
@@ -192,6 +208,7 @@ func (s *Server) handleExport(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	setAuditLevel(c, string(pol.Level()))
 	plan, err := query.Parse(c.QueryParams(), s.planOptions(pol))
 	if err != nil {
 		return err
@@ -200,10 +217,12 @@ func (s *Server) handleExport(c echo.Context) error {
 	if err != nil {
 		return &APIError{Status: http.StatusBadRequest, Code: "invalid_parameter", Message: err.Error(), Param: "format"}
 	}
-	snap, err := s.engine.Snapshot()
+	// Pinned: the stream may outlast any grace a commit gives replaced files.
+	snap, err := s.engine.Acquire()
 	if err != nil {
 		return fmt.Errorf("snapshot: %w", err)
 	}
+	defer snap.Release()
 	countStart := time.Now()
 	total, err := s.engine.Count(ctx, snap, plan)
 	s.metrics.QueryDuration.WithLabelValues("count").Observe(time.Since(countStart).Seconds())
@@ -211,6 +230,7 @@ func (s *Server) handleExport(c echo.Context) error {
 		return fmt.Errorf("count: %w", err)
 	}
 	if plan.Limit == 0 && total > s.syncLimit(format) {
+		setAuditRows(c, total)
 		return s.scheduleExport(c, cl, pol, format, total)
 	}
 
@@ -247,10 +267,14 @@ func (s *Server) handleExport(c echo.Context) error {
 	}
 	req := export.Request{Engine: s.engine, Snapshot: snap, Plan: plan, Policy: pol, Format: format,
 		Options: export.EncoderOptions{CSVFormulaGuard: s.cfg.CSVFormulaGuard}}
+	if s.beforeExport != nil {
+		s.beforeExport(ctx)
+	}
 	runStart := time.Now()
 	rows, err := export.Run(ctx, req, w, flush)
 	s.metrics.QueryDuration.WithLabelValues("export").Observe(time.Since(runStart).Seconds())
 	s.metrics.RowsExported.WithLabelValues(string(format)).Add(float64(rows))
+	setAuditRows(c, rows)
 	if err != nil && !c.Response().Committed {
 		for _, k := range []string{echo.HeaderContentType, echo.HeaderContentDisposition, echo.HeaderContentEncoding, "X-Total-Count"} {
 			h.Del(k)
@@ -344,10 +368,9 @@ func (s *Server) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
 				panic(p)
 			}
 		}()
-		if err := next(c); err != nil {
-			c.Error(err)
-		}
-		return nil
+		// observe, the next middleware, writes every error response itself
+		// (it must know the status), so no error reaches here.
+		return next(c)
 	}
 }
 

@@ -3,7 +3,6 @@ package api
 import (
 	"bytes"
 	"compress/gzip"
-	"context"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -21,8 +20,8 @@ import (
 	"worklog/data"
 	"worklog/export"
 	"worklog/export/api/auth"
-	"worklog/ingest"
 	"worklog/internal/jsontest"
+	"worklog/internal/storetest"
 	"worklog/privacy"
 	"worklog/query"
 
@@ -54,6 +53,7 @@ type testEnv struct {
 	store  *data.Store
 	engine *query.Engine
 	key    []byte
+	srv    *Server
 }
 
 // backend is a real store in a temporary data directory with its DuckDB
@@ -68,27 +68,8 @@ type backend struct {
 // newBackend ingests the NDJSON dumps, one commit each, into a fresh store.
 func newBackend(t *testing.T, dumps ...string) backend {
 	t.Helper()
-	dir := t.TempDir()
-	store, err := data.Open(dir, data.StoreOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	for i, d := range dumps {
-		if _, err := ingest.Run(context.Background(), store, []ingest.Input{{Name: fmt.Sprintf("dump%d", i), R: strings.NewReader(d)}}, ingest.Options{}); err != nil {
-			t.Fatalf("ingest dump %d: %v", i, err)
-		}
-	}
-	engine, err := query.NewEngine(store, query.EngineOptions{TempDirectory: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { engine.Close() })
-	key, err := privacy.LoadOrCreateKey(dir, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return backend{dir: dir, store: store, engine: engine, key: key}
+	b := storetest.New(t, dumps...)
+	return backend{dir: b.Dir, store: b.Store, engine: b.Engine, key: b.Key}
 }
 
 // serve starts cfg's server over b's engine on loopback.
@@ -100,7 +81,7 @@ func (b backend) serve(t *testing.T, cfg Config) *testEnv {
 	}
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(hs.Close)
-	return &testEnv{t: t, url: hs.URL, secret: testSecret, store: b.store, engine: b.engine, key: b.key}
+	return &testEnv{t: t, url: hs.URL, secret: testSecret, store: b.store, engine: b.engine, key: b.key, srv: srv}
 }
 
 // newTestEnv ingests the NDJSON dumps into a fresh store and serves it.

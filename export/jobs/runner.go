@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"worklog/export"
+	"worklog/internal/audit"
 	"worklog/privacy"
 	"worklog/query"
 )
@@ -91,6 +92,9 @@ type Config struct {
 	MaxSheetRows int
 	// Logger receives job events; nil discards.
 	Logger *slog.Logger
+	// Audit receives one line per finished or failed export (SPEC §12),
+	// written before the file is offered; nil keeps no trail.
+	Audit *audit.Log
 }
 
 // Paths names the API paths of a job. The HTTP layer owns the routes; the
@@ -156,6 +160,11 @@ type Runner struct {
 	// afterSweep, when set (tests, before Start), runs after every sweep
 	// of the janitor: a test waits for sweeps instead of sleeping.
 	afterSweep func()
+
+	// eraseMu orders EraseBefore against a worker finishing a job: a job
+	// that started before erasedAt is run again instead of finished.
+	eraseMu  sync.Mutex
+	erasedAt time.Time
 
 	mu      sync.Mutex
 	cancel  context.CancelFunc
@@ -356,11 +365,15 @@ func (j *Runner) CountByState() (map[Status]int, error) {
 }
 
 // FilePath returns the path of the finished file of job id for owner:
-// ErrNotFound, ErrNotReady (not done) or ErrExpired (link expired).
+// ErrNotFound, ErrNotReady (not done), ErrExpired (link expired) or
+// ErrErased (deleted by an erasure).
 func (j *Runner) FilePath(id, owner string) (*Job, string, error) {
 	job, err := j.Get(id, owner)
 	if err != nil {
 		return nil, "", err
+	}
+	if job.Status == Erased {
+		return job, "", ErrErased
 	}
 	if job.Status != Done {
 		return job, "", ErrNotReady
@@ -414,6 +427,11 @@ func (j *Runner) run(ctx context.Context, job *Job) {
 		log.Info("export job interrupted by shutdown, queued again")
 		return
 	}
+	if aerr := j.audit(job, rows, err); aerr != nil && err == nil {
+		// No file is offered without its audit line.
+		os.Remove(j.filePath(job))
+		err = aerr
+	}
 	now := time.Now().UTC()
 	if err != nil {
 		log.Error("export job failed", "err", err)
@@ -434,11 +452,22 @@ func (j *Runner) run(ctx context.Context, job *Job) {
 	if st, serr := os.Stat(j.filePath(job)); serr == nil {
 		size = st.Size()
 	}
-	job, err = j.store.update(job.ID, func(jb *Job) error {
-		jb.Status, jb.Rows, jb.Bytes, jb.FinishedAt, jb.ExpiresAt = Done, rows, size, now, now.Add(j.cfg.DownloadTTL)
-		jb.Delivery, jb.NextDeliveryAt, jb.Error = DeliveryPending, now, ""
-		return nil
-	})
+	j.eraseMu.Lock()
+	stale := j.startedBeforeErasure(job)
+	if !stale {
+		job, err = j.store.update(job.ID, func(jb *Job) error {
+			jb.Status, jb.Rows, jb.Bytes, jb.FinishedAt, jb.ExpiresAt = Done, rows, size, now, now.Add(j.cfg.DownloadTTL)
+			jb.Delivery, jb.NextDeliveryAt, jb.Error = DeliveryPending, now, ""
+			return nil
+		})
+	}
+	j.eraseMu.Unlock()
+	if stale {
+		// An erasure committed while this job read the old snapshot: its
+		// file may hold erased data. Run it again on the new snapshot.
+		j.requeueAfterErasure(job, log)
+		return
+	}
 	if err != nil {
 		log.Error("record finished export job", "err", err)
 		return
@@ -464,10 +493,12 @@ func (j *Runner) export(ctx context.Context, job *Job) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	snap, err := j.cfg.Engine.Snapshot()
+	// Pinned: a job has no time limit, and ingests may commit meanwhile.
+	snap, err := j.cfg.Engine.Acquire()
 	if err != nil {
 		return 0, fmt.Errorf("snapshot: %w", err)
 	}
+	defer snap.Release()
 	req := export.Request{Engine: j.cfg.Engine, Snapshot: snap, Plan: plan, Policy: pol, Format: job.Format,
 		Options: export.EncoderOptions{CSVFormulaGuard: job.CSVFormulaGuard, MaxSheetRows: j.cfg.MaxSheetRows}}
 	return export.WriteFile(ctx, req, j.filePath(job))
@@ -493,7 +524,7 @@ func (j *Runner) deliver(ctx context.Context, job *Job) {
 		j.deliveringMu.Unlock()
 	}()
 	job, err := j.store.update(job.ID, func(jb *Job) error {
-		if jb.Delivery != DeliveryPending && jb.Delivery != DeliverySending {
+		if jb.Status != Done || jb.Delivery != DeliveryPending && jb.Delivery != DeliverySending {
 			return errNothingToDeliver
 		}
 		jb.Delivery = DeliverySending

@@ -12,17 +12,12 @@ import (
 	"testing"
 	"time"
 
-	"worklog/data"
 	"worklog/export"
-	"worklog/ingest"
 	"worklog/internal/mailtest"
+	"worklog/internal/storetest"
 	"worklog/privacy"
 	"worklog/query"
 )
-
-// fixturePath is the query package's fixture: the reference's example event
-// plus 32 varied rows over four months.
-const fixturePath = "../../query/testdata/events.ndjson"
 
 // backend is a real store holding the fixture, its DuckDB engine and the
 // pseudonym key: what a job runner sits on.
@@ -34,29 +29,8 @@ type backend struct {
 
 func newBackend(t *testing.T) backend {
 	t.Helper()
-	dir := t.TempDir()
-	store, err := data.Open(dir, data.StoreOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	dump, err := os.ReadFile(fixturePath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ingest.Run(context.Background(), store, []ingest.Input{{Name: "fixture", R: bytes.NewReader(dump)}}, ingest.Options{}); err != nil {
-		t.Fatal(err)
-	}
-	engine, err := query.NewEngine(store, query.EngineOptions{TempDirectory: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { engine.Close() })
-	key, err := privacy.LoadOrCreateKey(dir, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return backend{dir: dir, engine: engine, key: key}
+	b := storetest.New(t, storetest.Fixture(t))
+	return backend{dir: b.Dir, engine: b.Engine, key: b.Key}
 }
 
 // testPaths are the API paths of jobs as the HTTP layer names them.

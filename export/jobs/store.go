@@ -31,6 +31,10 @@ const (
 	Failed Status = "failed"
 )
 
+// Statuses lists every job status in lifecycle order; the metrics gauge and
+// the OpenAPI document read it. It returns a fresh slice.
+func Statuses() []Status { return []Status{Queued, Running, Done, Failed, Erased} }
+
 // DeliveryState tracks the e-mail of a finished job.
 type DeliveryState string
 
@@ -42,6 +46,12 @@ const (
 	DeliverySent    DeliveryState = "sent"
 	DeliveryFailed  DeliveryState = "failed"
 )
+
+// DeliveryStates lists every delivery state; OpenAPI reads it. It returns a
+// fresh slice.
+func DeliveryStates() []DeliveryState {
+	return []DeliveryState{DeliveryPending, DeliverySending, DeliverySent, DeliveryFailed}
+}
 
 // Job is one background export as persisted in the job store.
 type Job struct {
@@ -79,6 +89,8 @@ type Job struct {
 	Bytes int64 `json:"bytes,omitempty"`
 	// Expired is set when the janitor has deleted the file.
 	Expired bool `json:"expired,omitempty"`
+	// ErasedAt is when an erasure deleted the file (status erased).
+	ErasedAt time.Time `json:"erasedAt,omitzero"`
 
 	Delivery         DeliveryState `json:"delivery,omitempty"`
 	DeliveryAttempts int           `json:"deliveryAttempts,omitempty"`

@@ -21,6 +21,9 @@ import (
 const (
 	// PermIngest allows POST /api/mind/ingest/reporting_worklog.
 	PermIngest = "reporting.ingest"
+	// PermErase allows POST /api/mind/privacy/forget: erasing a user's
+	// identity or events from the store (SPEC §12).
+	PermErase = "reporting.erase"
 )
 
 // ClockLeeway is the tolerance applied to exp, nbf and iat (SPEC §7).
@@ -34,7 +37,8 @@ const MinSecretLen = 16
 type Claims struct {
 	// Email is where background exports are delivered.
 	Email string `json:"email,omitempty"`
-	// Permissions grant optional rights (reporting.viewEmail, reporting.ingest).
+	// Permissions grant optional rights (reporting.viewEmail, reporting.ingest,
+	// reporting.erase).
 	Permissions []string `json:"permissions,omitempty"`
 	// PrivacyLevel may raise (never lower) the server's privacy level.
 	PrivacyLevel string `json:"reportingPrivacyLevel,omitempty"`
