@@ -81,6 +81,7 @@ func runServe(ctx context.Context, args []string) error {
 	opsFlags := addOpsSettings(fs)
 	auditPath := auditLogFlag(fs)
 	retention := retentionDaysFlag(fs)
+	sizes := addIngestLimitSettings(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -110,6 +111,10 @@ func runServe(ctx context.Context, args []string) error {
 		return err
 	}
 	retentionDays, err := parseRetentionDays(*retention)
+	if err != nil {
+		return err
+	}
+	maxRecord, maxDecompressed, err := sizes.resolve()
 	if err != nil {
 		return err
 	}
@@ -204,6 +209,8 @@ func runServe(ctx context.Context, args []string) error {
 		MaxValues:       ops.maxValues,
 		MaxIngestBytes:  ops.maxIngestBytes,
 		DemoToken:       pageToken,
+		MaxRecordBytes:  maxRecord,
+		MaxDecompressed: maxDecompressed,
 	}, engine)
 	if err != nil {
 		return err
