@@ -26,6 +26,7 @@ func runIngest(ctx context.Context, args []string) error {
 	onError := fs.String("on-error", "fail", "what to do with invalid records: fail (commit nothing) or skip")
 	rejectsPath := fs.String("rejects", "", "under --on-error skip, write rejected records to this NDJSON file")
 	auditPath := auditLogFlag(fs)
+	sizes := addIngestLimitSettings(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: worklog ingest [flags] FILE... | -\n\n"+
 			"Loads event dumps (NDJSON, JSON array or CSV with a header; gzip or zstd\n"+
@@ -39,6 +40,10 @@ func runIngest(ctx context.Context, args []string) error {
 		return &exitError{code: 2, err: err}
 	}
 	mode, err := ingest.ParseOnError(*onError)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	maxRecord, maxDecompressed, err := sizes.resolve()
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
@@ -77,7 +82,7 @@ func runIngest(ctx context.Context, args []string) error {
 	}
 	defer al.Close()
 
-	opts := ingest.Options{OnError: mode}
+	opts := ingest.Options{OnError: mode, MaxRecordBytes: maxRecord, MaxDecompressedBytes: maxDecompressed}
 	var rejects *fsutil.File
 	if *rejectsPath != "" {
 		if rejects, err = fsutil.Create(*rejectsPath, 0o644); err != nil {
@@ -125,6 +130,10 @@ func reportIngest(sum ingest.Summary, err error, many bool, rejects *fsutil.File
 		fmt.Println(sum)
 		return &exitError{code: 1, err: fmt.Errorf("ingest: %d invalid record(s), nothing committed (use --on-error skip to load the valid ones)", ve.Count)}
 	}
+	var le *ingest.LimitError
+	if errors.As(err, &le) {
+		return fmt.Errorf("ingest: %w; nothing was committed (%s raises the limit)", err, le.Setting("--max-record-bytes", "--max-decompressed-bytes"))
+	}
 	if err != nil {
 		return fmt.Errorf("ingest: %w", err)
 	}
@@ -138,6 +147,31 @@ func reportIngest(sum ingest.Summary, err error, many bool, rejects *fsutil.File
 	}
 	fmt.Println(sum)
 	return nil
+}
+
+// ingestLimitSettings are the input-size limits, shared by 'ingest' and
+// 'serve' (HTTP ingest).
+type ingestLimitSettings struct {
+	maxRecord, maxDecompressed *string
+}
+
+func addIngestLimitSettings(fs *flag.FlagSet) ingestLimitSettings {
+	return ingestLimitSettings{
+		maxRecord: stringSetting(fs, "max-record-bytes", "WORKLOG_MAX_RECORD_BYTES", "4MiB",
+			"longest record of an ingest: NDJSON line, JSON array element or CSV row (bytes, or with KiB/MiB/GiB); a longer one refuses the ingest"),
+		maxDecompressed: stringSetting(fs, "max-decompressed-bytes", "WORKLOG_MAX_DECOMPRESSED_BYTES", "4GiB",
+			"most bytes a gzip or zstd ingest input may expand to, counted as read; beyond it the ingest is refused"),
+	}
+}
+
+func (s ingestLimitSettings) resolve() (record, decompressed int64, err error) {
+	if record, err = parseByteSize(*s.maxRecord); err != nil {
+		return 0, 0, fmt.Errorf("--max-record-bytes: %w", err)
+	}
+	if decompressed, err = parseByteSize(*s.maxDecompressed); err != nil {
+		return 0, 0, fmt.Errorf("--max-decompressed-bytes: %w", err)
+	}
+	return record, decompressed, nil
 }
 
 // progress draws a byte progress bar on stderr when it is a terminal, and

@@ -82,6 +82,7 @@ func runServe(ctx context.Context, args []string) error {
 	opsFlags := addOpsSettings(fs)
 	auditPath := auditLogFlag(fs)
 	retention := retentionDaysFlag(fs)
+	sizes := addIngestLimitSettings(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -111,6 +112,10 @@ func runServe(ctx context.Context, args []string) error {
 		return err
 	}
 	retentionDays, err := parseRetentionDays(*retention)
+	if err != nil {
+		return err
+	}
+	maxRecord, maxDecompressed, err := sizes.resolve()
 	if err != nil {
 		return err
 	}
@@ -205,6 +210,8 @@ func runServe(ctx context.Context, args []string) error {
 		MaxValues:       ops.maxValues,
 		MaxIngestBytes:  ops.maxIngestBytes,
 		DemoToken:       pageToken,
+		MaxRecordBytes:  maxRecord,
+		MaxDecompressed: maxDecompressed,
 	}, engine)
 	if err != nil {
 		return err

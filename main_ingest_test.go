@@ -340,3 +340,22 @@ func TestMissingManifestRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestIngestRefusesGiantLine: a line beyond --max-record-bytes (here from
+// standard input, 8 MiB against 1 MiB) ends the ingest with exit code 1 and
+// a line-numbered error naming the setting; nothing is committed.
+func TestIngestRefusesGiantLine(t *testing.T) {
+	dir := t.TempDir()
+	in := event(1, 1, 1, 10, 0) + "\n" + `{"date":"2024-01-02 00:00:00","action":"readAction","userWorklogId":2,"rawData":"` +
+		strings.Repeat("x", 8<<20) + "\"}\n"
+	_, errOut, code := worklog(t, strings.NewReader(in), "ingest", "--data", dir, "--max-record-bytes", "1MiB", "-")
+	if code != 1 || !strings.Contains(errOut, "line 2: the record is larger than 1048576 bytes") || !strings.Contains(errOut, "--max-record-bytes") {
+		t.Errorf("exit %d, stderr %q", code, errOut)
+	}
+	if files, _ := filepath.Glob(filepath.Join(dir, "worklog", "month=*", "*.parquet")); len(files) != 0 {
+		t.Errorf("a refused ingest committed %v", files)
+	}
+	if _, errOut, code := worklog(t, nil, "ingest", "--data", dir, "--max-record-bytes", "lots", "-"); code != 2 || !strings.Contains(errOut, "--max-record-bytes") {
+		t.Errorf("bad setting: exit %d, stderr %q", code, errOut)
+	}
+}

@@ -101,6 +101,16 @@ type Options struct {
 	// TempDir is where staging files and DuckDB's spill go; default
 	// <data>/tmp. Run removes what it creates there.
 	TempDir string
+	// MaxRecordBytes bounds one record: an NDJSON line, a JSON array
+	// element, a CSV row (0: DefaultMaxRecordBytes). A longer one ends the
+	// ingest with a *LimitError naming its line; nothing is committed.
+	// Memory stays within a small multiple of it whatever the input.
+	MaxRecordBytes int64
+	// MaxDecompressedBytes bounds what a gzip or zstd input expands to,
+	// counted as it is read (0: DefaultMaxDecompressedBytes). Beyond it
+	// the ingest ends with a *LimitError; nothing is committed.
+	// Uncompressed inputs are not counted: their size is what was sent.
+	MaxDecompressedBytes int64
 }
 
 // Input is one dump.
@@ -141,7 +151,8 @@ func (s Summary) String() string {
 // Run ingests the inputs, in order, into store as one transaction. It waits
 // for the store's write lock. Under Fail, invalid records make Run return a
 // *ValidationError and commit nothing; other errors (unreadable input, a
-// truncated JSON array, a cancelled ctx) also commit nothing.
+// truncated JSON array, an input beyond a size limit (*LimitError), a
+// cancelled ctx) also commit nothing.
 func Run(ctx context.Context, store *data.Store, inputs []Input, opts Options) (Summary, error) {
 	return runWith(ctx, store, inputs, opts, mergeLimits{partRows: defaultPartRows, idBucketRows: defaultIDBucketRows})
 }
@@ -182,6 +193,7 @@ func runWith(ctx context.Context, store *data.Store, inputs []Input, opts Option
 		many:    len(inputs) > 1,
 		dateIdx: data.Index(data.DateField),
 		keyIdx:  data.Index(data.KeyField),
+		lim:     opts.limits(),
 	}
 	r.kinds = make([]data.Kind, len(r.fields))
 	r.names = make([]string, len(r.fields))
@@ -249,6 +261,7 @@ type run struct {
 	dateIdx, keyIdx int
 	many            bool
 	read            int64 // bytes read from earlier inputs
+	lim             limits
 
 	// Touched only by the goroutine running Run.
 	unknown  map[string]bool
@@ -265,6 +278,7 @@ func (r *run) summary(start time.Time) Summary {
 // batch is a run of consecutive records validated by one worker.
 type batch struct {
 	recs    []record
+	bytes   int64 // of recs, taken from the in-flight budget
 	seqBase int64
 	out     []result
 	unknown map[string]bool
@@ -283,14 +297,32 @@ type result struct {
 
 const batchSize = 256
 
+// batchBytes ends a batch early: records near the size limit must not make
+// a batch of 256 of them.
+const batchBytes = 4 << 20
+
+// inFlightBytes is the budget of record bytes between the reader and the
+// stager: enough for every queue to be full of ordinary batches (about 24
+// of 256 x 1.5 KB), and a few records of the size limit.
+func inFlightBytes(maxRecord int64) int64 { return max(64<<20, 4*maxRecord) }
+
+// recordBytes is what a record holds in memory, for the budget.
+func recordBytes(rec record) int64 {
+	n := int64(len(rec.obj))
+	for _, c := range rec.cells {
+		n += int64(len(c)) + 16
+	}
+	return n
+}
+
 // input streams one input through the workers into the stager and returns
 // the number of records read.
 func (r *run) input(ctx context.Context, in Input, seqBase int64) (int64, error) {
 	cr := &countingReader{r: in.R, base: r.read, progress: r.opts.Progress}
 	defer func() { r.read = cr.base + cr.n }()
-	src, closeSrc, err := openSource(cr)
+	src, closeSrc, err := openSource(cr, r.lim)
 	if err != nil {
-		return 0, &InputError{Source: in.Name, Err: err}
+		return 0, inputError(in.Name, err)
 	}
 	defer closeSrc()
 	var header []int
@@ -311,25 +343,30 @@ func (r *run) input(ctx context.Context, in Input, seqBase int64) (int64, error)
 	workers := min(runtime.GOMAXPROCS(0), 4)
 	todo := make(chan *batch, workers*2)
 	ordered := make(chan *batch, workers*4)
+	budget := newByteBudget(inFlightBytes(r.lim.record))
 	go func() {
 		defer close(todo)
 		defer close(ordered)
 		seq := seqBase
 		for {
 			b := &batch{seqBase: seq, done: make(chan struct{})}
-			for len(b.recs) < batchSize {
+			last := false
+			for len(b.recs) < batchSize && b.bytes < batchBytes {
 				rec, err := src.next()
 				if err != nil {
 					if !errors.Is(err, io.EOF) {
 						b.err = err
 					}
+					last = true
 					break
 				}
 				b.recs = append(b.recs, rec)
+				b.bytes += recordBytes(rec)
 			}
 			seq += int64(len(b.recs))
-			last := b.err != nil || len(b.recs) < batchSize
-			if ctx.Err() != nil {
+			// The batch is read; wait until the pipeline has room for it
+			// before reading more.
+			if budget.acquire(ctx, b.bytes) != nil {
 				return
 			}
 			select {
@@ -366,6 +403,9 @@ func (r *run) input(ctx context.Context, in Input, seqBase int64) (int64, error)
 		case <-ctx.Done():
 			return n, ctx.Err()
 		}
+		// Staged rows are in the stager's buffers (bounded by bytes) or on
+		// disk: the batch's records may go.
+		budget.release(b.bytes)
 		for k := range b.unknown {
 			r.unknown[k] = true
 		}
@@ -386,13 +426,24 @@ func (r *run) input(ctx context.Context, in Input, seqBase int64) (int64, error)
 		}
 		n += int64(len(b.recs))
 		if b.err != nil {
-			return n, &InputError{Source: in.Name, Err: b.err}
+			return n, inputError(in.Name, b.err)
 		}
 	}
 	if err := ctx.Err(); err != nil {
 		return n, err
 	}
 	return n, nil
+}
+
+// inputError types an error that ends an input: a *LimitError stays one
+// (with the input's name), anything else is an *InputError.
+func inputError(name string, err error) error {
+	var le *LimitError
+	if errors.As(err, &le) {
+		le.Source = name
+		return le
+	}
+	return &InputError{Source: name, Err: err}
 }
 
 // validate fills b.out. raws and vals are the worker's scratch space.

@@ -51,6 +51,11 @@ const defaultPartRows = 32768
 // its memory limit.
 const partBytes = 48 << 20
 
+// minPartRows is the fewest rows a part is planned with; only rows wider
+// than partBytes/minPartRows (about 3 MB: records near the size limit)
+// reach it.
+const minPartRows = 16
+
 // rowsPerPart is the part size for month m: at most partRows, fewer when
 // the month's rows are wide. A month without staged rows (touched only
 // because ids moved away) is sized by the dump's widest month.
@@ -65,7 +70,7 @@ func rowsPerPart(partRows int64, staged map[string]stagedMonth, m string) int64 
 	if width <= 0 {
 		return partRows
 	}
-	return min(partRows, max(1024, partBytes/width))
+	return min(partRows, max(minPartRows, partBytes/width))
 }
 
 // mergeResult says what the merge did.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -41,8 +42,11 @@ var (
 const readBufSize = 1 << 20
 
 // openSource detects compression and format from the content and returns
-// the record source; closer releases the decompressor.
-func openSource(r io.Reader) (source, func(), error) {
+// the record source; closer releases the decompressor. A compressed input
+// ends with a *LimitError past lim.decompressed bytes, and every source
+// refuses a record longer than lim.record with one: neither costs more
+// memory than its limit.
+func openSource(r io.Reader, lim limits) (source, func(), error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	magic, _ := br.Peek(4)
 	var plain io.Reader = br
@@ -53,13 +57,14 @@ func openSource(r io.Reader) (source, func(), error) {
 		if err != nil {
 			return nil, nil, fmt.Errorf("open gzip: %w", err)
 		}
-		plain, closer = zr, func() { zr.Close() }
+		plain, closer = &capReader{r: zr, limit: lim.decompressed}, func() { zr.Close() }
 	case bytes.HasPrefix(magic, zstdMagic):
-		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true))
+		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderLowmem(true),
+			zstd.WithDecoderMaxWindow(zstdMaxWindow))
 		if err != nil {
 			return nil, nil, fmt.Errorf("open zstd: %w", err)
 		}
-		plain, closer = zr, zr.Close
+		plain, closer = &capReader{r: zr, limit: lim.decompressed}, zr.Close
 	}
 	pr := bufio.NewReaderSize(plain, readBufSize)
 	// Skip a UTF-8 byte order mark, then look at the first meaningful byte.
@@ -69,15 +74,19 @@ func openSource(r io.Reader) (source, func(), error) {
 	first, err := firstNonSpace(pr)
 	if err != nil && !errors.Is(err, io.EOF) {
 		closer()
+		var le *LimitError
+		if errors.As(err, &le) {
+			return nil, nil, le
+		}
 		return nil, nil, fmt.Errorf("read input: %w", err)
 	}
 	switch first {
 	case '[':
-		return &arraySource{r: pr, line: 1}, closer, nil
+		return &arraySource{r: pr, line: 1, max: lim.record}, closer, nil
 	case '{', 0:
-		return &ndjsonSource{r: pr}, closer, nil
+		return &ndjsonSource{r: pr, max: lim.record}, closer, nil
 	default:
-		src, err := newCSVSource(pr)
+		src, err := newCSVSource(pr, lim.record)
 		if err != nil {
 			closer()
 			return nil, nil, err
@@ -114,6 +123,7 @@ type ndjsonSource struct {
 	line  int64
 	buf   []byte
 	arena []byte
+	max   int64 // longest line accepted
 }
 
 func (s *ndjsonSource) header() []string { return nil }
@@ -121,6 +131,9 @@ func (s *ndjsonSource) header() []string { return nil }
 func (s *ndjsonSource) next() (record, error) {
 	for {
 		line, err := s.readLine()
+		if errors.Is(err, ErrRecordTooLarge) {
+			return record{}, &LimitError{Line: s.line + 1, Limit: s.max, Err: ErrRecordTooLarge}
+		}
 		if len(line) == 0 && err != nil {
 			return record{}, err
 		}
@@ -156,22 +169,32 @@ func (s *ndjsonSource) keep(line []byte) []byte {
 const arenaSize = 256 << 10
 
 // readLine returns the next line without its newline. The slice is valid
-// until the next call.
+// until the next call. A line longer than s.max is ErrRecordTooLarge, found
+// before more than s.max plus one buffer of it is held.
 func (s *ndjsonSource) readLine() ([]byte, error) {
 	b, err := s.r.ReadSlice('\n')
 	if !errors.Is(err, bufio.ErrBufferFull) {
 		if err == nil {
 			b = b[:len(b)-1]
 		}
+		if int64(len(b)) > s.max {
+			return nil, ErrRecordTooLarge
+		}
 		return b, err
 	}
 	s.buf = append(s.buf[:0], b...)
 	for errors.Is(err, bufio.ErrBufferFull) {
+		if int64(len(s.buf)) > s.max {
+			return nil, ErrRecordTooLarge
+		}
 		b, err = s.r.ReadSlice('\n')
 		s.buf = append(s.buf, b...)
 	}
 	if err == nil {
 		s.buf = s.buf[:len(s.buf)-1]
+	}
+	if int64(len(s.buf)) > s.max {
+		return nil, ErrRecordTooLarge
 	}
 	return s.buf, err
 }
@@ -184,6 +207,7 @@ type arraySource struct {
 	started bool
 	ended   bool
 	buf     []byte
+	max     int64 // longest element accepted
 }
 
 func (s *arraySource) header() []string { return nil }
@@ -237,6 +261,9 @@ func (s *arraySource) next() (record, error) {
 	start := s.line
 	s.buf = append(s.buf[:0], c)
 	if err := s.scanValue(c); err != nil {
+		if errors.Is(err, ErrRecordTooLarge) {
+			return record{}, &LimitError{Line: start, Limit: s.max, Err: ErrRecordTooLarge}
+		}
 		return record{}, s.truncated(err)
 	}
 	rec := record{line: start, obj: bytes.Clone(s.buf)}
@@ -259,6 +286,9 @@ func (s *arraySource) scanValue(c byte) error {
 			if isSpace(b[0]) || b[0] == ',' || b[0] == ']' || b[0] == '}' {
 				return nil
 			}
+			if int64(len(s.buf)) >= s.max {
+				return ErrRecordTooLarge
+			}
 			s.r.ReadByte()
 			s.buf = append(s.buf, b[0])
 		}
@@ -273,6 +303,9 @@ func (s *arraySource) scanValue(c byte) error {
 		b, err := s.readByte()
 		if err != nil {
 			return err
+		}
+		if int64(len(s.buf)) >= s.max {
+			return ErrRecordTooLarge
 		}
 		s.buf = append(s.buf, b)
 		switch {
@@ -314,6 +347,10 @@ func (s *arraySource) finish() (record, error) {
 }
 
 func (s *arraySource) truncated(err error) error {
+	var le *LimitError
+	if errors.As(err, &le) {
+		return le
+	}
 	if errors.Is(err, io.EOF) {
 		return fmt.Errorf("line %d: JSON array is not closed (truncated input?)", s.line)
 	}
@@ -324,12 +361,29 @@ func (s *arraySource) truncated(err error) error {
 type csvSource struct {
 	r    *csv.Reader
 	head []string
+	// stop bounds what encoding/csv may read ahead of the current record.
+	stop *stopReader
+	max  int64
+	// nextLine is the line the next record starts on.
+	nextLine int64
 }
 
-func newCSVSource(r io.Reader) (*csvSource, error) {
-	cr := csv.NewReader(r)
+// csvBufSize is the buffer between stopReader and encoding/csv: the most
+// a record can have read ahead beyond its own bytes.
+const csvBufSize = 64 << 10
+
+func newCSVSource(r io.Reader, maxRecord int64) (*csvSource, error) {
+	stop := &stopReader{r: r}
+	// encoding/csv keeps a *bufio.Reader it is given, so the bytes it has
+	// consumed (InputOffset) and the bytes stop handed out differ by at
+	// most csvBufSize.
+	cr := csv.NewReader(bufio.NewReaderSize(stop, csvBufSize))
 	cr.FieldsPerRecord = -1
-	head, err := cr.Read()
+	s := &csvSource{r: cr, stop: stop, max: maxRecord, nextLine: 1}
+	head, err := s.read()
+	if errors.Is(err, ErrRecordTooLarge) {
+		return nil, &LimitError{Line: 1, Limit: maxRecord, Err: ErrRecordTooLarge}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read CSV header: %w", err)
 	}
@@ -340,22 +394,53 @@ func newCSVSource(r io.Reader) (*csvSource, error) {
 		}
 		seen[h] = true
 	}
-	return &csvSource{r: cr, head: head}, nil
+	s.head = head
+	return s, nil
+}
+
+// read reads one CSV record of at most s.max bytes (ErrRecordTooLarge
+// beyond) and advances nextLine past it.
+func (s *csvSource) read() ([]string, error) {
+	// A record may take s.max bytes from its first byte on; whatever the
+	// buffer holds beyond them belongs to the next record.
+	s.stop.stop = s.r.InputOffset() + s.max + csvBufSize
+	cells, err := s.r.Read()
+	// encoding/csv may report the cut as a quoting error of the partial
+	// line rather than pass errStop on: the position tells.
+	if err != nil && (errors.Is(err, errStop) || s.stop.pos >= s.stop.stop) {
+		return nil, ErrRecordTooLarge
+	}
+	if err != nil {
+		return cells, err
+	}
+	// The record's lines: the first, plus the line breaks inside quoted
+	// cells (csv turns \r\n there into \n, one per break).
+	start, _ := s.r.FieldPos(0)
+	s.nextLine = int64(start) + 1
+	for _, c := range cells {
+		s.nextLine += int64(strings.Count(c, "\n"))
+	}
+	return cells, nil
 }
 
 func (s *csvSource) header() []string { return s.head }
 
 func (s *csvSource) next() (record, error) {
-	cells, err := s.r.Read()
+	line := s.nextLine
+	cells, err := s.read()
 	if err != nil {
 		var pe *csv.ParseError
 		if errors.As(err, &pe) {
+			s.nextLine = int64(pe.Line) + 1
 			return record{line: int64(pe.StartLine), perr: pe.Err}, nil
+		}
+		if errors.Is(err, ErrRecordTooLarge) {
+			return record{}, &LimitError{Line: line, Limit: s.max, Err: ErrRecordTooLarge}
 		}
 		return record{}, err
 	}
-	line, _ := s.r.FieldPos(0)
-	rec := record{line: int64(line), cells: cells}
+	start, _ := s.r.FieldPos(0)
+	rec := record{line: int64(start), cells: cells}
 	if len(cells) != len(s.head) {
 		rec.perr = fmt.Errorf("expected %d CSV fields (the header's), got %d", len(s.head), len(cells))
 	}

@@ -23,16 +23,32 @@ const seqColumn = "_seq"
 // stageRowGroup bounds the rows a staging writer buffers in memory.
 const stageRowGroup = 2048
 
+// The writers hold a row group in memory until it is flushed; rows near the
+// record size limit would make 2048 of them gigabytes. A staging file ends
+// its row group past stageGroupBytes of input, and all of them do when the
+// stager holds more than stageBudget (a dump spread over many months).
+// Ordinary rows (1-2 KB) never reach the first.
+const (
+	stageGroupBytes = 8 << 20
+	stageBudget     = 64 << 20
+)
+
 // stageSchema is the staging layout, derived from the catalogue.
 type stageSchema struct {
 	schema *parquet.Schema
-	col    []int // catalogue position → column index
-	seqCol int
+	// strings are the string columns: they get no min/max statistics,
+	// which parquet-go would copy whole (a 15 MB rawData twice per page
+	// and again in the footer, which DuckDB then reads in one piece). The
+	// merge filters staging files only on date.
+	strings []string
+	col     []int // catalogue position → column index
+	seqCol  int
 }
 
 func newStageSchema() *stageSchema {
 	g := parquet.Group{seqColumn: parquet.Required(parquet.Int(64))}
 	fields := data.Fields()
+	s := &stageSchema{col: make([]int, len(fields))}
 	for _, f := range fields {
 		var n parquet.Node
 		switch f.Kind {
@@ -42,10 +58,11 @@ func newStageSchema() *stageSchema {
 			n = parquet.Leaf(parquet.DoubleType)
 		default:
 			n = parquet.String()
+			s.strings = append(s.strings, f.Name)
 		}
 		g[f.Name] = parquet.Optional(n)
 	}
-	s := &stageSchema{schema: parquet.NewSchema("stage", g), col: make([]int, len(fields))}
+	s.schema = parquet.NewSchema("stage", g)
 	for i, f := range fields {
 		lc, _ := s.schema.Lookup(f.Name)
 		s.col[i] = lc.ColumnIndex
@@ -83,6 +100,9 @@ type stager struct {
 	dir    string
 	schema *stageSchema
 	months map[string]*stageFile
+	// pending is the input bytes of rows in unflushed row groups, over
+	// all files.
+	pending int64
 	// ordered says whether ids compare as the store sorts them (integer
 	// ids); only then can a month be found sorted.
 	ordered bool
@@ -95,6 +115,9 @@ type stageFile struct {
 	buf   []parquet.Row
 	rows  int64
 	bytes int64 // input size of the rows
+	// pending is the input bytes of the rows of the open row group, and
+	// groupRows their number.
+	pending, groupRows int64
 	// sorted holds while every row came in strictly after the one before
 	// in the store's order (date, then userWorklogId); last is that row.
 	sorted         bool
@@ -127,13 +150,18 @@ func (s *stager) add(month string, date, id int64, row parquet.Row, size int) er
 		if err != nil {
 			return fmt.Errorf("create staging file: %w", err)
 		}
-		w := parquet.NewGenericWriter[any](f, s.schema.schema,
+		opts := []parquet.WriterOption{s.schema.schema,
 			// Staging files live for one ingest, mostly in the page
 			// cache: compressing them cost more CPU (snappy: ~4 s per
 			// 1M events) than copying their bytes.
 			parquet.Compression(&parquet.Uncompressed),
 			parquet.MaxRowsPerRowGroup(stageRowGroup),
-			parquet.PageBufferSize(256<<10))
+			parquet.PageBufferSize(256 << 10),
+		}
+		for _, name := range s.schema.strings {
+			opts = append(opts, parquet.SkipPageBounds(name), parquet.SkipPageStatistics(name))
+		}
+		w := parquet.NewGenericWriter[any](f, opts...)
 		sf = &stageFile{path: p, f: f, w: w, sorted: s.ordered}
 		s.months[month] = sf
 	} else if sf.sorted && (date < sf.lastDate || date == sf.lastDate && id <= sf.last) {
@@ -143,9 +171,45 @@ func (s *stager) add(month string, date, id int64, row parquet.Row, size int) er
 	sf.buf = append(sf.buf, row)
 	sf.rows++
 	sf.bytes += int64(size)
-	if len(sf.buf) >= 256 {
-		return sf.flush()
+	sf.pending += int64(size)
+	s.pending += int64(size)
+	if sf.groupRows++; sf.groupRows == stageRowGroup {
+		// The writer ends this row group by itself when the rows reach it.
+		s.pending -= sf.pending
+		sf.pending, sf.groupRows = 0, 0
 	}
+	if len(sf.buf) >= 256 || sf.pending >= stageGroupBytes {
+		if err := sf.flush(); err != nil {
+			return err
+		}
+	}
+	switch {
+	case s.pending > stageBudget:
+		for _, f := range s.months {
+			if err := f.endGroup(); err != nil {
+				return err
+			}
+		}
+		s.pending = 0
+	case sf.pending >= stageGroupBytes:
+		s.pending -= sf.pending
+		return sf.endGroup()
+	}
+	return nil
+}
+
+// endGroup writes the buffered rows and the open row group to the file.
+func (sf *stageFile) endGroup() error {
+	if sf.pending == 0 {
+		return nil
+	}
+	if err := sf.flush(); err != nil {
+		return err
+	}
+	if err := sf.w.Flush(); err != nil {
+		return fmt.Errorf("write staging row group: %w", err)
+	}
+	sf.pending, sf.groupRows = 0, 0
 	return nil
 }
 

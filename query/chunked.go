@@ -40,10 +40,24 @@ import (
 // sorted. A chunk is whole days, so ordering by the date part (privacy
 // level pseudonymized) and by the full date-time both stay exact across
 // chunk borders.
+//
+// A busy day larger than a chunk is cut too: one more narrow query reads
+// that day's sort keys (date or its day, then userWorklogId) in order, and
+// the day becomes several chunks of consecutive key ranges. Chunks are
+// bounded by bytes as well as rows: after each chunk the reader measures
+// the bytes per row it held and sizes the next chunk to chunkBytes, so
+// wide rows (a large rawData) make smaller chunks. Chunks are planned one at
+// a time, as the stream reaches them.
 
-// chunkRows is the row count a chunk aims at. A single day larger than this
-// is one chunk of its own.
+// chunkRows is the most rows a chunk holds.
 const chunkRows = 32 << 10
+
+// chunkBytes is the most Arrow bytes a chunk aims to hold, measured on the
+// chunks read so far.
+const chunkBytes = 24 << 20
+
+// minChunkRows keeps chunks of very wide rows from becoming tiny.
+const minChunkRows = 1024
 
 // outBatchRows is the largest batch a chunked reader emits.
 const outBatchRows = 4 << 10
@@ -58,10 +72,32 @@ type dayCount struct {
 // dayRange is one chunk: the days from Lo up to, not including, Hi. Null
 // is the chunk of rows with a null date (never in the store: date is
 // required; kept so that the chunked path returns what the plain query
-// would).
+// would). From and To, when set, cut a part of one busy day: the rows
+// whose sort key (see rowKey) is after From and at most To, in ascending
+// key order.
 type dayRange struct {
-	Lo, Hi time.Time
-	Null   bool
+	Lo, Hi   time.Time
+	Null     bool
+	From, To *rowKey
+}
+
+// rowKey is the sort key of a row: its date (unused when the export orders
+// by the date's day, as all rows of a day share it) and its id.
+type rowKey struct {
+	Date time.Time
+	ID   int64
+}
+
+// takeDays returns how many days, from the start of days (in output order,
+// no null day), the next chunk takes: whole days up to target rows, or one
+// day alone when it is larger; and how many rows they hold.
+func takeDays(days []dayCount, target int64) (int, int64) {
+	j, n := 0, int64(0)
+	for j < len(days) && (j == 0 || n+days[j].Rows <= target) {
+		n += days[j].Rows
+		j++
+	}
+	return j, n
 }
 
 // chunkDays cuts days (ascending, the null day last if any) into ranges of
@@ -85,22 +121,23 @@ func chunkDays(days []dayCount, desc bool, target int64) []dayRange {
 		slices.Reverse(dated)
 	}
 	for i := 0; i < len(dated); {
-		j, n := i, int64(0)
-		for j < len(dated) && (j == i || n+dated[j].Rows <= target) {
-			n += dated[j].Rows
-			j++
-		}
-		first, last := dated[i].Day.Time, dated[j-1].Day.Time
-		if desc {
-			first, last = last, first
-		}
-		out = append(out, dayRange{Lo: first, Hi: last.AddDate(0, 0, 1)})
-		i = j
+		n, _ := takeDays(dated[i:], target)
+		out = append(out, daysRange(dated[i:i+n], desc))
+		i += n
 	}
 	if nulls {
 		out = append(out, dayRange{Null: true})
 	}
 	return out
+}
+
+// daysRange is the range covering days (in output order).
+func daysRange(days []dayCount, desc bool) dayRange {
+	first, last := days[0].Day.Time, days[len(days)-1].Day.Time
+	if desc {
+		first, last = last, first
+	}
+	return dayRange{Lo: first, Hi: last.AddDate(0, 0, 1)}
 }
 
 // dayCountSQL counts the matching rows per day of `date`.
@@ -144,7 +181,94 @@ func (p *Plan) chunkSQL(files []data.PartFile, r dayRange) (string, []any) {
 		s.arg(r.Hi, false)
 		s.sql(")")
 	}
+	p.keyBounds(&s, r)
 	return s.b.String(), s.args
+}
+
+// keyBounds restricts a part of a busy day to its key range. Ordered by
+// the day, the key is the id alone; ordered by date-time, it is (date, id),
+// with plain date bounds beside it so that DuckDB still skips row groups.
+func (p *Plan) keyBounds(s *sqlBuilder, r dayRange) {
+	date, id := data.QuoteIdent(data.DateField), data.QuoteIdent(data.KeyField)
+	if k := r.From; k != nil {
+		if p.DayPrecisionDate {
+			s.sql(" AND " + id + " > ")
+			s.arg(k.ID, false)
+		} else {
+			s.sql(" AND " + date + " >= ")
+			s.arg(k.Date, false)
+			s.sql(" AND (" + date + " > ")
+			s.arg(k.Date, false)
+			s.sql(" OR " + id + " > ")
+			s.arg(k.ID, false)
+			s.sql(")")
+		}
+	}
+	if k := r.To; k != nil {
+		if p.DayPrecisionDate {
+			s.sql(" AND " + id + " <= ")
+			s.arg(k.ID, false)
+		} else {
+			s.sql(" AND " + date + " <= ")
+			s.arg(k.Date, false)
+			s.sql(" AND (" + date + " < ")
+			s.arg(k.Date, false)
+			s.sql(" OR " + id + " <= ")
+			s.arg(k.ID, false)
+			s.sql(")")
+		}
+	}
+}
+
+// splitSQL reads the sort keys of one day's matching rows, in ascending
+// key order.
+func (p *Plan) splitSQL(files []data.PartFile, r dayRange) (string, []any) {
+	q, args := p.chunkSQL(files, r)
+	date, id := data.QuoteIdent(data.DateField), data.QuoteIdent(data.KeyField)
+	order := date + ", " + id
+	if p.DayPrecisionDate {
+		order = id
+	}
+	return "SELECT " + date + ", " + id + " FROM (" + q + ") ORDER BY " + order, args
+}
+
+// splitDay cuts one busy day into parts of at most target rows, in output
+// order, from the day's sort keys.
+func (r *chunkReader) splitDay(day dayRange, target int64) ([]dayRange, error) {
+	q, args := r.plan.splitSQL(r.files, day)
+	rows, err := r.conn.QueryContext(r.ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("split a busy day: %w", err)
+	}
+	defer rows.Close()
+	var parts []dayRange
+	var from *rowKey
+	var n int64
+	for rows.Next() {
+		var k rowKey
+		if err := rows.Scan(&k.Date, &k.ID); err != nil {
+			return nil, fmt.Errorf("split a busy day: %w", err)
+		}
+		if n++; n == target {
+			to := k
+			part := day
+			part.From, part.To = from, &to
+			parts = append(parts, part)
+			from, n = &to, 0
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("split a busy day: %w", err)
+	}
+	if n > 0 || len(parts) == 0 {
+		part := day
+		part.From = from
+		parts = append(parts, part)
+	}
+	if r.desc {
+		slices.Reverse(parts)
+	}
+	return parts, nil
 }
 
 // chunkedRecords starts a chunked date-ordered export (see above). It
@@ -160,19 +284,32 @@ func (e *Engine) chunkedRecords(ctx context.Context, files []data.PartFile, p *P
 	if err != nil {
 		return nil, errors.Join(err, conn.Close())
 	}
-	target := int64(chunkRows)
+	r := &chunkReader{ctx: ctx, conn: conn, desc: p.Desc, mem: memory.DefaultAllocator,
+		dateCol: data.Index(data.DateField), keyCol: data.Index(data.KeyField), byDay: p.DayPrecisionDate,
+		plan: p, files: files, maxRows: chunkRows, maxBytes: chunkBytes, minRows: minChunkRows, onChunk: e.onChunk}
 	if e.chunkRows > 0 {
-		target = e.chunkRows
+		r.maxRows = e.chunkRows
 	}
-	ranges := chunkDays(days, p.Desc, target)
-	if len(ranges) == 0 {
+	if e.chunkBytes > 0 {
+		r.maxBytes = e.chunkBytes
+	}
+	if e.chunkMinRows > 0 {
+		r.minRows = e.chunkMinRows
+	}
+	r.target = r.maxRows
+	for _, d := range days {
+		switch {
+		case !d.Day.Valid:
+			r.nulls = d.Rows > 0
+		case d.Rows > 0:
+			r.days = append(r.days, d)
+		}
+	}
+	if p.Desc {
+		slices.Reverse(r.days)
+	}
+	if !r.more() {
 		return nil, conn.Close()
-	}
-	r := &chunkSource{ctx: ctx, conn: conn, desc: p.Desc, mem: memory.DefaultAllocator,
-		dateCol: data.Index(data.DateField), keyCol: data.Index(data.KeyField), byDay: p.DayPrecisionDate}
-	for _, dr := range ranges {
-		q, args := p.chunkSQL(files, dr)
-		r.pending = append(r.pending, statement{q, args})
 	}
 	// The first chunk is loaded now, so that the schema is known and a bad
 	// statement fails the call rather than the stream.
@@ -211,29 +348,75 @@ type rowRef struct {
 	b, i    int32
 }
 
-// chunkSource is the batchSource of a chunked export: the rows of its
+// chunkReader is the batchSource of a chunked export: the rows of its
 // chunks, each chunk read whole and ordered by (date or its day,
 // userWorklogId), on the connection its stream owns.
-type chunkSource struct {
+type chunkReader struct {
 	ctx             context.Context
 	conn            *sql.Conn
 	schema          *arrow.Schema
-	pending         []statement
 	desc, byDay     bool
 	dateCol, keyCol int
 	mem             memory.Allocator
+	plan            *Plan
+	files           []data.PartFile
+
+	// The chunks still to read: the parts of a busy day already cut, then
+	// the days (in output order), then the null-date rows.
+	split []dayRange
+	days  []dayCount
+	nulls bool
+	// target is the next chunk's row count: maxRows, or fewer to keep a
+	// chunk near maxBytes at the bytes per row measured so far.
+	target, maxRows, maxBytes, minRows int64
+	onChunk                            func(rows int64)
 
 	held  []arrow.RecordBatch // the current chunk's batches, as DuckDB gave them
 	order []rowRef            // the current chunk's rows in output order
 	pos   int                 // next row of order to emit
 }
 
-// load reads the next pending chunk whole and orders its rows.
-func (r *chunkSource) load() error {
+var _ batchSource = (*chunkReader)(nil)
+
+// more reports whether chunks remain to be read.
+func (r *chunkReader) more() bool { return len(r.split) > 0 || len(r.days) > 0 || r.nulls }
+
+// nextRange plans the next chunk: a cut part of a busy day, else whole days
+// up to the target (a busy day is cut first), else the null-date rows.
+func (r *chunkReader) nextRange() (dayRange, error) {
+	switch {
+	case len(r.split) > 0:
+		dr := r.split[0]
+		r.split = r.split[1:]
+		return dr, nil
+	case len(r.days) > 0:
+		n, rows := takeDays(r.days, r.target)
+		dr := daysRange(r.days[:n], r.desc)
+		r.days = r.days[n:]
+		if rows <= r.target {
+			return dr, nil
+		}
+		parts, err := r.splitDay(dr, r.target)
+		if err != nil {
+			return dayRange{}, err
+		}
+		r.split = parts[1:]
+		return parts[0], nil
+	default:
+		r.nulls = false
+		return dayRange{Null: true}, nil
+	}
+}
+
+// load reads the next chunk whole and orders its rows.
+func (r *chunkReader) load() error {
 	r.dropChunk()
-	st := r.pending[0]
-	r.pending = r.pending[1:]
-	rr, err := arrowQuery(r.ctx, r.conn, st)
+	dr, err := r.nextRange()
+	if err != nil {
+		return err
+	}
+	q, args := r.plan.chunkSQL(r.files, dr)
+	rr, err := arrowQuery(r.ctx, r.conn, statement{q, args})
 	if err != nil {
 		return fmt.Errorf("query rows: %w", err)
 	}
@@ -249,11 +432,45 @@ func (r *chunkSource) load() error {
 	if err := rr.Err(); err != nil {
 		return fmt.Errorf("read rows: %w", err)
 	}
+	r.resize()
 	return r.sortChunk()
 }
 
+// resize sets the next chunk's row target from the bytes per row of the
+// chunk just read.
+func (r *chunkReader) resize() {
+	var rows, size int64
+	for _, rec := range r.held {
+		rows += rec.NumRows()
+		for _, col := range rec.Columns() {
+			size += int64(arrowSize(col.Data()))
+		}
+	}
+	if r.onChunk != nil {
+		r.onChunk(rows)
+	}
+	if rows == 0 {
+		return
+	}
+	r.target = max(min(r.maxRows, r.maxBytes*rows/max(size, 1)), min(r.minRows, r.maxRows))
+}
+
+// arrowSize is the bytes of an array's buffers, children included.
+func arrowSize(d arrow.ArrayData) int {
+	n := 0
+	for _, b := range d.Buffers() {
+		if b != nil {
+			n += b.Len()
+		}
+	}
+	for _, c := range d.Children() {
+		n += arrowSize(c)
+	}
+	return n
+}
+
 // sortChunk computes the output order of the held batches.
-func (r *chunkSource) sortChunk() error {
+func (r *chunkReader) sortChunk() error {
 	n := 0
 	for _, rec := range r.held {
 		n += int(rec.NumRows())
@@ -294,7 +511,7 @@ func (r *chunkSource) sortChunk() error {
 }
 
 // dropChunk releases the current chunk's batches.
-func (r *chunkSource) dropChunk() {
+func (r *chunkReader) dropChunk() {
 	for _, rec := range r.held {
 		rec.Release()
 	}
@@ -303,14 +520,14 @@ func (r *chunkSource) dropChunk() {
 
 // next returns the next batch of at most outBatchRows rows, loading the
 // next chunk when the current one is used up.
-func (r *chunkSource) next() (arrow.RecordBatch, error) {
+func (r *chunkReader) next() (arrow.RecordBatch, error) {
 	// Batches of a loaded chunk come from memory, not from DuckDB, so the
 	// source itself notices a cancelled request.
 	if err := r.ctx.Err(); err != nil {
 		return nil, fmt.Errorf("read rows: %w", err)
 	}
 	for r.pos >= len(r.order) {
-		if len(r.pending) == 0 {
+		if !r.more() {
 			r.dropChunk()
 			return nil, nil
 		}
@@ -328,9 +545,9 @@ func (r *chunkSource) next() (arrow.RecordBatch, error) {
 }
 
 // release drops the current chunk and the chunks not read yet.
-func (r *chunkSource) release() {
+func (r *chunkReader) release() {
 	r.dropChunk()
-	r.pending = nil
+	r.split, r.days, r.nulls = nil, nil, false
 }
 
 // takeRows builds one batch of the rows refs points at, in that order. A

@@ -48,6 +48,11 @@ type Engine struct {
 	// chunkRows overrides the chunk size of a chunked export (0: chunkRows),
 	// so that tests can cut small stores into many chunks.
 	chunkRows int64
+	// chunkBytes and chunkMinRows override the byte target and the least
+	// rows of a chunk (0: chunkBytes, minChunkRows).
+	chunkBytes, chunkMinRows int64
+	// onChunk, when set (tests), sees the row count of every chunk read.
+	onChunk func(rows int64)
 }
 
 // NewEngine opens an in-memory DuckDB configured by opts.
@@ -131,9 +136,10 @@ func (e *Engine) Count(ctx context.Context, snap data.Snapshot, p *Plan) (int64,
 // (see Err).
 //
 // A whole export ordered by date (no limit, no offset: the default export)
-// runs in chunks of whole days, each read unsorted and ordered on its
-// narrow keys here (see chunked.go): memory holds one chunk whatever the
-// export's size, and DuckDB never sorts wide rows. Every other plan is one
+// runs in chunks of whole days (a busy day cut by its sort keys), bounded by
+// rows and bytes, each read unsorted and ordered on its narrow keys here
+// (see chunked.go): memory holds one chunk whatever the export's size or
+// the size of a day, and DuckDB never sorts wide rows. Every other plan is one
 // statement, SelectSQL.
 func (e *Engine) Records(ctx context.Context, snap data.Snapshot, p *Plan) (array.RecordReader, error) {
 	files := p.files(snap)

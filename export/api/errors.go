@@ -7,6 +7,7 @@ import (
 
 	"worklog/data"
 	"worklog/export/api/auth"
+	"worklog/ingest"
 	"worklog/query"
 
 	"github.com/labstack/echo/v4"
@@ -51,6 +52,11 @@ func toAPIError(err error) *APIError {
 		// The store's own fault, named so that an operator can restore
 		// the file; the message holds no query and no absolute path.
 		return newAPIError(http.StatusInternalServerError, "store_damaged", "%s", de.Error())
+	}
+	var le *ingest.LimitError
+	if errors.As(err, &le) {
+		return newAPIError(http.StatusRequestEntityTooLarge, "too_large", "%s; nothing was committed (server setting %s)",
+			le.Error(), le.Setting("--max-record-bytes", "--max-decompressed-bytes"))
 	}
 	if errors.Is(err, auth.ErrUnauthorized) {
 		return newAPIError(http.StatusUnauthorized, "unauthorized", "missing or invalid bearer token")

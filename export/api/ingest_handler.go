@@ -82,7 +82,7 @@ func (s *Server) handleIngest(c echo.Context) error {
 	defer body.Close()
 
 	var rejects *rejectCollector
-	opts := ingest.Options{OnError: onError}
+	opts := ingest.Options{OnError: onError, MaxRecordBytes: s.cfg.MaxRecordBytes, MaxDecompressedBytes: s.cfg.MaxDecompressed}
 	if onError == ingest.Skip {
 		rejects = &rejectCollector{}
 		opts.Rejects = rejects

@@ -339,3 +339,30 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 		}
 	}
 }
+
+// TestIngestBombIsRefused: a 33 KB zstd body that expands to 1 GiB of
+// spaces, and a gzip body beyond the decompressed limit, are answered 413
+// with a message naming the limit; nothing is committed, and the server
+// ingests normally afterwards.
+func TestIngestBombIsRefused(t *testing.T) {
+	env := newTestEnv(t, privacy.None, func(c *Config) { c.MaxDecompressed = 64 << 20 })
+	tok := env.token("u", "", auth.PermIngest)
+	bomb := readFile(t, "../../ingest/testdata/bomb-1gib-spaces.zst")
+	resp, body := env.post(tok, "", "application/x-ndjson", "zstd", bomb)
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || !bytes.Contains(body, []byte(`"code":"too_large"`)) ||
+		!bytes.Contains(body, []byte("line 1: the record is larger than")) || !bytes.Contains(body, []byte("--max-record-bytes")) {
+		t.Errorf("zstd bomb: %d %s", resp.StatusCode, body)
+	}
+	lines := bytes.Repeat([]byte("\n"), 65<<20)
+	resp, body = env.post(tok, "", "application/x-ndjson", "gzip", gz(t, lines))
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || !bytes.Contains(body, []byte("--max-decompressed-bytes")) {
+		t.Errorf("gzip bomb: %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := env.get(env.token("u", ""), "limit=1"); resp.Header.Get("X-Total-Count") != "0" {
+		t.Errorf("a refused ingest committed rows: X-Total-Count %s", resp.Header.Get("X-Total-Count"))
+	}
+	small := []byte(`{"date":"2024-01-01 00:00:00","action":"readAction","userWorklogId":1}`)
+	if resp, body := env.post(tok, "", "application/x-ndjson", "zstd", zst(t, small)); resp.StatusCode != 200 {
+		t.Errorf("small body: %d %s", resp.StatusCode, body)
+	}
+}

@@ -358,7 +358,7 @@ func ingestOperation() obj {
 			"400": errorResponse("Unreadable input or a bad parameter; nothing committed."),
 			"401": errorResponse("Missing or invalid bearer token."),
 			"403": errorResponse("The token lacks permission reporting.ingest."),
-			"413": errorResponse("The body exceeds the size limit; nothing committed."),
+			"413": errorResponse("The body as sent exceeds --max-ingest-bytes, a record (line, array element, CSV row) exceeds --max-record-bytes, or a compressed body expands beyond --max-decompressed-bytes; nothing committed. The message names the line and the limit."),
 			"415": errorResponse("Unsupported Content-Type or Content-Encoding."),
 			"422": obj{"description": "Invalid records under onError=fail; nothing committed.", "content": summary},
 		},

@@ -88,6 +88,10 @@ type Config struct {
 	// DemoToken is handed to the web page on loopback (UIConfigPath); main
 	// sets it only for 'serve --demo' listening on a loopback address.
 	DemoToken string
+	// MaxRecordBytes and MaxDecompressed bound one record of an ingest and
+	// what a compressed ingest body expands to; beyond either the ingest
+	// is answered 413 and nothing is committed (0: ingest's defaults).
+	MaxRecordBytes, MaxDecompressed int64
 }
 
 // Server is the HTTP API.

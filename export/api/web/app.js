@@ -300,6 +300,9 @@
     return null;
   }
 
+  // OPERAND_LABELS are the visible labels of the operand sub-keys.
+  const OPERAND_LABELS = { value: 'Value', from: 'From', to: 'To' };
+
   // operandControl is the input of one operand sub-key: value, from, to
   // (one text field each, with the field's choices as suggestions) or
   // values (a multiple choice for enumerable fields, else one per line).
@@ -319,16 +322,14 @@
     const input = el('input', { id, type: 'text', 'data-param': `${prefix}[${op}]`, 'data-operand': op,
       placeholder: placeholderFor(f), spellcheck: 'false' });
     if (f.kind === 'integer' || f.kind === 'number' || f.kind === 'flag') input.inputMode = 'decimal';
+    if (oldValue !== undefined) input.value = oldValue;
+    const wrap = control(OPERAND_LABELS[op] || op, input);
     if (choices) {
       const list = el('datalist', { id: id + '-choices' }, ...choices.map((v) => el('option', { value: v })));
       input.setAttribute('list', list.id);
-      const wrap = control(op === 'value' ? 'Value' : op === 'from' ? 'From' : 'To', input);
       wrap.append(list);
-      if (oldValue !== undefined) input.value = oldValue;
-      return wrap;
     }
-    if (oldValue !== undefined) input.value = oldValue;
-    return control(op === 'value' ? 'Value' : op === 'from' ? 'From' : 'To', input);
+    return wrap;
   }
 
   // queryParams is the form as API parameters (without format, limit, offset).
