@@ -25,8 +25,14 @@ import (
 // addresses and rawData payloads to look for in the output.
 func demoDump(t *testing.T, n int) string {
 	t.Helper()
+	return demoDumpSeed(t, n, 7)
+}
+
+// demoDumpSeed is demoDump with another data set.
+func demoDumpSeed(t *testing.T, n int, seed int64) string {
+	t.Helper()
 	var b bytes.Buffer
-	if err := demo.Generate(context.Background(), &b, demo.Options{Rows: n, Seed: 7}); err != nil {
+	if err := demo.Generate(context.Background(), &b, demo.Options{Rows: n, Seed: seed}); err != nil {
 		t.Fatal(err)
 	}
 	return b.String()
