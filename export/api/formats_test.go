@@ -33,10 +33,10 @@ import (
 // read_parquet, and in CI also with node's apache-arrow and hyparquet
 // (node_test.go).
 
-// cellText renders value i of a column the way parseExport renders the JSON
+// arrowCellText renders value i of a column the way parseExport renders the JSON
 // export's values: null empty, numbers by value, date-times as
 // "YYYY-MM-DD HH:MM:SS", dates "YYYY-MM-DD", lists as reference-style JSON.
-func cellText(t *testing.T, a arrow.Array, i int) string {
+func arrowCellText(t *testing.T, a arrow.Array, i int) string {
 	t.Helper()
 	if a.IsNull(i) {
 		return ""
@@ -124,7 +124,7 @@ func readColumnar(t *testing.T, format string, body []byte) columnar {
 		for i := 0; i < int(rec.NumRows()); i++ {
 			row := make([]string, rec.NumCols())
 			for c := range row {
-				row[c] = cellText(t, rec.Column(c), i)
+				row[c] = arrowCellText(t, rec.Column(c), i)
 			}
 			out.rows = append(out.rows, row)
 		}
@@ -183,7 +183,7 @@ func readWithDuckDB(t *testing.T, body []byte) (table, []string) {
 	return tb, types
 }
 
-// duckText renders a value scanned from DuckDB like cellText.
+// duckText renders a value scanned from DuckDB like arrowCellText.
 func duckText(t *testing.T, v any, typ string) string {
 	switch v := v.(type) {
 	case nil:
