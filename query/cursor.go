@@ -2,14 +2,16 @@ package query
 
 import (
 	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"math"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -32,10 +34,14 @@ import (
 // repeat or shift the rows that follow.
 //
 // The cursor is opaque to clients: a JSON payload (the key as text, the id,
-// and a digest of the filters and ordering it belongs to), base64url, a dot,
-// and an HMAC-SHA256 of the payload under the server's cursor key. A cursor
-// that was altered, or that arrives with other filters or another ordering,
-// is refused with a ParamError naming `cursor`.
+// and a digest of the filters and ordering it belongs to) sealed with
+// AES-256-GCM under a key derived from the server's cursor key, base64url.
+// Sealed rather than only signed because the key is a row's value (a name,
+// an e-mail address when ordering by them), and cursors travel in URLs,
+// Link headers and the audit trail's query parameters, none of which may
+// hold a row's content. A cursor that was altered fails to open; one that
+// arrives with other filters or another ordering has another digest; both
+// are refused with a ParamError naming `cursor`.
 
 // Position is a place in a plan's ordering: the ordering key of one row and
 // its userWorklogId.
@@ -54,7 +60,7 @@ type Position struct {
 // can refuse older cursors with a clear message.
 const cursorVersion = 1
 
-// cursorPayload is what a cursor carries, signed.
+// cursorPayload is what a cursor carries, sealed.
 type cursorPayload struct {
 	V      int    `json:"v"`
 	Null   bool   `json:"n,omitempty"`
@@ -63,10 +69,7 @@ type cursorPayload struct {
 	Digest []byte `json:"d"`
 }
 
-// macSize is the length of a cursor's signature: 128 bits of HMAC-SHA256.
-const macSize = 16
-
-// EncodeCursor returns the signed cursor of pos in p's ordering, for the
+// EncodeCursor returns the sealed cursor of pos in p's ordering, for the
 // X-Next-Cursor header of the page that ends at pos.
 func EncodeCursor(key []byte, p *Plan, pos Position) (string, error) {
 	f, ok := data.Lookup(p.OrderBy)
@@ -85,16 +88,45 @@ func EncodeCursor(key []byte, p *Plan, pos Position) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("encode cursor: %w", err)
 	}
-	return base64.RawURLEncoding.EncodeToString(body) + "." + base64.RawURLEncoding.EncodeToString(cursorMAC(key, body)), nil
+	aead, err := cursorAEAD(key)
+	if err != nil {
+		return "", fmt.Errorf("encode cursor: %w", err)
+	}
+	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(body)+aead.Overhead())
+	if _, err := rand.Read(nonce); err != nil {
+		return "", fmt.Errorf("encode cursor: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(aead.Seal(nonce, nonce, body, cursorAD)), nil
 }
 
-// cursorMAC signs a payload. The domain prefix keeps a cursor MAC from ever
-// being valid as any other MAC made with the same key.
-func cursorMAC(key, body []byte) []byte {
+// cursorAD binds a sealed cursor to its purpose: nothing else sealed with a
+// key derived the same way can pass for a cursor.
+var cursorAD = []byte("worklog cursor")
+
+// cursorAEAD derives the cursor cipher from the server's cursor key, so the
+// key file's text (any length of at least 16 bytes) can be used as it is.
+func cursorAEAD(key []byte) (cipher.AEAD, error) {
 	m := hmac.New(sha256.New, key)
-	m.Write([]byte("worklog cursor\x00"))
-	m.Write(body)
-	return m.Sum(nil)[:macSize]
+	m.Write([]byte("worklog cursor encryption key"))
+	block, err := aes.NewCipher(m.Sum(nil))
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
+}
+
+// openCursor returns the payload of a sealed cursor, or false.
+func openCursor(key []byte, text string) ([]byte, bool) {
+	raw, err := base64.RawURLEncoding.DecodeString(text)
+	if err != nil {
+		return nil, false
+	}
+	aead, err := cursorAEAD(key)
+	if err != nil || len(raw) < aead.NonceSize()+aead.Overhead() {
+		return nil, false
+	}
+	body, err := aead.Open(nil, raw[:aead.NonceSize()], raw[aead.NonceSize():], cursorAD)
+	return body, err == nil
 }
 
 // setCursor verifies a cursor parameter against the parsed plan and sets
@@ -109,13 +141,8 @@ func (p *Plan) setCursor(text string, withOffset bool, key []byte) error {
 		return invalid(paramCursor, "give either cursor or offset, not both: the cursor already says where the page starts")
 	}
 	bad := invalid(paramCursor, "not a cursor of this server; use the X-Next-Cursor of the previous page as it was sent")
-	b64, b64mac, ok := strings.Cut(text, ".")
+	body, ok := openCursor(key, text)
 	if !ok {
-		return bad
-	}
-	body, err1 := base64.RawURLEncoding.DecodeString(b64)
-	mac, err2 := base64.RawURLEncoding.DecodeString(b64mac)
-	if err1 != nil || err2 != nil || !hmac.Equal(mac, cursorMAC(key, body)) {
 		return bad
 	}
 	var pl cursorPayload

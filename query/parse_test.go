@@ -45,7 +45,7 @@ func TestParseErrors(t *testing.T) {
 		{"cursor without limit", "cursor=abc", nil, Options{CursorKey: []byte("k")}, "cursor", CodeInvalidParameter},
 		{"cursor with offset", "cursor=abc&limit=5&offset=5", nil, Options{CursorKey: []byte("k")}, "cursor", CodeInvalidParameter},
 		{"cursor without a key", "cursor=abc&limit=5", nil, Options{}, "cursor", CodeInvalidParameter},
-		{"cursor not signed", "cursor=eyJ2IjoxfQ.AAAA&limit=5", nil, Options{CursorKey: []byte("k")}, "cursor", CodeInvalidParameter},
+		{"cursor not sealed", "cursor=eyJ2IjoxfQ&limit=5", nil, Options{CursorKey: []byte("k")}, "cursor", CodeInvalidParameter},
 		{"cursor twice", "cursor=a&cursor=b&limit=5", nil, Options{CursorKey: []byte("k")}, "cursor", CodeInvalidParameter},
 		{"format twice", "format=csv&format=json", nil, Options{}, "format", CodeInvalidParameter},
 		{"limit zero", "limit=0", nil, Options{}, "limit", CodeInvalidParameter},

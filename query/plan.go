@@ -55,7 +55,7 @@ type Options struct {
 	Formats []string
 	// DefaultFormat is Plan.Format when format is absent.
 	DefaultFormat string
-	// CursorKey signs and verifies page cursors (see EncodeCursor). Nil
+	// CursorKey seals and opens page cursors (see EncodeCursor). Nil
 	// refuses the cursor parameter.
 	CursorKey []byte
 	// FieldAllowed, when set, is asked about every field used in a filter or
