@@ -29,7 +29,9 @@ func TestUnknownParametersRefused(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		body, _ := io.ReadAll(resp.Body)
-		var e struct{ Error struct{ Code, Param, Message string } }
+		var e struct {
+			Error struct{ Code, Param, Message string }
+		}
 		_ = json.Unmarshal(body, &e)
 		return resp.StatusCode, e.Error.Param, e.Error.Code
 	}
