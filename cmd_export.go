@@ -25,7 +25,7 @@ func runExport(ctx context.Context, args []string) error {
 	dataDir := dataDirFlag(fs)
 	priv := addPrivacySettings(fs)
 	out := fs.String("out", "", "output file (required; '-' for stdout)")
-	format := fs.String("format", "", "json, csv or xlsx (default: from the --out extension, else json)")
+	format := fs.String("format", "", strings.Join(export.FormatNames(), ", ")+" (default: from the --out extension, e.g. out.parquet, else json)")
 	limit := fs.String("limit", "", "at most this many rows (1–1000, a page); default: all")
 	offset := fs.String("offset", "", "skip this many rows")
 	orderBy := fs.String("order-by-field", "", "field to order by (default date)")
@@ -50,10 +50,8 @@ func runExport(ctx context.Context, args []string) error {
 		return fmt.Errorf("--query: %w", err)
 	}
 	if *format == "" && *out != "-" {
-		if ext := strings.TrimPrefix(filepath.Ext(*out), "."); ext != "" {
-			if _, err := export.ParseFormat(ext); err == nil {
-				*format = ext
-			}
+		if f, ok := export.FormatOfFileName(*out); ok {
+			*format = string(f)
 		}
 	}
 	for name, v := range map[string]string{"format": *format, "limit": *limit, "offset": *offset, "orderByField": *orderBy, "orderByDirection": *orderDir} {
@@ -73,7 +71,7 @@ func runExport(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	plan, err := query.Parse(values, export.PlanOptions(pol, "json"))
+	plan, err := query.Parse(values, export.PlanOptions(pol, export.FormatJSON))
 	if err != nil {
 		return err
 	}

@@ -71,9 +71,9 @@ func runServe(ctx context.Context, args []string) error {
 	jwtSecret := stringSetting(fs, "jwt-secret", "WORKLOG_JWT_SECRET", "", "HS256 secret for bearer tokens")
 	jwtPublicKey := stringSetting(fs, "jwt-public-key", "WORKLOG_JWT_PUBLIC_KEY", "", "PEM file with an RSA (RS256) or EC P-256 (ES256) public key for bearer tokens")
 	priv := addPrivacySettings(fs)
-	defaultFormat := stringSetting(fs, "default-format", "WORKLOG_DEFAULT_FORMAT", "json", "format when a request names none: json, csv or xlsx")
-	syncXLSX := stringSetting(fs, "sync-limit-xlsx", "WORKLOG_SYNC_LIMIT_XLSX", "1000", "largest XLSX export answered synchronously (rows)")
-	syncRows := stringSetting(fs, "sync-limit-rows", "WORKLOG_SYNC_LIMIT_ROWS", "300000", "largest CSV/JSON export answered synchronously (rows)")
+	defaultFormat := stringSetting(fs, "default-format", "WORKLOG_DEFAULT_FORMAT", string(export.FormatJSON), "format when a request names none and its Accept header names no export media type: "+strings.Join(export.FormatNames(), ", "))
+	syncXLSX := stringSetting(fs, "sync-limit-xlsx", "WORKLOG_SYNC_LIMIT_XLSX", strconv.Itoa(api.DefaultSyncLimitXLSX), "largest XLSX export answered synchronously (rows)")
+	syncRows := stringSetting(fs, "sync-limit-rows", "WORKLOG_SYNC_LIMIT_ROWS", strconv.Itoa(api.DefaultSyncLimitRows), "largest export in every other format answered synchronously (rows)")
 	formulaGuard := stringSetting(fs, "csv-formula-guard", "WORKLOG_CSV_FORMULA_GUARD", "true", "prefix CSV strings starting with = + - @ tab or CR by ' so spreadsheets do not run them")
 	memLimit := stringSetting(fs, "duckdb-memory-limit", "WORKLOG_DUCKDB_MEMORY_LIMIT", "1GB", "DuckDB memory limit for queries")
 	demoMode := fs.Bool("demo", false, "on an empty data directory: ingest demo data, create a demo secret and print a ready curl line")
@@ -152,6 +152,10 @@ func runServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	cursorKey, err := export.LoadOrCreateCursorKey(*dataDir)
+	if err != nil {
+		return err
+	}
 	engine, err := query.NewEngine(store, query.EngineOptions{MemoryLimit: *memLimit, TempDirectory: filepath.Join(*dataDir, "tmp", "duckdb")})
 	if err != nil {
 		return fmt.Errorf("start DuckDB: %w", err)
@@ -197,6 +201,7 @@ func runServe(ctx context.Context, args []string) error {
 		DefaultFormat:   format,
 		SyncLimitXLSX:   limXLSX,
 		SyncLimitRows:   limRows,
+		CursorKey:       cursorKey,
 		CSVFormulaGuard: guard,
 		Logger:          log,
 		Jobs:            runner,

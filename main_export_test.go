@@ -1,7 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -48,5 +52,53 @@ func TestAddFilterFlags(t *testing.T) {
 				t.Errorf("got  %s\nwant %s", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestExportCommandFormats checks that 'worklog export' writes every format,
+// chosen by --format or by the extension of --out.
+func TestExportCommandFormats(t *testing.T) {
+	dir := t.TempDir()
+	var dump strings.Builder
+	for i := 1; i <= 25; i++ {
+		dump.WriteString(event(i, 5, 1+i%28, i, 10) + "\n")
+	}
+	in := writeFile(t, t.TempDir(), "dump.ndjson", dump.String())
+	if _, stderr, code := worklog(t, nil, "ingest", "--data", dir, in); code != 0 {
+		t.Fatalf("ingest: %s", stderr)
+	}
+	out := t.TempDir()
+	tests := []struct {
+		args   []string
+		file   string
+		starts []byte
+	}{
+		{[]string{"--out", filepath.Join(out, "a.ndjson")}, "a.ndjson", []byte(`{"date":`)},
+		{[]string{"--out", filepath.Join(out, "a.parquet")}, "a.parquet", []byte("PAR1")},
+		{[]string{"--out", filepath.Join(out, "a.arrow")}, "a.arrow", []byte{0xff, 0xff, 0xff, 0xff}},
+		{[]string{"--format", "parquet", "--out", filepath.Join(out, "b.bin")}, "b.bin", []byte("PAR1")},
+		{[]string{"--format", "NDJSON", "--out", filepath.Join(out, "c.json")}, "c.json", []byte(`{"date":`)},
+	}
+	for _, tc := range tests {
+		args := append([]string{"export", "--data", dir, "--privacy-level", "none"}, tc.args...)
+		if _, stderr, code := worklog(t, nil, args...); code != 0 {
+			t.Fatalf("%v: %s", tc.args, stderr)
+		}
+		b, err := os.ReadFile(filepath.Join(out, tc.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.HasPrefix(b, tc.starts) {
+			t.Errorf("%v: file starts %q, want %q", tc.args, b[:min(len(b), 8)], tc.starts)
+		}
+		if bytes.HasPrefix(tc.starts, []byte("PAR1")) && !bytes.HasSuffix(b, []byte("PAR1")) {
+			t.Errorf("%v: no Parquet footer", tc.args)
+		}
+		if tc.starts[0] == '{' && bytes.Count(b, []byte("\n")) != 25 {
+			t.Errorf("%v: %d lines, want 25", tc.args, bytes.Count(b, []byte("\n")))
+		}
+	}
+	if _, stderr, code := worklog(t, nil, "export", "--data", dir, "--format", "pdf", "--out", filepath.Join(out, "x")); code == 0 || !strings.Contains(stderr, "parquet") {
+		t.Errorf("--format pdf: exit %d, %s; want an error listing the formats", code, stderr)
 	}
 }

@@ -1,30 +1,28 @@
 // Package export turns a query plan into bytes: the one export pipeline
 // (Request, Run, WriteFile) — DuckDB → Arrow record batches → privacy
-// transform → encoder — and the streaming encoders (JSON, CSV, XLSX) over an
-// io.Writer. It is used alike by the HTTP API, the background jobs and
+// transform → encoder — and the streaming encoders (JSON, NDJSON, CSV, XLSX,
+// Parquet, Arrow IPC) over an io.Writer. It is used alike by the HTTP API, the background jobs and
 // `worklog export`.
 //
-// It owns the formats (Formats, ParseFormat, content types). It imports
-// query, privacy, data, arrow and excelize, and must not import net/http,
+// It owns the formats (Formats, ParseFormat, media types, extensions): every
+// other package reads the list from here. It imports query, privacy, data,
+// arrow (with its Parquet writer) and excelize, and must not import net/http,
 // Echo, bbolt or a mail library: those belong to export/api and export/jobs,
 // which import this package, never the other way round.
 package export
 
 import (
-	"errors"
 	"fmt"
 	"io"
-	"slices"
-	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
 )
 
 // Encoder writes record batches to an io.Writer in one export format.
 //
-// The header (CSV's field names, JSON's "[", XLSX's header row) is written by
-// the first Write or by Close, whichever comes first, so an export of no rows
-// is still a valid document. Close writes the trailer and flushes; it never
+// The header (CSV's field names, JSON's "[", XLSX's header row, the Parquet
+// magic, the Arrow schema message) is written by the first Write or by Close,
+// whichever comes first, so an export of no rows is still a valid document. Close writes the trailer and flushes; it never
 // closes the underlying writer. Every batch must have the schema the encoder
 // was created with. After an error every call returns that error (sticky), and
 // Close must still be called so that an encoder holding temporary files (XLSX)
@@ -36,65 +34,6 @@ type Encoder interface {
 	// Close's result.
 	Close() error
 }
-
-// Compile-time checks that the concrete encoders satisfy Encoder.
-var (
-	_ Encoder = (*JSONEncoder)(nil)
-	_ Encoder = (*CSVEncoder)(nil)
-	_ Encoder = (*XLSXEncoder)(nil)
-)
-
-// Format is an export format: "json", "csv" or "xlsx".
-type Format string
-
-// The export formats.
-const (
-	FormatJSON Format = "json"
-	FormatCSV  Format = "csv"
-	FormatXLSX Format = "xlsx"
-)
-
-// Formats lists every export format, in the order documents name them.
-func Formats() []Format { return []Format{FormatJSON, FormatCSV, FormatXLSX} }
-
-// Errors returned by the encoders; callers match them with errors.Is.
-var (
-	// ErrUnknownFormat is returned by ParseFormat and NewEncoder for a format
-	// other than json, csv and xlsx.
-	ErrUnknownFormat = errors.New("unknown export format")
-	// ErrUnsupportedType is returned for a schema with a column whose Arrow
-	// type has no export representation.
-	ErrUnsupportedType = errors.New("unsupported arrow type")
-	// ErrSchemaMismatch is returned by Write for a batch whose schema differs
-	// from the encoder's.
-	ErrSchemaMismatch = errors.New("record schema does not match the encoder's schema")
-	// ErrClosed is returned by Write after Close.
-	ErrClosed = errors.New("encoder closed")
-)
-
-// ParseFormat parses a format name, ignoring case.
-func ParseFormat(s string) (Format, error) {
-	if f := Format(strings.ToLower(s)); slices.Contains(Formats(), f) {
-		return f, nil
-	}
-	return "", fmt.Errorf("%w %q (want json, csv or xlsx)", ErrUnknownFormat, s)
-}
-
-// ContentType is the media type of the format, for the Content-Type header.
-func (f Format) ContentType() string {
-	switch f {
-	case FormatJSON:
-		return "application/json"
-	case FormatCSV:
-		return "text/csv; charset=utf-8"
-	case FormatXLSX:
-		return "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-	}
-	return "application/octet-stream"
-}
-
-// Extension is the file name extension of the format, without the dot.
-func (f Format) Extension() string { return string(f) }
 
 // DefaultSheetName is the name of the first XLSX sheet.
 const DefaultSheetName = "reporting_worklog"
@@ -115,24 +54,27 @@ type EncoderOptions struct {
 	// encoder continues on a new sheet named SheetName_2, SheetName_3, ...,
 	// each with the header row. Zero means MaxXLSXSheetRows.
 	MaxSheetRows int
+	// ParquetRowGroupRows bounds the rows of one Parquet row group
+	// (0: DefaultParquetRowGroupRows).
+	ParquetRowGroupRows int64
+	// ParquetRowGroupBytes bounds the encoded bytes of one Parquet row group;
+	// the encoder holds one row group in memory and writes it out when
+	// either bound is reached (0: DefaultParquetRowGroupBytes).
+	ParquetRowGroupBytes int64
 }
 
 // NewEncoder returns the encoder for format f, writing to w. It fails when f
-// is unknown or the schema has a column type no format can represent, before
-// anything is written.
+// is unknown or the schema has a column type the format cannot represent,
+// before anything is written.
 func NewEncoder(f Format, w io.Writer, schema *arrow.Schema, opts EncoderOptions) (Encoder, error) {
+	info, ok := lookupFormat(f)
+	if !ok {
+		return nil, fmt.Errorf("new encoder: %w %q", ErrUnknownFormat, string(f))
+	}
 	if err := checkSchema(schema); err != nil {
 		return nil, err
 	}
-	switch f {
-	case FormatJSON:
-		return NewJSONEncoder(w, schema), nil
-	case FormatCSV:
-		return NewCSVEncoder(w, schema, opts.CSVFormulaGuard), nil
-	case FormatXLSX:
-		return NewXLSXEncoder(w, schema, opts)
-	}
-	return nil, fmt.Errorf("new encoder: %w %q", ErrUnknownFormat, string(f))
+	return info.newEncoder(w, schema, opts)
 }
 
 // checkSchema reports the first column whose type cannot be exported.
@@ -181,6 +123,19 @@ func (s *stream) usable() error {
 // bind checks rec against the schema and points the column readers at its
 // columns.
 func (s *stream) bind(rec arrow.RecordBatch) error {
+	if err := s.check(rec); err != nil {
+		return err
+	}
+	s.readers = s.readers[:0]
+	for i := 0; i < int(rec.NumCols()); i++ {
+		s.readers = append(s.readers, newReader(rec.Column(i)))
+	}
+	return nil
+}
+
+// check reports whether rec has the encoder's schema: the same column names
+// and types in the same order.
+func (s *stream) check(rec arrow.RecordBatch) error {
 	got := rec.Schema()
 	if got != s.schema {
 		if got.NumFields() != s.schema.NumFields() {
@@ -192,10 +147,6 @@ func (s *stream) bind(rec arrow.RecordBatch) error {
 				return fmt.Errorf("%w: column %d is %s %s, want %s %s", ErrSchemaMismatch, i, f.Name, f.Type, want.Name, want.Type)
 			}
 		}
-	}
-	s.readers = s.readers[:0]
-	for i := 0; i < int(rec.NumCols()); i++ {
-		s.readers = append(s.readers, newReader(rec.Column(i)))
 	}
 	return nil
 }

@@ -29,11 +29,33 @@ type JSONEncoder struct {
 // NewJSONEncoder returns a JSON encoder writing to w. A schema with an
 // unsupported column type makes every call return ErrUnsupportedType.
 func NewJSONEncoder(w io.Writer, schema *arrow.Schema) *JSONEncoder {
-	e := &JSONEncoder{stream: newStream(schema), out: newSink(w)}
+	return &JSONEncoder{stream: newStream(schema), out: newSink(w), keys: objectKeys(schema)}
+}
+
+// objectKeys returns `"name":` for every column, JSON-escaped.
+func objectKeys(schema *arrow.Schema) [][]byte {
+	keys := make([][]byte, 0, schema.NumFields())
 	for _, f := range schema.Fields() {
-		e.keys = append(e.keys, append(appendJSONString(nil, f.Name), ':'))
+		keys = append(keys, append(appendJSONString(nil, f.Name), ':'))
 	}
-	return e
+	return keys
+}
+
+// appendObjectFields appends the members of row i's JSON object, without
+// the braces: the one rendering of a row that JSON and NDJSON share.
+func appendObjectFields(dst []byte, keys [][]byte, readers []reader, i int) []byte {
+	for c, r := range readers {
+		if c > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, keys[c]...)
+		if r.null(i) {
+			dst = append(dst, "null"...)
+		} else {
+			dst = r.appendJSON(dst, i)
+		}
+	}
+	return dst
 }
 
 // Write encodes the rows of rec and writes them through to the underlying
@@ -57,17 +79,7 @@ func (e *JSONEncoder) Write(rec arrow.RecordBatch) error {
 			e.out.buf = append(e.out.buf, ',', '\n', '{')
 		}
 		e.rows++
-		for c, r := range e.readers {
-			if c > 0 {
-				e.out.buf = append(e.out.buf, ',')
-			}
-			e.out.buf = append(e.out.buf, e.keys[c]...)
-			if r.null(i) {
-				e.out.buf = append(e.out.buf, "null"...)
-			} else {
-				e.out.buf = r.appendJSON(e.out.buf, i)
-			}
-		}
+		e.out.buf = appendObjectFields(e.out.buf, e.keys, e.readers, i)
 		e.out.buf = append(e.out.buf, '}')
 		if err := e.out.maybeFlush(); err != nil {
 			return e.fail(err)

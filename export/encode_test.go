@@ -584,7 +584,7 @@ func TestErrors(t *testing.T) {
 	defer wrong.Release()
 	bad := arrow.NewSchema([]arrow.Field{{Name: "m", Type: arrow.MapOf(arrow.BinaryTypes.String, arrow.BinaryTypes.String)}}, nil)
 
-	for _, f := range []Format{FormatJSON, FormatCSV, FormatXLSX} {
+	for _, f := range Formats() {
 		t.Run(string(f), func(t *testing.T) {
 			if _, err := NewEncoder(f, io.Discard, bad, EncoderOptions{}); !errors.Is(err, ErrUnsupportedType) {
 				t.Errorf("unsupported type: err = %v, want ErrUnsupportedType", err)
@@ -676,6 +676,9 @@ func TestParseFormat(t *testing.T) {
 		{"csv", FormatCSV, "text/csv; charset=utf-8", "csv", false},
 		{"xlsx", FormatXLSX, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "xlsx", false},
 		{"CSV", FormatCSV, "text/csv; charset=utf-8", "csv", false},
+		{"ndjson", FormatNDJSON, "application/x-ndjson", "ndjson", false},
+		{"parquet", FormatParquet, "application/vnd.apache.parquet", "parquet", false},
+		{"Arrow", FormatArrow, "application/vnd.apache.arrow.stream", "arrow", false},
 		{"xls", "", "", "", true},
 		{"", "", "", "", true},
 	}

@@ -22,6 +22,12 @@ type Request struct {
 	Policy   *privacy.Policy
 	Format   Format
 	Options  EncoderOptions
+	// Next, when set on a page (Plan.Limit > 0), is called once before the
+	// encoder closes with the position of the page's last row, when more
+	// rows follow it (the next page's cursor: query.EncodeCursor). It is not
+	// called for the last page. Run reads one row more than the page to
+	// know.
+	Next func(last query.Position)
 }
 
 // Run streams the request's rows to w: DuckDB → Arrow batches → privacy →
@@ -33,6 +39,11 @@ func Run(ctx context.Context, req Request, w io.Writer, afterBatch func() error)
 	// a row's bytes.
 	plan := *req.Plan
 	plan.Unread = req.Policy.Unread()
+	page := req.Next != nil && plan.Limit > 0
+	limit := int64(plan.Limit)
+	if page {
+		plan.Limit++ // the row after the page says whether one follows
+	}
 	rr, err := req.Engine.Records(ctx, req.Snapshot, &plan)
 	if err != nil {
 		return 0, fmt.Errorf("query records: %w", err)
@@ -52,8 +63,29 @@ func Run(ctx context.Context, req Request, w io.Writer, afterBatch func() error)
 			err = errors.Join(err, a.Abort())
 		}
 	}()
+	var (
+		last query.Position
+		more bool
+	)
 	for rr.Next() {
-		out, err := req.Policy.Transform(rr.RecordBatch())
+		in := rr.RecordBatch()
+		if page {
+			left := limit - rows
+			if in.NumRows() > left {
+				more = true
+				if left == 0 {
+					break
+				}
+				in = in.NewSlice(0, left)
+				defer in.Release()
+			}
+			if n := in.NumRows(); n > 0 {
+				if last, err = plan.PositionOf(in, int(n-1)); err != nil {
+					return rows, fmt.Errorf("page position: %w", err)
+				}
+			}
+		}
+		out, err := req.Policy.Transform(in)
 		if err != nil {
 			return rows, fmt.Errorf("privacy transform: %w", err)
 		}
@@ -76,6 +108,9 @@ func Run(ctx context.Context, req Request, w io.Writer, afterBatch func() error)
 	if err := ctx.Err(); err != nil {
 		return rows, err
 	}
+	if more {
+		req.Next(last)
+	}
 	closed = true
 	if err := enc.Close(); err != nil {
 		return rows, fmt.Errorf("close %s encoder: %w", req.Format, err)
@@ -87,10 +122,11 @@ func Run(ctx context.Context, req Request, w io.Writer, afterBatch func() error)
 // export fails before Close.
 type aborter interface{ Abort() error }
 
-// PlanOptions returns the query options for a policy: which fields may be
-// filtered and ordered on, and whether dates count by day.
+// PlanOptions returns the query options for a policy: the formats, which
+// fields may be filtered and ordered on, and whether dates count by day.
 func PlanOptions(pol *privacy.Policy, defaultFormat Format) query.Options {
 	return query.Options{
+		Formats:          FormatNames(),
 		DefaultFormat:    string(defaultFormat),
 		FieldAllowed:     pol.FieldAllowed,
 		DayPrecisionDate: pol.DayPrecisionDate(),

@@ -92,11 +92,26 @@ func mustParse(t *testing.T, query string, opts Options) *Plan {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := Parse(v, opts)
+	p, err := Parse(v, withFormats(opts))
 	if err != nil {
 		t.Fatalf("Parse(%s): %v", query, err)
 	}
 	return p
+}
+
+// testFormats stands in for export.FormatNames, which query cannot import.
+var testFormats = []string{"json", "csv", "xlsx", "ndjson", "parquet", "arrow"}
+
+// withFormats gives options without formats the test formats and json as
+// the default, as export.PlanOptions would.
+func withFormats(o Options) Options {
+	if o.Formats == nil {
+		o.Formats = testFormats
+	}
+	if o.DefaultFormat == "" {
+		o.DefaultFormat = "json"
+	}
+	return o
 }
 
 // span returns the ids lo..hi.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -14,17 +15,60 @@ import (
 	"worklog/data"
 )
 
-// The top-level parameters of SPEC §4. Any other top-level parameter is
-// ignored (clients add cache busters and the like); anything under
-// "filters" must be understood.
+// The top-level parameters of SPEC §4. Any other parameter is refused
+// (unknown_parameter): a misspelt `orderbyfield` or `filter[0][key]` would
+// otherwise be ignored, and the user would take an unfiltered result for a
+// filtered one.
 const (
 	paramFormat    = "format"
 	paramLimit     = "limit"
 	paramOffset    = "offset"
+	paramCursor    = "cursor"
 	paramOrderBy   = "orderByField"
 	paramDirection = "orderByDirection"
 	paramFilters   = "filters"
 )
+
+// ParamAccessToken is refused with its own message on every route: a token
+// in a URL ends up in proxy logs, browser history and Referer headers.
+const ParamAccessToken = "access_token"
+
+// Params lists the top-level parameters Parse accepts besides
+// filters[i][...], in the order documents name them.
+func Params() []string {
+	return []string{paramFormat, paramLimit, paramOffset, paramCursor, paramOrderBy, paramDirection}
+}
+
+// UnknownParam is the error for a parameter k that an endpoint does not
+// know, given the names it does know. It suggests the parameter the user
+// probably meant.
+func UnknownParam(k string, known []string) *ParamError {
+	if k == ParamAccessToken {
+		return &ParamError{Param: k, Code: CodeUnknownParameter,
+			Message: "tokens are not accepted in the query string, where logs and browser history keep them; send it as Authorization: Bearer <token>"}
+	}
+	msg := fmt.Sprintf("unknown parameter %q", k)
+	for _, p := range known {
+		if strings.EqualFold(p, k) {
+			return &ParamError{Param: k, Code: CodeUnknownParameter, Message: msg + fmt.Sprintf("; did you mean %s? (names are case-sensitive)", p)}
+		}
+	}
+	if len(known) == 0 {
+		return &ParamError{Param: k, Code: CodeUnknownParameter, Message: msg + "; this route takes no query parameters"}
+	}
+	return &ParamError{Param: k, Code: CodeUnknownParameter, Message: msg + "; the parameters are " + strings.Join(known, ", ")}
+}
+
+// unknownExportParam is UnknownParam for the export endpoint, which also
+// points a misspelt filter at the right spelling.
+func unknownExportParam(k string) *ParamError {
+	lk := strings.ToLower(k)
+	if k != ParamAccessToken && (strings.HasPrefix(lk, "filter[") || strings.HasPrefix(lk, "filters.") || strings.HasPrefix(lk, "filter.")) {
+		return &ParamError{Param: k, Code: CodeUnknownParameter,
+			Message: fmt.Sprintf("unknown parameter %q; filters are written filters[i][key], filters[i][comparator] and filters[i][value] (or from, to, values[])", k)}
+	}
+	return UnknownParam(k, append(Params(), "filters[i][...]"))
+}
 
 // The sub-keys of filters[i].
 const (
@@ -35,9 +79,6 @@ const (
 	subTo         = "to"
 	subValues     = "values"
 )
-
-// formats are the export formats.
-var formats = []string{"json", "csv", "xlsx"}
 
 // lookupField finds a field in the catalogue; Parse refuses the fields the
 // catalogue declares not filterable or not sortable. Tests replace it, since
@@ -71,9 +112,6 @@ func Parse(values url.Values, opts Options) (*Plan, error) {
 		maxValues = DefaultMaxValues
 	}
 	p := &Plan{Format: opts.DefaultFormat, OrderBy: data.DateField, Desc: true, DayPrecisionDate: opts.DayPrecisionDate}
-	if p.Format == "" {
-		p.Format = "json"
-	}
 
 	// Visit the keys in a fixed order so that, of several bad parameters,
 	// the same one is always reported.
@@ -95,13 +133,14 @@ func Parse(values url.Values, opts Options) (*Plan, error) {
 			}
 			continue
 		}
-		switch k {
-		case paramFormat, paramLimit, paramOffset, paramOrderBy, paramDirection:
-		default:
-			continue
+		if !slices.Contains(Params(), k) {
+			return nil, unknownExportParam(k)
 		}
 		if len(vs) != 1 {
 			return nil, invalid(k, "given %d times; give it once", len(vs))
+		}
+		if k == paramCursor {
+			continue // read once the plan it must belong to is known
 		}
 		if err := p.setScalar(k, vs[0], opts); err != nil {
 			return nil, err
@@ -123,6 +162,11 @@ func Parse(values url.Values, opts Options) (*Plan, error) {
 		}
 		p.Filters = append(p.Filters, f)
 	}
+	if values.Has(paramCursor) {
+		if err := p.setCursor(values.Get(paramCursor), values.Has(paramOffset), opts.CursorKey); err != nil {
+			return nil, err
+		}
+	}
 	return p, nil
 }
 
@@ -131,13 +175,10 @@ func (p *Plan) setScalar(k, v string, opts Options) error {
 	switch k {
 	case paramFormat:
 		f := strings.ToLower(v)
-		for _, ok := range formats {
-			if f == ok {
-				p.Format = f
-				return nil
-			}
+		if !slices.Contains(opts.Formats, f) {
+			return invalid(k, "unknown format %q; use one of %s", v, strings.Join(opts.Formats, ", "))
 		}
-		return invalid(k, "unknown format %q; use one of %s", v, strings.Join(formats, ", "))
+		p.Format = f
 	case paramLimit:
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > MaxLimit {

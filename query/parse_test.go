@@ -37,6 +37,16 @@ func TestParseErrors(t *testing.T) {
 		wantCode  string
 	}{
 		{"unknown format", "format=pdf", nil, Options{}, "format", CodeInvalidParameter},
+		{"unknown parameter", "_=123", nil, Options{}, "_", CodeUnknownParameter},
+		{"parameter in another case", "orderbyfield=date", nil, Options{}, "orderbyfield", CodeUnknownParameter},
+		{"filter without s", "filter[0][key]=date&filter[0][comparator]=isNull", nil, Options{}, "filter[0][comparator]", CodeUnknownParameter},
+		{"access token in the query", "access_token=abc", nil, Options{}, "access_token", CodeUnknownParameter},
+		{"unknown beside good ones", "limit=5&orderByField=date&zzz=1", nil, Options{}, "zzz", CodeUnknownParameter},
+		{"cursor without limit", "cursor=abc", nil, Options{CursorKey: []byte("k")}, "cursor", CodeInvalidParameter},
+		{"cursor with offset", "cursor=abc&limit=5&offset=5", nil, Options{CursorKey: []byte("k")}, "cursor", CodeInvalidParameter},
+		{"cursor without a key", "cursor=abc&limit=5", nil, Options{}, "cursor", CodeInvalidParameter},
+		{"cursor not sealed", "cursor=eyJ2IjoxfQ&limit=5", nil, Options{CursorKey: []byte("k")}, "cursor", CodeInvalidParameter},
+		{"cursor twice", "cursor=a&cursor=b&limit=5", nil, Options{CursorKey: []byte("k")}, "cursor", CodeInvalidParameter},
 		{"format twice", "format=csv&format=json", nil, Options{}, "format", CodeInvalidParameter},
 		{"limit zero", "limit=0", nil, Options{}, "limit", CodeInvalidParameter},
 		{"limit too large", "limit=1001", nil, Options{}, "limit", CodeInvalidParameter},
@@ -94,7 +104,7 @@ func TestParseErrors(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			p, err := Parse(v, tc.opts)
+			p, err := Parse(v, withFormats(tc.opts))
 			var pe *ParamError
 			if !errors.As(err, &pe) {
 				t.Fatalf("Parse = %+v, %v; want a *ParamError", p, err)
@@ -122,8 +132,6 @@ func TestParsePlan(t *testing.T) {
 			Plan{Format: "json", OrderBy: "date", Desc: true}},
 		{"server default format", "", Options{DefaultFormat: "csv"},
 			Plan{Format: "csv", OrderBy: "date", Desc: true}},
-		{"unknown top-level parameters are ignored", "_=123&access=x&FORMAT=pdf", Options{},
-			Plan{Format: "json", OrderBy: "date", Desc: true}},
 		{"page", "format=XLSX&limit=1000&offset=20&orderByField=duration&orderByDirection=asc", Options{},
 			Plan{Format: "xlsx", Limit: 1000, Offset: 20, OrderBy: "duration"}},
 		{"filters sorted by index, indexed and bracket values merged, duplicates dropped",

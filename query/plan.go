@@ -27,6 +27,8 @@ const (
 	// CodeFieldNotAvailable is a field the privacy level hides: it may be
 	// neither filtered nor ordered on.
 	CodeFieldNotAvailable = "field_not_available"
+	// CodeUnknownParameter is a parameter the endpoint does not know.
+	CodeUnknownParameter = "unknown_parameter"
 )
 
 // ParamError is a bad request parameter. The HTTP layer answers 400 with
@@ -35,7 +37,8 @@ type ParamError struct {
 	// Param names the parameter as the request spelled it, e.g.
 	// "filters[1][comparator]" or "limit".
 	Param string
-	// Code is CodeInvalidParameter or CodeFieldNotAvailable.
+	// Code is CodeInvalidParameter, CodeFieldNotAvailable or
+	// CodeUnknownParameter.
 	Code string
 	// Message says what is wrong, for a person.
 	Message string
@@ -51,8 +54,15 @@ func invalid(param, format string, args ...any) *ParamError {
 
 // Options are the server settings that shape parsing.
 type Options struct {
-	// DefaultFormat is used when format is absent; "" means "json".
+	// Formats are the accepted values of format, lower case. The export
+	// package owns the list (export.FormatNames); query only checks against
+	// it, so that the formats are listed once.
+	Formats []string
+	// DefaultFormat is Plan.Format when format is absent.
 	DefaultFormat string
+	// CursorKey seals and opens page cursors (see EncodeCursor). Nil
+	// refuses the cursor parameter.
+	CursorKey []byte
 	// FieldAllowed, when set, is asked about every field used in a filter or
 	// in orderByField. A non-nil error refuses the field (the privacy level
 	// hides it); Parse turns it into a ParamError with code
@@ -105,12 +115,16 @@ type Filter struct {
 // Plan is a validated export request: what to read, in which order, which
 // page, and in which format to write it.
 type Plan struct {
-	// Format is json, csv or xlsx.
+	// Format is the format parameter (one of Options.Formats), else
+	// Options.DefaultFormat.
 	Format string
 	// Limit is 0 for no limit (an export), else the page size, 1..1000.
 	Limit int
 	// Offset is the number of ordered rows skipped.
 	Offset int
+	// After, when set (the cursor parameter), starts the rows right after
+	// this position of the ordering: a keyset page.
+	After *Position
 	// OrderBy is the catalogue field the rows are ordered by.
 	OrderBy string
 	// Desc orders descending; nulls sort last either way and ties are broken

@@ -27,6 +27,17 @@ func (p *Plan) Months(all []string) []string {
 		}
 		keep = func(m string) bool { return prev(m) && next(m) }
 	}
+	// After a cursor on date, the months behind it hold no further row.
+	if a := p.After; a != nil && p.OrderBy == data.DateField && !a.Null {
+		if t, ok := a.Key.(time.Time); ok {
+			k, prev := t.Format(monthLayout), keep
+			if p.Desc {
+				keep = func(m string) bool { return prev(m) && m <= k }
+			} else {
+				keep = func(m string) bool { return prev(m) && m >= k }
+			}
+		}
+	}
 	var out []string
 	for _, m := range all {
 		if keep(m) {

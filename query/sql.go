@@ -105,6 +105,23 @@ func (p *Plan) where(s *sqlBuilder) {
 	}
 }
 
+// wherePage writes the WHERE clause of a page: the filters and, after a
+// cursor, the keyset condition. The count (X-Total-Count) uses where alone:
+// it counts the rows that match the filters, wherever the cursor stands.
+func (p *Plan) wherePage(s *sqlBuilder) {
+	p.where(s)
+	if p.After == nil {
+		return
+	}
+	if len(p.Filters) == 0 {
+		s.sql(" WHERE (")
+	} else {
+		s.sql(" AND (")
+	}
+	p.after(s)
+	s.sql(")")
+}
+
 // condition writes one filter's predicate.
 func (p *Plan) condition(s *sqlBuilder, f Filter) {
 	col := p.column(f.Field)
@@ -246,7 +263,7 @@ func (p *Plan) selectList() string {
 func (p *Plan) selectSQL(files []data.PartFile) (string, []any) {
 	var s sqlBuilder
 	s.sql("SELECT " + p.selectList() + " FROM " + data.ScanSQL(files) + " AS t")
-	p.where(&s)
+	p.wherePage(&s)
 	p.orderBy(&s)
 	if p.Limit > 0 {
 		s.sql(" LIMIT ")

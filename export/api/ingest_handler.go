@@ -68,10 +68,10 @@ func (s *Server) handleIngest(c echo.Context) error {
 		return err
 	}
 	onError := ingest.Fail
-	if v := c.QueryParam("onError"); v != "" {
+	if v := c.QueryParam(paramOnError); v != "" {
 		var err error
 		if onError, err = ingest.ParseOnError(v); err != nil {
-			return &APIError{Status: http.StatusBadRequest, Code: "invalid_parameter", Message: "want fail or skip, got " + strconv.Quote(v), Param: "onError"}
+			return &APIError{Status: http.StatusBadRequest, Code: "invalid_parameter", Message: "want fail or skip, got " + strconv.Quote(v), Param: paramOnError}
 		}
 	}
 	limit := s.cfg.MaxIngestBytes

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"worklog/data"
 	"worklog/export"
@@ -58,7 +59,7 @@ func openAPIDocument() obj {
 		"info": obj{
 			"title":       "worklog",
 			"version":     "1.0.0",
-			"description": "Export of customer-service worklog events (JSON, CSV, XLSX) with privacy levels, background exports and HTTP ingest.",
+			"description": "Export of customer-service worklog events (" + strings.Join(export.FormatNames(), ", ") + ") with privacy levels, keyset pages, background exports and HTTP ingest. Every route refuses query parameters it does not know (400, code unknown_parameter, naming the parameter); access_token is never accepted in a query string.",
 		},
 		"servers": []any{obj{"url": "/"}},
 		"paths": obj{
@@ -249,20 +250,29 @@ func exportOperation(names []string) obj {
 	for _, c := range query.ComparatorDocs() {
 		compEnum = append(compEnum, c.Name)
 	}
-	rows := obj{"type": "array", "items": obj{"$ref": "#/components/schemas/Event"}}
-	totalCount := obj{"description": "Rows matching the filters, before limit and offset.", "schema": obj{"type": "integer"}}
-	disposition := obj{"description": "attachment; filename=… (CSV and XLSX)", "schema": obj{"type": "string"}}
+	totalCount := obj{"description": "Rows matching the filters, before limit, offset and cursor.", "schema": obj{"type": "integer"}}
+	var attached []string
+	for _, f := range export.Formats() {
+		if f.Attachment() {
+			attached = append(attached, string(f))
+		}
+	}
+	disposition := obj{"description": "attachment; filename=… (" + strings.Join(attached, ", ") + ")", "schema": obj{"type": "string"}}
+	nextCursor := obj{"description": "Pages only, when more rows follow: the cursor parameter of the next page.", "schema": obj{"type": "string"}}
+	link := obj{"description": `Pages only, when more rows follow: <…&cursor=…>; rel="next", this request with the next page's cursor.`, "schema": obj{"type": "string"}}
 	return obj{
 		"operationId": "exportReportingWorklog",
 		"summary":     "Export worklog activities",
-		"description": "Without limit: the whole filtered result (synchronous up to 1,000 rows as XLSX and 300,000 as CSV/JSON, else a background job delivered by e-mail). With limit: one page. Filters are AND-ed.",
+		"description": fmt.Sprintf("Without limit: the whole filtered result (synchronous up to %d rows as XLSX and %d in every other format by default; both are settings), else a background job delivered by e-mail). With limit: one page; follow X-Next-Cursor (or the Link rel=next) for the next one. Filters are AND-ed. Unknown parameters are refused.", DefaultSyncLimitXLSX, DefaultSyncLimitRows),
 		"parameters": []any{
-			obj{"name": "format", "in": "query", "description": "Export format. Defaults to the server's default format setting.",
+			obj{"name": "format", "in": "query", "description": "Export format. Absent: the first export media type the Accept header names (" + strings.Join(formatMediaTypes(), ", ") + "), else the server's default format setting.",
 				"schema": obj{"type": "string", "enum": formatEnum()}},
 			obj{"name": "limit", "in": "query", "description": "The number of items to return; absent: the whole export.",
 				"schema": obj{"type": "integer", "minimum": 1, "maximum": query.MaxLimit}},
-			obj{"name": "offset", "in": "query", "description": "The number of items to skip.",
+			obj{"name": "offset", "in": "query", "description": "The number of items to skip. Deep pages are cheaper and stable under ingests with cursor.",
 				"schema": obj{"type": "integer", "minimum": 0, "default": 0}},
+			obj{"name": "cursor", "in": "query", "description": "The X-Next-Cursor of the previous page: continue right after its last row. With limit, without offset, and with the same filters and ordering as that page (else 400 naming cursor). Every matching row is visited once even while ingests commit between pages.",
+				"schema": obj{"type": "string"}},
 			obj{"name": "orderByField", "in": "query", "description": "Column used to order the result set; ties are broken by userWorklogId.",
 				"schema": obj{"type": "string", "enum": fieldEnum, "default": data.DateField}},
 			obj{"name": "orderByDirection", "in": "query", "description": "Sort direction applied to orderByField; nulls sort last.",
@@ -283,15 +293,11 @@ func exportOperation(names []string) obj {
 		},
 		"responses": obj{
 			"200": obj{"description": "The rows.",
-				"headers": obj{"X-Total-Count": totalCount, "Content-Disposition": disposition},
-				"content": obj{
-					"application/json": obj{"schema": rows},
-					"text/csv":         obj{"schema": obj{"type": "string"}},
-					"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": obj{"schema": obj{"type": "string", "contentEncoding": "binary"}},
-				}},
+				"headers": obj{"X-Total-Count": totalCount, "Content-Disposition": disposition, "X-Next-Cursor": nextCursor, "Link": link},
+				"content": formatContent()},
 			"202": obj{"description": "Too large to answer synchronously: scheduled as a background job.",
 				"content": obj{"application/json": obj{"schema": obj{"$ref": "#/components/schemas/JobScheduled"}}}},
-			"400": errorResponse("A bad parameter, named in error.param; email_required when a background export has nowhere to be delivered."),
+			"400": errorResponse("A bad or unknown parameter, named in error.param (a tampered or foreign cursor names cursor); email_required when a background export has nowhere to be delivered."),
 			"401": errorResponse("Missing or invalid bearer token."),
 			"414": errorResponse("The query string is too long."),
 			"429": errorResponse("Too many exports running, or too many background jobs of this user (too_many_jobs); see Retry-After."),
@@ -324,11 +330,7 @@ func jobFileOperation() obj {
 		"summary":     "Download the file of a finished background export",
 		"parameters":  []any{idParam()},
 		"responses": obj{
-			"200": obj{"description": "The file, with the format's Content-Type and an attachment Content-Disposition.", "content": obj{
-				"application/json": obj{"schema": obj{"type": "string"}},
-				"text/csv":         obj{"schema": obj{"type": "string"}},
-				"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": obj{"schema": obj{"type": "string", "contentEncoding": "binary"}},
-			}},
+			"200": obj{"description": "The file, with the format's Content-Type and an attachment Content-Disposition.", "content": formatContent()},
 			"401": errorResponse("Missing or invalid bearer token."),
 			"404": errorResponse("No such job for this token's subject."),
 			"409": errorResponse("The job is not done yet (not_ready) or failed (job_failed)."),
@@ -345,7 +347,7 @@ func ingestOperation() obj {
 		"summary":     "Ingest an event dump",
 		"description": "The same path as `worklog ingest`: validation, de-duplication by userWorklogId (last wins), one atomic commit. The format is detected from the content; Content-Encoding gzip or zstd (also detected). A second ingest waits for the first to commit. Needs permission reporting.ingest.",
 		"parameters": []any{
-			obj{"name": "onError", "in": "query", "description": "fail: one invalid record commits nothing (422). skip: valid records are committed, invalid ones listed.",
+			obj{"name": paramOnError, "in": "query", "description": "fail: one invalid record commits nothing (422). skip: valid records are committed, invalid ones listed.",
 				"schema": obj{"type": "string", "enum": []any{"fail", "skip"}, "default": "fail"}},
 		},
 		"requestBody": obj{"required": true, "content": obj{
@@ -412,6 +414,34 @@ func metricsOperation() obj {
 		"security":    []any{},
 		"responses":   obj{"200": obj{"description": "OK", "content": obj{"text/plain": obj{"schema": obj{"type": "string"}}}}},
 	}
+}
+
+// formatContent is the content map of a response in any export format:
+// JSON an array of events, NDJSON and CSV text, the others binary.
+func formatContent() obj {
+	content := obj{}
+	for _, f := range export.Formats() {
+		switch f {
+		case export.FormatJSON:
+			content[f.MediaType()] = obj{"schema": obj{"type": "array", "items": obj{"$ref": "#/components/schemas/Event"}}}
+		case export.FormatNDJSON:
+			content[f.MediaType()] = obj{"schema": obj{"type": "string", "description": "One Event object per line."}}
+		case export.FormatCSV:
+			content[f.MediaType()] = obj{"schema": obj{"type": "string"}}
+		default:
+			content[f.MediaType()] = obj{"schema": obj{"type": "string", "contentEncoding": "binary"}}
+		}
+	}
+	return content
+}
+
+// formatMediaTypes lists the export formats' media types.
+func formatMediaTypes() []string {
+	var out []string
+	for _, f := range export.Formats() {
+		out = append(out, f.MediaType())
+	}
+	return out
 }
 
 // formatEnum lists the export formats for a schema enum.

@@ -35,6 +35,14 @@ const (
 	DefaultMaxIngestBytes = 1 << 30
 )
 
+// Defaults of the synchronous limits (SPEC §4): the largest exports without
+// limit answered at once rather than as a background job. The flags of
+// `worklog serve` and the OpenAPI text read them.
+const (
+	DefaultSyncLimitXLSX = 1000
+	DefaultSyncLimitRows = 300000
+)
+
 // Metrics are the server's Prometheus collectors. They live on their own
 // registry, not the global one, so two servers in one process (tests) do not
 // collide and nothing a library registers globally is exposed by accident.
@@ -284,11 +292,13 @@ func withOpsDefaults(cfg Config) Config {
 	return cfg
 }
 
-// planOptions are the query options of a request: the policy's field rules
-// and the server's bounds on filters.
-func (s *Server) planOptions(pol *privacy.Policy) query.Options {
-	opts := export.PlanOptions(pol, s.cfg.DefaultFormat)
+// planOptions are the query options of a request: the policy's field rules,
+// the format to use when the request names none, the server's bounds on
+// filters and its cursor key.
+func (s *Server) planOptions(pol *privacy.Policy, defaultFormat export.Format) query.Options {
+	opts := export.PlanOptions(pol, defaultFormat)
 	opts.MaxFilters, opts.MaxValues = s.cfg.MaxFilters, s.cfg.MaxValues
+	opts.CursorKey = s.cfg.CursorKey
 	return opts
 }
 

@@ -10,6 +10,7 @@
 package api
 
 import (
+	"bytes"
 	"compress/gzip"
 	"context"
 	"crypto/rand"
@@ -19,6 +20,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -51,8 +53,13 @@ type Config struct {
 	// DefaultFormat is used when a request names none.
 	DefaultFormat export.Format
 	// SyncLimitXLSX and SyncLimitRows are the largest exports (no limit
-	// parameter) answered synchronously, for XLSX and for CSV/JSON.
+	// parameter) answered synchronously, for XLSX and for every other
+	// format (0: DefaultSyncLimitXLSX, DefaultSyncLimitRows).
 	SyncLimitXLSX, SyncLimitRows int64
+	// CursorKey signs the page cursors (X-Next-Cursor); main keeps it in the
+	// data directory (export.LoadOrCreateCursorKey) so that cursors outlive
+	// a restart. Nil: a random key for this process only.
+	CursorKey []byte
 	// CSVFormulaGuard prefixes CSV strings that a spreadsheet would run as a formula.
 	CSVFormulaGuard bool
 	// Logger receives one line per request; nil discards.
@@ -104,6 +111,8 @@ type Server struct {
 	metrics     *Metrics
 	exportSlots chan struct{} // one element per running synchronous export
 	routes      map[string]bool
+	// routeParams holds the query parameters of each route template (params.go).
+	routeParams map[string][]string
 
 	// beforeExport, when set (tests, right after NewServer), runs in a
 	// synchronous export after its slot is taken and the rows are counted,
@@ -125,10 +134,16 @@ func NewServer(cfg Config, engine *query.Engine) (*Server, error) {
 		cfg.DefaultFormat = "json"
 	}
 	if cfg.SyncLimitXLSX <= 0 {
-		cfg.SyncLimitXLSX = 1000
+		cfg.SyncLimitXLSX = DefaultSyncLimitXLSX
 	}
 	if cfg.SyncLimitRows <= 0 {
-		cfg.SyncLimitRows = 300000
+		cfg.SyncLimitRows = DefaultSyncLimitRows
+	}
+	if len(cfg.CursorKey) == 0 {
+		cfg.CursorKey = make([]byte, 32)
+		if _, err := rand.Read(cfg.CursorKey); err != nil {
+			return nil, fmt.Errorf("server: cursor key: %w", err)
+		}
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -139,12 +154,14 @@ func NewServer(cfg Config, engine *query.Engine) (*Server, error) {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
-	e.Use(s.requestLog, s.observe, s.limitQuery)
+	e.Use(s.requestLog, s.observe, s.limitQuery, s.strictQuery)
 	e.GET(ExportPath, s.handleExport, s.audited(audit.ActionExport), s.authenticate, s.limitExport)
+	s.takesParams(ExportPath, parsedByHandler...)
 	s.registerJobRoutes(e)
 	s.registerOps(e)
 	if cfg.Store != nil {
 		e.POST(IngestPath, s.handleIngest, s.audited(audit.ActionIngest), s.authenticate)
+		s.takesParams(IngestPath, paramOnError)
 		e.POST(ForgetPath, s.handleForget, s.audited(audit.ActionForget), s.authenticate)
 	}
 	e.GET(OpenAPIPath, s.handleOpenAPI)
@@ -213,7 +230,15 @@ func (s *Server) handleExport(c echo.Context) error {
 		return err
 	}
 	setAuditLevel(c, string(pol.Level()))
-	plan, err := query.Parse(c.QueryParams(), s.planOptions(pol))
+	params := c.QueryParams()
+	c.Response().Header().Add(echo.HeaderVary, "Accept")
+	defaultFormat := s.cfg.DefaultFormat
+	if !params.Has("format") {
+		if f, ok := negotiateFormat(c.Request().Header.Get(echo.HeaderAccept)); ok {
+			defaultFormat = f
+		}
+	}
+	plan, err := query.Parse(params, s.planOptions(pol, defaultFormat))
 	if err != nil {
 		return err
 	}
@@ -237,14 +262,17 @@ func (s *Server) handleExport(c echo.Context) error {
 		setAuditRows(c, total)
 		return s.scheduleExport(c, cl, pol, format, total)
 	}
+	req := export.Request{Engine: s.engine, Snapshot: snap, Plan: plan, Policy: pol, Format: format,
+		Options: export.EncoderOptions{CSVFormulaGuard: s.cfg.CSVFormulaGuard}}
+	if s.beforeExport != nil {
+		s.beforeExport(ctx)
+	}
+	if plan.Limit > 0 {
+		return s.writePage(c, req, total)
+	}
 
 	h := c.Response().Header()
-	h.Set(echo.HeaderContentType, format.ContentType())
-	h.Set("X-Total-Count", strconv.FormatInt(total, 10))
-	if format != "json" {
-		h.Set(echo.HeaderContentDisposition, fmt.Sprintf(`attachment; filename="reporting_worklog_%s.%s"`, time.Now().UTC().Format("20060102T150405Z"), format.Extension()))
-	}
-	h.Add(echo.HeaderVary, echo.HeaderAcceptEncoding)
+	setExportHeaders(h, format, total)
 	var w io.Writer = c.Response()
 	var gz *gzip.Writer
 	if acceptsGzip(c.Request().Header.Get(echo.HeaderAcceptEncoding)) {
@@ -260,7 +288,7 @@ func (s *Server) handleExport(c echo.Context) error {
 	w = cw
 	flush := func() error {
 		if cw.n == 0 {
-			return nil // nothing encoded yet (XLSX writes at Close): keep the status open
+			return nil // nothing encoded yet (XLSX, Parquet write later): keep the status open
 		}
 		if gz != nil {
 			if err := gz.Flush(); err != nil {
@@ -268,11 +296,6 @@ func (s *Server) handleExport(c echo.Context) error {
 			}
 		}
 		return rc.Flush()
-	}
-	req := export.Request{Engine: s.engine, Snapshot: snap, Plan: plan, Policy: pol, Format: format,
-		Options: export.EncoderOptions{CSVFormulaGuard: s.cfg.CSVFormulaGuard}}
-	if s.beforeExport != nil {
-		s.beforeExport(ctx)
 	}
 	runStart := time.Now()
 	rows, err := export.Run(ctx, req, w, flush)
@@ -297,6 +320,108 @@ func (s *Server) handleExport(c echo.Context) error {
 		}
 	}
 	return nil
+}
+
+// setExportHeaders sets the headers every 200 of the export carries.
+func setExportHeaders(h http.Header, format export.Format, total int64) {
+	h.Set(echo.HeaderContentType, format.ContentType())
+	h.Set("X-Total-Count", strconv.FormatInt(total, 10))
+	if format.Attachment() {
+		h.Set(echo.HeaderContentDisposition, fmt.Sprintf(`attachment; filename="reporting_worklog_%s.%s"`, time.Now().UTC().Format("20060102T150405Z"), format.Extension()))
+	}
+	h.Add(echo.HeaderVary, echo.HeaderAcceptEncoding)
+}
+
+// writePage answers a page (limit present). A page is at most
+// query.MaxLimit rows, so it is encoded into memory first: its headers
+// X-Next-Cursor and Link name the page's last row, which is known only once
+// the page is read, and headers go before the body.
+func (s *Server) writePage(c echo.Context, req export.Request, total int64) error {
+	var (
+		body      bytes.Buffer
+		next      string
+		cursorErr error
+	)
+	req.Next = func(last query.Position) {
+		next, cursorErr = query.EncodeCursor(s.cfg.CursorKey, req.Plan, last)
+	}
+	runStart := time.Now()
+	rows, err := export.Run(c.Request().Context(), req, &body, nil)
+	s.metrics.QueryDuration.WithLabelValues("export").Observe(time.Since(runStart).Seconds())
+	setAuditRows(c, rows)
+	if err == nil {
+		err = cursorErr
+	}
+	if err != nil {
+		return err
+	}
+	s.metrics.RowsExported.WithLabelValues(string(req.Format)).Add(float64(rows))
+	h := c.Response().Header()
+	setExportHeaders(h, req.Format, total)
+	if next != "" {
+		h.Set("X-Next-Cursor", next)
+		h.Set("Link", fmt.Sprintf(`<%s>; rel="next"`, nextPageURL(c.QueryParams(), next)))
+	}
+	if acceptsGzip(c.Request().Header.Get(echo.HeaderAcceptEncoding)) {
+		h.Set(echo.HeaderContentEncoding, "gzip")
+		c.Response().WriteHeader(http.StatusOK)
+		gz, _ := gzip.NewWriterLevel(c.Response(), gzip.BestSpeed)
+		if _, err := body.WriteTo(gz); err != nil {
+			panic(http.ErrAbortHandler)
+		}
+		if err := gz.Close(); err != nil {
+			panic(http.ErrAbortHandler)
+		}
+		return nil
+	}
+	h.Set(echo.HeaderContentLength, strconv.Itoa(body.Len()))
+	c.Response().WriteHeader(http.StatusOK)
+	if _, err := body.WriteTo(c.Response()); err != nil {
+		panic(http.ErrAbortHandler)
+	}
+	return nil
+}
+
+// nextPageURL is the Link target of the next page: the request's own
+// parameters with the cursor in place of any offset or earlier cursor.
+func nextPageURL(params url.Values, cursor string) string {
+	q := url.Values{}
+	for k, vs := range params {
+		if k != "offset" && k != "cursor" {
+			q[k] = vs
+		}
+	}
+	q.Set("cursor", cursor)
+	return ExportPath + "?" + q.Encode()
+}
+
+// negotiateFormat returns the format of the first media type an Accept
+// header names that is one of the export's (SPEC §4: a request without
+// format whose Accept names one gets it). Ranges such as */* name no format;
+// a type refused with q=0 is skipped.
+func negotiateFormat(accept string) (export.Format, bool) {
+	for _, part := range strings.Split(accept, ",") {
+		mt, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if refusedByQ(params) {
+			continue
+		}
+		if f, ok := export.FormatOfMediaType(mt); ok {
+			return f, true
+		}
+	}
+	return "", false
+}
+
+// refusedByQ reports whether media-range parameters carry q=0.
+func refusedByQ(params string) bool {
+	for _, p := range strings.Split(params, ";") {
+		k, v, _ := strings.Cut(strings.TrimSpace(p), "=")
+		if strings.EqualFold(strings.TrimSpace(k), "q") {
+			q, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return err == nil && q == 0
+		}
+	}
+	return false
 }
 
 // countingWriter counts the bytes written through it.
