@@ -19,6 +19,14 @@
 // whose date moved leaves its old month. The cost grows with the dump and
 // the months it touches, not with the store.
 //
+// Re-ingest. Each staged record carries a bit per field it gave (a JSON
+// key, a CSV column), null or not. A field a record leaves out keeps the
+// stored value of an existing event: the merge reads the stored rows of the
+// updated ids and takes, field by field, the record's value or the stored
+// one. So an export made without e-mails re-ingests without erasing them.
+// Names of the pseudonym form are refused, so a pseudonymized export never
+// overwrites real names.
+//
 // Fast path. The stager notes whether each month's rows arrived in store
 // order (date, then userWorklogId, strictly increasing). A month whose rows
 // did, none of which a later record of the dump supersedes, and of whose
