@@ -19,6 +19,14 @@
 // whose date moved leaves its old month. The cost grows with the dump and
 // the months it touches, not with the store.
 //
+// Re-ingest. Each staged record carries a bit per field it gave (a JSON
+// key, a CSV column), null or not. A field a record leaves out keeps the
+// stored value of an existing event: the merge reads the stored rows of the
+// updated ids and takes, field by field, the record's value or the stored
+// one. So an export made without e-mails re-ingests without erasing them.
+// Names of the pseudonym form are refused, so a pseudonymized export never
+// overwrites real names.
+//
 // Fast path. The stager notes whether each month's rows arrived in store
 // order (date, then userWorklogId, strictly increasing). A month whose rows
 // did, none of which a later record of the dump supersedes, and of whose
@@ -57,7 +65,14 @@ import (
 	"github.com/parquet-go/parquet-go"
 
 	"worklog/data"
+	"worklog/privacy"
 )
+
+// nameField is the agent's name, which a pseudonym must never overwrite.
+const nameField = "name"
+
+// errPseudonym refuses a name of the pseudonym form (SPEC §8).
+var errPseudonym = errors.New("looks like a pseudonym; only exports made at level none can be re-ingested")
 
 // OnError says what Run does with invalid records.
 type OnError int
@@ -194,6 +209,7 @@ func runWith(ctx context.Context, store *data.Store, inputs []Input, opts Option
 		dateIdx: data.Index(data.DateField),
 		keyIdx:  data.Index(data.KeyField),
 		lim:     opts.limits(),
+		nameIdx: data.Index(nameField),
 	}
 	r.kinds = make([]data.Kind, len(r.fields))
 	r.names = make([]string, len(r.fields))
@@ -258,10 +274,10 @@ type run struct {
 	rejects io.Writer
 	// dateIdx and keyIdx are the catalogue positions of date and
 	// userWorklogId.
-	dateIdx, keyIdx int
-	many            bool
-	read            int64 // bytes read from earlier inputs
-	lim             limits
+	dateIdx, keyIdx, nameIdx int
+	many                     bool
+	read                     int64 // bytes read from earlier inputs
+	lim                      limits
 
 	// Touched only by the goroutine running Run.
 	unknown  map[string]bool
@@ -291,7 +307,8 @@ type result struct {
 	month    string
 	date, id int64 // the store's sort key
 	row      parquet.Row
-	size     int // bytes of input
+	size     int  // bytes of input
+	partial  bool // the record leaves a field out
 	err      *RecordError
 }
 
@@ -420,7 +437,7 @@ func (r *run) input(ctx context.Context, in Input, seqBase int64) (int64, error)
 			if r.failed() {
 				continue // nothing will be committed; keep counting errors
 			}
-			if err := r.stage.add(res.month, res.date, res.id, res.row, res.size); err != nil {
+			if err := r.stage.add(res.month, res.date, res.id, res.row, res.size, res.partial); err != nil {
 				return n, err
 			}
 		}
@@ -449,6 +466,13 @@ func inputError(name string, err error) error {
 // validate fills b.out. raws and vals are the worker's scratch space.
 func (r *run) validate(b *batch, header []int, headNames []string, raws [][]byte, vals []value, source string) {
 	b.out = make([]result, len(b.recs))
+	// A CSV record gives the fields its header names.
+	var csvPresent uint64
+	for _, fi := range header {
+		if fi >= 0 {
+			csvPresent |= 1 << fi
+		}
+	}
 	var values []parquet.Value
 	// The batch's decoded strings share blocks; they live as long as its rows.
 	var strs arena
@@ -473,12 +497,16 @@ func (r *run) validate(b *batch, header []int, headNames []string, raws [][]byte
 			}
 		}
 		ok := true
+		present := csvPresent
 		for fi, f := range r.fields {
 			var v value
 			var err error
 			if rec.cells != nil {
 				v, err = fromText(f, cellFor(rec.cells, header, fi))
 			} else {
+				if raws[fi] != nil {
+					present |= 1 << fi
+				}
 				v, err = fromJSON(f, raws[fi], &strs)
 			}
 			if err != nil {
@@ -491,17 +519,22 @@ func (r *run) validate(b *batch, header []int, headNames []string, raws [][]byte
 		if !ok {
 			continue
 		}
+		if n := vals[r.nameIdx]; !n.null && privacy.IsPseudonym(n.s) {
+			fail(nameField, errPseudonym)
+			continue
+		}
 		if values == nil {
 			// One allocation per batch for all its rows' values.
-			values = make([]parquet.Value, len(b.recs)*(len(vals)+1))
+			values = make([]parquet.Value, len(b.recs)*(len(vals)+2))
 		}
-		dst := values[i*(len(vals)+1) : (i+1)*(len(vals)+1)]
+		dst := values[i*(len(vals)+2) : (i+1)*(len(vals)+2)]
 		size := len(rec.obj)
 		for _, c := range rec.cells {
 			size += len(c) + 1
 		}
 		date, id := vals[r.dateIdx].i, vals[r.keyIdx].i
-		b.out[i] = result{month: monthOf(date), date: date, id: id, row: r.schema.row(dst, b.seqBase+int64(i), vals, r.kinds), size: size}
+		b.out[i] = result{month: monthOf(date), date: date, id: id, row: r.schema.row(dst, b.seqBase+int64(i), present, vals, r.kinds),
+			size: size, partial: present != allPresent}
 	}
 }
 

@@ -207,6 +207,32 @@ func merge(ctx context.Context, txn *data.Txn, staged map[string]stagedMonth, wo
 	}
 	res.newIDs = total - res.updated
 
+	// A record that leaves fields out keeps the stored values of those
+	// fields (SPEC §8). prev-*.parquet holds the stored rows of the ids
+	// the dump updates, each with the month its new record lands in (_to),
+	// sorted by that month, so a month's merge reads only its own.
+	prev := ""
+	partial := false
+	for _, sm := range staged {
+		partial = partial || sm.partial
+	}
+	if partial && res.updated > 0 {
+		var files []data.PartFile
+		for m := range hitsIn {
+			files = append(files, base.FilesIn(func(month string) bool { return month == m })...)
+		}
+		for b := range buckets {
+			in := data.QuoteString(filepath.Join(workDir, fmt.Sprintf("latest-%04d.parquet", b)))
+			out := data.QuoteString(filepath.Join(workDir, fmt.Sprintf("prev-%04d.parquet", b)))
+			if err := exec("read the stored rows of updated ids", "COPY (SELECT o.*, l.month AS "+toColumn+" FROM "+data.ScanSQL(files)+
+				" o JOIN read_parquet("+in+") l ON o."+key+" = l.id WHERE "+bucketOf("l.id", b, buckets)+
+				" ORDER BY l.month) TO "+out+" (FORMAT parquet)"); err != nil {
+				return mergeResult{}, err
+			}
+		}
+		prev = data.QuoteString(filepath.Join(workDir, "prev-*.parquet"))
+	}
+
 	order := make([]string, 0, len(touched))
 	for m := range touched {
 		order = append(order, m)
@@ -230,7 +256,7 @@ func merge(ctx context.Context, txn *data.Txn, staged map[string]stagedMonth, wo
 		if len(old) > 0 {
 			txn.Replace(m)
 		}
-		if sm, ok := staged[m]; ok && sm.sorted && latestIn[m] == sm.rows && hitsIn[m] == oldRows {
+		if sm, ok := staged[m]; ok && sm.sorted && latestIn[m] == sm.rows && hitsIn[m] == oldRows && !(sm.partial && prev != "") {
 			copies = append(copies, m)
 		} else {
 			sorts = append(sorts, m)
@@ -253,9 +279,15 @@ func merge(ctx context.Context, txn *data.Txn, staged map[string]stagedMonth, wo
 			parts = append(parts, "SELECT * FROM "+data.ScanSQL(old))
 		}
 		if sm, ok := staged[m]; ok {
-			parts = append(parts, "SELECT "+stagedColumns("s")+" FROM read_parquet("+data.QuoteString(sm.path)+
-				") s SEMI JOIN (SELECT id, seq FROM read_parquet("+latest+") WHERE month = "+data.QuoteString(m)+
-				") l ON s."+key+" = l.id AND s."+seq+" = l.seq")
+			latestOf := "SELECT s.* FROM read_parquet(" + data.QuoteString(sm.path) +
+				") s SEMI JOIN (SELECT id, seq FROM read_parquet(" + latest + ") WHERE month = " + data.QuoteString(m) +
+				") l ON s." + key + " = l.id AND s." + seq + " = l.seq"
+			if sm.partial && prev != "" {
+				parts = append(parts, "SELECT "+mergedColumns("s", "p")+" FROM ("+latestOf+") s LEFT JOIN (SELECT * FROM read_parquet("+
+					prev+") WHERE "+toColumn+" = "+data.QuoteString(m)+") p ON s."+key+" = p."+key)
+			} else {
+				parts = append(parts, "SELECT "+stagedColumns("s")+" FROM ("+latestOf+") s")
+			}
 		}
 		src := "(" + strings.Join(parts, " UNION ALL ") + ")"
 		bounds, err := splitPoints(ctx, conn, src, data.QuoteIdent(data.DateField), rowsPerPart(partRows, staged, m))
@@ -278,6 +310,10 @@ func merge(ctx context.Context, txn *data.Txn, staged map[string]stagedMonth, wo
 	return res, nil
 }
 
+// toColumn, in prev-*.parquet, is the month an updated id's new record
+// lands in.
+const toColumn = "_to"
+
 // stagedColumns converts the staging columns of alias to the store's types,
 // in catalogue order.
 func stagedColumns(alias string) string {
@@ -286,16 +322,37 @@ func stagedColumns(alias string) string {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		col := alias + "." + data.QuoteIdent(f.Name)
-		switch f.Kind {
-		case data.KindTimestamp:
-			b.WriteString("make_timestamp(" + col + ")")
-		case data.KindList:
-			b.WriteString("from_json(" + col + `, '["VARCHAR"]')`)
-		default:
-			b.WriteString("CAST(" + col + " AS " + f.Kind.SQLType() + ")")
+		b.WriteString(stagedValue(alias, f) + " AS " + data.QuoteIdent(f.Name))
+	}
+	return b.String()
+}
+
+// stagedValue converts one staging column of alias to the store's type.
+func stagedValue(alias string, f data.Field) string {
+	col := alias + "." + data.QuoteIdent(f.Name)
+	switch f.Kind {
+	case data.KindTimestamp:
+		return "make_timestamp(" + col + ")"
+	case data.KindList:
+		return "from_json(" + col + `, '["VARCHAR"]')`
+	}
+	return "CAST(" + col + " AS " + f.Kind.SQLType() + ")"
+}
+
+// mergedColumns is stagedColumns for records that may leave fields out:
+// a field the staged record s gave (its presentColumn bit is set, even as
+// null) takes the record's value; one it left out keeps the stored row p's
+// value, or the record's default when the id is new (no p).
+func mergedColumns(s, p string) string {
+	var b strings.Builder
+	present := s + "." + data.QuoteIdent(presentColumn)
+	isNew := p + "." + data.QuoteIdent(data.KeyField) + " IS NULL"
+	for i, f := range data.Fields() {
+		if i > 0 {
+			b.WriteString(", ")
 		}
-		b.WriteString(" AS " + data.QuoteIdent(f.Name))
+		fmt.Fprintf(&b, "CASE WHEN (%s >> %d) & 1 = 1 OR %s THEN %s ELSE %s.%s END AS %s",
+			present, i, isNew, stagedValue(s, f), p, data.QuoteIdent(f.Name), data.QuoteIdent(f.Name))
 	}
 	return b.String()
 }

@@ -20,6 +20,15 @@ import (
 // the last record per userWorklogId.
 const seqColumn = "_seq"
 
+// presentColumn holds, per staged record, a bit per catalogue field (bit i
+// for field i) that is set when the record gave the field (a JSON key, a
+// CSV column), even as null. A field the record left out keeps the stored
+// value of an existing event (SPEC §8).
+const presentColumn = "_present"
+
+// allPresent is the mask of a record that gives every field.
+var allPresent = uint64(1)<<len(data.Fields()) - 1
+
 // stageRowGroup bounds the rows a staging writer buffers in memory.
 const stageRowGroup = 2048
 
@@ -40,13 +49,14 @@ type stageSchema struct {
 	// which parquet-go would copy whole (a 15 MB rawData twice per page
 	// and again in the footer, which DuckDB then reads in one piece). The
 	// merge filters staging files only on date.
-	strings []string
-	col     []int // catalogue position → column index
-	seqCol  int
+	strings    []string
+	col        []int // catalogue position → column index
+	seqCol     int
+	presentCol int
 }
 
 func newStageSchema() *stageSchema {
-	g := parquet.Group{seqColumn: parquet.Required(parquet.Int(64))}
+	g := parquet.Group{seqColumn: parquet.Required(parquet.Int(64)), presentColumn: parquet.Required(parquet.Int(64))}
 	fields := data.Fields()
 	s := &stageSchema{col: make([]int, len(fields))}
 	for _, f := range fields {
@@ -69,14 +79,18 @@ func newStageSchema() *stageSchema {
 	}
 	lc, _ := s.schema.Lookup(seqColumn)
 	s.seqCol = lc.ColumnIndex
+	lc, _ = s.schema.Lookup(presentColumn)
+	s.presentCol = lc.ColumnIndex
 	return s
 }
 
 // row builds the staging row of validated values into dst, which has room
-// for one value per column; vals is in catalogue order.
-func (s *stageSchema) row(dst parquet.Row, seq int64, vals []value, kinds []data.Kind) parquet.Row {
-	row := dst[:len(vals)+1]
+// for one value per column; vals is in catalogue order, present the
+// record's presentColumn mask.
+func (s *stageSchema) row(dst parquet.Row, seq int64, present uint64, vals []value, kinds []data.Kind) parquet.Row {
+	row := dst[:len(vals)+2]
 	row[s.seqCol] = parquet.Int64Value(seq).Level(0, 0, s.seqCol)
+	row[s.presentCol] = parquet.Int64Value(int64(present)).Level(0, 0, s.presentCol)
 	for i, v := range vals {
 		c := s.col[i]
 		if v.null {
@@ -122,6 +136,8 @@ type stageFile struct {
 	// in the store's order (date, then userWorklogId); last is that row.
 	sorted         bool
 	lastDate, last int64
+	// partial says some record left a field out.
+	partial bool
 }
 
 // stagedMonth is one month's finished staging file.
@@ -134,6 +150,8 @@ type stagedMonth struct {
 	// sorted says the rows are in the store's order, with no two rows of
 	// the same date and id: the merge may copy them without sorting.
 	sorted bool
+	// partial says some row left a field out (see presentColumn).
+	partial bool
 }
 
 func newStager(dir string, schema *stageSchema, ordered bool) *stager {
@@ -141,8 +159,8 @@ func newStager(dir string, schema *stageSchema, ordered bool) *stager {
 }
 
 // add stages row, which took size bytes of input and has the given date
-// and id, in month.
-func (s *stager) add(month string, date, id int64, row parquet.Row, size int) error {
+// and id, in month; partial says it leaves a field out.
+func (s *stager) add(month string, date, id int64, row parquet.Row, size int, partial bool) error {
 	sf := s.months[month]
 	if sf == nil {
 		p := filepath.Join(s.dir, "stage-"+month+".parquet")
@@ -168,6 +186,7 @@ func (s *stager) add(month string, date, id int64, row parquet.Row, size int) er
 		sf.sorted = false
 	}
 	sf.lastDate, sf.last = date, id
+	sf.partial = sf.partial || partial
 	sf.buf = append(sf.buf, row)
 	sf.rows++
 	sf.bytes += int64(size)
@@ -235,7 +254,7 @@ func (s *stager) close() (map[string]stagedMonth, error) {
 			err = sf.w.Close()
 		}
 		errs = append(errs, err, sf.f.Close())
-		out[m] = stagedMonth{path: sf.path, rowBytes: sf.bytes / max(sf.rows, 1), rows: sf.rows, sorted: sf.sorted}
+		out[m] = stagedMonth{path: sf.path, rowBytes: sf.bytes / max(sf.rows, 1), rows: sf.rows, sorted: sf.sorted, partial: sf.partial}
 		sf.w, sf.buf = nil, nil // let the writer's buffers go before the merge
 	}
 	if err := errors.Join(errs...); err != nil {

@@ -152,7 +152,9 @@ func fromString(f data.Field, s []byte, got func() string) (value, error) {
 		if err != nil {
 			// 3.0 is an integer written as a number; 3.5 is not.
 			fl, ferr := strconv.ParseFloat(string(s), 64)
-			if ferr != nil || fl != math.Trunc(fl) || math.Abs(fl) > 1<<53 {
+			// From 2^53 on a float no longer holds every integer:
+			// 9007199254740993.0 reads as ...992, another event's id.
+			if ferr != nil || fl != math.Trunc(fl) || math.Abs(fl) >= 1<<53 {
 				return bad()
 			}
 			n = int64(fl)

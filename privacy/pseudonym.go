@@ -15,6 +15,21 @@ const pseudonymHex = 10
 // pseudonymLen is the byte length of every pseudonym.
 const pseudonymLen = len(pseudonymPrefix) + pseudonymHex
 
+// IsPseudonym reports whether s has the form of a pseudonym, "Agent-"
+// followed by 10 lower-case hex digits: ingest refuses such names, since
+// only an export at level none may overwrite stored names (SPEC §8).
+func IsPseudonym(s []byte) bool {
+	if len(s) != pseudonymLen || string(s[:len(pseudonymPrefix)]) != pseudonymPrefix {
+		return false
+	}
+	for _, c := range s[len(pseudonymPrefix):] {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 // maxCached bounds each pseudonym cache; a cache that reaches it is cleared
 // (a store has far fewer agents; this only caps a pathological input).
 const maxCached = 1 << 16
