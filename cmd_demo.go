@@ -10,6 +10,7 @@ import (
 	"worklog/data"
 	"worklog/ingest"
 	"worklog/ingest/demo"
+	"worklog/internal/audit"
 )
 
 // runDemo runs 'worklog demo': synthetic events from demo.Generate, fed
@@ -19,6 +20,7 @@ func runDemo(ctx context.Context, args []string) error {
 	dataDir := dataDirFlag(fs)
 	rows := fs.Int("rows", 100000, "number of events to generate")
 	seed := fs.Int64("seed", 1, "seed of the synthetic data; the same seed gives the same events")
+	auditPath := auditLogFlag(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: worklog demo [flags]\n\n"+
 			"Writes realistic synthetic events into the store (ids 1..rows: running it\n"+
@@ -42,6 +44,11 @@ func runDemo(ctx context.Context, args []string) error {
 		return fmt.Errorf("demo: open store: %w", err)
 	}
 	defer store.Close()
+	al, err := openAudit(*dataDir, *auditPath)
+	if err != nil {
+		return err
+	}
+	defer al.Close()
 
 	pr, pw := io.Pipe()
 	genDone := make(chan error, 1)
@@ -57,6 +64,14 @@ func runDemo(ctx context.Context, args []string) error {
 	pr.CloseWithError(errors.New("ingest stopped"))
 	if gerr := <-genDone; err == nil && gerr != nil {
 		err = gerr
+	}
+	e := audit.Entry{Sub: audit.CLISubject, Action: audit.ActionIngest, Rows: sum.New + sum.Updated, Outcome: audit.OutcomeOK,
+		Params: map[string][]string{"inputs": {"demo"}, "rows": {fmt.Sprint(*rows)}, "seed": {fmt.Sprint(*seed)}}}
+	if err != nil {
+		e.Outcome, e.Error = audit.OutcomeFailed, "ingest_failed"
+	}
+	if aerr := al.Append(e); aerr != nil {
+		return errors.Join(reportIngest(sum, err, false, nil), aerr)
 	}
 	return reportIngest(sum, err, false, nil)
 }

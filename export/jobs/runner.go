@@ -554,6 +554,9 @@ func (j *Runner) deliver(ctx context.Context, job *Job) {
 	now := time.Now().UTC()
 	_, uerr := j.store.update(job.ID, func(jb *Job) error {
 		switch {
+		case jb.Status == Erased:
+			// An erasure deleted the file while it was being sent; its
+			// record says so, and nothing is retried.
 		case err == nil:
 			jb.Delivery, jb.DeliveredAt, jb.Error = DeliverySent, now, ""
 		case ctx.Err() != nil:
