@@ -27,8 +27,8 @@ func TestTransformMatrix(t *testing.T) {
 	pseudonyms := []string{
 		wantID(testKey, 42), wantID(testKey, 42), wantID(testKey, 7),
 		wantPseudonym(testKey, "name:Carol NoId"), // no userId: the name is hashed
-		"null",                               // neither userId nor name
-		wantID(testKey, 7),                   // no name, but a userId
+		"null",             // neither userId nor name
+		wantID(testKey, 7), // no name, but a userId
 		wantID(testKey, 99),
 	}
 	identifying := []string{"ticketId", "conversationId", "userId", "rawData"}
