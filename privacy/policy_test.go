@@ -207,3 +207,29 @@ func TestTreatment(t *testing.T) {
 		}
 	}
 }
+
+func TestPolicyCovers(t *testing.T) {
+		pol := func(l Level, perms ...string) *Policy {
+		p, err := NewPolicy(l, perms, testKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	tests := []struct {
+		now, made *Policy
+		want      bool
+	}{
+		{pol(None), pol(Pseudonymized), true},
+		{pol(Partial), pol(Partial), true},
+		{pol(Partial, PermViewEmail), pol(Partial), true},
+		{pol(Partial), pol(Partial, PermViewEmail), false},
+		{pol(Pseudonymized), pol(Partial), false},
+		{pol(Partial), pol(None), false},
+	}
+	for i, tc := range tests {
+		if got := tc.now.Covers(tc.made); got != tc.want {
+			t.Errorf("case %d: Covers = %t, want %t", i, got, tc.want)
+		}
+	}
+}
