@@ -209,7 +209,7 @@ func TestTreatment(t *testing.T) {
 }
 
 func TestPolicyCovers(t *testing.T) {
-		pol := func(l Level, perms ...string) *Policy {
+	pol := func(l Level, perms ...string) *Policy {
 		p, err := NewPolicy(l, perms, testKey)
 		if err != nil {
 			t.Fatal(err)
