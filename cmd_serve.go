@@ -83,6 +83,7 @@ func runServe(ctx context.Context, args []string) error {
 	auditPath := auditLogFlag(fs)
 	retention := retentionDaysFlag(fs)
 	sizes := addIngestLimitSettings(fs)
+	connFlags := addConnSettings(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -116,6 +117,10 @@ func runServe(ctx context.Context, args []string) error {
 		return err
 	}
 	maxRecord, maxDecompressed, err := sizes.resolve()
+	if err != nil {
+		return err
+	}
+	conns, err := connFlags.resolve()
 	if err != nil {
 		return err
 	}
@@ -195,28 +200,31 @@ func runServe(ctx context.Context, args []string) error {
 	}
 	metrics := api.NewMetrics()
 	srv, err := api.NewServer(api.Config{
-		Verifier:        verifier,
-		PrivacyLevel:    level,
-		PseudonymKey:    key,
-		DefaultFormat:   format,
-		SyncLimitXLSX:   limXLSX,
-		SyncLimitRows:   limRows,
-		CursorKey:       cursorKey,
-		CSVFormulaGuard: guard,
-		Logger:          log,
-		Jobs:            runner,
-		Store:           store,
-		Audit:           al,
-		Metrics:         metrics,
-		MaxSyncExports:  ops.maxSyncExports,
-		ExportTimeout:   ops.exportTimeout,
-		MaxQueryBytes:   ops.maxQueryBytes,
-		MaxFilters:      ops.maxFilters,
-		MaxValues:       ops.maxValues,
-		MaxIngestBytes:  ops.maxIngestBytes,
-		DemoToken:       pageToken,
-		MaxRecordBytes:  maxRecord,
-		MaxDecompressed: maxDecompressed,
+		Verifier:          verifier,
+		PrivacyLevel:      level,
+		PseudonymKey:      key,
+		DefaultFormat:     format,
+		SyncLimitXLSX:     limXLSX,
+		SyncLimitRows:     limRows,
+		CursorKey:         cursorKey,
+		CSVFormulaGuard:   guard,
+		Logger:            log,
+		Jobs:              runner,
+		Store:             store,
+		Audit:             al,
+		Metrics:           metrics,
+		MaxSyncExports:    ops.maxSyncExports,
+		ExportTimeout:     ops.exportTimeout,
+		MaxQueryBytes:     ops.maxQueryBytes,
+		MaxFilters:        ops.maxFilters,
+		MaxValues:         ops.maxValues,
+		MaxIngestBytes:    ops.maxIngestBytes,
+		DemoToken:         pageToken,
+		MaxRecordBytes:    maxRecord,
+		MaxDecompressed:   maxDecompressed,
+		WriteStallTimeout: conns.writeStall,
+		MaxPages:          conns.maxPages,
+		PageQueueWait:     conns.pageWait,
 	}, engine)
 	if err != nil {
 		return err
@@ -241,8 +249,20 @@ func runServe(ctx context.Context, args []string) error {
 		}()
 		defer func() { stopRetention(); <-done }()
 	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second,
-		MaxHeaderBytes: max(http.DefaultMaxHeaderBytes, ops.maxQueryBytes+64<<10)}
+	hs := &http.Server{Handler: srv.Handler(),
+		// A client gets this long to send its headers, and an idle
+		// keep-alive connection is closed after IdleTimeout: neither a
+		// slow-header client nor a pile of idle connections holds a file
+		// handle for long. Responses have their own, progress-based write
+		// deadline (--write-stall-timeout); a whole-response WriteTimeout
+		// would cut long exports that are progressing.
+		ReadHeaderTimeout: conns.readHeader,
+		IdleTimeout:       conns.idle,
+		MaxHeaderBytes:    max(http.DefaultMaxHeaderBytes, ops.maxQueryBytes+64<<10),
+		// net/http's own errors (TLS, bad requests, panics) go to the JSON log.
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	ln = api.LimitListener(ln, conns.maxConns, metrics)
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {
@@ -270,6 +290,55 @@ func shutdown(hs *http.Server, timeout time.Duration, log *slog.Logger) error {
 	}
 	log.Info("shut down cleanly")
 	return nil
+}
+
+// connSettings bound what slow, stalled and idle clients can hold.
+type connSettings struct {
+	writeStall, maxPages, pageWait, readHeader, idle, maxConns *string
+}
+
+func addConnSettings(fs *flag.FlagSet) connSettings {
+	return connSettings{
+		writeStall: stringSetting(fs, "write-stall-timeout", "WORKLOG_WRITE_STALL_TIMEOUT", api.DefaultWriteStallTimeout.String(), "a client that accepts no bytes of a response for this long is cut (its export slot is freed)"),
+		maxPages:   stringSetting(fs, "max-pages", "WORKLOG_MAX_PAGES", strconv.Itoa(api.DefaultMaxPages), "pages (requests with limit) answered at once; more wait --page-queue-wait, then get 429 with Retry-After"),
+		pageWait:   stringSetting(fs, "page-queue-wait", "WORKLOG_PAGE_QUEUE_WAIT", api.DefaultPageQueueWait.String(), "how long a page waits for a free slot"),
+		readHeader: stringSetting(fs, "read-header-timeout", "WORKLOG_READ_HEADER_TIMEOUT", "10s", "time a client has to send a request's headers"),
+		idle:       stringSetting(fs, "idle-timeout", "WORKLOG_IDLE_TIMEOUT", "30s", "an idle keep-alive connection is closed after this long"),
+		maxConns:   stringSetting(fs, "max-connections", "WORKLOG_MAX_CONNECTIONS", strconv.Itoa(api.DefaultMaxConnections), "open connections at once; one more is answered 503 with Retry-After and closed"),
+	}
+}
+
+// connConfig are the resolved connection limits.
+type connConfig struct {
+	writeStall, pageWait, readHeader, idle time.Duration
+	maxPages, maxConns                     int
+}
+
+func (s connSettings) resolve() (connConfig, error) {
+	var c connConfig
+	var errs []error
+	dur := func(name, v string) time.Duration {
+		d, err := time.ParseDuration(v)
+		if err == nil && d <= 0 {
+			err = errors.New("must be positive")
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
+		return d
+	}
+	num := func(name, v string) int {
+		n, err := positiveInt(name, v)
+		errs = append(errs, err)
+		return int(n)
+	}
+	c.writeStall = dur("--write-stall-timeout", *s.writeStall)
+	c.pageWait = dur("--page-queue-wait", *s.pageWait)
+	c.readHeader = dur("--read-header-timeout", *s.readHeader)
+	c.idle = dur("--idle-timeout", *s.idle)
+	c.maxPages = num("--max-pages", *s.maxPages)
+	c.maxConns = num("--max-connections", *s.maxConns)
+	return c, errors.Join(errs...)
 }
 
 // opsSettings are the operational limits of 'worklog serve'.

@@ -88,7 +88,7 @@ func TestTransformDuckDBParquet(t *testing.T) {
 		t.Errorf("date = %q\nwant %q", dates, wantDates)
 	}
 	wantNames := []string{wantID(testKey, 42), wantID(testKey, 42), wantID(testKey, 7),
-		wantPseudonym(testKey, "Carol NoId"), "null", wantID(testKey, 7), wantID(testKey, 99)}
+		wantPseudonym(testKey, "name:Carol NoId"), "null", wantID(testKey, 7), wantID(testKey, 99)}
 	if !slices.Equal(pseudonyms, wantNames) {
 		t.Errorf("name = %q\nwant %q", pseudonyms, wantNames)
 	}

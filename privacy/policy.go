@@ -169,6 +169,30 @@ func (p *Policy) Treatment(f data.Field) Treatment {
 	return TreatShown
 }
 
+// openness ranks a treatment by how much of a value it reveals.
+func openness(t Treatment) int {
+	switch t {
+	case TreatShown:
+		return 2
+	case TreatDateOnly, TreatPseudonym:
+		return 1
+	}
+	return 0
+}
+
+// Covers reports whether p reveals at least what q reveals, field by
+// field: a file made under q may then be handed to a holder of p. A file
+// made at a wider level or with more permissions than the caller now has
+// is not covered (SPEC §6: the level in force at download applies).
+func (p *Policy) Covers(q *Policy) bool {
+	for _, f := range data.Fields() {
+		if openness(q.Treatment(f)) > openness(p.Treatment(f)) {
+			return false
+		}
+	}
+	return true
+}
+
 // Unread returns the catalogue fields whose values never reach the output
 // at the policy's level, in catalogue order: the omitted fields, except
 // userId, which keys the name pseudonyms. The query layer need not read

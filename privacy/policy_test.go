@@ -119,7 +119,10 @@ func TestSchema(t *testing.T) {
 	}{
 		{"date", arrow.FixedWidthTypes.Date32},
 		{"name", arrow.BinaryTypes.String},
-		{"closingDateForSLA", &arrow.TimestampType{Unit: arrow.Microsecond}}, // only the timestamp class is cut
+		// Every date-time is cut: the others often give the event's time.
+		{"closingDateForSLA", arrow.FixedWidthTypes.Date32},
+		{"pendingDueBy", arrow.FixedWidthTypes.Date32},
+		{"firstPendingAt", arrow.FixedWidthTypes.Date32},
 		{"tags", arrow.ListOf(arrow.BinaryTypes.String)},
 	} {
 		f, ok := out.FieldsByName(tt.field)
@@ -201,6 +204,32 @@ func TestTreatment(t *testing.T) {
 			if got := p.Treatment(f); got != want {
 				t.Errorf("%s %q: Treatment(%s) = %s, want %s", tt.level, tt.perm, f.Name, got, want)
 			}
+		}
+	}
+}
+
+func TestPolicyCovers(t *testing.T) {
+	pol := func(l Level, perms ...string) *Policy {
+		p, err := NewPolicy(l, perms, testKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	tests := []struct {
+		now, made *Policy
+		want      bool
+	}{
+		{pol(None), pol(Pseudonymized), true},
+		{pol(Partial), pol(Partial), true},
+		{pol(Partial, PermViewEmail), pol(Partial), true},
+		{pol(Partial), pol(Partial, PermViewEmail), false},
+		{pol(Pseudonymized), pol(Partial), false},
+		{pol(Partial), pol(None), false},
+	}
+	for i, tc := range tests {
+		if got := tc.now.Covers(tc.made); got != tc.want {
+			t.Errorf("case %d: Covers = %t, want %t", i, got, tc.want)
 		}
 	}
 }

@@ -8,6 +8,9 @@ import (
 // pseudonymPrefix starts every pseudonym.
 const pseudonymPrefix = "Agent-"
 
+// namePrefix starts the HMAC input of a row without a userId.
+const namePrefix = "name:"
+
 // pseudonymHex is the number of hex digits after the prefix (40 bits of the
 // HMAC: collisions between two of 10,000 agents have odds of about 1 in 20,000).
 const pseudonymHex = 10
@@ -57,8 +60,8 @@ func slotOf(id int64) uint64 {
 }
 
 // Pseudonym returns the pseudonym of a user: "Agent-" followed by the first
-// 10 hex digits of HMAC-SHA256(key, userId in decimal), or of the name when
-// userID is nil. The same key gives the same pseudonym in every process, so
+// 10 hex digits of HMAC-SHA256(key, userId in decimal), or of "name:" and
+// the name when userID is nil. The same key gives the same pseudonym in every process, so
 // pseudonyms are stable across requests and restarts; without the key they
 // cannot be computed from the user id.
 func (p *Policy) Pseudonym(userID *int64, name string) string {
@@ -100,7 +103,9 @@ func (p *Policy) byName(name string) pseudonym {
 	if ps, ok := p.names[name]; ok {
 		return ps
 	}
-	ps := p.compute([]byte(name))
+	// "name:" keeps a name from ever sharing a pseudonym with a user id
+	// (the name "42" and the userId 42), SPEC §6.
+	ps := p.compute(append([]byte(namePrefix), name...))
 	if len(p.names) >= maxCached {
 		clear(p.names)
 	}

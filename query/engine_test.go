@@ -424,7 +424,7 @@ func TestDayPrecisionFilters(t *testing.T) {
 		{"equals ignores the time of the operand", filter("date", "equals", "value", "2024-05-10 15:00:00"), []int64{1, 2, 7}},
 		{"between days", filter("date", "between", "from", "2024-05-11", "to", "2024-05-12 00:00:00"), []int64{3, 4, 6}},
 		{"gt a day excludes that whole day", filter("date", "gt", "value", "2024-05-11 01:00:00"), join([]int64{4, 9}, span(26, 32))},
-		{"other date-times keep their time", filter("pendingDueBy", "equals", "value", "2024-05-12"), nil},
+		{"other date-times at day precision too", filter("pendingDueBy", "equals", "value", "2024-05-12"), []int64{2}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -184,6 +184,22 @@ func (s *Server) handleJobFile(c echo.Context) error {
 	case err != nil:
 		return fmt.Errorf("job file: %w", err)
 	}
+	// The file is served at the level in force now: a caller whose token
+	// lost permissions or gained a stricter level since the job was made
+	// (or a server whose level was raised) must not get the wider file.
+	now, err := s.policyFor(claimsOf(c))
+	if err != nil {
+		return err
+	}
+	made, err := privacy.NewPolicy(job.Level, job.Permissions, s.cfg.PseudonymKey)
+	if err != nil {
+		return fmt.Errorf("job policy: %w", err)
+	}
+	if !now.Covers(made) {
+		return newAPIError(http.StatusForbidden, "forbidden",
+			"the file was made at privacy level %s with permissions your token no longer carries, or the level in force is now stricter (%s); request the export again",
+			job.Level, now.Level())
+	}
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		// The janitor deleted it between the check and the open.

@@ -300,7 +300,7 @@ func exportOperation(names []string) obj {
 			"400": errorResponse("A bad or unknown parameter, named in error.param (a tampered or foreign cursor names cursor); email_required when a background export has nowhere to be delivered."),
 			"401": errorResponse("Missing or invalid bearer token."),
 			"414": errorResponse("The query string is too long."),
-			"429": errorResponse("Too many exports running, or too many background jobs of this user (too_many_jobs); see Retry-After."),
+			"429": errorResponse("Too many exports running (--max-sync-exports), too many pages being served (--max-pages, after waiting --page-queue-wait), or too many background jobs of this user (too_many_jobs); see Retry-After."),
 			"500": errorResponse("Internal error."),
 			"503": errorResponse("The export did not finish within the time limit."),
 		},

@@ -66,6 +66,15 @@ type Metrics struct {
 	QueryDuration *prometheus.HistogramVec
 	// SyncExports is the number of synchronous exports running now.
 	SyncExports prometheus.Gauge
+	// Pages is the number of pages (requests with limit) served now.
+	Pages prometheus.Gauge
+	// StalledClients counts responses cut because the client accepted no
+	// bytes for Config.WriteStallTimeout.
+	StalledClients prometheus.Counter
+	// Connections is the number of open connections (LimitListener), and
+	// RefusedConnections counts those refused beyond its limit.
+	Connections        prometheus.Gauge
+	RefusedConnections prometheus.Counter
 	// RetentionRuns counts the retention runs of serve by outcome (ok,
 	// failed); RetentionDeleted counts the events they deleted.
 	RetentionRuns    *prometheus.CounterVec
@@ -100,6 +109,18 @@ func NewMetrics() *Metrics {
 		SyncExports: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "worklog_sync_exports_running", Help: "Synchronous exports running now.",
 		}),
+		Pages: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "worklog_pages_running", Help: "Pages (requests with limit) being served now.",
+		}),
+		StalledClients: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "worklog_http_stalled_clients_total", Help: "Responses cut because the client accepted no bytes for --write-stall-timeout.",
+		}),
+		Connections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "worklog_http_connections", Help: "Open HTTP connections.",
+		}),
+		RefusedConnections: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "worklog_http_connections_refused_total", Help: "Connections refused (503) beyond --max-connections.",
+		}),
 		RetentionRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "worklog_retention_runs_total", Help: "Retention runs (--retention-days) by outcome (ok, failed).",
 		}, []string{"outcome"}),
@@ -110,7 +131,7 @@ func NewMetrics() *Metrics {
 	for _, s := range jobs.Statuses() {
 		m.Jobs.WithLabelValues(string(s)) // present at 0 before the first job
 	}
-	m.Registry.MustRegister(m.Requests, m.Latency, m.RowsExported, m.IngestedEvents, m.Jobs, m.QueryDuration, m.SyncExports,
+	m.Registry.MustRegister(m.Requests, m.Latency, m.RowsExported, m.IngestedEvents, m.Jobs, m.QueryDuration, m.SyncExports, m.Pages, m.StalledClients, m.Connections, m.RefusedConnections,
 		m.RetentionRuns, m.RetentionDeleted,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -204,7 +225,7 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 				status = "aborted"
 				defer panic(p)
 			}
-			method := c.Request().Method
+			method := methodLabel(c.Request().Method)
 			s.metrics.Requests.WithLabelValues(route, method, status).Inc()
 			s.metrics.Latency.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
 		}()
@@ -234,16 +255,23 @@ func (s *Server) limitQuery(next echo.HandlerFunc) echo.HandlerFunc {
 var errTimeout = errors.New("export time limit reached")
 
 // limitExport runs a synchronous export within the limits: at most
-// Config.MaxSyncExports at once (429 with Retry-After beyond; pages do not
-// count), and at most
+// Config.MaxSyncExports at once (429 with Retry-After beyond; pages take a
+// slot of their own pool, Config.MaxPages, see takePage), and at most
 // Config.ExportTimeout long. The deadline is on the request's context, which
 // the query engine hands to DuckDB: when it passes, or when the client goes
 // away (net/http cancels the context), DuckDB interrupts the query.
 func (s *Server) limitExport(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		// A page (limit present: at most 1,000 rows) is not an export and
-		// takes no slot, so that clients keep paging while exports run.
-		if !c.QueryParams().Has("limit") {
+		// takes no export slot, so that clients keep paging while exports
+		// run; pages have their own, larger pool.
+		if c.QueryParams().Has("limit") {
+			release, err := s.takePage(c)
+			if err != nil {
+				return err
+			}
+			defer release()
+		} else {
 			select {
 			case s.exportSlots <- struct{}{}:
 			default:
@@ -288,6 +316,15 @@ func withOpsDefaults(cfg Config) Config {
 	}
 	if cfg.MaxIngestBytes <= 0 {
 		cfg.MaxIngestBytes = DefaultMaxIngestBytes
+	}
+	if cfg.WriteStallTimeout <= 0 {
+		cfg.WriteStallTimeout = DefaultWriteStallTimeout
+	}
+	if cfg.MaxPages <= 0 {
+		cfg.MaxPages = DefaultMaxPages
+	}
+	if cfg.PageQueueWait <= 0 {
+		cfg.PageQueueWait = DefaultPageQueueWait
 	}
 	return cfg
 }

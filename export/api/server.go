@@ -99,6 +99,14 @@ type Config struct {
 	// what a compressed ingest body expands to; beyond either the ingest
 	// is answered 413 and nothing is committed (0: ingest's defaults).
 	MaxRecordBytes, MaxDecompressed int64
+	// WriteStallTimeout cuts a client that accepts no bytes of a response
+	// for that long (0: DefaultWriteStallTimeout).
+	WriteStallTimeout time.Duration
+	// MaxPages bounds the pages (requests with limit) served at once; a
+	// page waits up to PageQueueWait for a slot, then is answered 429
+	// (0: DefaultMaxPages, DefaultPageQueueWait).
+	MaxPages      int
+	PageQueueWait time.Duration
 }
 
 // Server is the HTTP API.
@@ -110,6 +118,7 @@ type Server struct {
 
 	metrics     *Metrics
 	exportSlots chan struct{} // one element per running synchronous export
+	pageSlots   chan struct{} // one element per page being served
 	routes      map[string]bool
 	// routeParams holds the query parameters of each route template (params.go).
 	routeParams map[string][]string
@@ -150,11 +159,12 @@ func NewServer(cfg Config, engine *query.Engine) (*Server, error) {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	cfg = withOpsDefaults(cfg)
-	s := &Server{cfg: cfg, engine: engine, log: log, metrics: cfg.Metrics, exportSlots: make(chan struct{}, cfg.MaxSyncExports)}
+	s := &Server{cfg: cfg, engine: engine, log: log, metrics: cfg.Metrics, exportSlots: make(chan struct{}, cfg.MaxSyncExports),
+		pageSlots: make(chan struct{}, cfg.MaxPages)}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
-	e.Use(s.requestLog, s.observe, s.limitQuery, s.strictQuery)
+	e.Use(s.cutStalled, s.requestLog, s.observe, s.limitQuery, s.strictQuery)
 	e.GET(ExportPath, s.handleExport, s.audited(audit.ActionExport), s.authenticate, s.limitExport)
 	s.takesParams(ExportPath, parsedByHandler...)
 	s.registerJobRoutes(e)
@@ -482,7 +492,7 @@ func (s *Server) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
 			p := recover()
 			attrs := []any{
 				"request_id", id,
-				"method", c.Request().Method,
+				"method", methodLabel(c.Request().Method),
 				"route", s.routeOf(c),
 				"status", c.Response().Status,
 				"bytes", c.Response().Size,
