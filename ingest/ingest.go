@@ -40,6 +40,11 @@
 // ranges), so no DuckDB sort outgrows DuckDB's 256 MB limit. 1,000,000 demo
 // events (1.7 GB of NDJSON) ingest with a peak RSS of about 270-290 MB
 // on the fast path; the sorting path measured 270-440 MB.
+//
+// Retention and erasure. Prune and Forget (lifecycle.go, SPEC §12) are
+// store transactions of the same kind: they rewrite, with the same DuckDB
+// settings and part format, only the files that hold changed events, and
+// commit once.
 package ingest
 
 import (
