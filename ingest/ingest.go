@@ -41,6 +41,11 @@
 // events (1.7 GB of NDJSON) ingest with a peak RSS of about 270-290 MB
 // on the fast path; the sorting path measured 270-440 MB.
 //
+// Retention and erasure. Prune and Forget (lifecycle.go, SPEC §12) are
+// store transactions of the same kind: they rewrite, with the same DuckDB
+// settings and part format, only the files that hold changed events, and
+// commit once.
+//
 // It imports data (the catalogue, the store, ParseDateTime), parquet-go and
 // DuckDB; never query, privacy, export, or anything of HTTP: the HTTP ingest
 // calls Run like the CLI does, and gets typed errors (RecordError,

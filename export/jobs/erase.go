@@ -14,8 +14,10 @@ import (
 // answers 410.
 const Erased Status = "erased"
 
-// ErrErased is returned for the file of a job whose file an erasure deleted.
-var ErrErased = errors.New("export file erased")
+// ErrErased is returned for the file of a job whose file an erasure
+// deleted. It wraps ErrExpired, so that code which answers 410 for an
+// expired file answers 410 for an erased one too.
+var ErrErased = fmt.Errorf("export file erased by an erasure of personal data: %w", ErrExpired)
 
 // EraseBefore is called after an erasure committed at t. Every finished
 // job whose export started before t has its file and its outbox message

@@ -75,7 +75,7 @@ func TestEraseBefore(t *testing.T) {
 		t.Fatalf("erase: %d %v", n, err)
 	}
 	outbox := filepath.Join(b.dir, outboxDir)
-	if _, _, err := r.FilePath(done[0].ID, "u1"); !errors.Is(err, ErrErased) {
+	if _, _, err := r.FilePath(done[0].ID, "u1"); !errors.Is(err, ErrErased) || !errors.Is(err, ErrExpired) {
 		t.Errorf("erased job's file: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(outbox, done[0].ID+".eml")); !os.IsNotExist(err) {

@@ -101,8 +101,16 @@ type Entry struct {
 // drops them whatever the endpoint would have done with them.
 var secretKeys = []string{"access_token", "token", "authorization", "password", "secret", "key", "sig", "signature"}
 
+// opaqueKeys are parameters whose values are sealed data derived from rows
+// (a page cursor carries the last row's ordering key, encrypted): Params
+// keeps only a digest, so pages can be told apart without the trail
+// holding anything a key could open.
+var opaqueKeys = map[string]bool{"cursor": true}
+
 // Params copies request parameters for an Entry, without any whose name
-// could carry a credential (access_token, token, sig, ...).
+// could carry a credential (access_token, token, sig, ...), and with
+// sealed row-derived values (cursor) replaced by "sha256:" and 16 hex
+// digits of their hash.
 func Params(v map[string][]string) map[string][]string {
 	if len(v) == 0 {
 		return nil
@@ -114,7 +122,14 @@ func Params(v map[string][]string) map[string][]string {
 		for _, s := range secretKeys {
 			drop = drop || lk == s || strings.HasSuffix(lk, "_"+s)
 		}
-		if !drop {
+		switch {
+		case drop:
+		case opaqueKeys[lk]:
+			for _, x := range vals {
+				h := sha256.Sum256([]byte(x))
+				out[k] = append(out[k], "sha256:"+hex.EncodeToString(h[:8]))
+			}
+		default:
 			out[k] = append([]string(nil), vals...)
 		}
 	}

@@ -132,9 +132,10 @@ func TestTwoWritersKeepOneChain(t *testing.T) {
 func TestParamsDropCredentials(t *testing.T) {
 	got := Params(map[string][]string{
 		"access_token": {"x"}, "Token": {"x"}, "sig": {"x"}, "api_key": {"x"},
-		"filters[0][key]": {"name"}, "format": {"csv"},
+		"filters[0][key]": {"name"}, "format": {"csv"}, "cursor": {"c2VhbGVk"},
 	})
-	if len(got) != 2 || got["format"][0] != "csv" || got["filters[0][key]"][0] != "name" {
+	if len(got) != 3 || got["format"][0] != "csv" || got["filters[0][key]"][0] != "name" ||
+		got["cursor"][0] != "sha256:"+Hash([]byte("c2VhbGVk"))[:16] {
 		t.Errorf("params %v", got)
 	}
 	if Params(nil) != nil {
