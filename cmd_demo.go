@@ -44,6 +44,9 @@ func runDemo(ctx context.Context, args []string) error {
 		return fmt.Errorf("demo: open store: %w", err)
 	}
 	defer store.Close()
+	if err := keyWithFirstData(*dataDir, store); err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
 	al, err := openAudit(*dataDir, *auditPath)
 	if err != nil {
 		return err

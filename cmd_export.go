@@ -63,7 +63,16 @@ func runExport(ctx context.Context, args []string) error {
 		return err
 	}
 
-	level, key, err := priv.resolve(*dataDir)
+	store, err := data.Open(*dataDir, data.StoreOptions{})
+	if err != nil {
+		return fmt.Errorf("open store: %w", err)
+	}
+	defer store.Close()
+	hasData, err := storeHasData(store)
+	if err != nil {
+		return err
+	}
+	level, key, err := priv.resolve(*dataDir, hasData)
 	if err != nil {
 		return err
 	}
@@ -79,11 +88,6 @@ func runExport(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("--format: %w", err)
 	}
-	store, err := data.Open(*dataDir, data.StoreOptions{})
-	if err != nil {
-		return fmt.Errorf("open store: %w", err)
-	}
-	defer store.Close()
 	engine, err := query.NewEngine(store, query.EngineOptions{TempDirectory: filepath.Join(*dataDir, "tmp", "duckdb")})
 	if err != nil {
 		return fmt.Errorf("start DuckDB: %w", err)

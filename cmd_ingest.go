@@ -76,6 +76,9 @@ func runIngest(ctx context.Context, args []string) error {
 		return fmt.Errorf("ingest: open store: %w", err)
 	}
 	defer store.Close()
+	if err := keyWithFirstData(*dataDir, store); err != nil {
+		return fmt.Errorf("ingest: %w", err)
+	}
 	al, err := openAudit(*dataDir, *auditPath)
 	if err != nil {
 		return err

@@ -50,13 +50,14 @@ func addPrivacySettings(fs *flag.FlagSet) privacySettings {
 	}
 }
 
-// resolve parses the level and loads (or creates) the pseudonym key.
-func (p privacySettings) resolve(dataDir string) (privacy.Level, []byte, error) {
+// resolve parses the level and loads the pseudonym key, creating it only
+// while the store holds no events (privacy.LoadKey).
+func (p privacySettings) resolve(dataDir string, storeHasData bool) (privacy.Level, []byte, error) {
 	level, err := privacy.ParseLevel(*p.level)
 	if err != nil {
 		return "", nil, fmt.Errorf("--privacy-level: %w", err)
 	}
-	key, err := privacy.LoadOrCreateKey(dataDir, *p.pseudonymKey)
+	key, err := privacy.LoadKey(dataDir, *p.pseudonymKey, storeHasData)
 	if err != nil {
 		return "", nil, fmt.Errorf("pseudonym key: %w", err)
 	}
@@ -138,6 +139,12 @@ func runServe(ctx context.Context, args []string) error {
 	}
 	defer al.Close()
 
+	// Whether the store held events before any demo data: a key is created
+	// only for an empty store.
+	hadData, err := storeHasData(store)
+	if err != nil {
+		return err
+	}
 	secret := []byte(*jwtSecret)
 	if *demoMode {
 		if err := seedDemoIfEmpty(ctx, store, *demoRows, log); err != nil {
@@ -153,7 +160,7 @@ func runServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	level, key, err := priv.resolve(*dataDir)
+	level, key, err := priv.resolve(*dataDir, hadData)
 	if err != nil {
 		return err
 	}
@@ -434,6 +441,33 @@ func positiveInt(name, v string) (int64, error) {
 		return 0, fmt.Errorf("%s: expected a positive integer, got %q", name, v)
 	}
 	return n, nil
+}
+
+// storeHasData reports whether the store holds any committed event.
+func storeHasData(store *data.Store) (bool, error) {
+	snap, err := store.Snapshot()
+	if err != nil {
+		return false, fmt.Errorf("read store: %w", err)
+	}
+	return len(snap.Files) > 0, nil
+}
+
+// keyWithFirstData creates the pseudonym key while the store is still
+// empty, so that the first events come with the key every later command
+// uses: no key is created beside events that already exist
+// (privacy.LoadKey). A key given in the environment needs no file.
+func keyWithFirstData(dataDir string, store *data.Store) error {
+	if os.Getenv("WORKLOG_PSEUDONYM_KEY") != "" {
+		return nil
+	}
+	has, err := storeHasData(store)
+	if err != nil || has {
+		return err
+	}
+	if _, err := privacy.LoadOrCreateKey(dataDir, ""); err != nil {
+		return fmt.Errorf("pseudonym key: %w", err)
+	}
+	return nil
 }
 
 // seedDemoIfEmpty fills an empty store with demo events; a store that has

@@ -359,3 +359,38 @@ func TestIngestRefusesGiantLine(t *testing.T) {
 		t.Errorf("bad setting: exit %d, stderr %q", code, errOut)
 	}
 }
+
+// The first ingest creates the pseudonym key with the first events; a store
+// whose key file is then lost is refused by serve and export with a message
+// saying how to restore or rotate, and no new key is written.
+func TestLostPseudonymKeyRefused(t *testing.T) {
+	dir := t.TempDir()
+	store := filepath.Join(dir, "data")
+	good := writeFile(t, dir, "good.ndjson", event(1, 1, 5, 10, 0)+"\n")
+	if _, errOut, code := worklog(t, nil, "ingest", "--data", store, good); code != 0 {
+		t.Fatalf("ingest: %d %s", code, errOut)
+	}
+	keyPath := filepath.Join(store, "pseudonym.key")
+	if _, err := os.Stat(keyPath); err != nil {
+		t.Fatalf("the first ingest made no key: %v", err)
+	}
+	if err := os.Remove(keyPath); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"serve", "--data", store, "--jwt-secret", "s3cret-s3cret-s3cret-s3cret-s3cret", "--addr", freeAddr(t)},
+		{"export", "--data", store, "--out", filepath.Join(dir, "x.json")},
+	} {
+		_, errOut, code := worklog(t, nil, args...)
+		if code != 1 || !strings.Contains(errOut, keyPath) || !strings.Contains(errOut, "Restore") || !strings.Contains(errOut, "rotate") {
+			t.Errorf("%s: exit %d, stderr %q; want 1 and how to restore or rotate %s", args[0], code, errOut, keyPath)
+		}
+		if _, err := os.Stat(keyPath); err == nil {
+			t.Fatalf("%s wrote a new key", args[0])
+		}
+	}
+	// Given on purpose, a key is used.
+	if _, errOut, code := worklog(t, nil, "export", "--data", store, "--pseudonym-key", "a new key, chosen on purpose", "--out", filepath.Join(dir, "y.json")); code != 0 {
+		t.Errorf("export with --pseudonym-key: %d %s", code, errOut)
+	}
+}

@@ -84,3 +84,32 @@ func createKey(dataDir, path string) ([]byte, error) {
 	}
 	return text, nil
 }
+
+// KeyMissingError refuses to create a pseudonym key beside a store that
+// already holds events: a new key would silently change every pseudonym,
+// and reports made before could no longer be joined with those made after.
+type KeyMissingError struct {
+	// Path is where the key file should be.
+	Path string
+}
+
+func (e *KeyMissingError) Error() string {
+	return fmt.Sprintf("pseudonym key %s is missing, but the store holds events: a new key would change every pseudonym. "+
+		"Restore the file from a backup (or give the key with --pseudonym-key / WORKLOG_PSEUDONYM_KEY); "+
+		"to rotate the key on purpose, write a new one yourself, e.g. 'openssl rand -hex 32 > %s'", e.Path, e.Path)
+}
+
+// LoadKey is LoadOrCreateKey for a data directory whose store may hold
+// events: when storeHasData is true and neither a setting nor the key file
+// gives the key, it returns a *KeyMissingError instead of creating a new
+// key. A key is thus created only with an empty store, so every pseudonym a
+// store's events ever had comes from one key (SPEC §6).
+func LoadKey(dataDir, setting string, storeHasData bool) ([]byte, error) {
+	if setting == "" && storeHasData {
+		path := filepath.Join(dataDir, KeyFile)
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return nil, &KeyMissingError{Path: path}
+		}
+	}
+	return LoadOrCreateKey(dataDir, setting)
+}

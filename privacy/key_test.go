@@ -3,6 +3,8 @@ package privacy
 import (
 	"bytes"
 	"encoding/hex"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -202,5 +204,27 @@ func assertOnlyKeyFile(t *testing.T, dir string) {
 			got = append(got, e.Name())
 		}
 		t.Errorf("data dir holds %v, want only %s", got, KeyFile)
+	}
+}
+
+func TestLoadKeyNeverReplacesALostKey(t *testing.T) {
+	dir := t.TempDir()
+	_, err := LoadKey(dir, "", true)
+	var km *KeyMissingError
+	if !errors.As(err, &km) || km.Path != filepath.Join(dir, KeyFile) || !strings.Contains(err.Error(), "Restore") || !strings.Contains(err.Error(), "rotate") {
+		t.Fatalf("LoadKey beside events without a key file = %v, want a KeyMissingError saying how to restore or rotate", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, KeyFile)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a key file was created: %v", err)
+	}
+	if key, err := LoadKey(dir, "a setting of sixteen bytes+", true); err != nil || string(key) != "a setting of sixteen bytes+" {
+		t.Errorf("setting: %q, %v", key, err)
+	}
+	created, err := LoadKey(dir, "", false) // an empty store gets its key
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err := LoadKey(dir, "", true); err != nil || string(again) != string(created) {
+		t.Errorf("existing key file: %q, %v; want %q", again, err, created)
 	}
 }

@@ -41,6 +41,10 @@ const (
 	toDate
 	// toPseudonym replaces the column by the user's pseudonym.
 	toPseudonym
+	// refuse marks a column the catalogue does not know: the privacy layer
+	// fails closed, so it is never shown (dropped from the schema) and a
+	// batch holding it is an error.
+	refuse
 )
 
 // Option configures a Policy.
@@ -248,11 +252,13 @@ type plan struct {
 	act      []action // for each output column, what to do
 	userCol  int      // input column of userIDField, or -1
 	identity bool     // output equals input
+	unknown  []string // input columns outside the catalogue
 }
 
 // Schema returns the output schema Transform produces for batches of the
 // input schema: omitted columns dropped, date-times cut to date32, names as
-// utf8; columns outside the catalogue pass through unchanged.
+// utf8; columns outside the catalogue are left out (Transform refuses
+// batches that hold them: the privacy layer fails closed).
 func (p *Policy) Schema(in *arrow.Schema) *arrow.Schema {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -272,11 +278,15 @@ func (p *Policy) planFor(in *arrow.Schema) *plan {
 		if f.Name == userIDField && pl.userCol < 0 {
 			pl.userCol = i
 		}
-		act := keep
+		act := refuse
 		if cf, ok := data.Lookup(f.Name); ok {
 			act = p.actionFor(cf)
 		}
 		switch act {
+		case refuse:
+			pl.unknown = append(pl.unknown, f.Name)
+			pl.identity = false
+			continue
 		case omit:
 			pl.identity = false
 			continue

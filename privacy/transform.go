@@ -14,7 +14,7 @@ import (
 // Transform returns the batch a user may see: omitted columns dropped,
 // date-times of the timestamp class cut to their date part (a date32 column),
 // names replaced by pseudonyms. Columns are found by name, not position;
-// columns outside the catalogue pass through. Untouched columns are the
+// a column outside the catalogue is an error (fail closed). Untouched columns are the
 // input's arrays, retained, never copied; when nothing changes, the input
 // batch itself is returned, retained. The input is not modified; the caller
 // releases both batches.
@@ -27,6 +27,9 @@ func (p *Policy) Transform(rec arrow.RecordBatch) (arrow.RecordBatch, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	pl := p.planFor(rec.Schema())
+	if len(pl.unknown) > 0 {
+		return nil, fmt.Errorf("column %q is not a worklog field: the privacy layer passes only catalogue fields", pl.unknown[0])
+	}
 	if pl.identity {
 		rec.Retain()
 		return rec, nil

@@ -144,8 +144,9 @@ func TestTransformNoRealValues(t *testing.T) {
 }
 
 // TestTransformByName checks that columns are found by name: a reordered
-// batch with a column outside the catalogue keeps its order, the extra
-// column passes through, and pseudonyms still come from userId.
+// batch keeps its order and pseudonyms still come from userId; a column
+// outside the catalogue is refused at every level (the layer fails closed)
+// and left out of the schema.
 func TestTransformByName(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
@@ -160,15 +161,13 @@ func TestTransformByName(t *testing.T) {
 	extra.Release()
 	defer extraArr.Release()
 
-	// Reverse the columns and append one the catalogue does not know.
+	// Reverse the columns.
 	var fields []arrow.Field
 	var cols []arrow.Array
 	for i := int(in.NumCols()) - 1; i >= 0; i-- {
 		fields = append(fields, in.Schema().Field(i))
 		cols = append(cols, in.Column(i))
 	}
-	fields = append(fields, arrow.Field{Name: "exportedBy", Type: arrow.BinaryTypes.String})
-	cols = append(cols, extraArr)
 	rev := array.NewRecordBatch(arrow.NewSchema(fields, nil), cols, in.NumRows())
 	defer rev.Release()
 
@@ -178,14 +177,29 @@ func TestTransformByName(t *testing.T) {
 	}
 	defer out.Release()
 	got := names(out.Schema())
-	if got[0] != "timesSetToOpen" || got[len(got)-1] != "exportedBy" || len(got) != 31 {
-		t.Errorf("columns = %v, want reversed order without the 5 omitted, then exportedBy", got)
-	}
-	if column(out, "exportedBy") != extraArr {
-		t.Error("column outside the catalogue was not passed through")
+	if got[0] != "timesSetToOpen" || len(got) != 30 {
+		t.Errorf("columns = %v, want reversed order without the 5 omitted", got)
 	}
 	if got, want := texts(column(out, "name"))[0], wantID(testKey, 42); got != want {
 		t.Errorf("name[0] = %s, want %s", got, want)
+	}
+
+	// One column the catalogue does not know.
+	fields = append(fields, arrow.Field{Name: "exportedBy", Type: arrow.BinaryTypes.String})
+	cols = append(cols, extraArr)
+	withExtra := array.NewRecordBatch(arrow.NewSchema(fields, nil), cols, in.NumRows())
+	defer withExtra.Release()
+	for _, level := range []Level{None, Partial, Pseudonymized} {
+		p := checkedPolicy(t, level, nil, mem)
+		if out, err := p.Transform(withExtra); err == nil || !strings.Contains(err.Error(), `"exportedBy"`) {
+			if out != nil {
+				out.Release()
+			}
+			t.Errorf("%s: Transform of an unknown column = %v, want an error naming it", level, err)
+		}
+		if s := p.Schema(withExtra.Schema()); slices.Contains(names(s), "exportedBy") {
+			t.Errorf("%s: Schema keeps the unknown column", level)
+		}
 	}
 }
 
