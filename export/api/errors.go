@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"syscall"
 
 	"worklog/data"
 	"worklog/export/api/auth"
@@ -57,6 +58,9 @@ func toAPIError(err error) *APIError {
 	if errors.As(err, &le) {
 		return newAPIError(http.StatusRequestEntityTooLarge, "too_large", "%s; nothing was committed (server setting %s)",
 			le.Error(), le.Setting("--max-record-bytes", "--max-decompressed-bytes"))
+	}
+	if errors.Is(err, syscall.ENOSPC) {
+		return newAPIError(http.StatusInsufficientStorage, "insufficient_storage", "insufficient storage: the server's disk is full; nothing was committed")
 	}
 	if errors.Is(err, auth.ErrUnauthorized) {
 		return newAPIError(http.StatusUnauthorized, "unauthorized", "missing or invalid bearer token")

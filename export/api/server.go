@@ -107,6 +107,11 @@ type Config struct {
 	// (0: DefaultMaxPages, DefaultPageQueueWait).
 	MaxPages      int
 	PageQueueWait time.Duration
+	// ReadStallTimeout answers 408 to an ingest whose body sends no byte
+	// for that long; MaxIngests bounds the HTTP ingests received or run at
+	// once, 429 beyond (0: DefaultReadStallTimeout, DefaultMaxIngests).
+	ReadStallTimeout time.Duration
+	MaxIngests       int
 }
 
 // Server is the HTTP API.
@@ -119,6 +124,7 @@ type Server struct {
 	metrics     *Metrics
 	exportSlots chan struct{} // one element per running synchronous export
 	pageSlots   chan struct{} // one element per page being served
+	ingestSlots chan struct{} // one element per HTTP ingest received or run
 	routes      map[string]bool
 	// routeParams holds the query parameters of each route template (params.go).
 	routeParams map[string][]string
@@ -160,7 +166,10 @@ func NewServer(cfg Config, engine *query.Engine) (*Server, error) {
 	}
 	cfg = withOpsDefaults(cfg)
 	s := &Server{cfg: cfg, engine: engine, log: log, metrics: cfg.Metrics, exportSlots: make(chan struct{}, cfg.MaxSyncExports),
-		pageSlots: make(chan struct{}, cfg.MaxPages)}
+		pageSlots: make(chan struct{}, cfg.MaxPages), ingestSlots: make(chan struct{}, cfg.MaxIngests)}
+	if cfg.Store != nil {
+		sweepBodies(cfg.Store.DataDir())
+	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
