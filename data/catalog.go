@@ -105,10 +105,20 @@ type Field struct {
 	Description string
 	// Privacy is the field's privacy class.
 	Privacy PrivacyClass
-	// Filterable fields may be used in filters[i][key].
+	// Filterable fields may be used in filters[i][key] (SPEC §4: all 35;
+	// the privacy policy narrows this per request).
 	Filterable bool
-	// Sortable fields may be used in orderByField.
+	// Sortable fields may be used in orderByField (SPEC §4: all 35).
 	Sortable bool
+	// Groupable fields may be analytics dimensions, groupBy[] (SPEC §10): by
+	// value; a KindList field by element; a KindTimestamp field (date) only
+	// by a time bucket such as date:week.
+	Groupable bool
+	// Numeric fields are quantities that sum, avg, min, max and the
+	// percentiles apply to (SPEC §10). Identifiers are integers but not
+	// quantities. The 0/1 flags, which rate(F) applies to, are the fields
+	// of KindFlag.
+	Numeric bool
 }
 
 // Actions are the allowed values of the action field.
@@ -118,89 +128,86 @@ var actions = []string{"closeAction", "readAction", "statusAction", "writeAction
 var channels = []string{"email", "portal", "phone", "system", "chat", "walkIn", "letter"}
 
 // catalogue is the ordered list of the 35 fields. It is unexported and never
-// modified; Fields returns a copy.
+// modified; Fields and Lookup return copies. Every fact about a field is
+// declared here, in its entry.
 var catalogue = []Field{
-	{Name: "date", Kind: KindTimestamp, Required: true, Privacy: PrivacyTimestamp,
+	{Name: "date", Kind: KindTimestamp, Required: true, Privacy: PrivacyTimestamp, Filterable: true, Sortable: true, Groupable: true,
 		Description: "Timestamp of the worklog entry. When reportingPrivacyLevel is pseudonymized, only the date portion is returned (time stripped)."},
-	{Name: "name", Kind: KindString, Privacy: PrivacyName,
+	{Name: "name", Kind: KindString, Privacy: PrivacyName, Filterable: true, Sortable: true, Groupable: true,
 		Description: "Name of the user who performed the action"},
-	{Name: "ticketId", Kind: KindInt, Privacy: PrivacyIdentifying,
+	{Name: "ticketId", Kind: KindInt, Privacy: PrivacyIdentifying, Filterable: true, Sortable: true,
 		Description: "ID of related ticket. Omitted when reportingPrivacyLevel is pseudonymized."},
-	{Name: "conversationId", Kind: KindInt, Privacy: PrivacyIdentifying,
+	{Name: "conversationId", Kind: KindInt, Privacy: PrivacyIdentifying, Filterable: true, Sortable: true,
 		Description: "ID of related conversation. Omitted when reportingPrivacyLevel is pseudonymized."},
-	{Name: "userId", Kind: KindInt, Privacy: PrivacyIdentifying,
+	{Name: "userId", Kind: KindInt, Privacy: PrivacyIdentifying, Filterable: true, Sortable: true,
 		Description: "ID of the user. Omitted when reportingPrivacyLevel is pseudonymized."},
-	{Name: "action", Kind: KindEnum, Required: true, Enum: actions,
+	{Name: "action", Kind: KindEnum, Required: true, Enum: actions, Filterable: true, Sortable: true, Groupable: true,
 		Description: "Type of action performed"},
-	{Name: "duration", Kind: KindInt,
+	{Name: "duration", Kind: KindInt, Filterable: true, Sortable: true, Numeric: true,
 		Description: "Duration of the action in seconds"},
-	{Name: "durationAfterWork", Kind: KindInt,
+	{Name: "durationAfterWork", Kind: KindInt, Filterable: true, Sortable: true, Numeric: true,
 		Description: "Duration of after-work in seconds"},
-	{Name: "reOpened", Kind: KindFlag,
+	{Name: "reOpened", Kind: KindFlag, Filterable: true, Sortable: true, Groupable: true,
 		Description: "Whether the ticket was reopened (0 or 1)"},
-	{Name: "status", Kind: KindString,
+	{Name: "status", Kind: KindString, Filterable: true, Sortable: true, Groupable: true,
 		Description: "Ticket status at time of action"},
-	{Name: "aiAgent", Kind: KindString,
+	{Name: "aiAgent", Kind: KindString, Filterable: true, Sortable: true, Groupable: true,
 		Description: "Name of the AI agent involved"},
-	{Name: "topic", Kind: KindString,
+	{Name: "topic", Kind: KindString, Filterable: true, Sortable: true, Groupable: true,
 		Description: "Primary topic (top-level tag name)"},
-	{Name: "subTopic", Kind: KindString,
+	{Name: "subTopic", Kind: KindString, Filterable: true, Sortable: true, Groupable: true,
 		Description: "Sub-topic (child tag name)"},
-	{Name: "allTags", Kind: KindString,
+	{Name: "allTags", Kind: KindString, Filterable: true, Sortable: true,
 		Description: "Comma-separated list of all assigned tag names"},
-	{Name: "tags", Kind: KindList,
+	{Name: "tags", Kind: KindList, Filterable: true, Sortable: true, Groupable: true,
 		Description: "JSON array of assigned tag names"},
-	{Name: "channel", Kind: KindEnum, Enum: channels,
+	{Name: "channel", Kind: KindEnum, Enum: channels, Filterable: true, Sortable: true, Groupable: true,
 		Description: "Communication channel"},
-	{Name: "department", Kind: KindString,
+	{Name: "department", Kind: KindString, Filterable: true, Sortable: true, Groupable: true,
 		Description: "Department handling the ticket"},
-	{Name: "teams", Kind: KindList,
+	{Name: "teams", Kind: KindList, Filterable: true, Sortable: true, Groupable: true,
 		Description: "JSON array of team names the user belongs to"},
-	{Name: "email", Kind: KindString, Privacy: PrivacyEmail,
+	{Name: "email", Kind: KindString, Privacy: PrivacyEmail, Filterable: true, Sortable: true,
 		Description: "Email of the user. Omitted when reportingPrivacyLevel is pseudonymized or partiallyPseudonymized (without permission)."},
-	{Name: "rawData", Kind: KindString, Privacy: PrivacyIdentifying,
+	{Name: "rawData", Kind: KindString, Privacy: PrivacyIdentifying, Filterable: true, Sortable: true,
 		Description: "Full ticket payload as JSON string. Omitted when reportingPrivacyLevel is pseudonymized."},
-	{Name: "aiAutomationLevel", Kind: KindInt, Min: 0, Max: 5, HasRange: true,
+	{Name: "aiAutomationLevel", Kind: KindInt, Min: 0, Max: 5, HasRange: true, Filterable: true, Sortable: true, Groupable: true, Numeric: true,
 		Description: "AI automation level (0–5)"},
-	{Name: "customerIdentifiedCorrectly", Kind: KindFlag,
+	{Name: "customerIdentifiedCorrectly", Kind: KindFlag, Filterable: true, Sortable: true, Groupable: true,
 		Description: "Whether the customer was correctly identified (0 or 1)"},
-	{Name: "tagsIdentifiedCorrectly", Kind: KindFlag,
+	{Name: "tagsIdentifiedCorrectly", Kind: KindFlag, Filterable: true, Sortable: true, Groupable: true,
 		Description: "Whether tags were correctly identified (0 or 1)"},
-	{Name: "textAssistanceAccuracy", Kind: KindFloat,
+	{Name: "textAssistanceAccuracy", Kind: KindFloat, Filterable: true, Sortable: true, Numeric: true,
 		Description: "Accuracy score of text assistance"},
-	{Name: "aiAgentsUsed", Kind: KindList,
+	{Name: "aiAgentsUsed", Kind: KindList, Filterable: true, Sortable: true, Groupable: true,
 		Description: "JSON array of AI agent identifiers used during processing"},
-	{Name: "skippedTicket", Kind: KindFlag,
+	{Name: "skippedTicket", Kind: KindFlag, Filterable: true, Sortable: true, Groupable: true,
 		Description: "Whether the ticket was skipped (0 or 1)"},
-	{Name: "netSecondsClosedAfterSLA", Kind: KindInt,
+	{Name: "netSecondsClosedAfterSLA", Kind: KindInt, Filterable: true, Sortable: true, Numeric: true,
 		Description: "Net seconds the ticket was closed after the SLA deadline (excludes pending time; negative = closed before SLA)"},
-	{Name: "closingDateForSLA", Kind: KindTimestamp, Privacy: PrivacyTimestamp,
+	{Name: "closingDateForSLA", Kind: KindTimestamp, Privacy: PrivacyTimestamp, Filterable: true, Sortable: true,
 		Description: "Effective closing date used for SLA calculation. When reportingPrivacyLevel is pseudonymized, only the date portion is returned (it often reveals the time of the event)."},
-	{Name: "statusActionDetail", Kind: KindString,
+	{Name: "statusActionDetail", Kind: KindString, Filterable: true, Sortable: true, Groupable: true,
 		Description: "Detail of the status action (e.g. sub-status reason)"},
-	{Name: "pendingDueBy", Kind: KindTimestamp, Privacy: PrivacyTimestamp,
+	{Name: "pendingDueBy", Kind: KindTimestamp, Privacy: PrivacyTimestamp, Filterable: true, Sortable: true,
 		Description: "Due-by timestamp while ticket was in pending state. When reportingPrivacyLevel is pseudonymized, only the date portion is returned (it often reveals the time of the event)."},
-	{Name: "pendingSeconds", Kind: KindInt,
+	{Name: "pendingSeconds", Kind: KindInt, Filterable: true, Sortable: true, Numeric: true,
 		Description: "Total seconds the ticket spent in pending state"},
-	{Name: "netPendingSeconds", Kind: KindInt,
+	{Name: "netPendingSeconds", Kind: KindInt, Filterable: true, Sortable: true, Numeric: true,
 		Description: "Net seconds in pending state (adjusted)"},
-	{Name: "firstPendingAt", Kind: KindTimestamp, Privacy: PrivacyTimestamp,
+	{Name: "firstPendingAt", Kind: KindTimestamp, Privacy: PrivacyTimestamp, Filterable: true, Sortable: true,
 		Description: "Timestamp when ticket first entered pending state. When reportingPrivacyLevel is pseudonymized, only the date portion is returned (it often reveals the time of the event)."},
-	{Name: "userWorklogId", Kind: KindInt, Required: true,
+	{Name: "userWorklogId", Kind: KindInt, Required: true, Filterable: true, Sortable: true,
 		Description: "ID of the user worklog entry"},
-	{Name: "timesSetToOpen", Kind: KindInt,
+	{Name: "timesSetToOpen", Kind: KindInt, Filterable: true, Sortable: true, Numeric: true,
 		Description: "Number of times the ticket was set back to open status"},
 }
 
 // byName indexes the catalogue by field name.
 var byName = func() map[string]int {
 	m := make(map[string]int, len(catalogue))
-	for i := range catalogue {
-		// Every field may be filtered and ordered on (SPEC §4); the privacy
-		// policy narrows this per request.
-		catalogue[i].Filterable = true
-		catalogue[i].Sortable = true
-		m[catalogue[i].Name] = i
+	for i, f := range catalogue {
+		m[f.Name] = i
 	}
 	return m
 }()
