@@ -404,6 +404,8 @@ func ParseAggregate(values url.Values, opts AggregateOptions) (*AggregatePlan, e
 		}
 		switch k {
 		case paramFormat, paramLimit, paramOffset, paramOrderBy, paramDirection:
+		case "":
+			continue // "?=x" names nothing
 		default:
 			return nil, invalid(k, "unknown parameter; the analytics endpoint takes groupBy[], measures[], filters[i][...], orderByField, orderByDirection, limit, offset and format")
 		}
