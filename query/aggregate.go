@@ -243,6 +243,10 @@ type AggregateOptions struct {
 	// MinGroupAgents, when > 1, leaves out the groups with fewer distinct
 	// agents (the privacy policy decides at which levels it applies).
 	MinGroupAgents int
+	// AgentLabel, with NameByAgent, is the label the privacy layer gives an
+	// agent (userId, or name where it is nil): groups by agent are ordered
+	// by it, as shown, never by the hidden user ids.
+	AgentLabel func(userID *int64, name string) string
 }
 
 // AggregatePlan is a validated analytics request.
@@ -269,6 +273,9 @@ type AggregatePlan struct {
 	DayPrecisionDate bool
 	// MinGroupAgents > 1 leaves out groups with fewer distinct agents.
 	MinGroupAgents int
+	// AgentLabel labels agents for ordering groups by agent (see
+	// AggregateOptions.AgentLabel); nil orders them by name and userId.
+	AgentLabel func(userID *int64, name string) string
 }
 
 // Columns returns the result's column names in order: the dimensions, then
@@ -366,7 +373,7 @@ func ParseAggregate(values url.Values, opts AggregateOptions) (*AggregatePlan, e
 		maxValues = DefaultMaxValues
 	}
 	p := &AggregatePlan{Format: opts.DefaultFormat, Limit: DefaultGroupLimit,
-		DayPrecisionDate: opts.DayPrecisionDate}
+		DayPrecisionDate: opts.DayPrecisionDate, AgentLabel: opts.AgentLabel}
 	if opts.MinGroupAgents > 1 {
 		p.MinGroupAgents = opts.MinGroupAgents
 	}

@@ -150,7 +150,7 @@ func FuzzParseAnalytics(f *testing.F) {
 		}
 		// Every name that reaches SQL comes from the catalogue or this
 		// package: the statement holds no request text but as arguments.
-		sqlText, _ := p.aggregateSQL(nil)
+		sqlText, _ := p.aggregateSQL(nil, nil)
 		for _, d := range p.Dimensions {
 			if !strings.Contains(sqlText, `"`+d.Name+`"`) {
 				t.Fatalf("dimension %q not quoted in %s", d.Name, sqlText)

@@ -2,6 +2,7 @@ package query
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"strconv"
@@ -40,6 +41,9 @@ const (
 	colKept       = "__kept"
 	colTotal      = "__total"
 	colSuppressed = "__suppressed"
+	colLabelID    = "__label_id"
+	colLabelName  = "__label_name"
+	colLabel      = "__label"
 )
 
 // keyCol is the column of dimension i's group key; an agent dimension has a
@@ -252,10 +256,14 @@ func (p *AggregatePlan) keptSQL(s *sqlBuilder) {
 }
 
 // orderSQL writes the ORDER BY clause: the plan's column, nulls last, then
-// the dimensions in order, ascending, nulls last.
-func (p *AggregatePlan) orderSQL(s *sqlBuilder) {
+// the dimensions in order, ascending, nulls last. With labels, an agent
+// dimension orders by its label, as shown.
+func (p *AggregatePlan) orderSQL(s *sqlBuilder, labels bool) {
 	var terms []string
 	dimKeys := func(i int, dir string) []string {
+		if p.Dimensions[i].ByAgent && labels {
+			return []string{q(colLabel) + dir + " NULLS LAST"}
+		}
 		out := []string{q(keyCol(i)) + dir + " NULLS LAST"}
 		if p.Dimensions[i].ByAgent {
 			out = append(out, q(keyNameCol(i))+dir+" NULLS LAST")
@@ -295,8 +303,35 @@ func (p *AggregatePlan) orderSQL(s *sqlBuilder) {
 	}
 }
 
-// aggregateSQL is the statement of the page of groups.
-func (p *AggregatePlan) aggregateSQL(files []data.PartFile) (string, []any) {
+// agentLabel is the label of one agent key.
+type agentLabel struct {
+	id    *int64
+	name  *string
+	label string
+}
+
+// byAgent returns the index of the dimension grouped by agent, or -1.
+func (p *AggregatePlan) byAgent() int {
+	for i, d := range p.Dimensions {
+		if d.ByAgent {
+			return i
+		}
+	}
+	return -1
+}
+
+// agentKeysSQL lists the distinct agent keys of the filtered rows.
+func (p *AggregatePlan) agentKeysSQL(files []data.PartFile) (string, []any) {
+	var s sqlBuilder
+	s.sql("SELECT DISTINCT " + q(agentIDField) + ", CASE WHEN " + q(agentIDField) + " IS NULL THEN " + q(agentNameField) +
+		" END FROM " + data.ScanSQL(files) + " AS t")
+	p.filterPlan().where(&s)
+	return s.b.String(), s.args
+}
+
+// aggregateSQL is the statement of the page of groups. labels, when
+// given, label the agent keys for ordering.
+func (p *AggregatePlan) aggregateSQL(files []data.PartFile, labels []agentLabel) (string, []any) {
 	var s sqlBuilder
 	p.groupSQL(&s, files)
 	s.sql(", s AS (SELECT *, count(*) OVER () AS " + q(colGroups) + ", count(*) FILTER (WHERE ")
@@ -322,9 +357,36 @@ func (p *AggregatePlan) aggregateSQL(files []data.PartFile) (string, []any) {
 	}
 	out = append(out, q(colKept)+" AS "+q(colTotal), q(colGroups)+" - "+q(colKept)+" AS "+q(colSuppressed))
 	s.sql(strings.Join(out, ", "))
-	s.sql(" FROM s WHERE ")
+	s.sql(" FROM s")
+	if a := p.byAgent(); a >= 0 && len(labels) > 0 {
+		// The labels are bound values; the join only orders.
+		s.sql(" LEFT JOIN (VALUES ")
+		for i, l := range labels {
+			if i > 0 {
+				s.sql(", ")
+			}
+			s.sql("(")
+			if l.id != nil {
+				s.arg(*l.id, false)
+			} else {
+				s.sql("CAST(NULL AS BIGINT)")
+			}
+			s.sql(", ")
+			if l.name != nil {
+				s.arg(*l.name, false)
+			} else {
+				s.sql("CAST(NULL AS VARCHAR)")
+			}
+			s.sql(", ")
+			s.arg(l.label, false)
+			s.sql(")")
+		}
+		s.sql(") AS lbl(" + q(colLabelID) + ", " + q(colLabelName) + ", " + q(colLabel) + ") ON " +
+			q(keyCol(a)) + " IS NOT DISTINCT FROM " + q(colLabelID) + " AND " + q(keyNameCol(a)) + " IS NOT DISTINCT FROM " + q(colLabelName))
+	}
+	s.sql(" WHERE ")
 	p.keptSQL(&s)
-	p.orderSQL(&s)
+	p.orderSQL(&s, p.byAgent() >= 0 && len(labels) > 0)
 	s.sql(" LIMIT ")
 	s.arg(int64(p.Limit), false)
 	if p.Offset > 0 {
@@ -352,7 +414,7 @@ func (p *AggregatePlan) countSQL(files []data.PartFile) (string, []any) {
 // columns: the number of groups kept and suppressed (the same in every
 // row). It is the reference for running the same query bare in DuckDB.
 func (p *AggregatePlan) AggregateSQL(snap data.Snapshot) (string, []any) {
-	return p.aggregateSQL(p.filterPlan().files(snap))
+	return p.aggregateSQL(p.filterPlan().files(snap), nil)
 }
 
 // AggregateResult is a page of groups.
@@ -384,7 +446,13 @@ func (e *Engine) Aggregate(ctx context.Context, snap data.Snapshot, p *Aggregate
 		return nil, fmt.Errorf("get duckdb connection: %w", err)
 	}
 	defer conn.Close()
-	sqlText, args := p.aggregateSQL(files)
+	var labels []agentLabel
+	if p.byAgent() >= 0 && p.AgentLabel != nil {
+		if labels, err = p.agentLabels(ctx, conn, files); err != nil {
+			return nil, err
+		}
+	}
+	sqlText, args := p.aggregateSQL(files, labels)
 	rr, err := arrowQuery(ctx, conn, statement{sqlText, args})
 	if err != nil {
 		return nil, fmt.Errorf("aggregate: %w", explain(files, err))
@@ -465,6 +533,51 @@ func (e *Engine) Aggregate(ctx context.Context, snap data.Snapshot, p *Aggregate
 	res.Records = held
 	return res, nil
 }
+
+// MaxAgentLabels bounds the agents whose labels order a grouping by agent.
+const MaxAgentLabels = 100000
+
+// agentLabels reads the distinct agents of the filtered rows and labels
+// them, so that groups by agent are ordered by what is shown.
+func (p *AggregatePlan) agentLabels(ctx context.Context, conn *sql.Conn, files []data.PartFile) ([]agentLabel, error) {
+	kq, kargs := p.agentKeysSQL(files)
+	rows, err := conn.QueryContext(ctx, kq, kargs...)
+	if err != nil {
+		return nil, fmt.Errorf("list agents: %w", explain(files, err))
+	}
+	defer rows.Close()
+	var out []agentLabel
+	for rows.Next() {
+		var id sql.NullInt64
+		var name sql.NullString
+		if err := rows.Scan(&id, &name); err != nil {
+			return nil, fmt.Errorf("list agents: %w", err)
+		}
+		var l agentLabel
+		switch {
+		case id.Valid:
+			l.id = &id.Int64
+			l.label = p.AgentLabel(l.id, "")
+		case name.Valid:
+			l.name = &name.String
+			l.label = p.AgentLabel(nil, name.String)
+		default:
+			continue // no agent: a null label, as the join leaves it
+		}
+		out = append(out, l)
+		if len(out) > MaxAgentLabels {
+			return nil, fmt.Errorf("%w: more than %d agents; filter the events further", ErrTooManyAgents, MaxAgentLabels)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list agents: %w", err)
+	}
+	return out, nil
+}
+
+// ErrTooManyAgents is returned by Aggregate when a grouping by agent would
+// have to order more than MaxAgentLabels agents.
+var ErrTooManyAgents = errors.New("too many agents to group by")
 
 // errNoMeasure guards against a plan built by hand without measures.
 var errNoMeasure = errors.New("aggregate plan has no measure")

@@ -522,3 +522,69 @@ func TestAggregateByHand(t *testing.T) {
 		t.Errorf("avg over no value: %v, want [[1 <nil>]]", rows)
 	}
 }
+
+// TestAggregateByAgent groups by name the way pseudonymizing levels do: by
+// agent (userId, or name where it is null), with the userId column beside
+// the name for the privacy layer, ordered by the agent's label.
+func TestAggregateByAgent(t *testing.T) {
+	snap := aggFixtureStore(t)
+	e := newEngine(t, snap)
+	evs := loadEvents(t)
+	// A label that sorts differently from the user ids.
+	label := func(id *int64, name string) string {
+		if id != nil {
+			return fmt.Sprintf("L%03d", 1000-*id)
+		}
+		return "N:" + name
+	}
+	v, _ := url.ParseQuery("groupBy[]=name&measures[]=count&orderByDirection=desc")
+	p, err := ParseAggregate(v, AggregateOptions{NameByAgent: true, AgentLabel: label})
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, rows, res := aggRows(t, e, snap, p)
+	if strings.Join(names, ",") != "name,count,userId" {
+		t.Fatalf("columns %v", names)
+	}
+	want := map[string]int64{}
+	for _, ev := range evs {
+		var l string
+		switch {
+		case ev["userId"] != nil:
+			id := int64(ev["userId"].(float64))
+			l = label(&id, "")
+		case ev["name"] != nil:
+			l = label(nil, ev["name"].(string))
+		}
+		want[l]++
+	}
+	if res.Total != int64(len(want)) || len(rows) != len(want) {
+		t.Fatalf("%d groups (total %d), want %d", len(rows), res.Total, len(want))
+	}
+	var labels []string
+	for _, r := range rows {
+		var l string
+		switch {
+		case r[2] != nil:
+			id := r[2].(int64)
+			l = label(&id, "")
+			if r[0] != nil {
+				t.Errorf("row %v: name beside a userId", r)
+			}
+		case r[0] != nil:
+			l = label(nil, r[0].(string))
+		}
+		if r[1] != want[l] {
+			t.Errorf("agent %q: count %v, want %d", l, r[1], want[l])
+		}
+		labels = append(labels, l)
+	}
+	// Descending by label, the group without agent last.
+	if labels[len(labels)-1] != "" {
+		t.Errorf("the group without agent is not last: %v", labels)
+	}
+	labels = labels[:len(labels)-1]
+	if !sort.SliceIsSorted(labels, func(i, j int) bool { return labels[i] > labels[j] }) {
+		t.Errorf("not ordered by label, descending: %v", labels)
+	}
+}

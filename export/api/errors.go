@@ -48,6 +48,10 @@ func toAPIError(err error) *APIError {
 	if errors.As(err, &pe) {
 		return &APIError{Status: http.StatusBadRequest, Code: pe.Code, Message: pe.Message, Param: pe.Param}
 	}
+	if errors.Is(err, query.ErrTooManyAgents) {
+		return &APIError{Status: http.StatusRequestEntityTooLarge, Code: "too_many_agents",
+			Message: fmt.Sprintf("grouping by name would order more than %d agents; filter the events further", query.MaxAgentLabels), Param: "groupBy"}
+	}
 	var de *data.DamagedPartError
 	if errors.As(err, &de) {
 		// The store's own fault, named so that an operator can restore

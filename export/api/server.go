@@ -92,6 +92,13 @@ type Config struct {
 	// larger bodies are answered 413 and nothing is committed
 	// (0: DefaultMaxIngestBytes).
 	MaxIngestBytes int64
+	// MinGroupAgents, when > 1, leaves analytics groups of fewer distinct
+	// agents out at the pseudonymizing levels and refuses grouping by agent
+	// there (SPEC §10, --min-group-agents).
+	MinGroupAgents int
+	// MaxAnalytics bounds the analytics queries running at once; one more is
+	// answered 429 with Retry-After (0: DefaultMaxAnalytics).
+	MaxAnalytics int
 	// DemoToken is handed to the web page on loopback (UIConfigPath); main
 	// sets it only for 'serve --demo' listening on a loopback address.
 	DemoToken string
@@ -128,6 +135,8 @@ type Server struct {
 	routes      map[string]bool
 	// routeParams holds the query parameters of each route template (params.go).
 	routeParams map[string][]string
+	// analyticsSlots has one element per running analytics query.
+	analyticsSlots chan struct{}
 
 	// beforeExport, when set (tests, right after NewServer), runs in a
 	// synchronous export after its slot is taken and the rows are counted,
@@ -177,6 +186,7 @@ func NewServer(cfg Config, engine *query.Engine) (*Server, error) {
 	e.GET(ExportPath, s.handleExport, s.audited(audit.ActionExport), s.authenticate, s.limitExport)
 	s.takesParams(ExportPath, parsedByHandler...)
 	s.registerJobRoutes(e)
+	s.registerAnalytics(e)
 	s.registerOps(e)
 	if cfg.Store != nil {
 		e.POST(IngestPath, s.handleIngest, s.audited(audit.ActionIngest), s.authenticate)
