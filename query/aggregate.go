@@ -298,7 +298,6 @@ type listParam struct {
 	name    string
 	plain   []string       // name[] and name, in request order
 	indexed map[int]string // name[n]
-	spelled map[int]string // name[n] → the index as written
 }
 
 // add files one parameter under the list.
