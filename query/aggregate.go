@@ -413,7 +413,7 @@ func ParseAggregate(values url.Values, opts AggregateOptions) (*AggregatePlan, e
 		case "":
 			continue // "?=x" names nothing
 		default:
-			return nil, invalid(k, "unknown parameter; the analytics endpoint takes groupBy[], measures[], filters[i][...], orderByField, orderByDirection, limit, offset and format")
+			return nil, UnknownParam(k, AggregateParams())
 		}
 		if len(vs) != 1 {
 			return nil, invalid(k, "given %d times; give it once", len(vs))

@@ -55,7 +55,8 @@ func TestParseAggregateErrors(t *testing.T) {
 		{"bad index", "groupBy[01]=topic&measures[]=count", nil, AggregateOptions{}, "groupBy[01]", CodeInvalidParameter},
 		{"indexed twice", "", url.Values{"groupBy[0]": {"topic", "channel"}, "measures[]": {"count"}}, AggregateOptions{}, "groupBy[0]", CodeInvalidParameter},
 		{"nested brackets", "groupBy[0][x]=topic&measures[]=count", nil, AggregateOptions{}, "groupBy[0][x]", CodeInvalidParameter},
-		{"unknown parameter", "measures[]=count&groupby[]=topic", nil, AggregateOptions{}, "groupby[]", CodeInvalidParameter},
+		{"unknown parameter", "measures[]=count&groupby[]=topic", nil, AggregateOptions{}, "groupby[]", CodeUnknownParameter},
+		{"token in the query", "measures[]=count&access_token=x", nil, AggregateOptions{}, "access_token", CodeUnknownParameter},
 		{"order by another name", "groupBy[]=topic&measures[]=count&orderByField=duration", nil, AggregateOptions{}, "orderByField", CodeInvalidParameter},
 		{"bad direction", "measures[]=count&orderByDirection=down", nil, AggregateOptions{}, "orderByDirection", CodeInvalidParameter},
 		{"limit too large", "measures[]=count&limit=10001", nil, AggregateOptions{}, "limit", CodeInvalidParameter},
@@ -101,7 +102,7 @@ func TestParseAggregate(t *testing.T) {
 	v, _ := url.ParseQuery("groupBy[1]=channel&groupBy[0]=date:week&measures[]=count&measures[]=avg(duration)" +
 		"&orderByField=avg(duration)&orderByDirection=desc&limit=10&offset=20&format=csv" +
 		"&filters[0][key]=date&filters[0][comparator]=between&filters[0][from]=2024-05-01&filters[0][to]=2024-05-31")
-	p, err := ParseAggregate(v, AggregateOptions{NameByAgent: true, MinGroupAgents: 5})
+	p, err := ParseAggregate(v, AggregateOptions{Options: Options{Formats: []string{"json", "csv"}}, NameByAgent: true, MinGroupAgents: 5})
 	if err != nil {
 		t.Fatal(err)
 	}

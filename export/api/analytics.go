@@ -63,8 +63,8 @@ func (s *Server) limitAnalytics(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 // aggregateOptions are the query options of an analytics request.
-func (s *Server) aggregateOptions(pol *privacy.Policy) query.AggregateOptions {
-	opts := export.AggregateOptions(pol, s.cfg.DefaultFormat, s.cfg.MinGroupAgents)
+func (s *Server) aggregateOptions(pol *privacy.Policy, defaultFormat export.Format) query.AggregateOptions {
+	opts := export.AggregateOptions(pol, defaultFormat, s.cfg.MinGroupAgents)
 	opts.MaxFilters, opts.MaxValues = s.cfg.MaxFilters, s.cfg.MaxValues
 	return opts
 }
@@ -79,7 +79,17 @@ func (s *Server) handleAnalytics(c echo.Context) error {
 		return err
 	}
 	setAuditLevel(c, string(pol.Level()))
-	plan, err := query.ParseAggregate(c.QueryParams(), s.aggregateOptions(pol))
+	params := c.QueryParams()
+	// The format as for an export: the parameter, else the first format
+	// the Accept header names, else the server's default.
+	c.Response().Header().Add(echo.HeaderVary, "Accept")
+	defaultFormat := s.cfg.DefaultFormat
+	if !params.Has("format") {
+		if f, ok := negotiateFormat(c.Request().Header.Get(echo.HeaderAccept)); ok {
+			defaultFormat = f
+		}
+	}
+	plan, err := query.ParseAggregate(params, s.aggregateOptions(pol, defaultFormat))
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"worklog/export"
 	"worklog/privacy"
 
+	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/xuri/excelize/v2"
 )
 
@@ -316,5 +317,41 @@ func TestAnalyticsSuppression(t *testing.T) {
 	resp, body = env.analytics(tok, "groupBy[]=channel&measures[]=count&filters[0][key]=channel&filters[0][comparator]=equals&filters[0][value]=letter")
 	if resp.StatusCode != 200 || strings.TrimSpace(string(body)) != "[]" || resp.Header.Get("X-Suppressed-Groups") != "1" || resp.Header.Get("X-Total-Count") != "0" {
 		t.Errorf("all suppressed: %d %q %v", resp.StatusCode, body, resp.Header)
+	}
+}
+
+// TestAnalyticsEveryFormat reads the groups back in every export format,
+// the Arrow stream with arrow-go, and checks the Accept negotiation.
+func TestAnalyticsEveryFormat(t *testing.T) {
+	env := newAnalyticsEnv(t, privacy.Pseudonymized, nil)
+	tok := env.token("u1", "")
+	for _, f := range export.Formats() {
+		resp, body := env.analytics(tok, mayByWeekAndChannel+"&format="+string(f))
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != f.ContentType() || len(body) == 0 {
+			t.Errorf("%s: %d %s %q", f, resp.StatusCode, resp.Header.Get("Content-Type"), body)
+		}
+		resp2, body2 := env.analytics(tok, mayByWeekAndChannel, "Accept", f.ContentType())
+		if resp2.StatusCode != 200 || resp2.Header.Get("Content-Type") != f.ContentType() || (f != export.FormatXLSX && f != "parquet" && !bytes.Equal(body, body2)) {
+			t.Errorf("Accept %s: %d %s", f.ContentType(), resp2.StatusCode, resp2.Header.Get("Content-Type"))
+		}
+		if f != "arrow" {
+			continue
+		}
+		r, err := ipc.NewReader(bytes.NewReader(body))
+		if err != nil {
+			t.Fatalf("arrow: %v", err)
+		}
+		var names []string
+		for _, fl := range r.Schema().Fields() {
+			names = append(names, fl.Name)
+		}
+		n := 0
+		for r.Next() {
+			n += int(r.RecordBatch().NumRows())
+		}
+		r.Release()
+		if strings.Join(names, ",") != "date:week,channel,count,avg(duration)" || n != 5 {
+			t.Errorf("arrow: columns %v, %d rows", names, n)
+		}
 	}
 }
