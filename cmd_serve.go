@@ -232,6 +232,8 @@ func runServe(ctx context.Context, args []string) error {
 		WriteStallTimeout: conns.writeStall,
 		MaxPages:          conns.maxPages,
 		PageQueueWait:     conns.pageWait,
+		ReadStallTimeout:  conns.readStall,
+		MaxIngests:        conns.maxIngests,
 	}, engine)
 	if err != nil {
 		return err
@@ -301,7 +303,7 @@ func shutdown(hs *http.Server, timeout time.Duration, log *slog.Logger) error {
 
 // connSettings bound what slow, stalled and idle clients can hold.
 type connSettings struct {
-	writeStall, maxPages, pageWait, readHeader, idle, maxConns *string
+	writeStall, maxPages, pageWait, readHeader, idle, maxConns, readStall, maxIngests *string
 }
 
 func addConnSettings(fs *flag.FlagSet) connSettings {
@@ -311,14 +313,16 @@ func addConnSettings(fs *flag.FlagSet) connSettings {
 		pageWait:   stringSetting(fs, "page-queue-wait", "WORKLOG_PAGE_QUEUE_WAIT", api.DefaultPageQueueWait.String(), "how long a page waits for a free slot"),
 		readHeader: stringSetting(fs, "read-header-timeout", "WORKLOG_READ_HEADER_TIMEOUT", "10s", "time a client has to send a request's headers"),
 		idle:       stringSetting(fs, "idle-timeout", "WORKLOG_IDLE_TIMEOUT", "30s", "an idle keep-alive connection is closed after this long"),
+		readStall:  stringSetting(fs, "read-stall-timeout", "WORKLOG_READ_STALL_TIMEOUT", api.DefaultReadStallTimeout.String(), "an HTTP ingest whose body sends no byte for this long is answered 408"),
+		maxIngests: stringSetting(fs, "max-ingests", "WORKLOG_MAX_INGESTS", strconv.Itoa(api.DefaultMaxIngests), "HTTP ingests received or run at once (each body is kept in <data>/tmp until it is committed); more get 429"),
 		maxConns:   stringSetting(fs, "max-connections", "WORKLOG_MAX_CONNECTIONS", strconv.Itoa(api.DefaultMaxConnections), "open connections at once; one more is answered 503 with Retry-After and closed"),
 	}
 }
 
 // connConfig are the resolved connection limits.
 type connConfig struct {
-	writeStall, pageWait, readHeader, idle time.Duration
-	maxPages, maxConns                     int
+	writeStall, pageWait, readHeader, idle, readStall time.Duration
+	maxPages, maxConns, maxIngests                    int
 }
 
 func (s connSettings) resolve() (connConfig, error) {
@@ -345,6 +349,8 @@ func (s connSettings) resolve() (connConfig, error) {
 	c.idle = dur("--idle-timeout", *s.idle)
 	c.maxPages = num("--max-pages", *s.maxPages)
 	c.maxConns = num("--max-connections", *s.maxConns)
+	c.readStall = dur("--read-stall-timeout", *s.readStall)
+	c.maxIngests = num("--max-ingests", *s.maxIngests)
 	return c, errors.Join(errs...)
 }
 

@@ -150,24 +150,37 @@ func Parse(values url.Values, opts Options) (*Plan, error) {
 		return nil, err
 	}
 
-	indices := make([]int, 0, len(raw))
-	for i := range raw {
-		indices = append(indices, i)
+	filters, err := buildFilters(raw, opts, maxValues)
+	if err != nil {
+		return nil, err
 	}
-	sort.Ints(indices)
-	for _, i := range indices {
-		f, err := buildFilter(raw[i], opts, maxValues)
-		if err != nil {
-			return nil, err
-		}
-		p.Filters = append(p.Filters, f)
-	}
+	p.Filters = filters
 	if values.Has(paramCursor) {
 		if err := p.setCursor(values.Get(paramCursor), values.Has(paramOffset), opts.CursorKey); err != nil {
 			return nil, err
 		}
 	}
 	return p, nil
+}
+
+// buildFilters validates the collected filters in the order of their
+// indices. Exports and aggregates share it, so a filter means the same in
+// both.
+func buildFilters(raw map[int]*rawFilter, opts Options, maxValues int) ([]Filter, error) {
+	indices := make([]int, 0, len(raw))
+	for i := range raw {
+		indices = append(indices, i)
+	}
+	sort.Ints(indices)
+	var out []Filter
+	for _, i := range indices {
+		f, err := buildFilter(raw[i], opts, maxValues)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, f)
+	}
+	return out, nil
 }
 
 // setScalar validates one top-level parameter into the plan.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"syscall"
 
 	"worklog/data"
 	"worklog/export/api/auth"
@@ -47,6 +48,10 @@ func toAPIError(err error) *APIError {
 	if errors.As(err, &pe) {
 		return &APIError{Status: http.StatusBadRequest, Code: pe.Code, Message: pe.Message, Param: pe.Param}
 	}
+	if errors.Is(err, query.ErrTooManyAgents) {
+		return &APIError{Status: http.StatusRequestEntityTooLarge, Code: "too_many_agents",
+			Message: fmt.Sprintf("grouping by name would order more than %d agents; filter the events further", query.MaxAgentLabels), Param: "groupBy"}
+	}
 	var de *data.DamagedPartError
 	if errors.As(err, &de) {
 		// The store's own fault, named so that an operator can restore
@@ -57,6 +62,9 @@ func toAPIError(err error) *APIError {
 	if errors.As(err, &le) {
 		return newAPIError(http.StatusRequestEntityTooLarge, "too_large", "%s; nothing was committed (server setting %s)",
 			le.Error(), le.Setting("--max-record-bytes", "--max-decompressed-bytes"))
+	}
+	if errors.Is(err, syscall.ENOSPC) {
+		return newAPIError(http.StatusInsufficientStorage, "insufficient_storage", "insufficient storage: the server's disk is full; nothing was committed")
 	}
 	if errors.Is(err, auth.ErrUnauthorized) {
 		return newAPIError(http.StatusUnauthorized, "unauthorized", "missing or invalid bearer token")

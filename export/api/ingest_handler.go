@@ -78,7 +78,10 @@ func (s *Server) handleIngest(c echo.Context) error {
 	if req.ContentLength > limit {
 		return tooLarge(limit)
 	}
-	body := http.MaxBytesReader(c.Response(), req.Body, limit)
+	body, err := s.receiveBody(c, limit)
+	if err != nil {
+		return err
+	}
 	defer body.Close()
 
 	var rejects *rejectCollector

@@ -64,6 +64,7 @@ func openAPIDocument() obj {
 		"servers": []any{obj{"url": "/"}},
 		"paths": obj{
 			ExportPath:         obj{"get": exportOperation(names)},
+			AnalyticsPath:      obj{"get": analyticsOperation(names)},
 			jobPath:            obj{"get": jobOperation()},
 			jobFilePath:        obj{"get": jobFileOperation()},
 			IngestPath:         obj{"post": ingestOperation()},
@@ -307,6 +308,107 @@ func exportOperation(names []string) obj {
 	}
 }
 
+// measureNames lists every measure a request may name, generated from the
+// measure kinds and the catalogue: count, tickets, agents, sum(duration), ...
+func measureNames() []any {
+	var out []any
+	for _, m := range query.MeasureDocs() {
+		if len(m.Fields) == 0 {
+			out = append(out, string(m.Kind))
+			continue
+		}
+		for _, f := range m.Fields {
+			out = append(out, string(m.Kind)+"("+f+")")
+		}
+	}
+	return out
+}
+
+// measuresDescription documents each measure kind and the fields it takes.
+func measuresDescription() string {
+	d := "1 to " + fmt.Sprint(query.MaxMeasures) + " measures, in order (measures[]=count&measures[]=avg(duration), or indexed measures[0]); each names its result column as written."
+	for _, m := range query.MeasureDocs() {
+		name := string(m.Kind)
+		if len(m.Fields) > 0 {
+			name += "(F), F one of " + strings.Join(m.Fields, ", ")
+		}
+		d += " " + name + ": " + m.Description + "."
+	}
+	return d
+}
+
+func analyticsOperation(fieldNames []string) obj {
+	fieldEnum := make([]any, len(fieldNames))
+	for i, n := range fieldNames {
+		fieldEnum[i] = n
+	}
+	var dims []any
+	for _, d := range query.DimensionNames() {
+		dims = append(dims, d)
+	}
+	var compEnum []any
+	for _, c := range query.ComparatorDocs() {
+		compEnum = append(compEnum, c.Name)
+	}
+	row := obj{"type": "object", "description": "One group: the dimensions in groupBy order, then the measures in measures order, keyed as written in the request (\"date:week\", \"avg(duration)\"). Time buckets are labelled by their first instant: date:hour YYYY-MM-DD HH:00:00, date:day and date:week (its Monday) YYYY-MM-DD, date:month YYYY-MM, date:quarter YYYY-Qn, date:year YYYY. A null dimension value is its own group; a measure over no value is null.",
+		"additionalProperties": obj{"type": []any{"string", "number", "integer", "null"}}}
+	return obj{
+		"operationId": "analyticsReportingWorklog",
+		"summary":     "Volumes, handling times, SLA and AI-automation rates by dimension",
+		"description": "SPEC §10. Groups the filtered events by 0–4 dimensions and computes 1–20 measures per group, under the privacy level: dimensions and measures reading a field the level omits are refused (field_not_available), except the counts tickets and agents; date:hour is refused where dates are cut to their day; grouping by name at level pseudonymized groups by agent, labelled with the export's pseudonyms. With the server setting --min-group-agents N > 1, at levels partiallyPseudonymized and pseudonymized, groups of fewer than N distinct agents are left out (X-Suppressed-Groups) and grouping by name is refused.",
+		"parameters": []any{
+			obj{"name": "groupBy[]", "in": "query", "description": "0 to " + fmt.Sprint(query.MaxDimensions) + " dimensions, in order (or indexed groupBy[0], groupBy[1]). A list field (tags, teams, aiAgentsUsed) groups by element: an event counts once in the group of each element, an empty or null list in the null group. date groups by a time bucket (ISO weeks, Monday first).",
+				"style": "form", "explode": true,
+				"schema": obj{"type": "array", "maxItems": query.MaxDimensions, "items": obj{"type": "string", "enum": dims}}},
+			obj{"name": "measures[]", "in": "query", "required": true, "description": measuresDescription(),
+				"style": "form", "explode": true,
+				"schema": obj{"type": "array", "minItems": 1, "maxItems": query.MaxMeasures, "items": obj{"type": "string", "enum": measureNames()}}},
+			obj{"name": "format", "in": "query", "description": "Output format. Defaults to the server's default format setting.",
+				"schema": obj{"type": "string", "enum": formatEnum()}},
+			obj{"name": "limit", "in": "query", "description": "The number of groups to return.",
+				"schema": obj{"type": "integer", "minimum": 1, "maximum": query.MaxGroupLimit, "default": query.DefaultGroupLimit}},
+			obj{"name": "offset", "in": "query", "description": "The number of groups to skip.",
+				"schema": obj{"type": "integer", "minimum": 0, "default": 0}},
+			obj{"name": "orderByField", "in": "query", "description": "A groupBy entry or a measure, written as in the request (avg(duration)); absent: the dimensions in order. Ties are broken by the dimensions in order, ascending.",
+				"schema": obj{"type": "string"}},
+			obj{"name": "orderByDirection", "in": "query", "description": "Sort direction; nulls sort last.",
+				"schema": obj{"type": "string", "enum": []any{"asc", "desc"}, "default": "asc"}},
+			obj{"name": "filters", "in": "query", "style": "deepObject", "explode": true,
+				"description": "As for the export: filters[i][key], filters[i][comparator] and its operands; AND-ed; the same privacy refusals.",
+				"schema": obj{"type": "object", "additionalProperties": obj{
+					"type": "object", "required": []any{"key", "comparator"},
+					"properties": obj{
+						"key":        obj{"type": "string", "enum": fieldEnum},
+						"comparator": obj{"type": "string", "enum": compEnum},
+						"value":      obj{"type": "string"},
+						"from":       obj{"type": "string"},
+						"to":         obj{"type": "string"},
+						"values":     obj{"type": "array", "items": obj{"type": "string"}, "minItems": 1, "maxItems": query.DefaultMaxValues},
+					},
+				}}},
+		},
+		"responses": obj{
+			"200": obj{"description": "The page of groups.",
+				"headers": obj{
+					"X-Total-Count":       obj{"description": "Groups before limit and offset (suppressed groups not counted).", "schema": obj{"type": "integer"}},
+					"X-Suppressed-Groups": obj{"description": "Groups left out for having fewer distinct agents than --min-group-agents (only while it applies).", "schema": obj{"type": "integer"}},
+					"Content-Disposition": obj{"description": "attachment; filename=… (CSV and XLSX)", "schema": obj{"type": "string"}},
+				},
+				"content": obj{
+					"application/json": obj{"schema": obj{"type": "array", "items": row}},
+					"text/csv":         obj{"schema": obj{"type": "string"}},
+					"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": obj{"schema": obj{"type": "string", "contentEncoding": "binary"}},
+				}},
+			"400": errorResponse("A bad parameter, named in error.param (groupBy[1], measures[0], filters[2][key], ...); field_not_available for what the privacy level hides."),
+			"401": errorResponse("Missing or invalid bearer token."),
+			"414": errorResponse("The query string is too long."),
+			"429": errorResponse("Too many analytics queries running; see Retry-After."),
+			"500": errorResponse("Internal error."),
+			"503": errorResponse("The query did not finish within the time limit."),
+		},
+	}
+}
+
 func idParam() obj {
 	return obj{"name": "id", "in": "path", "required": true, "schema": obj{"type": "string"}}
 }
@@ -360,6 +462,9 @@ func ingestOperation() obj {
 			"400": errorResponse("Unreadable input or a bad parameter; nothing committed."),
 			"401": errorResponse("Missing or invalid bearer token."),
 			"403": errorResponse("The token lacks permission reporting.ingest."),
+			"408": errorResponse("No byte of the body arrived for --read-stall-timeout; nothing committed."),
+			"429": errorResponse("More ingests are being received or run than --max-ingests; see Retry-After."),
+			"507": errorResponse("Insufficient storage: the server's disk is full; nothing committed."),
 			"413": errorResponse("The body as sent exceeds --max-ingest-bytes, a record (line, array element, CSV row) exceeds --max-record-bytes, or a compressed body expands beyond --max-decompressed-bytes; nothing committed. The message names the line and the limit."),
 			"415": errorResponse("Unsupported Content-Type or Content-Encoding."),
 			"422": obj{"description": "Invalid records under onError=fail; nothing committed.", "content": summary},

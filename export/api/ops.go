@@ -75,6 +75,8 @@ type Metrics struct {
 	// RefusedConnections counts those refused beyond its limit.
 	Connections        prometheus.Gauge
 	RefusedConnections prometheus.Counter
+	// IngestBodies is the number of HTTP ingest bodies being received.
+	IngestBodies prometheus.Gauge
 	// RetentionRuns counts the retention runs of serve by outcome (ok,
 	// failed); RetentionDeleted counts the events they deleted.
 	RetentionRuns    *prometheus.CounterVec
@@ -115,6 +117,9 @@ func NewMetrics() *Metrics {
 		StalledClients: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "worklog_http_stalled_clients_total", Help: "Responses cut because the client accepted no bytes for --write-stall-timeout.",
 		}),
+		IngestBodies: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "worklog_ingest_bodies_receiving", Help: "HTTP ingest bodies being received (before the ingest waits for the store).",
+		}),
 		Connections: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "worklog_http_connections", Help: "Open HTTP connections.",
 		}),
@@ -131,7 +136,7 @@ func NewMetrics() *Metrics {
 	for _, s := range jobs.Statuses() {
 		m.Jobs.WithLabelValues(string(s)) // present at 0 before the first job
 	}
-	m.Registry.MustRegister(m.Requests, m.Latency, m.RowsExported, m.IngestedEvents, m.Jobs, m.QueryDuration, m.SyncExports, m.Pages, m.StalledClients, m.Connections, m.RefusedConnections,
+	m.Registry.MustRegister(m.Requests, m.Latency, m.RowsExported, m.IngestedEvents, m.Jobs, m.QueryDuration, m.SyncExports, m.Pages, m.StalledClients, m.Connections, m.RefusedConnections, m.IngestBodies,
 		m.RetentionRuns, m.RetentionDeleted,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -325,6 +330,12 @@ func withOpsDefaults(cfg Config) Config {
 	}
 	if cfg.PageQueueWait <= 0 {
 		cfg.PageQueueWait = DefaultPageQueueWait
+	}
+	if cfg.ReadStallTimeout <= 0 {
+		cfg.ReadStallTimeout = DefaultReadStallTimeout
+	}
+	if cfg.MaxIngests <= 0 {
+		cfg.MaxIngests = DefaultMaxIngests
 	}
 	return cfg
 }

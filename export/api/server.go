@@ -92,6 +92,13 @@ type Config struct {
 	// larger bodies are answered 413 and nothing is committed
 	// (0: DefaultMaxIngestBytes).
 	MaxIngestBytes int64
+	// MinGroupAgents, when > 1, leaves analytics groups of fewer distinct
+	// agents out at the pseudonymizing levels and refuses grouping by agent
+	// there (SPEC §10, --min-group-agents).
+	MinGroupAgents int
+	// MaxAnalytics bounds the analytics queries running at once; one more is
+	// answered 429 with Retry-After (0: DefaultMaxAnalytics).
+	MaxAnalytics int
 	// DemoToken is handed to the web page on loopback (UIConfigPath); main
 	// sets it only for 'serve --demo' listening on a loopback address.
 	DemoToken string
@@ -107,6 +114,11 @@ type Config struct {
 	// (0: DefaultMaxPages, DefaultPageQueueWait).
 	MaxPages      int
 	PageQueueWait time.Duration
+	// ReadStallTimeout answers 408 to an ingest whose body sends no byte
+	// for that long; MaxIngests bounds the HTTP ingests received or run at
+	// once, 429 beyond (0: DefaultReadStallTimeout, DefaultMaxIngests).
+	ReadStallTimeout time.Duration
+	MaxIngests       int
 }
 
 // Server is the HTTP API.
@@ -119,9 +131,12 @@ type Server struct {
 	metrics     *Metrics
 	exportSlots chan struct{} // one element per running synchronous export
 	pageSlots   chan struct{} // one element per page being served
+	ingestSlots chan struct{} // one element per HTTP ingest received or run
 	routes      map[string]bool
 	// routeParams holds the query parameters of each route template (params.go).
 	routeParams map[string][]string
+	// analyticsSlots has one element per running analytics query.
+	analyticsSlots chan struct{}
 
 	// beforeExport, when set (tests, right after NewServer), runs in a
 	// synchronous export after its slot is taken and the rows are counted,
@@ -160,7 +175,10 @@ func NewServer(cfg Config, engine *query.Engine) (*Server, error) {
 	}
 	cfg = withOpsDefaults(cfg)
 	s := &Server{cfg: cfg, engine: engine, log: log, metrics: cfg.Metrics, exportSlots: make(chan struct{}, cfg.MaxSyncExports),
-		pageSlots: make(chan struct{}, cfg.MaxPages)}
+		pageSlots: make(chan struct{}, cfg.MaxPages), ingestSlots: make(chan struct{}, cfg.MaxIngests)}
+	if cfg.Store != nil {
+		sweepBodies(cfg.Store.DataDir())
+	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
@@ -168,6 +186,7 @@ func NewServer(cfg Config, engine *query.Engine) (*Server, error) {
 	e.GET(ExportPath, s.handleExport, s.audited(audit.ActionExport), s.authenticate, s.limitExport)
 	s.takesParams(ExportPath, parsedByHandler...)
 	s.registerJobRoutes(e)
+	s.registerAnalytics(e)
 	s.registerOps(e)
 	if cfg.Store != nil {
 		e.POST(IngestPath, s.handleIngest, s.audited(audit.ActionIngest), s.authenticate)
