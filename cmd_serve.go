@@ -82,6 +82,7 @@ func runServe(ctx context.Context, args []string) error {
 	opsFlags := addOpsSettings(fs)
 	auditPath := auditLogFlag(fs)
 	retention := retentionDaysFlag(fs)
+	minGroup := minGroupAgentsFlag(fs)
 	sizes := addIngestLimitSettings(fs)
 	connFlags := addConnSettings(fs)
 	if err := fs.Parse(args); err != nil {
@@ -109,6 +110,10 @@ func runServe(ctx context.Context, args []string) error {
 		return fmt.Errorf("--csv-formula-guard: %w", err)
 	}
 	ops, err := opsFlags.resolve()
+	if err != nil {
+		return err
+	}
+	minGroupAgents, err := parseMinGroupAgents(*minGroup)
 	if err != nil {
 		return err
 	}
@@ -226,6 +231,7 @@ func runServe(ctx context.Context, args []string) error {
 		MaxValues:         ops.maxValues,
 		MaxIngestBytes:    ops.maxIngestBytes,
 		DemoToken:         pageToken,
+		MinGroupAgents:    minGroupAgents,
 		MaxRecordBytes:    maxRecord,
 		MaxDecompressed:   maxDecompressed,
 		WriteStallTimeout: conns.writeStall,
