@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -295,29 +294,6 @@ func TestJobOutboxAndXLSXSheets(t *testing.T) {
 	}
 }
 
-// A file above the attach limit is sent as a link under the public URL.
-func TestJobLinkInsteadOfAttachment(t *testing.T) {
-	env := newJobEnv(t, privacy.Pseudonymized, true, func(c *jobs.Config) { c.AttachLimit = 100 })
-	tok := env.token("u1", "ann@example.com")
-	sb := env.schedule(tok, "format=csv")
-	v := env.wait(tok, sb.JobID, delivered)
-	raw, err := os.ReadFile(filepath.Join(env.dir, "outbox", sb.JobID+".eml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pm := mailtest.Parse(t, raw)
-	if len(pm.Attachments) != 0 {
-		t.Errorf("%d attachments, want a link only", len(pm.Attachments))
-	}
-	link := "https://worklog.example.com/api/mind/export/jobs/" + sb.JobID + "/file"
-	if !strings.Contains(pm.Text, link) {
-		t.Errorf("body lacks %s:\n%s", link, pm.Text)
-	}
-	if resp, _ := env.getPath(tok, *v.DownloadURL); resp.StatusCode != http.StatusOK {
-		t.Errorf("download: %d", resp.StatusCode)
-	}
-}
-
 // Only the owner sees a job: another user gets the very answer of a job
 // that does not exist.
 func TestJobOwnerOnly(t *testing.T) {
@@ -343,34 +319,6 @@ func TestJobOwnerOnly(t *testing.T) {
 	resp, _ := env.getPath("", JobPaths{}.Status(sb.JobID))
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("no token: %d", resp.StatusCode)
-	}
-}
-
-// After the download TTL the link answers 410 and the janitor deletes the file.
-func TestJobLinkExpires(t *testing.T) {
-	env := newJobEnv(t, privacy.Pseudonymized, true, func(c *jobs.Config) { c.DownloadTTL = 300 * time.Millisecond })
-	tok := env.token("u1", "ann@example.com")
-	sb := env.schedule(tok, "format=csv")
-	v := env.wait(tok, sb.JobID, delivered)
-	time.Sleep(time.Until(*v.ExpiresAt) + 100*time.Millisecond)
-	resp, body := env.getPath(tok, JobPaths{}.File(sb.JobID))
-	if resp.StatusCode != http.StatusGone || !bytes.Contains(body, []byte(`"code":"gone"`)) {
-		t.Errorf("expired link: %d %s, want 410", resp.StatusCode, body)
-	}
-	v = env.wait(tok, sb.JobID, func(v JobView) bool { return v.DownloadURL == nil })
-	file := filepath.Join(env.dir, "exports", sb.JobID+".csv")
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := os.Stat(file); errors.Is(err, os.ErrNotExist) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the janitor left the expired file")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if v.Status != jobs.Done {
-		t.Errorf("status after expiry %q", v.Status)
 	}
 }
 

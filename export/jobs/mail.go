@@ -158,7 +158,8 @@ type jobMessage struct {
 	Job         *Job
 	Path        string // the finished file
 	Attach      bool   // attach the file; else link to DownloadURL
-	DownloadURL string
+	DownloadURL string // the signed link
+	LinkExpires time.Time
 	StatusURL   string
 }
 
@@ -179,15 +180,17 @@ func (m jobMessage) build() (*mail.Msg, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Hello,\n\nthe export you requested on %s is ready: %d rows as %s.\n\n",
 		j.CreatedAt.UTC().Format("2006-01-02 15:04:05 UTC"), j.Rows, strings.ToUpper(string(j.Format)))
+	until := m.LinkExpires.UTC().Format("2006-01-02 15:04 UTC")
 	if m.Attach {
-		fmt.Fprintf(&b, "It is attached to this message.")
-		fmt.Fprintf(&b, " It can also be downloaded until %s:\n\n  %s\n", j.ExpiresAt.UTC().Format("2006-01-02 15:04 UTC"), m.DownloadURL)
+		fmt.Fprintf(&b, "It is attached to this message. It can also be downloaded until %s:\n\n  %s\n", until, m.DownloadURL)
 	} else {
 		fmt.Fprintf(&b, "It is %s, too large to attach. Download it until %s:\n\n  %s\n",
-			humanBytes(j.Bytes), j.ExpiresAt.UTC().Format("2006-01-02 15:04 UTC"), m.DownloadURL)
+			humanBytes(j.Bytes), until, m.DownloadURL)
 	}
-	fmt.Fprintf(&b, "\nThe download needs your API token, e.g.\n\n  curl -OJ -H 'Authorization: Bearer <token>' '%s'\n", m.DownloadURL)
-	fmt.Fprintf(&b, "\nJob status: %s\n", m.StatusURL)
+	fmt.Fprintf(&b, "\nThe link opens in a browser without signing in, for this file only, and stops\n"+
+		"working at %s. Anyone who has the link can download the file until then:\n"+
+		"forward this message with care.\n", until)
+	fmt.Fprintf(&b, "\nJob status (needs your API token): %s\n", m.StatusURL)
 	msg.SetBodyString(mail.TypeTextPlain, b.String())
 	if m.Attach {
 		if _, err := os.Stat(m.Path); err != nil {

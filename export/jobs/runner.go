@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -95,6 +96,8 @@ type Config struct {
 	// Audit receives one line per finished or failed export (SPEC §12),
 	// written before the file is offered; nil keeps no trail.
 	Audit *audit.Log
+	// Now is the clock (tests move it past an expiry); nil is time.Now.
+	Now func() time.Time
 }
 
 // Paths names the API paths of a job. The HTTP layer owns the routes; the
@@ -102,8 +105,11 @@ type Config struct {
 type Paths interface {
 	// Status is the path of the job's status, e.g. /api/mind/export/jobs/<id>.
 	Status(id string) string
-	// File is the path of the job's file.
+	// File is the path of the job's file, for its owner with a bearer token.
 	File(id string) string
+	// Download is the path of a signed link to the job's file: it opens in
+	// a browser without a token until the link expires.
+	Download(l Link) string
 }
 
 // Runner persists background exports (SPEC §5) and runs them with a bounded
@@ -149,6 +155,7 @@ type Runner struct {
 	mailer Mailer
 	log    *slog.Logger
 	dir    string // <data>/exports
+	links  linkSigner
 
 	wake chan struct{}
 
@@ -220,6 +227,10 @@ func Open(cfg Config) (*Runner, error) {
 		}
 		mailer = OutboxMailer{Dir: od}
 	}
+	linkKey, err := loadOrCreateLinkKey(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("jobs: %w", err)
+	}
 	store, resumed, err := openJobStore(filepath.Join(cfg.DataDir, jobsDBFile))
 	if err != nil {
 		return nil, fmt.Errorf("jobs: %w", err)
@@ -227,8 +238,16 @@ func Open(cfg Config) (*Runner, error) {
 	for _, id := range resumed {
 		log.Info("export job interrupted, queued again", "job", id)
 	}
-	return &Runner{cfg: cfg, store: store, mailer: mailer, log: log, dir: dir,
+	return &Runner{cfg: cfg, store: store, mailer: mailer, log: log, dir: dir, links: linkSigner{key: linkKey},
 		wake: make(chan struct{}, cfg.Workers), delivering: map[string]bool{}}, nil
+}
+
+// now is the runner's clock, in UTC.
+func (j *Runner) now() time.Time {
+	if j.cfg.Now != nil {
+		return j.cfg.Now().UTC()
+	}
+	return time.Now().UTC()
 }
 
 func setDefault[T int | int64 | time.Duration](v *T, def T) {
@@ -330,7 +349,7 @@ func (j *Runner) Submit(spec Spec) (*Job, error) {
 		Format:          spec.Format,
 		CSVFormulaGuard: spec.CSVFormulaGuard,
 		Rows:            spec.Rows,
-		CreatedAt:       time.Now().UTC(),
+		CreatedAt:       j.now(),
 	}
 	if err := j.store.create(job, j.cfg.PerUser); err != nil {
 		return nil, err
@@ -357,6 +376,31 @@ func (j *Runner) Get(id, owner string) (*Job, error) {
 	return job, nil
 }
 
+// MaxList is the most jobs List returns.
+const MaxList = 1000
+
+// List returns owner's jobs, newest first (ties by id), at most limit of
+// them (1..MaxList), and how many the owner has in all.
+func (j *Runner) List(owner string, limit int) ([]*Job, int, error) {
+	limit = min(max(limit, 1), MaxList)
+	var all []*Job
+	err := j.store.each(func(job *Job) {
+		if job.Owner == owner {
+			all = append(all, job)
+		}
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("list jobs: %w", err)
+	}
+	slices.SortFunc(all, func(a, b *Job) int {
+		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(b.ID, a.ID)
+	})
+	return all[:min(limit, len(all))], len(all), nil
+}
+
 // CountByState counts the jobs by status, for the jobs gauge of /metrics.
 func (j *Runner) CountByState() (map[Status]int, error) {
 	counts := map[Status]int{}
@@ -378,7 +422,7 @@ func (j *Runner) FilePath(id, owner string) (*Job, string, error) {
 	if job.Status != Done {
 		return job, "", ErrNotReady
 	}
-	if job.Expired || !time.Now().Before(job.ExpiresAt) {
+	if job.Expired || !j.now().Before(job.ExpiresAt) {
 		return job, "", ErrExpired
 	}
 	return job, j.filePath(job), nil
@@ -391,7 +435,7 @@ func (j *Runner) filePath(job *Job) string {
 // work claims and runs queued jobs until ctx ends.
 func (j *Runner) work(ctx context.Context) {
 	for {
-		job, err := j.store.claim(time.Now().UTC())
+		job, err := j.store.claim(j.now())
 		if err != nil {
 			j.log.Error("claim export job", "err", err)
 		}
@@ -432,7 +476,7 @@ func (j *Runner) run(ctx context.Context, job *Job) {
 		os.Remove(j.filePath(job))
 		err = aerr
 	}
-	now := time.Now().UTC()
+	now := j.now()
 	if err != nil {
 		log.Error("export job failed", "err", err)
 		msg := "export failed (job " + job.ID + ")"
@@ -539,19 +583,21 @@ func (j *Runner) deliver(ctx context.Context, job *Job) {
 		return
 	}
 	path := j.filePath(job)
+	link := j.DownloadLink(job)
 	msg, err := jobMessage{
 		From:        j.cfg.MailFrom,
 		To:          job.Email,
 		Job:         job,
 		Path:        path,
 		Attach:      job.Bytes <= j.cfg.AttachLimit,
-		DownloadURL: j.cfg.PublicURL + j.cfg.Paths.File(job.ID),
+		DownloadURL: j.cfg.PublicURL + j.cfg.Paths.Download(link),
+		LinkExpires: link.ExpiresAt(),
 		StatusURL:   j.cfg.PublicURL + j.cfg.Paths.Status(job.ID),
 	}.build()
 	if err == nil {
 		err = j.mailer.Send(ctx, job.ID, msg)
 	}
-	now := time.Now().UTC()
+	now := j.now()
 	_, uerr := j.store.update(job.ID, func(jb *Job) error {
 		switch {
 		case jb.Status == Erased:
@@ -605,7 +651,7 @@ func (j *Runner) sweep(ctx context.Context) {
 	if j.afterSweep != nil {
 		defer j.afterSweep()
 	}
-	now := time.Now().UTC()
+	now := j.now()
 	var due, expire, forget []*Job
 	err := j.store.each(func(job *Job) {
 		switch {

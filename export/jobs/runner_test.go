@@ -38,6 +38,9 @@ type testPaths struct{}
 
 func (testPaths) Status(id string) string { return "/api/mind/export/jobs/" + id }
 func (testPaths) File(id string) string   { return "/api/mind/export/jobs/" + id + "/file" }
+func (testPaths) Download(l Link) string {
+	return fmt.Sprintf("/api/mind/export/jobs/%s/file?expires=%d&sig=%s", l.ID, l.Expires, l.Sig)
+}
 
 func (b backend) config(mutate func(*Config)) Config {
 	c := Config{DataDir: b.dir, Engine: b.engine, PseudonymKey: b.key, Paths: testPaths{},
