@@ -551,7 +551,7 @@ func addJobSettings(fs *flag.FlagSet) jobSettings {
 		publicURL:   stringSetting(fs, "public-url", "WORKLOG_PUBLIC_URL", "", "external base URL for download links in e-mails (default http://<addr>)"),
 		workers:     stringSetting(fs, "job-workers", "WORKLOG_JOB_WORKERS", strconv.Itoa(jobs.DefaultWorkers), "background exports running at once"),
 		perUser:     stringSetting(fs, "jobs-per-user", "WORKLOG_JOBS_PER_USER", strconv.Itoa(jobs.DefaultPerUser), "queued plus running background exports per user; more are answered 429"),
-		attachLimit: stringSetting(fs, "attach-limit", "WORKLOG_ATTACH_LIMIT", "10MiB", "largest export attached to the e-mail (bytes, or with KiB/MiB/GiB); larger ones are sent as a link"),
+		attachLimit: stringSetting(fs, "attach-limit", "WORKLOG_ATTACH_LIMIT", "10MiB", "largest e-mail that carries the export as an attachment, counted as sent (base64 adds a third; bytes, or with KiB/MiB/GiB); above it the e-mail carries a download link"),
 		downloadTTL: stringSetting(fs, "download-ttl", "WORKLOG_DOWNLOAD_TTL", jobs.DefaultDownloadTTL.String(), "how long a finished background export can be downloaded"),
 	}
 }

@@ -128,9 +128,13 @@ type JobView struct {
 	// ExpiresAt is when the download link expires.
 	ExpiresAt *time.Time `json:"expiresAt"`
 	DeliverTo string     `json:"deliverTo"`
-	// Delivery is pending, sending, sent or failed once the file is done.
+	// Delivery is pending, sending, sent (an SMTP server accepted the
+	// message), written (only written to the outbox: DeliveryPath) or
+	// failed, once the file is done.
 	Delivery    jobs.DeliveryState `json:"delivery,omitempty"`
 	DeliveredAt *time.Time         `json:"deliveredAt"`
+	// DeliveryPath is the .eml file of a message written to the outbox.
+	DeliveryPath *string `json:"deliveryPath"`
 }
 
 func timePtr(t time.Time) *time.Time {
@@ -153,6 +157,10 @@ func viewOf(r *jobs.Runner, j *jobs.Job, now time.Time) JobView {
 	if j.Error != "" {
 		e := j.Error
 		v.Error = &e
+	}
+	if j.DeliveryPath != "" {
+		p := j.DeliveryPath
+		v.DeliveryPath = &p
 	}
 	return v
 }

@@ -136,7 +136,7 @@ func (e *jobEnv) wait(tok, id string, done func(JobView) bool) JobView {
 }
 
 func delivered(v JobView) bool {
-	return v.Status == jobs.Done && (v.Delivery == jobs.DeliverySent || v.Delivery == jobs.DeliveryFailed)
+	return v.Status == jobs.Done && v.Delivery.Delivered()
 }
 
 // The heart of SPEC §5: a request above the limit is answered 202, the job
@@ -231,7 +231,8 @@ func TestJobOutboxAndXLSXSheets(t *testing.T) {
 	tok := env.token("u1", "ann@example.com")
 	sb := env.schedule(tok, "format=xlsx&orderByField=userWorklogId&orderByDirection=asc")
 	v := env.wait(tok, sb.JobID, delivered)
-	if v.Delivery != jobs.DeliverySent || v.Rows != 33 {
+	// Written to the outbox is not sent, and the status says which file.
+	if v.Delivery != jobs.DeliveryWritten || v.DeliveryPath == nil || *v.DeliveryPath != filepath.Join(env.dir, "outbox", sb.JobID+".eml") || v.Rows != 33 {
 		t.Fatalf("job %+v", v)
 	}
 	ents, err := os.ReadDir(filepath.Join(env.dir, "outbox"))
@@ -291,6 +292,13 @@ func TestJobOutboxAndXLSXSheets(t *testing.T) {
 	_, metrics := env.getPath("", MetricsPath)
 	if !bytes.Contains(metrics, []byte(`worklog_export_jobs{state="done"} 1`)) || !bytes.Contains(metrics, []byte(`worklog_export_jobs{state="queued"} 0`)) {
 		t.Errorf("jobs gauge wrong:\n%s", grepLines(metrics, "worklog_export_jobs"))
+	}
+	// The job's rows are counted, by path and format, beside the
+	// synchronous ones.
+	for _, want := range []string{`worklog_export_rows_total{format="xlsx",path="job"} 33`, `worklog_export_rows_total{format="xlsx",path="sync"} 0`, `worklog_export_rows_total{format="csv",path="job"} 0`} {
+		if !bytes.Contains(metrics, []byte(want+"\n")) {
+			t.Errorf("no %s in:\n%s", want, grepLines(metrics, "worklog_export_rows_total"))
+		}
 	}
 }
 

@@ -197,18 +197,19 @@ func statusSchema() obj {
 func jobSchema() obj {
 	str := obj{"type": "string"}
 	return obj{"type": "object", "properties": obj{
-		"id":          str,
-		"status":      obj{"type": "string", "enum": enumOfStrings(jobs.Statuses())},
-		"format":      obj{"type": "string", "enum": formatEnum()},
-		"rows":        obj{"type": "integer"},
-		"createdAt":   obj{"type": "string", "format": "date-time"},
-		"finishedAt":  obj{"type": []any{"string", "null"}, "format": "date-time"},
-		"downloadUrl": obj{"type": []any{"string", "null"}, "description": "A signed link to the file (a path under this server): it needs no token and works until expiresAt."},
-		"error":       obj{"type": []any{"string", "null"}},
-		"expiresAt":   obj{"type": []any{"string", "null"}, "format": "date-time", "description": "When the download link expires (410 Gone after)."},
-		"deliverTo":   obj{"type": "string", "description": "The token's email claim at request time."},
-		"delivery":    obj{"type": "string", "enum": enumOfStrings(jobs.DeliveryStates())},
-		"deliveredAt": obj{"type": []any{"string", "null"}, "format": "date-time"},
+		"id":           str,
+		"status":       obj{"type": "string", "enum": enumOfStrings(jobs.Statuses())},
+		"format":       obj{"type": "string", "enum": formatEnum()},
+		"rows":         obj{"type": "integer"},
+		"createdAt":    obj{"type": "string", "format": "date-time"},
+		"finishedAt":   obj{"type": []any{"string", "null"}, "format": "date-time"},
+		"downloadUrl":  obj{"type": []any{"string", "null"}, "description": "A signed link to the file (a path under this server): it needs no token and works until expiresAt."},
+		"error":        obj{"type": []any{"string", "null"}},
+		"expiresAt":    obj{"type": []any{"string", "null"}, "format": "date-time", "description": "When the download link expires (410 Gone after)."},
+		"deliverTo":    obj{"type": "string", "description": "The token's email claim at request time."},
+		"delivery":     obj{"type": "string", "enum": enumOfStrings(jobs.DeliveryStates()), "description": "sent: an SMTP server accepted the message; written: only written to the outbox (deliveryPath)."},
+		"deliveredAt":  obj{"type": []any{"string", "null"}, "format": "date-time"},
+		"deliveryPath": obj{"type": []any{"string", "null"}, "description": "With delivery written: the .eml file in the server's outbox (no SMTP server is configured, so nobody has received it)."},
 	}}
 }
 

@@ -329,7 +329,7 @@ func (s *Server) handleExport(c echo.Context) error {
 	runStart := time.Now()
 	rows, err := export.Run(ctx, req, w, flush)
 	s.metrics.QueryDuration.WithLabelValues("export").Observe(time.Since(runStart).Seconds())
-	s.metrics.RowsExported.WithLabelValues(string(format)).Add(float64(rows))
+	s.metrics.RowsExported.WithLabelValues(string(format), PathSync).Add(float64(rows))
 	setAuditRows(c, rows)
 	if err != nil && !c.Response().Committed {
 		for _, k := range []string{echo.HeaderContentType, echo.HeaderContentDisposition, echo.HeaderContentEncoding, "X-Total-Count"} {
@@ -384,7 +384,7 @@ func (s *Server) writePage(c echo.Context, req export.Request, total int64) erro
 	if err != nil {
 		return err
 	}
-	s.metrics.RowsExported.WithLabelValues(string(req.Format)).Add(float64(rows))
+	s.metrics.RowsExported.WithLabelValues(string(req.Format), PathSync).Add(float64(rows))
 	h := c.Response().Header()
 	setExportHeaders(h, req.Format, total)
 	if next != "" {

@@ -20,6 +20,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"worklog/export"
@@ -72,8 +73,9 @@ type Config struct {
 	Workers int
 	// PerUser bounds one user's queued plus running jobs (default 2).
 	PerUser int
-	// AttachLimit is the largest file attached to the e-mail; larger files
-	// are sent as a download link (default 10 MiB).
+	// AttachLimit is the largest message that carries the file, counted as
+	// sent (base64 and all); a larger one carries the download link instead
+	// (default 10 MiB).
 	AttachLimit int64
 	// DownloadTTL is how long a finished file stays downloadable (default
 	// 7 days); then the janitor deletes it and the link answers 410.
@@ -157,6 +159,10 @@ type Runner struct {
 	dir    string // <data>/exports
 	links  linkSigner
 
+	// rows counts the rows of finished exports by format, for metrics;
+	// the map is filled at Open and only its counters change.
+	rows map[export.Format]*atomic.Int64
+
 	wake chan struct{}
 
 	// delivering holds the jobs whose message is being sent in this
@@ -238,7 +244,11 @@ func Open(cfg Config) (*Runner, error) {
 	for _, id := range resumed {
 		log.Info("export job interrupted, queued again", "job", id)
 	}
-	return &Runner{cfg: cfg, store: store, mailer: mailer, log: log, dir: dir, links: linkSigner{key: linkKey},
+	rows := map[export.Format]*atomic.Int64{}
+	for _, f := range export.Formats() {
+		rows[f] = new(atomic.Int64)
+	}
+	return &Runner{cfg: cfg, store: store, mailer: mailer, log: log, dir: dir, links: linkSigner{key: linkKey}, rows: rows,
 		wake: make(chan struct{}, cfg.Workers), delivering: map[string]bool{}}, nil
 }
 
@@ -401,6 +411,15 @@ func (j *Runner) List(owner string, limit int) ([]*Job, int, error) {
 	return all[:min(limit, len(all))], len(all), nil
 }
 
+// RowsWritten is the number of rows the jobs of this process have written
+// as format f, for worklog_export_rows_total{path="job"}.
+func (j *Runner) RowsWritten(f export.Format) int64 {
+	if c := j.rows[f]; c != nil {
+		return c.Load()
+	}
+	return 0
+}
+
 // CountByState counts the jobs by status, for the jobs gauge of /metrics.
 func (j *Runner) CountByState() (map[Status]int, error) {
 	counts := map[Status]int{}
@@ -516,6 +535,9 @@ func (j *Runner) run(ctx context.Context, job *Job) {
 		log.Error("record finished export job", "err", err)
 		return
 	}
+	if c := j.rows[job.Format]; c != nil {
+		c.Add(rows)
+	}
 	el := time.Since(start)
 	log.Info("export job done", "rows", rows, "bytes", size, "duration_ms", el.Milliseconds(),
 		"rows_per_s", int64(float64(rows)/max(el.Seconds(), 1e-9)))
@@ -589,14 +611,15 @@ func (j *Runner) deliver(ctx context.Context, job *Job) {
 		To:          job.Email,
 		Job:         job,
 		Path:        path,
-		Attach:      job.Bytes <= j.cfg.AttachLimit,
 		DownloadURL: j.cfg.PublicURL + j.cfg.Paths.Download(link),
 		LinkExpires: link.ExpiresAt(),
 		StatusURL:   j.cfg.PublicURL + j.cfg.Paths.Status(job.ID),
-	}.build()
+	}.buildWithin(j.cfg.AttachLimit)
+	var receipt Receipt
 	if err == nil {
-		err = j.mailer.Send(ctx, job.ID, msg)
+		receipt, err = j.mailer.Send(ctx, job.ID, msg)
 	}
+	attached := err == nil && len(msg.GetAttachments()) > 0
 	now := j.now()
 	_, uerr := j.store.update(job.ID, func(jb *Job) error {
 		switch {
@@ -604,7 +627,10 @@ func (j *Runner) deliver(ctx context.Context, job *Job) {
 			// An erasure deleted the file while it was being sent; its
 			// record says so, and nothing is retried.
 		case err == nil:
-			jb.Delivery, jb.DeliveredAt, jb.Error = DeliverySent, now, ""
+			jb.Delivery, jb.DeliveredAt, jb.Error, jb.Attached = DeliverySent, now, "", attached
+			if receipt.Written != "" {
+				jb.Delivery, jb.DeliveryPath = DeliveryWritten, receipt.Written
+			}
 		case ctx.Err() != nil:
 			// Shutdown interrupted the send: try again after the restart,
 			// without spending an attempt.
@@ -627,7 +653,11 @@ func (j *Runner) deliver(ctx context.Context, job *Job) {
 		log.Warn("export delivery failed", "attempt", job.DeliveryAttempts, "err", err)
 		return
 	}
-	log.Info("export delivered", "attempt", job.DeliveryAttempts, "attached", job.Bytes <= j.cfg.AttachLimit)
+	if receipt.Written != "" {
+		log.Info("export message written to the outbox (no SMTP server configured)", "attempt", job.DeliveryAttempts, "attached", attached, "path", receipt.Written)
+		return
+	}
+	log.Info("export delivered", "attempt", job.DeliveryAttempts, "attached", attached)
 }
 
 // janitor sweeps at once (deliveries a restart left pending) and then every

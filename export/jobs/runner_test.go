@@ -106,7 +106,7 @@ func waitJob(t *testing.T, r *Runner, id string, done func(*Job) bool) *Job {
 }
 
 func delivered(j *Job) bool {
-	return j.Status == Done && (j.Delivery == DeliverySent || j.Delivery == DeliveryFailed)
+	return j.Status == Done && j.Delivery.Delivered()
 }
 
 // A job left running by a crashed process is queued again when the store is
@@ -142,7 +142,7 @@ func TestJobResumesAfterCrash(t *testing.T) {
 		t.Fatalf("after reopen: %+v %v, want queued", j, err)
 	}
 	r.Start(context.Background())
-	j := waitJob(t, r, sb.ID, func(j *Job) bool { return j.Delivery == DeliverySent || j.Status == Failed })
+	j := waitJob(t, r, sb.ID, func(j *Job) bool { return j.Delivery.Delivered() || j.Status == Failed })
 	if j.Status != Done || j.Runs != 2 || j.Rows != 33 || j.DeliveryAttempts != 1 {
 		t.Errorf("resumed job %+v", j)
 	}
