@@ -48,16 +48,19 @@ const (
 	linkSigParam     = "sig"
 )
 
-// Bounds of the jobs list.
+// The jobs list's one parameter and its default.
 const (
+	paramLimit     = "limit"
 	defaultJobList = 100
 )
 
 // registerJobRoutes adds the jobs list, job status and download routes.
 func (s *Server) registerJobRoutes(e *echo.Echo) {
 	e.GET(JobsPath, s.handleJobList, s.authenticate)
+	s.takesParams(JobsPath, paramLimit)
 	e.GET(JobsPath+"/:id", s.handleJob, s.authenticate)
 	e.GET(JobsPath+"/:id/file", s.handleJobFileRoute)
+	s.takesParams(JobsPath+"/:id/file", linkExpiresParam, linkSigParam)
 }
 
 // scheduledBody is the 202 answer of SPEC §4, keys in the documented order.
@@ -196,15 +199,12 @@ func (s *Server) handleJob(c echo.Context) error {
 // newest first, as job statuses; limit (1..jobs.MaxList, default 100)
 // bounds the answer and X-Total-Count says how many there are in all.
 func (s *Server) handleJobList(c echo.Context) error {
+	// strictQuery has refused any other parameter.
 	limit := defaultJobList
-	for name, vals := range c.QueryParams() {
-		if name != "limit" {
-			return &APIError{Status: http.StatusBadRequest, Code: "unknown_parameter", Param: name,
-				Message: fmt.Sprintf("unknown parameter %q: the jobs list takes only limit", name)}
-		}
+	if vals, ok := c.QueryParams()[paramLimit]; ok {
 		n, err := strconv.Atoi(vals[0])
 		if len(vals) != 1 || err != nil || n < 1 || n > jobs.MaxList {
-			return &APIError{Status: http.StatusBadRequest, Code: "invalid_parameter", Param: "limit",
+			return &APIError{Status: http.StatusBadRequest, Code: "invalid_parameter", Param: paramLimit,
 				Message: fmt.Sprintf("limit must be one integer from 1 to %d", jobs.MaxList)}
 		}
 		limit = n

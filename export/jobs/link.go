@@ -83,7 +83,8 @@ func (j *Runner) DownloadLink(job *Job) Link {
 // file: ErrBadSignature when the id, expiry or signature was altered (this
 // is checked first, so nothing about a job leaks to a forged link),
 // ErrExpired once the link's expiry has passed, ErrNotFound when the job
-// was forgotten, and ErrNotReady for a file that is not there.
+// was forgotten, ErrErased when an erasure deleted the file, and
+// ErrNotReady for a file that is not there.
 func (j *Runner) OpenLink(l Link) (*Job, string, error) {
 	if !validJobID(l.ID) {
 		return nil, "", ErrBadSignature
@@ -97,6 +98,9 @@ func (j *Runner) OpenLink(l Link) (*Job, string, error) {
 	job, err := j.store.get(l.ID)
 	if err != nil {
 		return nil, "", err
+	}
+	if job.Status == Erased {
+		return job, "", ErrErased
 	}
 	if job.Status != Done {
 		return job, "", ErrNotReady
