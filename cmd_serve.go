@@ -74,6 +74,7 @@ func runServe(ctx context.Context, args []string) error {
 	defaultFormat := stringSetting(fs, "default-format", "WORKLOG_DEFAULT_FORMAT", string(export.FormatJSON), "format when a request names none and its Accept header names no export media type: "+strings.Join(export.FormatNames(), ", "))
 	syncXLSX := stringSetting(fs, "sync-limit-xlsx", "WORKLOG_SYNC_LIMIT_XLSX", strconv.Itoa(api.DefaultSyncLimitXLSX), "largest XLSX export answered synchronously (rows)")
 	syncRows := stringSetting(fs, "sync-limit-rows", "WORKLOG_SYNC_LIMIT_ROWS", strconv.Itoa(api.DefaultSyncLimitRows), "largest export in every other format answered synchronously (rows)")
+	csvBOM := stringSetting(fs, "csv-bom", "WORKLOG_CSV_BOM", "false", "default of the bom parameter: start CSV exports with a UTF-8 byte-order mark, which Excel on Windows needs to read non-ASCII names")
 	formulaGuard := stringSetting(fs, "csv-formula-guard", "WORKLOG_CSV_FORMULA_GUARD", "true", "prefix CSV strings starting with = + - @ tab or CR by ' so spreadsheets do not run them")
 	memLimit := stringSetting(fs, "duckdb-memory-limit", "WORKLOG_DUCKDB_MEMORY_LIMIT", "1GB", "DuckDB memory limit for queries")
 	demoMode := fs.Bool("demo", false, "on an empty data directory: ingest demo data, create a demo secret and print a ready curl line")
@@ -108,6 +109,10 @@ func runServe(ctx context.Context, args []string) error {
 	guard, err := strconv.ParseBool(*formulaGuard)
 	if err != nil {
 		return fmt.Errorf("--csv-formula-guard: %w", err)
+	}
+	bom, err := strconv.ParseBool(*csvBOM)
+	if err != nil {
+		return fmt.Errorf("--csv-bom: %w", err)
 	}
 	ops, err := opsFlags.resolve()
 	if err != nil {
@@ -219,6 +224,7 @@ func runServe(ctx context.Context, args []string) error {
 		SyncLimitRows:     limRows,
 		CursorKey:         cursorKey,
 		CSVFormulaGuard:   guard,
+		CSVBOM:            bom,
 		Logger:            log,
 		Jobs:              runner,
 		Store:             store,

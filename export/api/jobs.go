@@ -77,7 +77,7 @@ type scheduledBody struct {
 // job and answers 202. Without an e-mail claim there is nowhere to deliver
 // the file, so the request is refused with 400 before a job exists (a job
 // nobody hears of would only fill the user's quota).
-func (s *Server) scheduleExport(c echo.Context, cl *auth.Claims, pol *privacy.Policy, format export.Format, total int64) error {
+func (s *Server) scheduleExport(c echo.Context, cl *auth.Claims, pol *privacy.Policy, format export.Format, bom bool, total int64) error {
 	if s.cfg.Jobs == nil {
 		// A server built without a job runner refuses rather than sending a
 		// partial export that looks whole.
@@ -96,6 +96,7 @@ func (s *Server) scheduleExport(c echo.Context, cl *auth.Claims, pol *privacy.Po
 		Query:           c.QueryParams(),
 		Format:          format,
 		CSVFormulaGuard: s.cfg.CSVFormulaGuard,
+		CSVBOM:          bom,
 		Rows:            total,
 	})
 	if errors.Is(err, jobs.ErrTooManyJobs) {

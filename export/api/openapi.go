@@ -276,6 +276,8 @@ func exportOperation(names []string) obj {
 				"schema": obj{"type": "integer", "minimum": 0, "default": 0}},
 			obj{"name": "cursor", "in": "query", "description": "The X-Next-Cursor of the previous page: continue right after its last row. With limit, without offset, and with the same filters and ordering as that page (else 400 naming cursor). Every matching row is visited once even while ingests commit between pages.",
 				"schema": obj{"type": "string"}},
+			obj{"name": "bom", "in": "query", "description": "CSV only: true starts the file with a UTF-8 byte-order mark, which Excel on Windows needs to read non-ASCII names. Absent: the server's --csv-bom setting (default false: RFC 4180 without a mark).",
+				"schema": obj{"type": "boolean"}},
 			obj{"name": "orderByField", "in": "query", "description": "Column used to order the result set; ties are broken by userWorklogId.",
 				"schema": obj{"type": "string", "enum": fieldEnum, "default": data.DateField}},
 			obj{"name": "orderByDirection", "in": "query", "description": "Sort direction applied to orderByField; nulls sort last.",

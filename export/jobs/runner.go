@@ -333,6 +333,8 @@ type Spec struct {
 	Query           url.Values
 	Format          export.Format
 	CSVFormulaGuard bool
+	// CSVBOM is the bom parameter, or the server's setting when absent.
+	CSVBOM bool
 	// Rows is the match count at request time.
 	Rows int64
 }
@@ -358,6 +360,7 @@ func (j *Runner) Submit(spec Spec) (*Job, error) {
 		Query:           q.Encode(),
 		Format:          spec.Format,
 		CSVFormulaGuard: spec.CSVFormulaGuard,
+		CSVBOM:          spec.CSVBOM,
 		Rows:            spec.Rows,
 		CreatedAt:       j.now(),
 	}
@@ -566,7 +569,7 @@ func (j *Runner) export(ctx context.Context, job *Job) (int64, error) {
 	}
 	defer snap.Release()
 	req := export.Request{Engine: j.cfg.Engine, Snapshot: snap, Plan: plan, Policy: pol, Format: job.Format,
-		Options: export.EncoderOptions{CSVFormulaGuard: job.CSVFormulaGuard, MaxSheetRows: j.cfg.MaxSheetRows}}
+		Options: export.EncoderOptions{CSVFormulaGuard: job.CSVFormulaGuard, CSVBOM: job.CSVBOM, MaxSheetRows: j.cfg.MaxSheetRows}}
 	return export.WriteFile(ctx, req, j.filePath(job))
 }
 

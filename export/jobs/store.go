@@ -82,6 +82,9 @@ type Job struct {
 	Format export.Format `json:"format"`
 	// CSVFormulaGuard is the server setting at request time.
 	CSVFormulaGuard bool `json:"csvFormulaGuard"`
+	// CSVBOM is the bom parameter, resolved against the server's setting
+	// at request time.
+	CSVBOM bool `json:"csvBOM,omitempty"`
 
 	// Rows is the match count at request time, then the rows written.
 	Rows       int64     `json:"rows"`
