@@ -32,6 +32,7 @@ func runExport(ctx context.Context, args []string) error {
 	orderDir := fs.String("order-by-direction", "", "asc or desc (default desc)")
 	rawQuery := fs.String("query", "", "the endpoint's query string, e.g. 'filters[0][key]=action&filters[0][comparator]=in&filters[0][values][]=readAction'")
 	formulaGuard := fs.Bool("csv-formula-guard", true, "prefix CSV strings starting with = + - @ tab or CR by '")
+	bom := fs.Bool("bom", false, "start a CSV with a UTF-8 byte-order mark, which Excel on Windows needs to read names like Günther")
 	var filters, perms multiFlag
 	fs.Var(&filters, "filter", "a filter FIELD:COMPARATOR[:OPERAND] (repeatable); between takes FROM..TO, in and notIn take values separated by '|', e.g. 'date:between:2024-05-10..2024-05-11', 'action:in:readAction|writeAction'")
 	fs.Var(&perms, "permission", "permission of the reader (repeatable), e.g. reporting.viewEmail")
@@ -58,6 +59,9 @@ func runExport(ctx context.Context, args []string) error {
 		if v != "" {
 			values.Set(name, v)
 		}
+	}
+	if *bom {
+		values.Set("bom", "true")
 	}
 	if err := addFilterFlags(values, filters); err != nil {
 		return err
@@ -104,7 +108,7 @@ func runExport(ctx context.Context, args []string) error {
 	}
 	defer al.Close()
 	req := export.Request{Engine: engine, Snapshot: snap, Plan: plan, Policy: pol, Format: f,
-		Options: export.EncoderOptions{CSVFormulaGuard: *formulaGuard}}
+		Options: export.EncoderOptions{CSVFormulaGuard: *formulaGuard, CSVBOM: plan.BOM != nil && *plan.BOM}}
 	rows, err := export.WriteFile(ctx, req, *out)
 	e := audit.Entry{Sub: audit.CLISubject, Action: audit.ActionCLIExport, Level: string(pol.Level()), Params: audit.Params(values), Rows: rows, Outcome: audit.OutcomeOK}
 	if err != nil {

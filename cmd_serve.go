@@ -75,6 +75,7 @@ func runServe(ctx context.Context, args []string) error {
 	defaultFormat := stringSetting(fs, "default-format", "WORKLOG_DEFAULT_FORMAT", string(export.FormatJSON), "format when a request names none and its Accept header names no export media type: "+strings.Join(export.FormatNames(), ", "))
 	syncXLSX := stringSetting(fs, "sync-limit-xlsx", "WORKLOG_SYNC_LIMIT_XLSX", strconv.Itoa(api.DefaultSyncLimitXLSX), "largest XLSX export answered synchronously (rows)")
 	syncRows := stringSetting(fs, "sync-limit-rows", "WORKLOG_SYNC_LIMIT_ROWS", strconv.Itoa(api.DefaultSyncLimitRows), "largest export in every other format answered synchronously (rows)")
+	csvBOM := stringSetting(fs, "csv-bom", "WORKLOG_CSV_BOM", "false", "default of the bom parameter: start CSV exports with a UTF-8 byte-order mark, which Excel on Windows needs to read non-ASCII names")
 	formulaGuard := stringSetting(fs, "csv-formula-guard", "WORKLOG_CSV_FORMULA_GUARD", "true", "prefix CSV strings starting with = + - @ tab or CR by ' so spreadsheets do not run them")
 	memLimit := stringSetting(fs, "duckdb-memory-limit", "WORKLOG_DUCKDB_MEMORY_LIMIT", "1GB", "DuckDB memory limit for queries")
 	demoMode := fs.Bool("demo", false, "on an empty data directory: ingest demo data, create a demo secret and print a ready curl line")
@@ -83,6 +84,7 @@ func runServe(ctx context.Context, args []string) error {
 	opsFlags := addOpsSettings(fs)
 	auditPath := auditLogFlag(fs)
 	retention := retentionDaysFlag(fs)
+	minGroup := minGroupAgentsFlag(fs)
 	sizes := addIngestLimitSettings(fs)
 	connFlags := addConnSettings(fs)
 	if err := fs.Parse(args); err != nil {
@@ -109,7 +111,15 @@ func runServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("--csv-formula-guard: %w", err)
 	}
+	bom, err := strconv.ParseBool(*csvBOM)
+	if err != nil {
+		return fmt.Errorf("--csv-bom: %w", err)
+	}
 	ops, err := opsFlags.resolve()
+	if err != nil {
+		return err
+	}
+	minGroupAgents, err := parseMinGroupAgents(*minGroup)
 	if err != nil {
 		return err
 	}
@@ -215,6 +225,7 @@ func runServe(ctx context.Context, args []string) error {
 		SyncLimitRows:     limRows,
 		CursorKey:         cursorKey,
 		CSVFormulaGuard:   guard,
+		CSVBOM:            bom,
 		Logger:            log,
 		Jobs:              runner,
 		Store:             store,
@@ -227,6 +238,7 @@ func runServe(ctx context.Context, args []string) error {
 		MaxValues:         ops.maxValues,
 		MaxIngestBytes:    ops.maxIngestBytes,
 		DemoToken:         pageToken,
+		MinGroupAgents:    minGroupAgents,
 		MaxRecordBytes:    maxRecord,
 		MaxDecompressed:   maxDecompressed,
 		WriteStallTimeout: conns.writeStall,
@@ -546,7 +558,7 @@ func addJobSettings(fs *flag.FlagSet) jobSettings {
 		publicURL:   stringSetting(fs, "public-url", "WORKLOG_PUBLIC_URL", "", "external base URL for download links in e-mails (default http://<addr>)"),
 		workers:     stringSetting(fs, "job-workers", "WORKLOG_JOB_WORKERS", strconv.Itoa(jobs.DefaultWorkers), "background exports running at once"),
 		perUser:     stringSetting(fs, "jobs-per-user", "WORKLOG_JOBS_PER_USER", strconv.Itoa(jobs.DefaultPerUser), "queued plus running background exports per user; more are answered 429"),
-		attachLimit: stringSetting(fs, "attach-limit", "WORKLOG_ATTACH_LIMIT", "10MiB", "largest export attached to the e-mail (bytes, or with KiB/MiB/GiB); larger ones are sent as a link"),
+		attachLimit: stringSetting(fs, "attach-limit", "WORKLOG_ATTACH_LIMIT", "10MiB", "largest e-mail that carries the export as an attachment, counted as sent (base64 adds a third; bytes, or with KiB/MiB/GiB); above it the e-mail carries a download link"),
 		downloadTTL: stringSetting(fs, "download-ttl", "WORKLOG_DOWNLOAD_TTL", jobs.DefaultDownloadTTL.String(), "how long a finished background export can be downloaded"),
 	}
 }

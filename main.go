@@ -36,13 +36,14 @@ type command struct {
 
 // commands lists the subcommands.
 var commands = map[string]command{
-	"serve":  {"run the HTTP API", runServe},
-	"ingest": {"load event dumps (NDJSON, JSON array, CSV; gzip/zstd) into the store", runIngest},
-	"demo":   {"write realistic synthetic events into the store", runDemo},
-	"token":  {"mint an HS256 token with the configured secret", runToken},
-	"export": {"run an export with the endpoint's parameters, to a file", runExport},
-	"prune":  {"delete the events older than --retention-days", runPrune},
-	"forget": {"erase a user (--user-id): anonymize (default) or delete their events", runForget},
+	"serve":     {"run the HTTP API", runServe},
+	"ingest":    {"load event dumps (NDJSON, JSON array, CSV; gzip/zstd) into the store", runIngest},
+	"demo":      {"write realistic synthetic events into the store", runDemo},
+	"token":     {"mint an HS256 token with the configured secret", runToken},
+	"export":    {"run an export with the endpoint's parameters, to a file", runExport},
+	"analytics": {"volumes, handling times, SLA and AI rates by dimension (the analytics endpoint's parameters)", runAnalytics},
+	"prune":     {"delete the events older than --retention-days", runPrune},
+	"forget":    {"erase a user (--user-id): anonymize (default) or delete their events", runForget},
 }
 
 // exitError carries a process exit code through the error chain.

@@ -78,6 +78,9 @@ func TestExportCommandFormats(t *testing.T) {
 		{[]string{"--out", filepath.Join(out, "a.arrow")}, "a.arrow", []byte{0xff, 0xff, 0xff, 0xff}},
 		{[]string{"--format", "parquet", "--out", filepath.Join(out, "b.bin")}, "b.bin", []byte("PAR1")},
 		{[]string{"--format", "NDJSON", "--out", filepath.Join(out, "c.json")}, "c.json", []byte(`{"date":`)},
+		{[]string{"--out", filepath.Join(out, "plain.csv")}, "plain.csv", []byte("date,")},
+		{[]string{"--bom", "--out", filepath.Join(out, "excel.csv")}, "excel.csv", []byte("\xef\xbb\xbfdate,")},
+		{[]string{"--query", "bom=true", "--out", filepath.Join(out, "q.csv")}, "q.csv", []byte("\xef\xbb\xbfdate,")},
 	}
 	for _, tc := range tests {
 		args := append([]string{"export", "--data", dir, "--privacy-level", "none"}, tc.args...)

@@ -267,3 +267,19 @@ func Index(name string) int {
 
 // AllowsEnum reports whether v is an allowed value of a KindEnum field.
 func (f Field) AllowsEnum(v string) bool { return slices.Contains(f.Enum, v) }
+
+// Arrow field metadata keys that mark a column derived from catalogue fields
+// (an analytics result column such as "date:week" or "avg(duration)"), so
+// that the privacy layer, which refuses every column outside the catalogue,
+// can decide such a column by the field it reads.
+const (
+	// MetaDerivedFrom names the catalogue field a derived column reads; ""
+	// for a count of events or of distinct identifiers.
+	MetaDerivedFrom = "worklog.derivedFrom"
+	// MetaBucket is the time bucket of a dimension over a date-time field
+	// ("hour", "day", "week", "month", "quarter", "year").
+	MetaBucket = "worklog.bucket"
+	// MetaMeasure is the measure kind of a measure column ("count", "avg",
+	// ...); dimensions have none.
+	MetaMeasure = "worklog.measure"
+)

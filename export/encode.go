@@ -48,6 +48,9 @@ type EncoderOptions struct {
 	// tab or CR by a single quote, so that spreadsheet programs do not run
 	// them as formulas. Numbers and date-times are never prefixed.
 	CSVFormulaGuard bool
+	// CSVBOM starts a CSV with a UTF-8 byte-order mark (the bom parameter,
+	// SPEC §4); the default is RFC 4180 without one.
+	CSVBOM bool
 	// SheetName names the first XLSX sheet; empty means DefaultSheetName.
 	SheetName string
 	// MaxSheetRows is the number of data rows per XLSX sheet before the

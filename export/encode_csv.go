@@ -20,9 +20,16 @@ type CSVEncoder struct {
 	stream
 	out          sink
 	formulaGuard bool
-	header       bool // header written
-	scratch      []byte
+	// BOM starts the output with a UTF-8 byte-order mark, which Excel on
+	// Windows needs to read non-ASCII text as UTF-8 (without it "Günther"
+	// shows as "GÃ¼nther"). Set it before the first Write.
+	BOM     bool
+	header  bool // header written
+	scratch []byte
 }
+
+// utf8BOM is the UTF-8 encoding of U+FEFF.
+const utf8BOM = "\xef\xbb\xbf"
 
 // NewCSVEncoder returns a CSV encoder writing to w. With formulaGuard, string
 // values starting with = + - @, tab or CR are prefixed by a single quote so
@@ -41,6 +48,9 @@ func (e *CSVEncoder) writeHeader() {
 		return
 	}
 	e.header = true
+	if e.BOM {
+		e.out.buf = append(e.out.buf, utf8BOM...)
+	}
 	for i, f := range e.schema.Fields() {
 		if i > 0 {
 			e.out.buf = append(e.out.buf, ',')

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/klauspost/compress/flate"
@@ -17,6 +18,8 @@ import (
 // header row is bold and frozen. Numbers are numeric cells, date-times are
 // date cells formatted yyyy-mm-dd hh:mm:ss (dates yyyy-mm-dd), strings are
 // always text cells, never formulas, and lists are JSON-array strings.
+// Column widths come from the header and a sample of the first rows
+// (capped), and the header row carries an autofilter.
 // Rows beyond MaxSheetRows continue on sheets SheetName_2, SheetName_3, ...,
 // each with the header.
 //
@@ -40,6 +43,7 @@ type XLSXEncoder struct {
 	header    []any
 	row       []any
 	styles    xlsxStyles
+	widths    []float64 // column widths, set from the first batch
 }
 
 // xlsxStyles are the workbook's cell style ids.
@@ -47,11 +51,17 @@ type xlsxStyles struct {
 	header, timestamp, date int
 }
 
-// Column widths, in characters, that show a whole date-time or date
-// instead of "#####".
+// Column widths, in characters. A date-time or date column is wide enough
+// to show its value instead of "#####"; every column is wide enough for its
+// bold header and the autofilter button beside it, and for the values of a
+// sample of rows, up to a cap: one long rawData must not make a column
+// wider than the screen.
 const (
-	timestampWidth = 20
-	dateWidth      = 11
+	timestampWidth   = 20
+	dateWidth        = 11
+	headerExtraWidth = 4 // bold text and the filter button
+	maxColumnWidth   = 60
+	widthSampleRows  = 200
 )
 
 // excelEpochDays is 1970-01-01 as an Excel serial day number (days since
@@ -128,8 +138,8 @@ func (e *XLSXEncoder) setup() error {
 // with its column widths, frozen pane and header row.
 func (e *XLSXEncoder) startSheet() error {
 	if e.sw != nil {
-		if err := e.sw.Flush(); err != nil {
-			return fmt.Errorf("finish sheet %d: %w", e.sheets, err)
+		if err := e.flushSheet(); err != nil {
+			return err
 		}
 	}
 	e.sheets++
@@ -145,18 +155,12 @@ func (e *XLSXEncoder) startSheet() error {
 		return fmt.Errorf("stream sheet %q: %w", name, err)
 	}
 	e.sw, e.sheetRows = sw, 0
-	for i, f := range e.schema.Fields() {
-		width := 0.0
-		switch f.Type.ID() {
-		case arrow.TIMESTAMP:
-			width = timestampWidth
-		case arrow.DATE32, arrow.DATE64:
-			width = dateWidth
-		}
-		if width > 0 {
-			if err := sw.SetColWidth(i+1, i+1, width); err != nil {
-				return fmt.Errorf("column width: %w", err)
-			}
+	if e.widths == nil {
+		e.widths = e.columnWidths(0)
+	}
+	for i, w := range e.widths {
+		if err := sw.SetColWidth(i+1, i+1, w); err != nil {
+			return fmt.Errorf("column width: %w", err)
 		}
 	}
 	if err := sw.SetPanes(&excelize.Panes{
@@ -171,6 +175,25 @@ func (e *XLSXEncoder) startSheet() error {
 	return nil
 }
 
+// flushSheet puts an autofilter on the current sheet's header row, over
+// its rows, and finishes the sheet.
+func (e *XLSXEncoder) flushSheet() error {
+	last, err := excelize.ColumnNumberToName(e.schema.NumFields())
+	if err != nil {
+		return fmt.Errorf("autofilter: %w", err)
+	}
+	// The StreamWriter writes the worksheet's autoFilter element at Flush;
+	// File.AutoFilter sets it (and the hidden filter range name) on the
+	// sheet being streamed, which is loaded but not yet written.
+	if err := e.f.AutoFilter(e.sw.Sheet, "A1:"+last+strconv.Itoa(e.sheetRows+1), nil); err != nil {
+		return fmt.Errorf("autofilter: %w", err)
+	}
+	if err := e.sw.Flush(); err != nil {
+		return fmt.Errorf("finish sheet %d: %w", e.sheets, err)
+	}
+	return nil
+}
+
 // Write adds the rows of rec to the workbook.
 func (e *XLSXEncoder) Write(rec arrow.RecordBatch) error {
 	if err := e.usable(); err != nil {
@@ -179,12 +202,15 @@ func (e *XLSXEncoder) Write(rec arrow.RecordBatch) error {
 	if err := e.bind(rec); err != nil {
 		return e.fail(err)
 	}
+	n := int(rec.NumRows())
 	if e.sw == nil {
+		// The StreamWriter takes widths before the first row: they come
+		// from the header and the first rows of the first batch.
+		e.widths = e.columnWidths(min(n, widthSampleRows))
 		if err := e.startSheet(); err != nil {
 			return e.fail(err)
 		}
 	}
-	n := int(rec.NumRows())
 	for i := 0; i < n; i++ {
 		if e.sheetRows == e.maxRows {
 			if err := e.startSheet(); err != nil {
@@ -201,6 +227,32 @@ func (e *XLSXEncoder) Write(rec arrow.RecordBatch) error {
 		}
 	}
 	return nil
+}
+
+// columnWidths returns the width of every column: the header's, the
+// minimum of its type, and the widest text of the first sample rows of the
+// bound batch, capped at maxColumnWidth.
+func (e *XLSXEncoder) columnWidths(sample int) []float64 {
+	widths := make([]float64, e.schema.NumFields())
+	var buf []byte
+	for c, f := range e.schema.Fields() {
+		w := float64(utf8.RuneCountInString(f.Name) + headerExtraWidth)
+		switch f.Type.ID() {
+		case arrow.TIMESTAMP:
+			w = max(w, timestampWidth)
+		case arrow.DATE32, arrow.DATE64:
+			w = max(w, dateWidth)
+		default:
+			for i := 0; i < sample && w < maxColumnWidth; i++ {
+				if r := e.readers[c]; !r.null(i) {
+					buf = r.appendText(buf[:0], i)
+					w = max(w, float64(utf8.RuneCount(buf)+2))
+				}
+			}
+		}
+		widths[c] = min(w, maxColumnWidth)
+	}
+	return widths
 }
 
 // cell converts row i of a column into the value excelize writes: nil for
@@ -276,8 +328,8 @@ func (e *XLSXEncoder) finish() error {
 			return err
 		}
 	}
-	if err := e.sw.Flush(); err != nil {
-		return fmt.Errorf("finish sheet %d: %w", e.sheets, err)
+	if err := e.flushSheet(); err != nil {
+		return err
 	}
 	e.f.SetActiveSheet(0)
 	if _, err := e.f.WriteTo(e.w); err != nil {

@@ -119,6 +119,61 @@ func TestXLSXLayout(t *testing.T) {
 	}
 }
 
+// TestXLSXReadable checks what a person sees on opening the file: every
+// column is wide enough for its header and for the values of the first
+// rows (up to a cap, so one long value does not make a screen-wide column),
+// and the header row carries an autofilter over the rows of each sheet.
+func TestXLSXReadable(t *testing.T) {
+	mem := newMem(t)
+	schema := privacySchema()
+	long := strings.Repeat("x", 500)
+	rec := newRecord(t, mem, schema, [][]any{
+		{ts(t, "2024-05-10 00:00:00"), "Ann Example-Longname", "writeAction", 206, []any{"Billing", "Payment reminder"}, ts(t, "2024-05-13 16:15:00")},
+		{ts(t, "2024-05-11 00:00:00"), "Günther Überlänge", long, nil, []any{}, nil},
+		{ts(t, "2024-05-12 00:00:00"), nil, "x", 1, []any{}, nil},
+	})
+	defer rec.Release()
+	out := encode(t, FormatXLSX, schema, EncoderOptions{MaxSheetRows: 2}, rec)
+	f, err := excelize.OpenReader(bytes.NewReader(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tests := []struct {
+		col      string
+		min, max float64
+	}{
+		{"A", 11, 20}, // date
+		{"B", float64(len("Ann Example-Longname")), 40}, // names shown whole
+		{"C", 50, maxColumnWidth},                       // capped
+		{"D", float64(len("duration")) + 2, 20},         // header and filter button
+		{"E", float64(len(`["Billing", "Payment reminder"]`)), 50},
+		{"F", 19, 25}, // date-time
+	}
+	for _, sheet := range []string{DefaultSheetName, DefaultSheetName + "_2"} {
+		for _, tc := range tests {
+			w, err := f.GetColWidth(sheet, tc.col)
+			if err != nil || w < tc.min || w > tc.max {
+				t.Errorf("%s column %s width %v (%v), want %v..%v", sheet, tc.col, w, err, tc.min, tc.max)
+			}
+		}
+	}
+	for sheet, want := range map[string]string{"xl/worksheets/sheet1.xml": `<autoFilter ref="$A$1:$F$3"`, "xl/worksheets/sheet2.xml": `<autoFilter ref="$A$1:$F$2"`} {
+		if x := unzipSheet(t, out, sheet); !bytes.Contains(x, []byte(want)) {
+			t.Errorf("%s lacks %s", sheet, want)
+		}
+	}
+	// The header stays bold and frozen with the filter on it.
+	if panes, err := f.GetPanes(DefaultSheetName); err != nil || !panes.Freeze || panes.YSplit != 1 {
+		t.Errorf("panes %+v %v", panes, err)
+	}
+	// An empty export still gets header-wide columns and a filter.
+	empty := encode(t, FormatXLSX, schema, EncoderOptions{})
+	if x := unzipSheet(t, empty, "xl/worksheets/sheet1.xml"); !bytes.Contains(x, []byte(`<autoFilter ref="$A$1:$F$1"`)) {
+		t.Errorf("empty export: no autofilter on the header:\n%s", x)
+	}
+}
+
 // TestXLSXSheetContinuation checks that rows beyond MaxSheetRows continue
 // on numbered sheets, each with the header, in order.
 func TestXLSXSheetContinuation(t *testing.T) {

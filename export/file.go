@@ -5,8 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+
+	"worklog/query"
 )
 
 // WriteFile runs req into path atomically: the export is written to a
@@ -14,17 +17,47 @@ import (
 // whole export or nothing (no half-written file is ever left under its
 // name). "-" writes to standard output.
 func WriteFile(ctx context.Context, req Request, path string) (rows int64, err error) {
+	err = writeAtomic(path, func(w io.Writer) error {
+		rows, err = Run(ctx, req, w, nil)
+		return err
+	})
+	return rows, err
+}
+
+// WriteAggregateFile runs the analytics request req into path atomically,
+// as WriteFile does an export ("-": standard output). It returns the
+// groups written and the result's counts (Total, Suppressed).
+func WriteAggregateFile(ctx context.Context, req AggregateRequest, path string) (rows int64, res *query.AggregateResult, err error) {
+	res, err = QueryAggregate(ctx, req)
+	if err != nil {
+		return 0, nil, err
+	}
+	encoded := false
+	err = writeAtomic(path, func(w io.Writer) error {
+		encoded = true
+		rows, err = EncodeAggregate(ctx, req, res, w, nil)
+		return err
+	})
+	if !encoded {
+		res.Records.Release() // EncodeAggregate releases them otherwise
+	}
+	return rows, res, err
+}
+
+// writeAtomic writes path through write: to a temporary file beside it,
+// synced and renamed (its directory synced too), or to standard output for
+// "-". On error no file is left under either name.
+func writeAtomic(path string, write func(w io.Writer) error) (err error) {
 	if path == "-" {
 		bw := bufio.NewWriterSize(os.Stdout, 1<<16)
-		rows, err = Run(ctx, req, bw, nil)
-		if err == nil {
-			err = bw.Flush()
+		if err := write(bw); err != nil {
+			return err
 		}
-		return rows, err
+		return bw.Flush()
 	}
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
 	if err != nil {
-		return 0, fmt.Errorf("create export file: %w", err)
+		return fmt.Errorf("create output file: %w", err)
 	}
 	defer func() {
 		if err != nil {
@@ -33,24 +66,24 @@ func WriteFile(ctx context.Context, req Request, path string) (rows int64, err e
 		}
 	}()
 	bw := bufio.NewWriterSize(f, 1<<16)
-	if rows, err = Run(ctx, req, bw, nil); err != nil {
-		return rows, err
+	if err = write(bw); err != nil {
+		return err
 	}
 	if err = bw.Flush(); err != nil {
-		return rows, fmt.Errorf("write %s: %w", path, err)
+		return fmt.Errorf("write %s: %w", path, err)
 	}
 	if err = f.Sync(); err != nil {
-		return rows, fmt.Errorf("sync %s: %w", path, err)
+		return fmt.Errorf("sync %s: %w", path, err)
 	}
 	if err = f.Close(); err != nil {
-		return rows, fmt.Errorf("close %s: %w", path, err)
+		return fmt.Errorf("close %s: %w", path, err)
 	}
 	if err = os.Rename(f.Name(), path); err != nil {
-		return rows, fmt.Errorf("rename %s: %w", path, err)
+		return fmt.Errorf("rename %s: %w", path, err)
 	}
 	if d, derr := os.Open(filepath.Dir(path)); derr == nil {
 		err = d.Sync()
 		err = errors.Join(err, d.Close())
 	}
-	return rows, err
+	return err
 }

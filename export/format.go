@@ -42,7 +42,9 @@ var formatTable = []formatInfo{
 		return NewJSONEncoder(w, s), nil
 	}},
 	{FormatCSV, "text/csv; charset=utf-8", true, func(w io.Writer, s *arrow.Schema, o EncoderOptions) (Encoder, error) {
-		return NewCSVEncoder(w, s, o.CSVFormulaGuard), nil
+		e := NewCSVEncoder(w, s, o.CSVFormulaGuard)
+		e.BOM = o.CSVBOM
+		return e, nil
 	}},
 	{FormatXLSX, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", true, func(w io.Writer, s *arrow.Schema, o EncoderOptions) (Encoder, error) {
 		return NewXLSXEncoder(w, s, o)

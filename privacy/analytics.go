@@ -3,6 +3,8 @@ package privacy
 import (
 	"fmt"
 
+	"github.com/apache/arrow-go/v18/arrow"
+
 	"worklog/data"
 )
 
@@ -67,4 +69,44 @@ func (p *Policy) GroupAllowed(field string, n int) error {
 			field, p.level, n))
 	}
 	return nil
+}
+
+// derivedAction decides a column outside the catalogue that declares, in its
+// Arrow metadata, the field it is derived from (an analytics result column,
+// see data.MetaDerivedFrom). It keeps what the level lets an aggregate read
+// and refuses the rest, so the privacy layer still fails closed:
+//   - a count of events or of distinct identifiers (a measure reading no
+//     field) is kept;
+//   - a measure of a field is kept when the level shows the field as it is;
+//   - a dimension of a field is kept when the level shows it, or cuts it to
+//     its date and the dimension is a time bucket of a day or coarser.
+func (p *Policy) derivedAction(md arrow.Metadata) action {
+	get := func(k string) (string, bool) {
+		i := md.FindKey(k)
+		if i < 0 {
+			return "", false
+		}
+		return md.Values()[i], true
+	}
+	from, ok := get(data.MetaDerivedFrom)
+	if !ok {
+		return refuse
+	}
+	_, measure := get(data.MetaMeasure)
+	if measure && from == "" {
+		return keep
+	}
+	f, ok := data.Lookup(from)
+	if !ok {
+		return refuse
+	}
+	switch p.actionFor(f) {
+	case keep:
+		return keep
+	case toDate:
+		if b, _ := get(data.MetaBucket); !measure && b != "" && b != "hour" {
+			return keep
+		}
+	}
+	return refuse
 }

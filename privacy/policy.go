@@ -281,6 +281,8 @@ func (p *Policy) planFor(in *arrow.Schema) *plan {
 		act := refuse
 		if cf, ok := data.Lookup(f.Name); ok {
 			act = p.actionFor(cf)
+		} else if f.HasMetadata() {
+			act = p.derivedAction(f.Metadata)
 		}
 		switch act {
 		case refuse:

@@ -417,6 +417,24 @@ func (p *AggregatePlan) AggregateSQL(snap data.Snapshot) (string, []any) {
 	return p.aggregateSQL(p.filterPlan().files(snap), nil)
 }
 
+// derivedMetadata returns, for each result column that is not a catalogue
+// field, the Arrow metadata that tells the privacy layer what it is derived
+// from (data.MetaDerivedFrom): the privacy layer refuses unmarked columns.
+func (p *AggregatePlan) derivedMetadata() map[string]arrow.Metadata {
+	out := map[string]arrow.Metadata{}
+	for _, d := range p.Dimensions {
+		if _, ok := data.Lookup(d.Name); ok {
+			continue // the field itself: decided as a field
+		}
+		out[d.Name] = arrow.NewMetadata([]string{data.MetaDerivedFrom, data.MetaBucket}, []string{d.Field.Name, string(d.Bucket)})
+	}
+	for _, m := range p.Measures {
+		from := m.Field.Name // "" for count, tickets and agents
+		out[m.Name] = arrow.NewMetadata([]string{data.MetaDerivedFrom, data.MetaMeasure}, []string{from, string(m.Kind)})
+	}
+	return out
+}
+
 // AggregateResult is a page of groups.
 type AggregateResult struct {
 	// Records yields the groups: the dimensions (time buckets as labels),
@@ -465,9 +483,13 @@ func (e *Engine) Aggregate(ctx context.Context, snap data.Snapshot, p *Aggregate
 	}
 	keep := make([]int, 0, in.NumFields()-2)
 	fields := make([]arrow.Field, 0, in.NumFields()-2)
+	derived := p.derivedMetadata()
 	for i, f := range in.Fields() {
 		if i != totalCol[0] && i != supCol[0] {
 			keep = append(keep, i)
+			if md, ok := derived[f.Name]; ok {
+				f.Metadata = md
+			}
 			fields = append(fields, f)
 		}
 	}

@@ -24,6 +24,7 @@ const (
 	paramLimit     = "limit"
 	paramOffset    = "offset"
 	paramCursor    = "cursor"
+	paramBOM       = "bom"
 	paramOrderBy   = "orderByField"
 	paramDirection = "orderByDirection"
 	paramFilters   = "filters"
@@ -36,7 +37,7 @@ const ParamAccessToken = "access_token"
 // Params lists the top-level parameters Parse accepts besides
 // filters[i][...], in the order documents name them.
 func Params() []string {
-	return []string{paramFormat, paramLimit, paramOffset, paramCursor, paramOrderBy, paramDirection}
+	return []string{paramFormat, paramLimit, paramOffset, paramCursor, paramBOM, paramOrderBy, paramDirection}
 }
 
 // UnknownParam is the error for a parameter k that an endpoint does not
@@ -204,6 +205,12 @@ func (p *Plan) setScalar(k, v string, opts Options) error {
 			return invalid(k, "must be an integer ≥ 0, got %q", v)
 		}
 		p.Offset = n
+	case paramBOM:
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return invalid(k, "must be true or false, got %q", v)
+		}
+		p.BOM = &b
 	case paramOrderBy:
 		f, ok := lookupField(v)
 		if !ok {

@@ -48,6 +48,9 @@ func TestParseErrors(t *testing.T) {
 		{"cursor not sealed", "cursor=eyJ2IjoxfQ&limit=5", nil, Options{CursorKey: []byte("k")}, "cursor", CodeInvalidParameter},
 		{"cursor twice", "cursor=a&cursor=b&limit=5", nil, Options{CursorKey: []byte("k")}, "cursor", CodeInvalidParameter},
 		{"format twice", "format=csv&format=json", nil, Options{}, "format", CodeInvalidParameter},
+		{"bom not a boolean", "bom=yes", nil, Options{}, "bom", CodeInvalidParameter},
+		{"bom twice", "bom=true&bom=false", nil, Options{}, "bom", CodeInvalidParameter},
+		{"BOM misspelt", "BOM=true", nil, Options{}, "BOM", CodeUnknownParameter},
 		{"limit zero", "limit=0", nil, Options{}, "limit", CodeInvalidParameter},
 		{"limit too large", "limit=1001", nil, Options{}, "limit", CodeInvalidParameter},
 		{"limit not a number", "limit=ten", nil, Options{}, "limit", CodeInvalidParameter},
@@ -235,6 +238,25 @@ func TestParseReadsCatalogueFacts(t *testing.T) {
 		v, _ := url.ParseQuery(q)
 		if _, err := Parse(v, Options{}); err != nil {
 			t.Errorf("%s: %v", q, err)
+		}
+	}
+}
+
+// The bom parameter is tri-state: absent leaves the choice to the server's
+// setting.
+func TestParseBOM(t *testing.T) {
+	for q, want := range map[string]string{"": "<nil>", "bom=true": "true", "bom=false": "false", "bom=1": "true"} {
+		values, _ := url.ParseQuery(q)
+		p, err := Parse(values, Options{})
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		got := "<nil>"
+		if p.BOM != nil {
+			got = fmt.Sprint(*p.BOM)
+		}
+		if got != want {
+			t.Errorf("%q: BOM %s, want %s", q, got, want)
 		}
 	}
 }

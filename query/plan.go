@@ -122,6 +122,9 @@ type Plan struct {
 	Limit int
 	// Offset is the number of ordered rows skipped.
 	Offset int
+	// BOM is the bom parameter: whether a CSV starts with a UTF-8
+	// byte-order mark; nil when absent, and the server's setting decides.
+	BOM *bool
 	// After, when set (the cursor parameter), starts the rows right after
 	// this position of the ordering: a keyset page.
 	After *Position

@@ -103,7 +103,7 @@ func (s *Server) handleAnalytics(c echo.Context) error {
 	}
 	defer snap.Release()
 	req := export.AggregateRequest{Engine: s.engine, Snapshot: snap, Plan: plan, Policy: pol, Format: format,
-		Options: export.EncoderOptions{CSVFormulaGuard: s.cfg.CSVFormulaGuard}}
+		Options: export.EncoderOptions{CSVFormulaGuard: s.cfg.CSVFormulaGuard, CSVBOM: s.cfg.CSVBOM}}
 	start := time.Now()
 	res, err := export.QueryAggregate(ctx, req)
 	s.metrics.QueryDuration.WithLabelValues("analytics").Observe(time.Since(start).Seconds())

@@ -32,13 +32,35 @@ var _ jobs.Paths = JobPaths{}
 // Status is the path of a job's status.
 func (JobPaths) Status(id string) string { return JobsPath + "/" + id }
 
-// File is the path of a job's file.
+// File is the path of a job's file, for its owner with a bearer token.
 func (JobPaths) File(id string) string { return JobsPath + "/" + id + "/file" }
 
-// registerJobRoutes adds the job status and download routes.
+// Download is the path of a signed link to a job's file (SPEC §5): the
+// file path with the expiry (Unix seconds) and the signature as query
+// parameters, which handleJobFileRoute checks instead of a bearer token.
+func (p JobPaths) Download(l jobs.Link) string {
+	return p.File(l.ID) + "?" + linkExpiresParam + "=" + strconv.FormatInt(l.Expires, 10) + "&" + linkSigParam + "=" + l.Sig
+}
+
+// The query parameters of a signed download link.
+const (
+	linkExpiresParam = "expires"
+	linkSigParam     = "sig"
+)
+
+// The jobs list's one parameter and its default.
+const (
+	paramLimit     = "limit"
+	defaultJobList = 100
+)
+
+// registerJobRoutes adds the jobs list, job status and download routes.
 func (s *Server) registerJobRoutes(e *echo.Echo) {
+	e.GET(JobsPath, s.handleJobList, s.authenticate)
+	s.takesParams(JobsPath, paramLimit)
 	e.GET(JobsPath+"/:id", s.handleJob, s.authenticate)
-	e.GET(JobsPath+"/:id/file", s.handleJobFile, s.authenticate)
+	e.GET(JobsPath+"/:id/file", s.handleJobFileRoute)
+	s.takesParams(JobsPath+"/:id/file", linkExpiresParam, linkSigParam)
 }
 
 // scheduledBody is the 202 answer of SPEC §4, keys in the documented order.
@@ -55,7 +77,7 @@ type scheduledBody struct {
 // job and answers 202. Without an e-mail claim there is nowhere to deliver
 // the file, so the request is refused with 400 before a job exists (a job
 // nobody hears of would only fill the user's quota).
-func (s *Server) scheduleExport(c echo.Context, cl *auth.Claims, pol *privacy.Policy, format export.Format, total int64) error {
+func (s *Server) scheduleExport(c echo.Context, cl *auth.Claims, pol *privacy.Policy, format export.Format, bom bool, total int64) error {
 	if s.cfg.Jobs == nil {
 		// A server built without a job runner refuses rather than sending a
 		// partial export that looks whole.
@@ -74,6 +96,7 @@ func (s *Server) scheduleExport(c echo.Context, cl *auth.Claims, pol *privacy.Po
 		Query:           c.QueryParams(),
 		Format:          format,
 		CSVFormulaGuard: s.cfg.CSVFormulaGuard,
+		CSVBOM:          bom,
 		Rows:            total,
 	})
 	if errors.Is(err, jobs.ErrTooManyJobs) {
@@ -109,9 +132,13 @@ type JobView struct {
 	// ExpiresAt is when the download link expires.
 	ExpiresAt *time.Time `json:"expiresAt"`
 	DeliverTo string     `json:"deliverTo"`
-	// Delivery is pending, sending, sent or failed once the file is done.
+	// Delivery is pending, sending, sent (an SMTP server accepted the
+	// message), written (only written to the outbox: DeliveryPath) or
+	// failed, once the file is done.
 	Delivery    jobs.DeliveryState `json:"delivery,omitempty"`
 	DeliveredAt *time.Time         `json:"deliveredAt"`
+	// DeliveryPath is the .eml file of a message written to the outbox.
+	DeliveryPath *string `json:"deliveryPath"`
 }
 
 func timePtr(t time.Time) *time.Time {
@@ -121,18 +148,23 @@ func timePtr(t time.Time) *time.Time {
 	return &t
 }
 
-// viewOf renders a job for its owner.
-func viewOf(j *jobs.Job, now time.Time) JobView {
+// viewOf renders a job for its owner. The download URL is a signed link
+// (a path, like statusUrl), so it opens in a browser without a token.
+func viewOf(r *jobs.Runner, j *jobs.Job, now time.Time) JobView {
 	v := JobView{ID: j.ID, Status: j.Status, Format: j.Format, Rows: j.Rows, CreatedAt: j.CreatedAt,
 		FinishedAt: timePtr(j.FinishedAt), ExpiresAt: timePtr(j.ExpiresAt), DeliverTo: j.Email,
 		Delivery: j.Delivery, DeliveredAt: timePtr(j.DeliveredAt)}
 	if j.Status == jobs.Done && !j.Expired && now.Before(j.ExpiresAt) {
-		u := JobPaths{}.File(j.ID)
+		u := JobPaths{}.Download(r.DownloadLink(j))
 		v.DownloadURL = &u
 	}
 	if j.Error != "" {
 		e := j.Error
 		v.Error = &e
+	}
+	if j.DeliveryPath != "" {
+		p := j.DeliveryPath
+		v.DeliveryPath = &p
 	}
 	return v
 }
@@ -161,7 +193,92 @@ func (s *Server) handleJob(c echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("get job: %w", err)
 	}
-	return c.JSON(http.StatusOK, viewOf(job, time.Now()))
+	return c.JSON(http.StatusOK, viewOf(runner, job, time.Now()))
+}
+
+// handleJobList answers GET /api/mind/export/jobs: the caller's own jobs,
+// newest first, as job statuses; limit (1..jobs.MaxList, default 100)
+// bounds the answer and X-Total-Count says how many there are in all.
+func (s *Server) handleJobList(c echo.Context) error {
+	// strictQuery has refused any other parameter.
+	limit := defaultJobList
+	if vals, ok := c.QueryParams()[paramLimit]; ok {
+		n, err := strconv.Atoi(vals[0])
+		if len(vals) != 1 || err != nil || n < 1 || n > jobs.MaxList {
+			return &APIError{Status: http.StatusBadRequest, Code: "invalid_parameter", Param: paramLimit,
+				Message: fmt.Sprintf("limit must be one integer from 1 to %d", jobs.MaxList)}
+		}
+		limit = n
+	}
+	out := []JobView{}
+	if s.cfg.Jobs == nil {
+		c.Response().Header().Set("X-Total-Count", "0")
+		return c.JSON(http.StatusOK, out)
+	}
+	list, total, err := s.cfg.Jobs.List(claimsOf(c).Subject, limit)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	for _, j := range list {
+		out = append(out, viewOf(s.cfg.Jobs, j, now))
+	}
+	c.Response().Header().Set("X-Total-Count", strconv.Itoa(total))
+	return c.JSON(http.StatusOK, out)
+}
+
+// handleJobFileRoute serves a job's file either by a signed link (expires
+// and sig present: no token needed, SPEC §5) or to its owner with a bearer
+// token.
+func (s *Server) handleJobFileRoute(c echo.Context) error {
+	q := c.QueryParams()
+	if q.Has(linkSigParam) || q.Has(linkExpiresParam) {
+		return s.handleSignedJobFile(c)
+	}
+	return s.authenticate(s.handleJobFile)(c)
+}
+
+// handleSignedJobFile checks a signed link: 403 when its job, expiry or
+// signature was altered, 410 once it expired.
+func (s *Server) handleSignedJobFile(c echo.Context) error {
+	runner, err := s.jobsOrNotFound()
+	if err != nil {
+		return err
+	}
+	q := c.QueryParams()
+	exp, perr := strconv.ParseInt(q.Get(linkExpiresParam), 10, 64)
+	if perr != nil || len(q[linkExpiresParam]) != 1 || len(q[linkSigParam]) != 1 {
+		return badLink()
+	}
+	job, path, err := runner.OpenLink(jobs.Link{ID: c.Param("id"), Expires: exp, Sig: q.Get(linkSigParam)})
+	switch {
+	case errors.Is(err, jobs.ErrBadSignature):
+		return badLink()
+	case errors.Is(err, jobs.ErrExpired) && job == nil:
+		// The link itself expired (the job was not even looked up).
+		return newAPIError(http.StatusGone, "gone", "the download link expired at %s; request the export again", time.Unix(exp, 0).UTC().Format(time.RFC3339))
+	}
+	if job != nil {
+		c.Set("sub", job.Owner) // the request log names whose file went out
+	}
+	if err := s.checkJobFileErr(job, err); err != nil {
+		return err
+	}
+	// A link carries no token: the level in force is the server's, with the
+	// permissions the job was made with.
+	now, err := privacy.NewPolicy(s.cfg.PrivacyLevel, job.Permissions, s.cfg.PseudonymKey)
+	if err != nil {
+		return fmt.Errorf("server policy: %w", err)
+	}
+	if err := s.checkCovers(now, job); err != nil {
+		return err
+	}
+	return serveJobFile(c, job, path)
+}
+
+// badLink is the one answer for any altered or malformed signed link.
+func badLink() *APIError {
+	return newAPIError(http.StatusForbidden, "invalid_link", "the download link is not valid: its job, expiry or signature was altered; use the link exactly as it was sent")
 }
 
 func (s *Server) handleJobFile(c echo.Context) error {
@@ -169,8 +286,43 @@ func (s *Server) handleJobFile(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	job, path, err := runner.FilePath(c.Param("id"), claimsOf(c).Subject)
+	cl := claimsOf(c)
+	job, path, err := runner.FilePath(c.Param("id"), cl.Subject)
+	if err := s.checkJobFileErr(job, err); err != nil {
+		return err
+	}
+	now, err := s.policyFor(cl)
+	if err != nil {
+		return err
+	}
+	if err := s.checkCovers(now, job); err != nil {
+		return err
+	}
+	return serveJobFile(c, job, path)
+}
+
+// checkCovers serves a job's file only at the level in force now (SPEC §6):
+// a caller whose token lost permissions or gained a stricter level since
+// the job was made, or a server whose level was raised, must not get the
+// wider file.
+func (s *Server) checkCovers(now *privacy.Policy, job *jobs.Job) error {
+	made, err := privacy.NewPolicy(job.Level, job.Permissions, s.cfg.PseudonymKey)
+	if err != nil {
+		return fmt.Errorf("job policy: %w", err)
+	}
+	if !now.Covers(made) {
+		return newAPIError(http.StatusForbidden, "forbidden",
+			"the file was made at privacy level %s with permissions your token no longer carries, or the level in force is now stricter (%s); request the export again",
+			job.Level, now.Level())
+	}
+	return nil
+}
+
+// checkJobFileErr maps the errors of FilePath and OpenLink to answers.
+func (s *Server) checkJobFileErr(job *jobs.Job, err error) error {
 	switch {
+	case err == nil:
+		return nil
 	case errors.Is(err, jobs.ErrNotFound):
 		return jobNotFound()
 	case errors.Is(err, jobs.ErrErased):
@@ -181,25 +333,12 @@ func (s *Server) handleJobFile(c echo.Context) error {
 		return newAPIError(http.StatusConflict, "job_failed", "the export failed, there is no file: %s", job.Error)
 	case errors.Is(err, jobs.ErrNotReady):
 		return newAPIError(http.StatusConflict, "not_ready", "the export is %s; the file is ready when its status is done", job.Status)
-	case err != nil:
-		return fmt.Errorf("job file: %w", err)
 	}
-	// The file is served at the level in force now: a caller whose token
-	// lost permissions or gained a stricter level since the job was made
-	// (or a server whose level was raised) must not get the wider file.
-	now, err := s.policyFor(claimsOf(c))
-	if err != nil {
-		return err
-	}
-	made, err := privacy.NewPolicy(job.Level, job.Permissions, s.cfg.PseudonymKey)
-	if err != nil {
-		return fmt.Errorf("job policy: %w", err)
-	}
-	if !now.Covers(made) {
-		return newAPIError(http.StatusForbidden, "forbidden",
-			"the file was made at privacy level %s with permissions your token no longer carries, or the level in force is now stricter (%s); request the export again",
-			job.Level, now.Level())
-	}
+	return fmt.Errorf("job file: %w", err)
+}
+
+// serveJobFile sends a finished job's file.
+func serveJobFile(c echo.Context, job *jobs.Job, path string) error {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		// The janitor deleted it between the check and the open.
@@ -213,6 +352,9 @@ func (s *Server) handleJobFile(c echo.Context) error {
 	h.Set(echo.HeaderContentType, job.Format.ContentType())
 	h.Set(echo.HeaderContentDisposition, fmt.Sprintf(`attachment; filename="%s"`, jobs.FileName(job)))
 	h.Set("X-Total-Count", strconv.FormatInt(job.Rows, 10))
+	// A signed link is a capability: keep it and the file out of shared caches.
+	h.Set(echo.HeaderCacheControl, "private, no-store")
+	h.Set("Referrer-Policy", "no-referrer")
 	http.ServeContent(c.Response(), c.Request(), "", job.FinishedAt, f)
 	return nil
 }

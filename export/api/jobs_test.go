@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -137,7 +136,7 @@ func (e *jobEnv) wait(tok, id string, done func(JobView) bool) JobView {
 }
 
 func delivered(v JobView) bool {
-	return v.Status == jobs.Done && (v.Delivery == jobs.DeliverySent || v.Delivery == jobs.DeliveryFailed)
+	return v.Status == jobs.Done && v.Delivery.Delivered()
 }
 
 // The heart of SPEC §5: a request above the limit is answered 202, the job
@@ -232,7 +231,8 @@ func TestJobOutboxAndXLSXSheets(t *testing.T) {
 	tok := env.token("u1", "ann@example.com")
 	sb := env.schedule(tok, "format=xlsx&orderByField=userWorklogId&orderByDirection=asc")
 	v := env.wait(tok, sb.JobID, delivered)
-	if v.Delivery != jobs.DeliverySent || v.Rows != 33 {
+	// Written to the outbox is not sent, and the status says which file.
+	if v.Delivery != jobs.DeliveryWritten || v.DeliveryPath == nil || *v.DeliveryPath != filepath.Join(env.dir, "outbox", sb.JobID+".eml") || v.Rows != 33 {
 		t.Fatalf("job %+v", v)
 	}
 	ents, err := os.ReadDir(filepath.Join(env.dir, "outbox"))
@@ -293,28 +293,12 @@ func TestJobOutboxAndXLSXSheets(t *testing.T) {
 	if !bytes.Contains(metrics, []byte(`worklog_export_jobs{state="done"} 1`)) || !bytes.Contains(metrics, []byte(`worklog_export_jobs{state="queued"} 0`)) {
 		t.Errorf("jobs gauge wrong:\n%s", grepLines(metrics, "worklog_export_jobs"))
 	}
-}
-
-// A file above the attach limit is sent as a link under the public URL.
-func TestJobLinkInsteadOfAttachment(t *testing.T) {
-	env := newJobEnv(t, privacy.Pseudonymized, true, func(c *jobs.Config) { c.AttachLimit = 100 })
-	tok := env.token("u1", "ann@example.com")
-	sb := env.schedule(tok, "format=csv")
-	v := env.wait(tok, sb.JobID, delivered)
-	raw, err := os.ReadFile(filepath.Join(env.dir, "outbox", sb.JobID+".eml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pm := mailtest.Parse(t, raw)
-	if len(pm.Attachments) != 0 {
-		t.Errorf("%d attachments, want a link only", len(pm.Attachments))
-	}
-	link := "https://worklog.example.com/api/mind/export/jobs/" + sb.JobID + "/file"
-	if !strings.Contains(pm.Text, link) {
-		t.Errorf("body lacks %s:\n%s", link, pm.Text)
-	}
-	if resp, _ := env.getPath(tok, *v.DownloadURL); resp.StatusCode != http.StatusOK {
-		t.Errorf("download: %d", resp.StatusCode)
+	// The job's rows are counted, by path and format, beside the
+	// synchronous ones.
+	for _, want := range []string{`worklog_export_rows_total{format="xlsx",path="job"} 33`, `worklog_export_rows_total{format="xlsx",path="sync"} 0`, `worklog_export_rows_total{format="csv",path="job"} 0`} {
+		if !bytes.Contains(metrics, []byte(want+"\n")) {
+			t.Errorf("no %s in:\n%s", want, grepLines(metrics, "worklog_export_rows_total"))
+		}
 	}
 }
 
@@ -343,34 +327,6 @@ func TestJobOwnerOnly(t *testing.T) {
 	resp, _ := env.getPath("", JobPaths{}.Status(sb.JobID))
 	if resp.StatusCode != http.StatusUnauthorized {
 		t.Errorf("no token: %d", resp.StatusCode)
-	}
-}
-
-// After the download TTL the link answers 410 and the janitor deletes the file.
-func TestJobLinkExpires(t *testing.T) {
-	env := newJobEnv(t, privacy.Pseudonymized, true, func(c *jobs.Config) { c.DownloadTTL = 300 * time.Millisecond })
-	tok := env.token("u1", "ann@example.com")
-	sb := env.schedule(tok, "format=csv")
-	v := env.wait(tok, sb.JobID, delivered)
-	time.Sleep(time.Until(*v.ExpiresAt) + 100*time.Millisecond)
-	resp, body := env.getPath(tok, JobPaths{}.File(sb.JobID))
-	if resp.StatusCode != http.StatusGone || !bytes.Contains(body, []byte(`"code":"gone"`)) {
-		t.Errorf("expired link: %d %s, want 410", resp.StatusCode, body)
-	}
-	v = env.wait(tok, sb.JobID, func(v JobView) bool { return v.DownloadURL == nil })
-	file := filepath.Join(env.dir, "exports", sb.JobID+".csv")
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if _, err := os.Stat(file); errors.Is(err, os.ErrNotExist) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the janitor left the expired file")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if v.Status != jobs.Done {
-		t.Errorf("status after expiry %q", v.Status)
 	}
 }
 

@@ -65,6 +65,7 @@ func openAPIDocument() obj {
 		"paths": obj{
 			ExportPath:         obj{"get": exportOperation(names)},
 			AnalyticsPath:      obj{"get": analyticsOperation(names)},
+			JobsPath:           obj{"get": jobListOperation()},
 			jobPath:            obj{"get": jobOperation()},
 			jobFilePath:        obj{"get": jobFileOperation()},
 			IngestPath:         obj{"post": ingestOperation()},
@@ -196,18 +197,19 @@ func statusSchema() obj {
 func jobSchema() obj {
 	str := obj{"type": "string"}
 	return obj{"type": "object", "properties": obj{
-		"id":          str,
-		"status":      obj{"type": "string", "enum": enumOfStrings(jobs.Statuses())},
-		"format":      obj{"type": "string", "enum": formatEnum()},
-		"rows":        obj{"type": "integer"},
-		"createdAt":   obj{"type": "string", "format": "date-time"},
-		"finishedAt":  obj{"type": []any{"string", "null"}, "format": "date-time"},
-		"downloadUrl": obj{"type": []any{"string", "null"}},
-		"error":       obj{"type": []any{"string", "null"}},
-		"expiresAt":   obj{"type": []any{"string", "null"}, "format": "date-time", "description": "When the download link expires (410 Gone after)."},
-		"deliverTo":   obj{"type": "string", "description": "The token's email claim at request time."},
-		"delivery":    obj{"type": "string", "enum": enumOfStrings(jobs.DeliveryStates())},
-		"deliveredAt": obj{"type": []any{"string", "null"}, "format": "date-time"},
+		"id":           str,
+		"status":       obj{"type": "string", "enum": enumOfStrings(jobs.Statuses())},
+		"format":       obj{"type": "string", "enum": formatEnum()},
+		"rows":         obj{"type": "integer"},
+		"createdAt":    obj{"type": "string", "format": "date-time"},
+		"finishedAt":   obj{"type": []any{"string", "null"}, "format": "date-time"},
+		"downloadUrl":  obj{"type": []any{"string", "null"}, "description": "A signed link to the file (a path under this server): it needs no token and works until expiresAt."},
+		"error":        obj{"type": []any{"string", "null"}},
+		"expiresAt":    obj{"type": []any{"string", "null"}, "format": "date-time", "description": "When the download link expires (410 Gone after)."},
+		"deliverTo":    obj{"type": "string", "description": "The token's email claim at request time."},
+		"delivery":     obj{"type": "string", "enum": enumOfStrings(jobs.DeliveryStates()), "description": "sent: an SMTP server accepted the message; written: only written to the outbox (deliveryPath)."},
+		"deliveredAt":  obj{"type": []any{"string", "null"}, "format": "date-time"},
+		"deliveryPath": obj{"type": []any{"string", "null"}, "description": "With delivery written: the .eml file in the server's outbox (no SMTP server is configured, so nobody has received it)."},
 	}}
 }
 
@@ -274,6 +276,8 @@ func exportOperation(names []string) obj {
 				"schema": obj{"type": "integer", "minimum": 0, "default": 0}},
 			obj{"name": "cursor", "in": "query", "description": "The X-Next-Cursor of the previous page: continue right after its last row. With limit, without offset, and with the same filters and ordering as that page (else 400 naming cursor). Every matching row is visited once even while ingests commit between pages.",
 				"schema": obj{"type": "string"}},
+			obj{"name": "bom", "in": "query", "description": "CSV only: true starts the file with a UTF-8 byte-order mark, which Excel on Windows needs to read non-ASCII names. Absent: the server's --csv-bom setting (default false: RFC 4180 without a mark).",
+				"schema": obj{"type": "boolean"}},
 			obj{"name": "orderByField", "in": "query", "description": "Column used to order the result set; ties are broken by userWorklogId.",
 				"schema": obj{"type": "string", "enum": fieldEnum, "default": data.DateField}},
 			obj{"name": "orderByDirection", "in": "query", "description": "Sort direction applied to orderByField; nulls sort last.",
@@ -426,14 +430,38 @@ func jobOperation() obj {
 	}
 }
 
+func jobListOperation() obj {
+	return obj{
+		"operationId": "listExportJobs",
+		"summary":     "The caller's background exports, newest first",
+		"parameters": []any{
+			obj{"name": "limit", "in": "query", "description": "The most jobs to return.",
+				"schema": obj{"type": "integer", "minimum": 1, "maximum": jobs.MaxList, "default": defaultJobList}},
+		},
+		"responses": obj{
+			"200": obj{"description": "The jobs of the token's subject, newest first, as job statuses.",
+				"headers": obj{"X-Total-Count": obj{"description": "All jobs of the subject.", "schema": obj{"type": "integer"}}},
+				"content": obj{"application/json": obj{"schema": obj{"type": "array", "items": obj{"$ref": "#/components/schemas/jobs.Job"}}}}},
+			"400": errorResponse("A bad or unknown parameter, named in error.param."),
+			"401": errorResponse("Missing or invalid bearer token."),
+		},
+	}
+}
+
 func jobFileOperation() obj {
 	return obj{
 		"operationId": "getExportJobFile",
 		"summary":     "Download the file of a finished background export",
-		"parameters":  []any{idParam()},
+		"description": "With a bearer token, for the job's owner. Or by the signed link of the e-mail and of downloadUrl (expires and sig), which needs no token: it opens in a browser, for this job's file only, until it expires.",
+		"security":    []any{obj{"bearerAuth": []any{}}, obj{}},
+		"parameters": []any{idParam(),
+			obj{"name": linkExpiresParam, "in": "query", "description": "Signed link: when it expires, in Unix seconds.", "schema": obj{"type": "integer"}},
+			obj{"name": linkSigParam, "in": "query", "description": "Signed link: HMAC-SHA256 of the job id and expires under the server's key, base64url.", "schema": obj{"type": "string"}},
+		},
 		"responses": obj{
 			"200": obj{"description": "The file, with the format's Content-Type and an attachment Content-Disposition.", "content": formatContent()},
-			"401": errorResponse("Missing or invalid bearer token."),
+			"401": errorResponse("No signed link and a missing or invalid bearer token."),
+			"403": errorResponse("A signed link whose job, expiry or signature was altered (invalid_link); or the privacy level or permissions in force now are stricter than when the job was made."),
 			"404": errorResponse("No such job for this token's subject."),
 			"409": errorResponse("The job is not done yet (not_ready) or failed (job_failed)."),
 			"410": errorResponse("The download link has expired (gone), or an erasure of personal data deleted the file (erased)."),

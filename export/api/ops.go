@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"worklog/data"
@@ -54,7 +55,9 @@ type Metrics struct {
 	Requests *prometheus.CounterVec
 	// Latency observes request durations by route template and method.
 	Latency *prometheus.HistogramVec
-	// RowsExported counts rows written by export format (sync and jobs).
+	// RowsExported counts the rows of synchronous exports by path
+	// (PathSync) and format; the rows of background jobs appear in the same
+	// metric with path="job", read from the job runner at scrape time.
 	RowsExported *prometheus.CounterVec
 	// IngestedEvents counts events of HTTP ingests by result: new, updated, rejected.
 	IngestedEvents *prometheus.CounterVec
@@ -81,6 +84,42 @@ type Metrics struct {
 	// failed); RetentionDeleted counts the events they deleted.
 	RetentionRuns    *prometheus.CounterVec
 	RetentionDeleted prometheus.Counter
+
+	// jobRowsSeen is the runner's row count already added to RowsExported.
+	jobRowsMu   sync.Mutex
+	jobRowsSeen map[export.Format]int64
+}
+
+// The values of the path label of worklog_export_rows_total. A command-line
+// export ('worklog export', path cli) runs in a process of its own without
+// /metrics; it reports its rows in its own output.
+const (
+	PathSync = "sync"
+	PathJob  = "job"
+)
+
+const (
+	rowsExportedName = "worklog_export_rows_total"
+	rowsExportedHelp = "Rows exported by path (sync: answered in the request; job: background export) and format."
+)
+
+// addJobRows brings the path="job" series of worklog_export_rows_total up
+// to the runner's own count, at scrape time: the runner counts the rows its
+// jobs write, and nothing has to be wired between it and the metrics (the
+// runner is opened before the server and knows nothing of Prometheus).
+func (m *Metrics) addJobRows(r *jobs.Runner) {
+	m.jobRowsMu.Lock()
+	defer m.jobRowsMu.Unlock()
+	if m.jobRowsSeen == nil {
+		m.jobRowsSeen = map[export.Format]int64{}
+	}
+	for _, f := range export.Formats() {
+		n := r.RowsWritten(f)
+		if d := n - m.jobRowsSeen[f]; d > 0 {
+			m.RowsExported.WithLabelValues(string(f), PathJob).Add(float64(d))
+			m.jobRowsSeen[f] = n
+		}
+	}
 }
 
 // NewMetrics creates the collectors on a fresh registry, with Go runtime and
@@ -96,8 +135,8 @@ func NewMetrics() *Metrics {
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
 		}, []string{"route", "method"}),
 		RowsExported: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "worklog_export_rows_total", Help: "Rows exported by format.",
-		}, []string{"format"}),
+			Name: rowsExportedName, Help: rowsExportedHelp,
+		}, []string{"format", "path"}),
 		IngestedEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "worklog_ingest_events_total", Help: "Events of HTTP ingests by result (new, updated, rejected).",
 		}, []string{"result"}),
@@ -133,6 +172,11 @@ func NewMetrics() *Metrics {
 			Name: "worklog_retention_deleted_events_total", Help: "Events deleted by retention runs.",
 		}),
 	}
+	for _, f := range export.Formats() {
+		for _, p := range []string{PathSync, PathJob} {
+			m.RowsExported.WithLabelValues(string(f), p) // present at 0 before the first export
+		}
+	}
 	for _, s := range jobs.Statuses() {
 		m.Jobs.WithLabelValues(string(s)) // present at 0 before the first job
 	}
@@ -155,11 +199,13 @@ func (s *Server) registerOps(e *echo.Echo) {
 }
 
 // refreshJobGauge sets the jobs gauge from the job store at scrape time, so
-// it is right after restarts and never drifts from the persisted states.
+// it is right after restarts and never drifts from the persisted states,
+// and adds the rows the jobs wrote since the last scrape.
 func (s *Server) refreshJobGauge() {
 	if s.cfg.Jobs == nil {
 		return
 	}
+	s.metrics.addJobRows(s.cfg.Jobs)
 	counts, err := s.cfg.Jobs.CountByState()
 	if err != nil {
 		s.log.Error("count jobs for metrics", "err", err)

@@ -62,6 +62,9 @@ type Config struct {
 	CursorKey []byte
 	// CSVFormulaGuard prefixes CSV strings that a spreadsheet would run as a formula.
 	CSVFormulaGuard bool
+	// CSVBOM is the default of the bom parameter: start a CSV with a UTF-8
+	// byte-order mark (for Excel on Windows). Off by default: RFC 4180.
+	CSVBOM bool
 	// Logger receives one line per request; nil discards.
 	Logger *slog.Logger
 	// Jobs runs the exports above the synchronous limits in the background;
@@ -243,6 +246,14 @@ func (s *Server) policyFor(cl *auth.Claims) (*privacy.Policy, error) {
 	return privacy.NewPolicy(level, cl.Permissions, s.cfg.PseudonymKey)
 }
 
+// csvBOM is the bom parameter of plan, else the server's setting.
+func (s *Server) csvBOM(plan *query.Plan) bool {
+	if plan.BOM != nil {
+		return *plan.BOM
+	}
+	return s.cfg.CSVBOM
+}
+
 // syncLimit is the largest export of format f answered synchronously.
 func (s *Server) syncLimit(f export.Format) int64 {
 	if f == "xlsx" {
@@ -289,10 +300,10 @@ func (s *Server) handleExport(c echo.Context) error {
 	}
 	if plan.Limit == 0 && total > s.syncLimit(format) {
 		setAuditRows(c, total)
-		return s.scheduleExport(c, cl, pol, format, total)
+		return s.scheduleExport(c, cl, pol, format, s.csvBOM(plan), total)
 	}
 	req := export.Request{Engine: s.engine, Snapshot: snap, Plan: plan, Policy: pol, Format: format,
-		Options: export.EncoderOptions{CSVFormulaGuard: s.cfg.CSVFormulaGuard}}
+		Options: export.EncoderOptions{CSVFormulaGuard: s.cfg.CSVFormulaGuard, CSVBOM: s.csvBOM(plan)}}
 	if s.beforeExport != nil {
 		s.beforeExport(ctx)
 	}
@@ -329,7 +340,7 @@ func (s *Server) handleExport(c echo.Context) error {
 	runStart := time.Now()
 	rows, err := export.Run(ctx, req, w, flush)
 	s.metrics.QueryDuration.WithLabelValues("export").Observe(time.Since(runStart).Seconds())
-	s.metrics.RowsExported.WithLabelValues(string(format)).Add(float64(rows))
+	s.metrics.RowsExported.WithLabelValues(string(format), PathSync).Add(float64(rows))
 	setAuditRows(c, rows)
 	if err != nil && !c.Response().Committed {
 		for _, k := range []string{echo.HeaderContentType, echo.HeaderContentDisposition, echo.HeaderContentEncoding, "X-Total-Count"} {
@@ -384,7 +395,7 @@ func (s *Server) writePage(c echo.Context, req export.Request, total int64) erro
 	if err != nil {
 		return err
 	}
-	s.metrics.RowsExported.WithLabelValues(string(req.Format)).Add(float64(rows))
+	s.metrics.RowsExported.WithLabelValues(string(req.Format), PathSync).Add(float64(rows))
 	h := c.Response().Header()
 	setExportHeaders(h, req.Format, total)
 	if next != "" {

@@ -64,7 +64,7 @@ func TestEraseBefore(t *testing.T) {
 		c, _ := r.store.claim(time.Now().UTC())
 		r.run(context.Background(), c)
 		got, _ := r.Get(j.ID, "u1")
-		if got.Status != Done || got.Delivery != DeliverySent {
+		if got.Status != Done || got.Delivery != DeliveryWritten {
 			t.Fatalf("job %+v", got)
 		}
 		done = append(done, got)

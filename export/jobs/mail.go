@@ -18,7 +18,15 @@ import (
 // again for the same job after a crash (the message keeps its Message-ID), and
 // safe for concurrent use.
 type Mailer interface {
-	Send(ctx context.Context, jobID string, msg *mail.Msg) error
+	Send(ctx context.Context, jobID string, msg *mail.Msg) (Receipt, error)
+}
+
+// Receipt says what became of a message, so a job's status tells the truth:
+// handed to an SMTP server (sent) or only written to a file (written).
+type Receipt struct {
+	// Written is the path of the .eml file when the message was written to
+	// an outbox rather than sent; empty when an SMTP server accepted it.
+	Written string
 }
 
 // SMTPMailer sends through an SMTP server with go-mail.
@@ -88,15 +96,15 @@ func redactURL(u *url.URL) string { return u.Redacted() }
 
 // Send dials the server and sends msg. A new client per message keeps
 // concurrent deliveries independent.
-func (m *SMTPMailer) Send(ctx context.Context, _ string, msg *mail.Msg) error {
+func (m *SMTPMailer) Send(ctx context.Context, _ string, msg *mail.Msg) (Receipt, error) {
 	c, err := mail.NewClient(m.host, m.opts...)
 	if err != nil {
-		return fmt.Errorf("smtp client: %w", err)
+		return Receipt{}, fmt.Errorf("smtp client: %w", err)
 	}
 	if err := c.DialAndSendWithContext(ctx, msg); err != nil {
-		return fmt.Errorf("smtp send to %s: %w", m.host, err)
+		return Receipt{}, fmt.Errorf("smtp send to %s: %w", m.host, err)
 	}
-	return nil
+	return Receipt{}, nil
 }
 
 // OutboxMailer writes each message as <Dir>/<job id>.eml, the embedded
@@ -108,16 +116,24 @@ type OutboxMailer struct {
 	Dir string
 }
 
-// Send writes msg into the outbox.
-func (m OutboxMailer) Send(_ context.Context, jobID string, msg *mail.Msg) (err error) {
+// Send writes msg into the outbox; the receipt names the file.
+func (m OutboxMailer) Send(_ context.Context, jobID string, msg *mail.Msg) (Receipt, error) {
 	if !validJobID(jobID) {
-		return fmt.Errorf("outbox: invalid job id %q", jobID)
+		return Receipt{}, fmt.Errorf("outbox: invalid job id %q", jobID)
 	}
+	path := filepath.Join(m.Dir, jobID+".eml")
+	if err := m.write(path, msg); err != nil {
+		return Receipt{}, err
+	}
+	return Receipt{Written: path}, nil
+}
+
+// write writes msg to path atomically: a temporary file, synced, renamed.
+func (m OutboxMailer) write(path string, msg *mail.Msg) (err error) {
 	if err := os.MkdirAll(m.Dir, 0o700); err != nil {
 		return fmt.Errorf("outbox: %w", err)
 	}
-	path := filepath.Join(m.Dir, jobID+".eml")
-	f, err := os.CreateTemp(m.Dir, "."+jobID+".*.tmp")
+	f, err := os.CreateTemp(m.Dir, "."+filepath.Base(path)+".*.tmp")
 	if err != nil {
 		return fmt.Errorf("outbox: %w", err)
 	}
@@ -158,7 +174,8 @@ type jobMessage struct {
 	Job         *Job
 	Path        string // the finished file
 	Attach      bool   // attach the file; else link to DownloadURL
-	DownloadURL string
+	DownloadURL string // the signed link
+	LinkExpires time.Time
 	StatusURL   string
 }
 
@@ -179,15 +196,17 @@ func (m jobMessage) build() (*mail.Msg, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Hello,\n\nthe export you requested on %s is ready: %d rows as %s.\n\n",
 		j.CreatedAt.UTC().Format("2006-01-02 15:04:05 UTC"), j.Rows, strings.ToUpper(string(j.Format)))
+	until := m.LinkExpires.UTC().Format("2006-01-02 15:04 UTC")
 	if m.Attach {
-		fmt.Fprintf(&b, "It is attached to this message.")
-		fmt.Fprintf(&b, " It can also be downloaded until %s:\n\n  %s\n", j.ExpiresAt.UTC().Format("2006-01-02 15:04 UTC"), m.DownloadURL)
+		fmt.Fprintf(&b, "It is attached to this message. It can also be downloaded until %s:\n\n  %s\n", until, m.DownloadURL)
 	} else {
 		fmt.Fprintf(&b, "It is %s, too large to attach. Download it until %s:\n\n  %s\n",
-			humanBytes(j.Bytes), j.ExpiresAt.UTC().Format("2006-01-02 15:04 UTC"), m.DownloadURL)
+			humanBytes(j.Bytes), until, m.DownloadURL)
 	}
-	fmt.Fprintf(&b, "\nThe download needs your API token, e.g.\n\n  curl -OJ -H 'Authorization: Bearer <token>' '%s'\n", m.DownloadURL)
-	fmt.Fprintf(&b, "\nJob status: %s\n", m.StatusURL)
+	fmt.Fprintf(&b, "\nThe link opens in a browser without signing in, for this file only, and stops\n"+
+		"working at %s. Anyone who has the link can download the file until then:\n"+
+		"forward this message with care.\n", until)
+	fmt.Fprintf(&b, "\nJob status (needs your API token): %s\n", m.StatusURL)
 	msg.SetBodyString(mail.TypeTextPlain, b.String())
 	if m.Attach {
 		if _, err := os.Stat(m.Path); err != nil {
@@ -204,6 +223,55 @@ func (m jobMessage) build() (*mail.Msg, error) {
 // FileName is the name a user sees for a job's file (attachment and download).
 func FileName(j *Job) string {
 	return fmt.Sprintf("reporting_worklog_%s.%s", j.CreatedAt.UTC().Format("20060102T150405Z"), j.Format.Extension())
+}
+
+// base64Size is the size of n bytes as a MIME attachment: base64 (4 bytes
+// for every 3, rounded up) in lines of 76 characters, each ending in CRLF.
+func base64Size(n int64) int64 {
+	enc := (n + 2) / 3 * 4
+	lines := (enc + 75) / 76
+	return enc + 2*lines
+}
+
+// countingWriter counts what is written to it.
+type countingWriter struct{ n int64 }
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	c.n += int64(len(p))
+	return len(p), nil
+}
+
+// messageSize is the size of msg as it goes over the wire.
+func messageSize(msg *mail.Msg) (int64, error) {
+	var c countingWriter
+	if _, err := msg.WriteTo(&c); err != nil {
+		return 0, fmt.Errorf("measure message: %w", err)
+	}
+	return c.n, nil
+}
+
+// buildWithin builds the message with the file attached when the message
+// as sent — headers, text and the base64 attachment — fits limit, and with
+// the download link only otherwise. base64 grows a file by a third, so an
+// 8.4 MB file is an 11.4 MB message: the raw size says nothing about
+// whether the message fits.
+func (m jobMessage) buildWithin(limit int64) (*mail.Msg, error) {
+	m.Attach = base64Size(m.Job.Bytes) <= limit
+	if m.Attach {
+		msg, err := m.build()
+		if err != nil {
+			return nil, err
+		}
+		size, err := messageSize(msg)
+		if err != nil {
+			return nil, err
+		}
+		if size <= limit {
+			return msg, nil
+		}
+		m.Attach = false
+	}
+	return m.build()
 }
 
 func humanBytes(n int64) string {

@@ -17,8 +17,10 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"worklog/export"
@@ -71,8 +73,9 @@ type Config struct {
 	Workers int
 	// PerUser bounds one user's queued plus running jobs (default 2).
 	PerUser int
-	// AttachLimit is the largest file attached to the e-mail; larger files
-	// are sent as a download link (default 10 MiB).
+	// AttachLimit is the largest message that carries the file, counted as
+	// sent (base64 and all); a larger one carries the download link instead
+	// (default 10 MiB).
 	AttachLimit int64
 	// DownloadTTL is how long a finished file stays downloadable (default
 	// 7 days); then the janitor deletes it and the link answers 410.
@@ -95,6 +98,8 @@ type Config struct {
 	// Audit receives one line per finished or failed export (SPEC §12),
 	// written before the file is offered; nil keeps no trail.
 	Audit *audit.Log
+	// Now is the clock (tests move it past an expiry); nil is time.Now.
+	Now func() time.Time
 }
 
 // Paths names the API paths of a job. The HTTP layer owns the routes; the
@@ -102,8 +107,11 @@ type Config struct {
 type Paths interface {
 	// Status is the path of the job's status, e.g. /api/mind/export/jobs/<id>.
 	Status(id string) string
-	// File is the path of the job's file.
+	// File is the path of the job's file, for its owner with a bearer token.
 	File(id string) string
+	// Download is the path of a signed link to the job's file: it opens in
+	// a browser without a token until the link expires.
+	Download(l Link) string
 }
 
 // Runner persists background exports (SPEC §5) and runs them with a bounded
@@ -149,6 +157,11 @@ type Runner struct {
 	mailer Mailer
 	log    *slog.Logger
 	dir    string // <data>/exports
+	links  linkSigner
+
+	// rows counts the rows of finished exports by format, for metrics;
+	// the map is filled at Open and only its counters change.
+	rows map[export.Format]*atomic.Int64
 
 	wake chan struct{}
 
@@ -220,6 +233,10 @@ func Open(cfg Config) (*Runner, error) {
 		}
 		mailer = OutboxMailer{Dir: od}
 	}
+	linkKey, err := loadOrCreateLinkKey(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("jobs: %w", err)
+	}
 	store, resumed, err := openJobStore(filepath.Join(cfg.DataDir, jobsDBFile))
 	if err != nil {
 		return nil, fmt.Errorf("jobs: %w", err)
@@ -227,8 +244,20 @@ func Open(cfg Config) (*Runner, error) {
 	for _, id := range resumed {
 		log.Info("export job interrupted, queued again", "job", id)
 	}
-	return &Runner{cfg: cfg, store: store, mailer: mailer, log: log, dir: dir,
+	rows := map[export.Format]*atomic.Int64{}
+	for _, f := range export.Formats() {
+		rows[f] = new(atomic.Int64)
+	}
+	return &Runner{cfg: cfg, store: store, mailer: mailer, log: log, dir: dir, links: linkSigner{key: linkKey}, rows: rows,
 		wake: make(chan struct{}, cfg.Workers), delivering: map[string]bool{}}, nil
+}
+
+// now is the runner's clock, in UTC.
+func (j *Runner) now() time.Time {
+	if j.cfg.Now != nil {
+		return j.cfg.Now().UTC()
+	}
+	return time.Now().UTC()
 }
 
 func setDefault[T int | int64 | time.Duration](v *T, def T) {
@@ -304,6 +333,8 @@ type Spec struct {
 	Query           url.Values
 	Format          export.Format
 	CSVFormulaGuard bool
+	// CSVBOM is the bom parameter, or the server's setting when absent.
+	CSVBOM bool
 	// Rows is the match count at request time.
 	Rows int64
 }
@@ -329,8 +360,9 @@ func (j *Runner) Submit(spec Spec) (*Job, error) {
 		Query:           q.Encode(),
 		Format:          spec.Format,
 		CSVFormulaGuard: spec.CSVFormulaGuard,
+		CSVBOM:          spec.CSVBOM,
 		Rows:            spec.Rows,
-		CreatedAt:       time.Now().UTC(),
+		CreatedAt:       j.now(),
 	}
 	if err := j.store.create(job, j.cfg.PerUser); err != nil {
 		return nil, err
@@ -357,6 +389,40 @@ func (j *Runner) Get(id, owner string) (*Job, error) {
 	return job, nil
 }
 
+// MaxList is the most jobs List returns.
+const MaxList = 1000
+
+// List returns owner's jobs, newest first (ties by id), at most limit of
+// them (1..MaxList), and how many the owner has in all.
+func (j *Runner) List(owner string, limit int) ([]*Job, int, error) {
+	limit = min(max(limit, 1), MaxList)
+	var all []*Job
+	err := j.store.each(func(job *Job) {
+		if job.Owner == owner {
+			all = append(all, job)
+		}
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("list jobs: %w", err)
+	}
+	slices.SortFunc(all, func(a, b *Job) int {
+		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(b.ID, a.ID)
+	})
+	return all[:min(limit, len(all))], len(all), nil
+}
+
+// RowsWritten is the number of rows the jobs of this process have written
+// as format f, for worklog_export_rows_total{path="job"}.
+func (j *Runner) RowsWritten(f export.Format) int64 {
+	if c := j.rows[f]; c != nil {
+		return c.Load()
+	}
+	return 0
+}
+
 // CountByState counts the jobs by status, for the jobs gauge of /metrics.
 func (j *Runner) CountByState() (map[Status]int, error) {
 	counts := map[Status]int{}
@@ -378,7 +444,7 @@ func (j *Runner) FilePath(id, owner string) (*Job, string, error) {
 	if job.Status != Done {
 		return job, "", ErrNotReady
 	}
-	if job.Expired || !time.Now().Before(job.ExpiresAt) {
+	if job.Expired || !j.now().Before(job.ExpiresAt) {
 		return job, "", ErrExpired
 	}
 	return job, j.filePath(job), nil
@@ -391,7 +457,7 @@ func (j *Runner) filePath(job *Job) string {
 // work claims and runs queued jobs until ctx ends.
 func (j *Runner) work(ctx context.Context) {
 	for {
-		job, err := j.store.claim(time.Now().UTC())
+		job, err := j.store.claim(j.now())
 		if err != nil {
 			j.log.Error("claim export job", "err", err)
 		}
@@ -432,7 +498,7 @@ func (j *Runner) run(ctx context.Context, job *Job) {
 		os.Remove(j.filePath(job))
 		err = aerr
 	}
-	now := time.Now().UTC()
+	now := j.now()
 	if err != nil {
 		log.Error("export job failed", "err", err)
 		msg := "export failed (job " + job.ID + ")"
@@ -472,6 +538,9 @@ func (j *Runner) run(ctx context.Context, job *Job) {
 		log.Error("record finished export job", "err", err)
 		return
 	}
+	if c := j.rows[job.Format]; c != nil {
+		c.Add(rows)
+	}
 	el := time.Since(start)
 	log.Info("export job done", "rows", rows, "bytes", size, "duration_ms", el.Milliseconds(),
 		"rows_per_s", int64(float64(rows)/max(el.Seconds(), 1e-9)))
@@ -500,7 +569,7 @@ func (j *Runner) export(ctx context.Context, job *Job) (int64, error) {
 	}
 	defer snap.Release()
 	req := export.Request{Engine: j.cfg.Engine, Snapshot: snap, Plan: plan, Policy: pol, Format: job.Format,
-		Options: export.EncoderOptions{CSVFormulaGuard: job.CSVFormulaGuard, MaxSheetRows: j.cfg.MaxSheetRows}}
+		Options: export.EncoderOptions{CSVFormulaGuard: job.CSVFormulaGuard, CSVBOM: job.CSVBOM, MaxSheetRows: j.cfg.MaxSheetRows}}
 	return export.WriteFile(ctx, req, j.filePath(job))
 }
 
@@ -539,26 +608,32 @@ func (j *Runner) deliver(ctx context.Context, job *Job) {
 		return
 	}
 	path := j.filePath(job)
+	link := j.DownloadLink(job)
 	msg, err := jobMessage{
 		From:        j.cfg.MailFrom,
 		To:          job.Email,
 		Job:         job,
 		Path:        path,
-		Attach:      job.Bytes <= j.cfg.AttachLimit,
-		DownloadURL: j.cfg.PublicURL + j.cfg.Paths.File(job.ID),
+		DownloadURL: j.cfg.PublicURL + j.cfg.Paths.Download(link),
+		LinkExpires: link.ExpiresAt(),
 		StatusURL:   j.cfg.PublicURL + j.cfg.Paths.Status(job.ID),
-	}.build()
+	}.buildWithin(j.cfg.AttachLimit)
+	var receipt Receipt
 	if err == nil {
-		err = j.mailer.Send(ctx, job.ID, msg)
+		receipt, err = j.mailer.Send(ctx, job.ID, msg)
 	}
-	now := time.Now().UTC()
+	attached := err == nil && len(msg.GetAttachments()) > 0
+	now := j.now()
 	_, uerr := j.store.update(job.ID, func(jb *Job) error {
 		switch {
 		case jb.Status == Erased:
 			// An erasure deleted the file while it was being sent; its
 			// record says so, and nothing is retried.
 		case err == nil:
-			jb.Delivery, jb.DeliveredAt, jb.Error = DeliverySent, now, ""
+			jb.Delivery, jb.DeliveredAt, jb.Error, jb.Attached = DeliverySent, now, "", attached
+			if receipt.Written != "" {
+				jb.Delivery, jb.DeliveryPath = DeliveryWritten, receipt.Written
+			}
 		case ctx.Err() != nil:
 			// Shutdown interrupted the send: try again after the restart,
 			// without spending an attempt.
@@ -581,7 +656,11 @@ func (j *Runner) deliver(ctx context.Context, job *Job) {
 		log.Warn("export delivery failed", "attempt", job.DeliveryAttempts, "err", err)
 		return
 	}
-	log.Info("export delivered", "attempt", job.DeliveryAttempts, "attached", job.Bytes <= j.cfg.AttachLimit)
+	if receipt.Written != "" {
+		log.Info("export message written to the outbox (no SMTP server configured)", "attempt", job.DeliveryAttempts, "attached", attached, "path", receipt.Written)
+		return
+	}
+	log.Info("export delivered", "attempt", job.DeliveryAttempts, "attached", attached)
 }
 
 // janitor sweeps at once (deliveries a restart left pending) and then every
@@ -605,7 +684,7 @@ func (j *Runner) sweep(ctx context.Context) {
 	if j.afterSweep != nil {
 		defer j.afterSweep()
 	}
-	now := time.Now().UTC()
+	now := j.now()
 	var due, expire, forget []*Job
 	err := j.store.each(func(job *Job) {
 		switch {

@@ -67,7 +67,7 @@ func benchmarkJob(b *testing.B, format export.Format, rows int) {
 			if j.Status == Failed {
 				b.Fatalf("job failed: %s", j.Error)
 			}
-			if j.Delivery == DeliverySent {
+			if j.Delivery.Delivered() {
 				if j.Rows != int64(rows) {
 					b.Fatalf("%d rows, want %d", j.Rows, rows)
 				}

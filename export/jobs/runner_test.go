@@ -38,6 +38,9 @@ type testPaths struct{}
 
 func (testPaths) Status(id string) string { return "/api/mind/export/jobs/" + id }
 func (testPaths) File(id string) string   { return "/api/mind/export/jobs/" + id + "/file" }
+func (testPaths) Download(l Link) string {
+	return fmt.Sprintf("/api/mind/export/jobs/%s/file?expires=%d&sig=%s", l.ID, l.Expires, l.Sig)
+}
 
 func (b backend) config(mutate func(*Config)) Config {
 	c := Config{DataDir: b.dir, Engine: b.engine, PseudonymKey: b.key, Paths: testPaths{},
@@ -103,7 +106,7 @@ func waitJob(t *testing.T, r *Runner, id string, done func(*Job) bool) *Job {
 }
 
 func delivered(j *Job) bool {
-	return j.Status == Done && (j.Delivery == DeliverySent || j.Delivery == DeliveryFailed)
+	return j.Status == Done && j.Delivery.Delivered()
 }
 
 // A job left running by a crashed process is queued again when the store is
@@ -139,7 +142,7 @@ func TestJobResumesAfterCrash(t *testing.T) {
 		t.Fatalf("after reopen: %+v %v, want queued", j, err)
 	}
 	r.Start(context.Background())
-	j := waitJob(t, r, sb.ID, func(j *Job) bool { return j.Delivery == DeliverySent || j.Status == Failed })
+	j := waitJob(t, r, sb.ID, func(j *Job) bool { return j.Delivery.Delivered() || j.Status == Failed })
 	if j.Status != Done || j.Runs != 2 || j.Rows != 33 || j.DeliveryAttempts != 1 {
 		t.Errorf("resumed job %+v", j)
 	}

@@ -43,14 +43,24 @@ type DeliveryState string
 const (
 	DeliveryPending DeliveryState = "pending"
 	DeliverySending DeliveryState = "sending"
-	DeliverySent    DeliveryState = "sent"
+	// DeliverySent: handed to the SMTP server, which accepted it.
+	DeliverySent DeliveryState = "sent"
+	// DeliveryWritten: written as an .eml file to the outbox (no SMTP
+	// server configured); nobody has received it yet. DeliveryPath says
+	// where.
+	DeliveryWritten DeliveryState = "written"
 	DeliveryFailed  DeliveryState = "failed"
 )
+
+// Delivered reports whether a delivery has ended, for good or ill.
+func (d DeliveryState) Delivered() bool {
+	return d == DeliverySent || d == DeliveryWritten || d == DeliveryFailed
+}
 
 // DeliveryStates lists every delivery state; OpenAPI reads it. It returns a
 // fresh slice.
 func DeliveryStates() []DeliveryState {
-	return []DeliveryState{DeliveryPending, DeliverySending, DeliverySent, DeliveryFailed}
+	return []DeliveryState{DeliveryPending, DeliverySending, DeliverySent, DeliveryWritten, DeliveryFailed}
 }
 
 // Job is one background export as persisted in the job store.
@@ -72,6 +82,9 @@ type Job struct {
 	Format export.Format `json:"format"`
 	// CSVFormulaGuard is the server setting at request time.
 	CSVFormulaGuard bool `json:"csvFormulaGuard"`
+	// CSVBOM is the bom parameter, resolved against the server's setting
+	// at request time.
+	CSVBOM bool `json:"csvBOM,omitempty"`
 
 	// Rows is the match count at request time, then the rows written.
 	Rows       int64     `json:"rows"`
@@ -96,6 +109,10 @@ type Job struct {
 	DeliveryAttempts int           `json:"deliveryAttempts,omitempty"`
 	NextDeliveryAt   time.Time     `json:"nextDeliveryAt,omitzero"`
 	DeliveredAt      time.Time     `json:"deliveredAt,omitzero"`
+	// DeliveryPath is the .eml file of a DeliveryWritten message.
+	DeliveryPath string `json:"deliveryPath,omitempty"`
+	// Attached reports whether the delivered message carried the file.
+	Attached bool `json:"attached,omitempty"`
 }
 
 // active reports whether the job counts against its owner's limit.
