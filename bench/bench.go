@@ -116,7 +116,7 @@ func (b *bench) run(ctx context.Context) error {
 		}
 	}
 	if !b.cfg.skip["C"] {
-		if err := b.cursors(ctx, srv); err != nil {
+		if err := b.cursors(ctx, srv, store, files); err != nil {
 			return fmt.Errorf("C: %w", err)
 		}
 	}
