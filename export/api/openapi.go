@@ -638,6 +638,19 @@ func catalogSchema() obj {
 		"syncLimits":       obj{"type": "object", "additionalProperties": obj{"type": "integer"}},
 		"orderByField":     str,
 		"orderByDirection": obj{"type": "string", "enum": []any{"asc", "desc"}},
+		"analytics": obj{"type": "object", "description": "The analytics endpoint's groupBy entries and measures that this token may use.",
+			"properties": obj{
+				"path":        str,
+				"timeBuckets": strs,
+				"dimensions": obj{"type": "array", "items": obj{"type": "object", "properties": obj{
+					"name": str, "kind": obj{"type": "string", "enum": kinds}, "description": str}}},
+				"measures": obj{"type": "array", "items": obj{"type": "object", "properties": obj{
+					"name": str, "description": str,
+					"unit": obj{"type": "string", "enum": []any{"count", "ratio", data.UnitSeconds, ""}, "description": "ratio: 0 to 1, shown as %"}}}},
+				"maxDimensions": obj{"type": "integer"},
+				"maxMeasures":   obj{"type": "integer"},
+				"maxLimit":      obj{"type": "integer"},
+			}},
 	}}
 }
 
