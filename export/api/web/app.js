@@ -724,6 +724,7 @@
     let table;
     let top = [];
     let other = null;
+    let noOther = false; // more values than lines, and no "other" line
     try {
       // 2. the table: every group of bucket × dimension.
       const tq = withGroups(new URLSearchParams(base), dim ? [bucket, dim] : [bucket]);
@@ -739,7 +740,11 @@
         q1.set('limit', String(topN + 1));
         const r1 = await analyticsFetch(q1);
         top = r1.rows.slice(0, topN).map((r) => r[dim]);
-        if (r1.rows.length > topN) {
+        // "other" needs a filter on the dimension, which the level may
+        // refuse (name where names are pseudonyms): then there is none.
+        const filterable = catalog.fields.some((f) => f.name === dim && f.filterable);
+        noOther = r1.rows.length > topN && !filterable;
+        if (r1.rows.length > topN && filterable) {
           // 3. "other": the buckets of the events of every other value.
           const q3 = withGroups(new URLSearchParams(base), [bucket]);
           // Indices past the builder's: they never name one of its filters.
@@ -764,6 +769,9 @@
     }
     if (seq !== analyticsSeq) return;
     renderAnalytics(bucket, dim, measures, table, top, other);
+    if (noOther) {
+      $('groups-total').textContent += `; the chart shows the top ${top.length} values of ${dim} only (the level does not allow filtering on it, which "other" needs)`;
+    }
   }
 
   // numberOrNull keeps numbers; a measure over no value is null (no point).
