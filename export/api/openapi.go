@@ -307,7 +307,7 @@ func exportOperation(names []string) obj {
 			"414": errorResponse("The query string is too long."),
 			"429": errorResponse("Too many exports running (--max-sync-exports), too many pages being served (--max-pages, after waiting --page-queue-wait), or too many background jobs of this user (too_many_jobs); see Retry-After."),
 			"500": errorResponse("Internal error."),
-			"503": errorResponse("The export did not finish within the time limit."),
+			"503": errorResponse("The export did not finish within the time limit (timeout), or the server is answering too many queries (busy, with Retry-After)."),
 		},
 	}
 }
