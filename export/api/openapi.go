@@ -302,7 +302,7 @@ func exportOperation(names []string) obj {
 				"content": formatContent()},
 			"202": obj{"description": "Too large to answer synchronously: scheduled as a background job.",
 				"content": obj{"application/json": obj{"schema": obj{"$ref": "#/components/schemas/JobScheduled"}}}},
-			"400": errorResponse("A bad or unknown parameter, named in error.param (a tampered or foreign cursor names cursor); email_required when a background export has nowhere to be delivered."),
+			"400": errorResponse("A bad or unknown parameter, named in error.param (a tampered or foreign cursor names cursor); email_required when a background export has nowhere to be delivered, email_invalid when the token's email claim is no plain address."),
 			"401": errorResponse("Missing or invalid bearer token."),
 			"414": errorResponse("The query string is too long."),
 			"429": errorResponse("Too many exports running (--max-sync-exports), too many pages being served (--max-pages, after waiting --page-queue-wait), or too many background jobs of this user (too_many_jobs); see Retry-After."),
