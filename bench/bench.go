@@ -83,6 +83,15 @@ func (b *bench) run(ctx context.Context) error {
 		}
 		return nil
 	}
+	if !b.cfg.skip["F"] {
+		files, err := storeFiles(store)
+		if err != nil {
+			return err
+		}
+		if err := b.forget(ctx, store, files); err != nil {
+			return fmt.Errorf("F: %w", err)
+		}
+	}
 	if b.cfg.skip["P1"] && b.cfg.skip["P3"] && b.cfg.skip["P4"] && b.cfg.skip["X"] && b.cfg.skip["C"] && b.cfg.skip["PQ"] {
 		return nil
 	}
