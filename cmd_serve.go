@@ -71,6 +71,8 @@ func runServe(ctx context.Context, args []string) error {
 	addr := stringSetting(fs, "addr", "WORKLOG_ADDR", "127.0.0.1:8080", "listen address")
 	jwtSecret := stringSetting(fs, "jwt-secret", "WORKLOG_JWT_SECRET", "", "HS256 secret for bearer tokens")
 	jwtPublicKey := stringSetting(fs, "jwt-public-key", "WORKLOG_JWT_PUBLIC_KEY", "", "PEM file with an RSA (RS256) or EC P-256 (ES256) public key for bearer tokens")
+	jwtIssuer := stringSetting(fs, "jwt-issuer", "WORKLOG_JWT_ISSUER", "", "when set, tokens must carry this iss claim")
+	jwtAudience := stringSetting(fs, "jwt-audience", "WORKLOG_JWT_AUDIENCE", "", "when set, tokens must name this audience in aud")
 	priv := addPrivacySettings(fs)
 	defaultFormat := stringSetting(fs, "default-format", "WORKLOG_DEFAULT_FORMAT", string(export.FormatJSON), "format when a request names none and its Accept header names no export media type: "+strings.Join(export.FormatNames(), ", "))
 	syncXLSX := stringSetting(fs, "sync-limit-xlsx", "WORKLOG_SYNC_LIMIT_XLSX", strconv.Itoa(api.DefaultSyncLimitXLSX), "largest XLSX export answered synchronously (rows)")
@@ -170,6 +172,7 @@ func runServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	verifier.RequireIssuerAudience(*jwtIssuer, *jwtAudience)
 	level, key, err := priv.resolve(*dataDir, hadData)
 	if err != nil {
 		return err

@@ -84,7 +84,16 @@ func (b *bench) run(ctx context.Context) error {
 		}
 		return nil
 	}
-	if b.cfg.skip["P1"] && b.cfg.skip["P3"] && b.cfg.skip["P4"] && b.cfg.skip["X"] {
+	if !b.cfg.skip["F"] {
+		files, err := storeFiles(store)
+		if err != nil {
+			return err
+		}
+		if err := b.forget(ctx, store, files); err != nil {
+			return fmt.Errorf("F: %w", err)
+		}
+	}
+	if b.cfg.skip["P1"] && b.cfg.skip["P3"] && b.cfg.skip["P4"] && b.cfg.skip["X"] && b.cfg.skip["C"] && b.cfg.skip["PQ"] {
 		return nil
 	}
 	srv, err := b.serve(ctx, store)
@@ -114,6 +123,16 @@ func (b *bench) run(ctx context.Context) error {
 	if !b.cfg.skip["X"] {
 		if err := b.xlsx(ctx, store, files); err != nil {
 			return fmt.Errorf("XLSX: %w", err)
+		}
+	}
+	if !b.cfg.skip["C"] {
+		if err := b.cursors(ctx, srv, store, files); err != nil {
+			return fmt.Errorf("C: %w", err)
+		}
+	}
+	if !b.cfg.skip["PQ"] {
+		if err := b.parquet(ctx, store, files); err != nil {
+			return fmt.Errorf("PQ: %w", err)
 		}
 	}
 	if hwm, err := vmHWM(srv.cmd.Process.Pid); err == nil {

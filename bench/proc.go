@@ -60,7 +60,8 @@ func short(s string) string {
 // procResult is one finished child process.
 type procResult struct {
 	wall    time.Duration
-	peakRSS int64 // bytes, from getrusage
+	cpu     time.Duration // user + system, from getrusage: steadier than wall on a shared machine
+	peakRSS int64         // bytes, from getrusage
 	stdout  []byte
 }
 
@@ -75,30 +76,38 @@ func runProc(ctx context.Context, cmd *exec.Cmd) (procResult, error) {
 		return procResult{}, fmt.Errorf("%s: %w: %s", cmd.Args[0], err, tail(errb.String()))
 	}
 	var rss int64
+	var cpu time.Duration
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		rss = ru.Maxrss * 1024 // Linux reports KiB
+		cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
-	return procResult{wall: wall, peakRSS: rss, stdout: out.Bytes()}, ctx.Err()
+	return procResult{wall: wall, cpu: cpu, peakRSS: rss, stdout: out.Bytes()}, ctx.Err()
 }
 
 // duckdbChild runs statements in a fresh DuckDB child process and returns
 // the last statement's own time and the process's peak RSS.
 func duckdbChild(ctx context.Context, stmts ...string) (seconds float64, peakRSS int64, err error) {
+	seconds, res, err := duckdbChildProc(ctx, stmts...)
+	return seconds, res.peakRSS, err
+}
+
+// duckdbChildProc is duckdbChild with the whole process's figures.
+func duckdbChildProc(ctx context.Context, stmts ...string) (seconds float64, res procResult, err error) {
 	self, err := os.Executable()
 	if err != nil {
-		return 0, 0, err
+		return 0, res, err
 	}
 	cmd := exec.CommandContext(ctx, self)
 	cmd.Env = append(os.Environ(), childEnv+"=duckdb", childSQLEnv+"="+strings.Join(stmts, ";\n"))
-	res, err := runProc(ctx, cmd)
+	res, err = runProc(ctx, cmd)
 	if err != nil {
-		return 0, 0, fmt.Errorf("duckdb child: %w", err)
+		return 0, res, fmt.Errorf("duckdb child: %w", err)
 	}
 	var rep struct{ Seconds float64 }
 	if err := json.Unmarshal(res.stdout, &rep); err != nil {
-		return 0, 0, fmt.Errorf("duckdb child output %q: %w", res.stdout, err)
+		return 0, res, fmt.Errorf("duckdb child output %q: %w", res.stdout, err)
 	}
-	return rep.Seconds, res.peakRSS, nil
+	return rep.Seconds, res, nil
 }
 
 // vmHWM reads a running process's peak resident set size (bytes).

@@ -128,7 +128,13 @@ type Field struct {
 	// quantities. The 0/1 flags, which rate(F) applies to, are the fields
 	// of KindFlag.
 	Numeric bool
+	// Unit is the unit of a Numeric field's values, UnitSeconds or "" (a
+	// plain number), so that clients can show handling times as m:ss.
+	Unit string
 }
+
+// UnitSeconds is the Unit of the fields that measure time in seconds.
+const UnitSeconds = "seconds"
 
 // Actions are the allowed values of the action field.
 var actions = []string{"closeAction", "readAction", "statusAction", "writeAction", "autoProcessAction"}
@@ -152,9 +158,9 @@ var catalogue = []Field{
 		Description: "ID of the user. Omitted when reportingPrivacyLevel is pseudonymized."},
 	{Name: "action", Kind: KindEnum, Required: true, Enum: actions, Filterable: true, Sortable: true, Groupable: true,
 		Description: "Type of action performed"},
-	{Name: "duration", Kind: KindInt, Filterable: true, Sortable: true, Numeric: true,
+	{Name: "duration", Kind: KindInt, Filterable: true, Sortable: true, Numeric: true, Unit: UnitSeconds,
 		Description: "Duration of the action in seconds"},
-	{Name: "durationAfterWork", Kind: KindInt, Filterable: true, Sortable: true, Numeric: true,
+	{Name: "durationAfterWork", Kind: KindInt, Filterable: true, Sortable: true, Numeric: true, Unit: UnitSeconds,
 		Description: "Duration of after-work in seconds"},
 	{Name: "reOpened", Kind: KindFlag, Filterable: true, Sortable: true, Groupable: true,
 		Description: "Whether the ticket was reopened (0 or 1)"},
@@ -192,7 +198,7 @@ var catalogue = []Field{
 		Description: "JSON array of AI agent identifiers used during processing"},
 	{Name: "skippedTicket", Kind: KindFlag, Filterable: true, Sortable: true, Groupable: true,
 		Description: "Whether the ticket was skipped (0 or 1)"},
-	{Name: "netSecondsClosedAfterSLA", Kind: KindInt, Filterable: true, Sortable: true, Numeric: true,
+	{Name: "netSecondsClosedAfterSLA", Kind: KindInt, Filterable: true, Sortable: true, Numeric: true, Unit: UnitSeconds,
 		Description: "Net seconds the ticket was closed after the SLA deadline (excludes pending time; negative = closed before SLA)"},
 	{Name: "closingDateForSLA", Kind: KindTimestamp, Privacy: PrivacyTimestamp, Filterable: true, Sortable: true,
 		Description: "Effective closing date used for SLA calculation. When reportingPrivacyLevel is pseudonymized, only the date portion is returned (it often reveals the time of the event)."},
@@ -200,9 +206,9 @@ var catalogue = []Field{
 		Description: "Detail of the status action (e.g. sub-status reason)"},
 	{Name: "pendingDueBy", Kind: KindTimestamp, Privacy: PrivacyTimestamp, Filterable: true, Sortable: true,
 		Description: "Due-by timestamp while ticket was in pending state. When reportingPrivacyLevel is pseudonymized, only the date portion is returned (it often reveals the time of the event)."},
-	{Name: "pendingSeconds", Kind: KindInt, Filterable: true, Sortable: true, Numeric: true,
+	{Name: "pendingSeconds", Kind: KindInt, Filterable: true, Sortable: true, Numeric: true, Unit: UnitSeconds,
 		Description: "Total seconds the ticket spent in pending state"},
-	{Name: "netPendingSeconds", Kind: KindInt, Filterable: true, Sortable: true, Numeric: true,
+	{Name: "netPendingSeconds", Kind: KindInt, Filterable: true, Sortable: true, Numeric: true, Unit: UnitSeconds,
 		Description: "Net seconds in pending state (adjusted)"},
 	{Name: "firstPendingAt", Kind: KindTimestamp, Privacy: PrivacyTimestamp, Filterable: true, Sortable: true,
 		Description: "Timestamp when ticket first entered pending state. When reportingPrivacyLevel is pseudonymized, only the date portion is returned (it often reveals the time of the event)."},

@@ -133,6 +133,15 @@ func BenchmarkEncodeJSON(b *testing.B) { benchEncode(b, FormatJSON, 300_000) }
 // BenchmarkEncodeCSV is BenchmarkEncodeJSON for CSV with the formula guard.
 func BenchmarkEncodeCSV(b *testing.B) { benchEncode(b, FormatCSV, 300_000) }
 
+// BenchmarkEncodeNDJSON is BenchmarkEncodeJSON for NDJSON.
+func BenchmarkEncodeNDJSON(b *testing.B) { benchEncode(b, FormatNDJSON, 300_000) }
+
+// BenchmarkEncodeParquet is BenchmarkEncodeJSON for Parquet (zstd).
+func BenchmarkEncodeParquet(b *testing.B) { benchEncode(b, FormatParquet, 300_000) }
+
+// BenchmarkEncodeArrow is BenchmarkEncodeJSON for the Arrow IPC stream.
+func BenchmarkEncodeArrow(b *testing.B) { benchEncode(b, FormatArrow, 300_000) }
+
 // BenchmarkEncodeXLSX encodes 20,000 rows, twenty times the synchronous
 // XLSX limit.
 func BenchmarkEncodeXLSX(b *testing.B) { benchEncode(b, FormatXLSX, 20_000) }

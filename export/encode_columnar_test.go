@@ -224,8 +224,15 @@ func TestParquetLayout(t *testing.T) {
 		if cw.n != 0 {
 			t.Errorf("%d bytes written before the first batch, want 0 (an HTTP status must stay open)", cw.n)
 		}
-		for _, rec := range batches {
-			if err := enc.Write(rec); err != nil {
+		// Twenty one-row batches. The encoding goroutine's queue holds
+		// parquetQueue batches, so when the 20th is handed over the 16th
+		// has been encoded, which wrote out the fifth full row group: the
+		// 20th Write copies at least five row groups, however the
+		// goroutines are scheduled.
+		one := batches[0].NewSlice(0, 1)
+		defer one.Release()
+		for i := 0; i < 20; i++ {
+			if err := enc.Write(one); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -233,8 +240,7 @@ func TestParquetLayout(t *testing.T) {
 		if err := enc.Close(); err != nil {
 			t.Fatal(err)
 		}
-		// Three full groups went out during the writes; Close adds the
-		// last group and the footer.
+		// Close adds the last groups and the footer.
 		if before <= 4 || before >= cw.n {
 			t.Errorf("%d bytes before Close, %d after: row groups are not written as they fill", before, cw.n)
 		}

@@ -3,6 +3,8 @@ package export
 import (
 	"fmt"
 	"io"
+	"sync"
+	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/parquet"
@@ -30,21 +32,44 @@ const (
 // Rows are buffered into a row group until it holds
 // EncoderOptions.ParquetRowGroupRows rows or ParquetRowGroupBytes bytes of
 // Arrow data; the row group is written out when the next rows arrive (or at
-// Close), so memory holds at most one row group and one batch whatever the
-// export's size. Nothing is written before the first Write or Close: the
-// file (and with it an HTTP response) starts with data, so an error before
-// the first row can still be answered as an error.
+// Close), so memory holds at most one row group and a few batches whatever
+// the export's size. Nothing is written before the first Write or Close:
+// the file (and with it an HTTP response) starts with data, so an error
+// before the first row can still be answered as an error.
+//
+// Encoding runs on a goroutine of its own, so that it overlaps with the
+// reading of the next batches (DuckDB, the privacy transform): Write hands
+// the batch over (retained) and returns. The encoded bytes collect in a
+// buffer that Write and Close copy to the underlying writer, so the
+// underlying writer is only ever used from the caller's goroutine (an HTTP
+// response must not be written while the handler flushes it). An encoding
+// error is returned by a later Write or by Close. A caller that gives up
+// before Close calls Abort, which stops the goroutine.
 type ParquetEncoder struct {
 	stream
 	dst      *errWriter
-	fw       *pqarrow.FileWriter
 	maxRows  int64
 	maxBytes int64
-	// The current row group: rows and Arrow bytes buffered, and whether it
-	// is full (the next rows start a new one, which writes this one out).
-	rgRows, rgBytes int64
-	full            bool
+
+	// out collects what the Parquet writer writes, for the caller's
+	// goroutine to copy to dst.
+	out syncBuffer
+	// The encoding goroutine: batches in, done when it has finished.
+	work chan arrow.RecordBatch
+	done chan struct{}
+
+	// Owned by the encoding goroutine until done is closed.
+	fw              *pqarrow.FileWriter
+	rgRows, rgBytes int64 // the current row group's rows and Arrow bytes
+	full            bool  // the next rows start a new row group
+	encErr          error // the first encoding error
+	failedFlag      atomic.Bool
 }
+
+// parquetQueue is how many batches wait for the encoding goroutine: enough
+// to keep it busy while the next batch is read, few enough to keep memory
+// at a few batches.
+const parquetQueue = 2
 
 // NewParquetEncoder returns a Parquet encoder writing to w. It fails when the
 // schema has a column Parquet cannot represent.
@@ -67,17 +92,36 @@ func NewParquetEncoder(w io.Writer, schema *arrow.Schema, opts EncoderOptions) (
 }
 
 func (e *ParquetEncoder) writerProps() *parquet.WriterProperties {
-	return parquet.NewWriterProperties(
+	props := []parquet.WriterProperty{
 		parquet.WithCompression(compress.Codecs.Zstd),
 		// Row groups are cut here, by rows and bytes; the writer's own
 		// bound only backs that up.
 		parquet.WithMaxRowGroupLength(e.maxRows),
 		parquet.WithCreatedBy("worklog"),
-	)
+	}
+	// Dictionaries pay for strings (action, channel, topic, tags: a few
+	// values each); for numbers and date-times, nearly all distinct (ids,
+	// seconds, instants), they cost a third of the encoder's time and zstd
+	// compresses the plain values as well.
+	for _, f := range e.schema.Fields() {
+		if !dictionaryWorthy(f.Type) {
+			props = append(props, parquet.WithDictionaryFor(f.Name, false))
+		}
+	}
+	return parquet.NewWriterProperties(props...)
 }
 
-// failed wraps err, preferring the error of the underlying writer, which
-// the Parquet writer reports only as text.
+// dictionaryWorthy reports whether a column type gets a dictionary: strings
+// and lists of strings.
+func dictionaryWorthy(dt arrow.DataType) bool {
+	if l, ok := dt.(arrow.ListLikeType); ok {
+		dt = l.Elem()
+	}
+	return arrow.IsBinaryLike(dt.ID()) || dt.ID() == arrow.STRING_VIEW
+}
+
+// failed records the sticky error of op, preferring the underlying
+// writer's, which the Parquet writer reports only as text.
 func (e *ParquetEncoder) failed(op string, err error) error {
 	if e.dst.err != nil {
 		err = e.dst.err
@@ -85,34 +129,44 @@ func (e *ParquetEncoder) failed(op string, err error) error {
 	return e.fail(fmt.Errorf("%s: %w", op, err))
 }
 
-// Write adds rec's rows to the current row group, starting a new row group
-// (which writes the full one out) whenever one fills.
-func (e *ParquetEncoder) Write(rec arrow.RecordBatch) error {
-	if err := e.usable(); err != nil {
-		return err
+// start opens the file (its header goes to out) and the encoding goroutine.
+func (e *ParquetEncoder) start() error {
+	fw, err := pqarrow.NewFileWriter(e.schema, &e.out, e.writerProps(), pqarrow.DefaultWriterProps())
+	if err != nil {
+		return e.failed("start parquet file", err)
 	}
-	if err := e.check(rec); err != nil {
-		return e.fail(err)
+	e.fw = fw
+	e.work = make(chan arrow.RecordBatch, parquetQueue)
+	e.done = make(chan struct{})
+	go e.encode()
+	return nil
+}
+
+// encode is the encoding goroutine: it writes every batch it is handed and
+// releases it; after an error it only releases.
+func (e *ParquetEncoder) encode() {
+	defer close(e.done)
+	for rec := range e.work {
+		if e.encErr == nil {
+			if err := e.writeRows(rec); err != nil {
+				e.encErr = err
+				e.failedFlag.Store(true)
+			}
+		}
+		rec.Release()
 	}
+}
+
+// writeRows adds rec's rows to the current row group, starting a new row
+// group (which writes the full one out) whenever one fills.
+func (e *ParquetEncoder) writeRows(rec arrow.RecordBatch) error {
 	n := rec.NumRows()
-	if n == 0 {
-		return nil
-	}
-	if e.fw == nil {
-		fw, err := pqarrow.NewFileWriter(e.schema, e.dst, e.writerProps(), pqarrow.DefaultWriterProps())
-		if err != nil {
-			return e.failed("start parquet file", err)
-		}
-		e.fw = fw
-		if err := fw.NewBufferedRowGroupChecked(); err != nil {
-			return e.failed("start parquet row group", err)
-		}
-	}
 	size := recordBytes(rec)
 	for off := int64(0); off < n; {
+		// WriteBuffered opens the first row group itself.
 		if e.full {
 			if err := e.fw.NewBufferedRowGroupChecked(); err != nil {
-				return e.failed("write parquet row group", err)
+				return fmt.Errorf("write parquet row group: %w", err)
 			}
 			e.rgRows, e.rgBytes, e.full = 0, 0, false
 		}
@@ -126,7 +180,7 @@ func (e *ParquetEncoder) Write(rec arrow.RecordBatch) error {
 			part.Release()
 		}
 		if err != nil {
-			return e.failed("write parquet rows", err)
+			return fmt.Errorf("write parquet rows: %w", err)
 		}
 		e.rgRows += take
 		e.rgBytes += size * take / n
@@ -136,15 +190,68 @@ func (e *ParquetEncoder) Write(rec arrow.RecordBatch) error {
 	return nil
 }
 
-// Close writes the last row group and the footer.
+// copyOut writes what the encoder produced so far to the underlying writer.
+func (e *ParquetEncoder) copyOut() error {
+	if err := e.out.writeTo(e.dst); err != nil {
+		return e.failed("write parquet file", err)
+	}
+	return nil
+}
+
+// stop ends the encoding goroutine and waits for it; it returns the
+// encoding error, if any.
+func (e *ParquetEncoder) stop() error {
+	if e.work == nil {
+		return nil
+	}
+	close(e.work)
+	<-e.done
+	e.work = nil
+	return e.encErr
+}
+
+// Write hands rec's rows to the encoding goroutine and copies the bytes
+// encoded so far to the underlying writer.
+func (e *ParquetEncoder) Write(rec arrow.RecordBatch) error {
+	if err := e.usable(); err != nil {
+		return err
+	}
+	if err := e.check(rec); err != nil {
+		return e.fail(err)
+	}
+	if e.failedFlag.Load() {
+		return e.fail(e.stop())
+	}
+	if rec.NumRows() == 0 {
+		return nil
+	}
+	if e.fw == nil {
+		if err := e.start(); err != nil {
+			return err
+		}
+	}
+	rec.Retain()
+	e.work <- rec
+	return e.copyOut()
+}
+
+// Close waits for the encoding goroutine, writes the last row group and the
+// footer, and copies everything to the underlying writer.
 func (e *ParquetEncoder) Close() error {
-	if e.closed || e.err != nil {
+	if e.closed {
 		return e.err
 	}
 	e.closed = true
+	encErr := e.stop()
+	if e.err != nil {
+		return e.err
+	}
+	if encErr != nil {
+		return e.fail(encErr)
+	}
 	if e.fw == nil {
 		// No rows: a file of the schema and no row group.
-		fw, err := pqarrow.NewFileWriter(e.schema, e.dst, e.writerProps(), pqarrow.DefaultWriterProps())
+		fw, err := pqarrow.NewFileWriter(e.schema, &e.out, e.writerProps(), pqarrow.DefaultWriterProps())
 		if err != nil {
 			return e.failed("start parquet file", err)
 		}
@@ -153,7 +260,52 @@ func (e *ParquetEncoder) Close() error {
 	if err := e.fw.Close(); err != nil {
 		return e.failed("close parquet file", err)
 	}
+	return e.copyOut()
+}
+
+// Abort stops the encoding goroutine without finishing the file, for a
+// caller that gives up before Close (the export pipeline does).
+func (e *ParquetEncoder) Abort() error {
+	if e.closed {
+		return nil
+	}
+	e.closed = true
+	_ = e.stop()
+	e.out.reset()
 	return nil
+}
+
+// syncBuffer is a byte buffer written by the encoding goroutine and emptied
+// by the caller's.
+type syncBuffer struct {
+	mu         sync.Mutex
+	buf, spare []byte
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	b.buf = append(b.buf, p...)
+	b.mu.Unlock()
+	return len(p), nil
+}
+
+// writeTo moves the buffered bytes to w. The lock is held only to swap the
+// buffers, so the encoding goroutine is not held up by a slow writer.
+func (b *syncBuffer) writeTo(w io.Writer) error {
+	b.mu.Lock()
+	b.buf, b.spare = b.spare[:0], b.buf
+	b.mu.Unlock()
+	if len(b.spare) == 0 {
+		return nil
+	}
+	_, err := w.Write(b.spare)
+	return err
+}
+
+func (b *syncBuffer) reset() {
+	b.mu.Lock()
+	b.buf, b.spare = nil, nil
+	b.mu.Unlock()
 }
 
 // errWriter keeps the first error of the writer it wraps, so that it can be

@@ -68,6 +68,8 @@ var (
 	_ Encoder = (*XLSXEncoder)(nil)
 	_ Encoder = (*ParquetEncoder)(nil)
 	_ Encoder = (*ArrowEncoder)(nil)
+	_ aborter = (*XLSXEncoder)(nil)
+	_ aborter = (*ParquetEncoder)(nil)
 )
 
 func lookupFormat(f Format) (formatInfo, bool) {

@@ -2,6 +2,8 @@ package api
 
 import (
 	"net/http"
+	"net/url"
+	"strings"
 
 	"worklog/data"
 	"worklog/export"
@@ -13,8 +15,10 @@ import (
 
 // CatalogPath describes the export's fields as the caller's token sees
 // them: the privacy level in force, which fields appear in the output and
-// how, which may be filtered and ordered on, and with which comparators.
-// The web page builds its filter builder and its table from it alone.
+// how, which may be filtered and ordered on, and with which comparators;
+// and the analytics endpoint's dimensions and measures with their units.
+// The web page builds its filter builder, its table and its analytics
+// choices from it alone.
 const CatalogPath = APIBase + "/catalog/reporting_worklog"
 
 // Catalog is the JSON of CatalogPath.
@@ -40,6 +44,8 @@ type Catalog struct {
 	// OrderByField and OrderByDirection are the default ordering.
 	OrderByField     string `json:"orderByField"`
 	OrderByDirection string `json:"orderByDirection"`
+	// Analytics describes the analytics endpoint for this token.
+	Analytics *CatalogAnalytics `json:"analytics"`
 }
 
 // CatalogField is one field of the output.
@@ -135,5 +141,96 @@ func (s *Server) catalog(pol *privacy.Policy) Catalog {
 		}
 		cat.Fields = append(cat.Fields, cf)
 	}
+	cat.Analytics = s.catalogAnalytics(pol)
 	return cat
+}
+
+// CatalogAnalytics describes the analytics endpoint (SPEC §10) as this
+// token may use it: every entry is one the endpoint accepts at the token's
+// privacy level and the server's small-group setting.
+type CatalogAnalytics struct {
+	// Path is the endpoint.
+	Path string `json:"path"`
+	// TimeBuckets are the groupBy entries of date by time bucket
+	// ("date:week"), finest first.
+	TimeBuckets []string `json:"timeBuckets"`
+	// Dimensions are the other groupBy entries, in catalogue order.
+	Dimensions []CatalogDimension `json:"dimensions"`
+	// Measures are the measures entries, written as a request writes them
+	// ("avg(duration)").
+	Measures []CatalogMeasure `json:"measures"`
+	// MaxDimensions, MaxMeasures and MaxLimit bound a request.
+	MaxDimensions int `json:"maxDimensions"`
+	MaxMeasures   int `json:"maxMeasures"`
+	MaxLimit      int `json:"maxLimit"`
+}
+
+// CatalogDimension is one groupBy entry.
+type CatalogDimension struct {
+	Name        string `json:"name"`
+	Kind        string `json:"kind"`
+	Description string `json:"description"`
+}
+
+// CatalogMeasure is one measures entry and the unit of its values:
+// "count", "ratio" (0–1, shown as %), "seconds", or "" for a plain number.
+type CatalogMeasure struct {
+	Name        string `json:"name"`
+	Unit        string `json:"unit"`
+	Description string `json:"description"`
+}
+
+// catalogAnalytics lists what the analytics endpoint accepts under a
+// policy. It asks the endpoint's own parser about each dimension and
+// measure, so the page offers exactly what a request may use.
+func (s *Server) catalogAnalytics(pol *privacy.Policy) *CatalogAnalytics {
+	opts := s.aggregateOptions(pol, s.cfg.DefaultFormat)
+	accepts := func(v url.Values) bool {
+		_, err := query.ParseAggregate(v, opts)
+		return err == nil
+	}
+	a := &CatalogAnalytics{Path: AnalyticsPath, TimeBuckets: []string{}, Dimensions: []CatalogDimension{}, Measures: []CatalogMeasure{},
+		MaxDimensions: query.MaxDimensions, MaxMeasures: query.MaxMeasures, MaxLimit: query.MaxGroupLimit}
+	for _, d := range query.DimensionNames() {
+		if !accepts(url.Values{"groupBy[]": {d}, "measures[]": {string(query.MeasureCount)}}) {
+			continue
+		}
+		name, bucket, _ := strings.Cut(d, ":")
+		f, _ := data.Lookup(name)
+		if bucket != "" {
+			a.TimeBuckets = append(a.TimeBuckets, d)
+			continue
+		}
+		a.Dimensions = append(a.Dimensions, CatalogDimension{Name: d, Kind: kindNames[f.Kind], Description: f.Description})
+	}
+	for _, m := range query.MeasureDocs() {
+		if len(m.Fields) == 0 {
+			if accepts(url.Values{"measures[]": {string(m.Kind)}}) {
+				a.Measures = append(a.Measures, CatalogMeasure{Name: string(m.Kind), Unit: measureUnit(m.Kind, data.Field{}), Description: m.Description})
+			}
+			continue
+		}
+		for _, fname := range m.Fields {
+			name := string(m.Kind) + "(" + fname + ")"
+			if !accepts(url.Values{"measures[]": {name}}) {
+				continue
+			}
+			f, _ := data.Lookup(fname)
+			a.Measures = append(a.Measures, CatalogMeasure{Name: name, Unit: measureUnit(m.Kind, f),
+				Description: strings.ReplaceAll(m.Description, "F", fname)})
+		}
+	}
+	return a
+}
+
+// measureUnit is the unit of a measure's values: counts, ratios (rates),
+// or the unit of the field it reads (sum, avg, min, max, percentiles).
+func measureUnit(k query.MeasureKind, f data.Field) string {
+	switch k {
+	case query.MeasureCount, query.MeasureTickets, query.MeasureAgents:
+		return "count"
+	case query.MeasureRate, query.MeasureSLAMetRate:
+		return "ratio"
+	}
+	return f.Unit
 }

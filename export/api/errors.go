@@ -11,6 +11,7 @@ import (
 	"worklog/ingest"
 	"worklog/query"
 
+	"github.com/duckdb/duckdb-go/v2"
 	"github.com/labstack/echo/v4"
 )
 
@@ -62,6 +63,13 @@ func toAPIError(err error) *APIError {
 	if errors.As(err, &le) {
 		return newAPIError(http.StatusRequestEntityTooLarge, "too_large", "%s; nothing was committed (server setting %s)",
 			le.Error(), le.Setting("--max-record-bytes", "--max-decompressed-bytes"))
+	}
+	var dde *duckdb.Error
+	if errors.As(err, &dde) && dde.Type == duckdb.ErrorTypeOutOfMemory {
+		// Load, not a fault: DuckDB's memory limit is shared by the
+		// queries running at once.
+		return &APIError{Status: http.StatusServiceUnavailable, Code: "busy",
+			Message: "the server is answering too many queries to take this one now; retry shortly", RetryAfter: exportRetryAfter}
 	}
 	if errors.Is(err, syscall.ENOSPC) {
 		return newAPIError(http.StatusInsufficientStorage, "insufficient_storage", "insufficient storage: the server's disk is full; nothing was committed")

@@ -88,6 +88,12 @@ func (s *Server) scheduleExport(c echo.Context, cl *auth.Claims, pol *privacy.Po
 		return &APIError{Status: http.StatusBadRequest, Code: "email_required",
 			Message: fmt.Sprintf("%d rows match; exports of more than %d rows as %s are delivered by e-mail, and the token has no email claim: narrow the filters, page with limit and offset, or use a token with an email claim", total, s.syncLimit(format), format)}
 	}
+	if !auth.ValidEmail(cl.Email) {
+		// Refused now, with a reason, rather than as a job whose delivery
+		// fails five times.
+		return &APIError{Status: http.StatusBadRequest, Code: "email_invalid",
+			Message: "the token's email claim is not a plain e-mail address, so a background export could not be delivered: use a token with a valid email claim, or page with limit and offset"}
+	}
 	job, err := s.cfg.Jobs.Submit(jobs.Spec{
 		Owner:           cl.Subject,
 		Email:           cl.Email,

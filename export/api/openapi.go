@@ -302,12 +302,12 @@ func exportOperation(names []string) obj {
 				"content": formatContent()},
 			"202": obj{"description": "Too large to answer synchronously: scheduled as a background job.",
 				"content": obj{"application/json": obj{"schema": obj{"$ref": "#/components/schemas/JobScheduled"}}}},
-			"400": errorResponse("A bad or unknown parameter, named in error.param (a tampered or foreign cursor names cursor); email_required when a background export has nowhere to be delivered."),
+			"400": errorResponse("A bad or unknown parameter, named in error.param (a tampered or foreign cursor names cursor); email_required when a background export has nowhere to be delivered, email_invalid when the token's email claim is no plain address."),
 			"401": errorResponse("Missing or invalid bearer token."),
 			"414": errorResponse("The query string is too long."),
 			"429": errorResponse("Too many exports running (--max-sync-exports), too many pages being served (--max-pages, after waiting --page-queue-wait), or too many background jobs of this user (too_many_jobs); see Retry-After."),
 			"500": errorResponse("Internal error."),
-			"503": errorResponse("The export did not finish within the time limit."),
+			"503": errorResponse("The export did not finish within the time limit (timeout), or the server is answering too many queries (busy, with Retry-After)."),
 		},
 	}
 }
@@ -638,6 +638,19 @@ func catalogSchema() obj {
 		"syncLimits":       obj{"type": "object", "additionalProperties": obj{"type": "integer"}},
 		"orderByField":     str,
 		"orderByDirection": obj{"type": "string", "enum": []any{"asc", "desc"}},
+		"analytics": obj{"type": "object", "description": "The analytics endpoint's groupBy entries and measures that this token may use.",
+			"properties": obj{
+				"path":        str,
+				"timeBuckets": strs,
+				"dimensions": obj{"type": "array", "items": obj{"type": "object", "properties": obj{
+					"name": str, "kind": obj{"type": "string", "enum": kinds}, "description": str}}},
+				"measures": obj{"type": "array", "items": obj{"type": "object", "properties": obj{
+					"name": str, "description": str,
+					"unit": obj{"type": "string", "enum": []any{"count", "ratio", data.UnitSeconds, ""}, "description": "ratio: 0 to 1, shown as %"}}}},
+				"maxDimensions": obj{"type": "integer"},
+				"maxMeasures":   obj{"type": "integer"},
+				"maxLimit":      obj{"type": "integer"},
+			}},
 	}}
 }
 

@@ -10,8 +10,10 @@ import (
 	"testing"
 
 	"worklog/data"
+	"worklog/export"
 	"worklog/export/api/auth"
 	"worklog/privacy"
+	"worklog/query"
 
 	"github.com/getkin/kin-openapi/openapi3"
 )
@@ -159,4 +161,36 @@ func jsonNumberToFloat(v any) any {
 		return f
 	}
 	return v
+}
+
+// TestOpenAPICoversFormatsAndPages checks that the document reads the one
+// format list (enum and response media types), names every top-level
+// parameter the export parser accepts, and the page headers.
+func TestOpenAPICoversFormatsAndPages(t *testing.T) {
+	env := newTestEnv(t, privacy.None, nil)
+	doc := loadOpenAPI(t, env)
+	op := doc.Paths.Find(ExportPath).Get
+	for _, p := range query.Params() {
+		if op.Parameters.GetByInAndName("query", p) == nil {
+			t.Errorf("parameter %s undocumented", p)
+		}
+	}
+	enum := op.Parameters.GetByInAndName("query", "format").Schema.Value.Enum
+	ok := op.Responses.Status(200).Value
+	for _, f := range export.Formats() {
+		if !slices.Contains(enum, any(string(f))) {
+			t.Errorf("format enum %v lacks %s", enum, f)
+		}
+		if ok.Content.Get(f.MediaType()) == nil {
+			t.Errorf("200 has no content %s", f.MediaType())
+		}
+	}
+	if len(enum) != len(export.Formats()) {
+		t.Errorf("format enum %v, want %v", enum, export.FormatNames())
+	}
+	for _, h := range []string{"X-Total-Count", "X-Next-Cursor", "Link"} {
+		if ok.Headers[h] == nil {
+			t.Errorf("200 lacks header %s", h)
+		}
+	}
 }

@@ -290,12 +290,16 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 // limitQuery refuses query strings longer than the configured bound before
-// any parsing: 414 URI Too Long.
+// any parsing (414 URI Too Long), and query strings that do not parse
+// (400, see checkQuery).
 func (s *Server) limitQuery(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if n := len(c.Request().URL.RawQuery); n > s.cfg.MaxQueryBytes {
 			return &APIError{Status: http.StatusRequestURITooLong, Code: "query_too_long",
 				Message: fmt.Sprintf("the query string has %d bytes; at most %d are accepted", n, s.cfg.MaxQueryBytes)}
+		}
+		if err := checkQuery(c.Request().URL.RawQuery); err != nil {
+			return err
 		}
 		return next(c)
 	}

@@ -237,7 +237,7 @@ func TestForgetErasesFinishedJobFiles(t *testing.T) {
 	}
 }
 
-// Every export, ingest and forget leaves one line, refusals included; no
+// Every export, analytics query, ingest and forget leaves one line, refusals included; no
 // line holds a token or a row's content.
 func TestAuditTrail(t *testing.T) {
 	env := newForgetEnv(t, false)
@@ -264,6 +264,9 @@ func TestAuditTrail(t *testing.T) {
 	if r, _ := env.get(reader, "orderByField=nope"); r.StatusCode != http.StatusBadRequest {
 		t.Fatalf("bad export: %d", r.StatusCode)
 	}
+	if r, b := (&jobEnv{testEnv: env.testEnv}).getPath(reader, AnalyticsPath+"?groupBy[]=channel&measures[]=count"); r.StatusCode != http.StatusOK {
+		t.Fatalf("analytics: %d %s", r.StatusCode, b)
+	}
 	if r, _ := env.postJSON(reader, ForgetPath, `{"userId":77}`); r.StatusCode != http.StatusForbidden {
 		t.Fatalf("forget without permission: %d", r.StatusCode)
 	}
@@ -280,7 +283,7 @@ func TestAuditTrail(t *testing.T) {
 			t.Errorf("the audit trail holds %q", secret)
 		}
 	}
-	if _, n, err := audit.Verify(bytes.NewReader(raw)); err != nil || n != 7 {
+	if _, n, err := audit.Verify(bytes.NewReader(raw)); err != nil || n != 8 {
 		t.Errorf("verify: %d lines, %v", n, err)
 	}
 	type want struct {
@@ -295,6 +298,7 @@ func TestAuditTrail(t *testing.T) {
 		{"reader", audit.ActionExport, audit.OutcomeOK, 200, 1, "filters[0][value]", "77"},
 		{"reader", audit.ActionExport, audit.OutcomeScheduled, 202, 34, "format", "csv"},
 		{"reader", audit.ActionExport, audit.OutcomeInvalid, 400, 0, "orderByField", "nope"},
+		{"reader", audit.ActionAnalytics, audit.OutcomeOK, 200, -1, "groupBy[]", "channel"},
 		{"reader", audit.ActionForget, audit.OutcomeDenied, 403, 0, "", ""},
 		{"dpo", audit.ActionForget, audit.OutcomeOK, 200, 1, "mode", "delete"},
 	}
@@ -304,11 +308,14 @@ func TestAuditTrail(t *testing.T) {
 		if err := json.Unmarshal([]byte(lines[i]), &e); err != nil {
 			t.Fatal(err)
 		}
+		if w.rows < 0 { // a count of groups that depends on the fixture
+			w.rows = e.Rows
+		}
 		if e.Sub != w.sub || e.Action != w.action || e.Outcome != w.outcome || e.Status != w.status || e.Rows != w.rows ||
 			e.RequestID == "" || e.Time.IsZero() || w.param != "" && (len(e.Params[w.param]) != 1 || e.Params[w.param][0] != w.value) {
 			t.Errorf("line %d: %s\nwant %+v", i+1, lines[i], w)
 		}
-		if w.action == audit.ActionExport && e.Level != string(privacy.None) {
+		if (w.action == audit.ActionExport || w.action == audit.ActionAnalytics) && e.Level != string(privacy.None) {
 			t.Errorf("line %d: level %q", i+1, e.Level)
 		}
 	}

@@ -214,6 +214,12 @@ const claimsKey ctxKey = iota
 // authenticate checks the bearer token and stores its claims in the context.
 func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
+		if len(c.Request().Header.Values(echo.HeaderAuthorization)) > 1 {
+			// Two credentials: a proxy and the server could each read a
+			// different one.
+			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="worklog", error="invalid_request"`)
+			return newAPIError(http.StatusUnauthorized, "unauthorized", "more than one Authorization header")
+		}
 		tok, ok := auth.BearerToken(c.Request().Header.Get(echo.HeaderAuthorization))
 		if !ok {
 			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="worklog"`)
@@ -527,7 +533,7 @@ func (s *Server) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
 				"status", c.Response().Status,
 				"bytes", c.Response().Size,
 				"duration_ms", time.Since(start).Milliseconds(),
-				"sub", c.Get("sub"),
+				"sub", subHash(c.Get("sub")),
 			}
 			if p != nil {
 				attrs = append(attrs, "aborted", true)

@@ -1,13 +1,18 @@
 package api
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 )
@@ -238,4 +243,55 @@ func methodLabel(m string) string {
 		return m
 	}
 	return "other"
+}
+
+// checkQuery refuses a query string that does not parse, naming the part:
+// net/url drops such pairs silently (and Echo with it), so `limit=10;`
+// used to become no limit at all (a 1,000,000-row job), a `%` without two
+// hex digits dropped a filter value and changed the result, and invalid
+// UTF-8 reached DuckDB and failed there with a 500.
+func checkQuery(raw string) *APIError {
+	for part := range strings.SplitSeq(raw, "&") {
+		if part == "" {
+			continue
+		}
+		rawKey, rawValue, _ := strings.Cut(part, "=")
+		key, kerr := url.QueryUnescape(rawKey)
+		param := key
+		if kerr != nil || !utf8.ValidString(key) {
+			param = strings.ToValidUTF8(rawKey, "\uFFFD")
+		}
+		bad := func(msg string) *APIError {
+			return &APIError{Status: http.StatusBadRequest, Code: "invalid_query", Message: msg, Param: param}
+		}
+		switch {
+		case strings.Contains(part, ";"):
+			return bad("a ';' is not a separator of query parameters (use '&'), nor allowed unescaped in a value (write %3B)")
+		case kerr != nil:
+			return bad("the parameter name is not valid percent-encoding: a '%' must be followed by two hex digits (write %25 for '%')")
+		case !utf8.ValidString(key):
+			return bad("the parameter name is not valid UTF-8")
+		}
+		value, err := url.QueryUnescape(rawValue)
+		switch {
+		case err != nil:
+			return bad("the value is not valid percent-encoding: a '%' must be followed by two hex digits (write %25 for '%')")
+		case !utf8.ValidString(value):
+			return bad("the value is not valid UTF-8")
+		}
+	}
+	return nil
+}
+
+// subHash is what the request log shows of a token's sub: a short keyless
+// hash, so that lines of one caller can be followed while a sub that is an
+// e-mail address (common with identity providers) never reaches the log.
+// The audit trail, which must name the caller, keeps sub itself.
+func subHash(sub any) string {
+	s, _ := sub.(string)
+	if s == "" {
+		return ""
+	}
+	h := sha256.Sum256([]byte("worklog sub " + s))
+	return hex.EncodeToString(h[:6])
 }

@@ -16,6 +16,8 @@ import (
 
 	"worklog/export"
 	"worklog/privacy"
+
+	"github.com/duckdb/duckdb-go/v2"
 )
 
 // serveSmallBuffers serves cfg over b with the server side's socket send
@@ -268,5 +270,48 @@ func TestMetricsCardinality(t *testing.T) {
 	}
 	if series > 6 {
 		t.Errorf("%d request series after 300 random requests, want a handful", series)
+	}
+}
+
+// TestMalformedQueryRefused: query strings that net/url would silently
+// drop a part of are refused with 400 naming the part.
+func TestMalformedQueryRefused(t *testing.T) {
+	cases := []struct{ raw, param string }{
+		{"limit=10;", "limit"},
+		{"limit=10;offset=5", "limit"},
+		{"filters[0][key]=name&filters[0][comparator]=equals&filters[0][value]=a%zzb", "filters[0][value]"},
+		{"filters[0][key]=name&filters[0][comparator]=equals&filters[0][value]=%", "filters[0][value]"},
+		{"filters[0][key]=name&filters[0][comparator]=equals&filters[0][value]=%C3%28", "filters[0][value]"},
+		{"filters[0][key]=name&filters[0][comparator]=equals&filters[0][value]=\xff", "filters[0][value]"},
+		{"lim%zzit=3", "lim%zzit"},
+	}
+	for _, tc := range cases {
+		ae := checkQuery(tc.raw)
+		if ae == nil || ae.Status != http.StatusBadRequest || ae.Param != tc.param || ae.Code != "invalid_query" {
+			t.Errorf("%q: %+v, want 400 invalid_query naming %s", tc.raw, ae, tc.param)
+		}
+	}
+	for _, ok := range []string{"", "limit=10", "a=%25&b=x+y&c=%E2%82%AC&&d", "filters[0][value]=caf%C3%A9"} {
+		if ae := checkQuery(ok); ae != nil {
+			t.Errorf("%q refused: %+v", ok, ae)
+		}
+	}
+	// Over HTTP: before any parsing, with the parameter named.
+	env := newTestEnv(t, privacy.None, nil, readFixture(t))
+	tok := env.token("u1", "")
+	for _, q := range []string{"limit=10;", "filters[0][key]=name&filters[0][comparator]=equals&filters[0][value]=%C3%28"} {
+		resp, body := env.get(tok, q)
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), `"invalid_query"`) {
+			t.Errorf("%s: %d %s", q, resp.StatusCode, body)
+		}
+	}
+}
+
+// TestDuckDBOutOfMemoryIs503: DuckDB running out of its shared memory
+// limit is load, answered 503 with Retry-After, never 500.
+func TestDuckDBOutOfMemoryIs503(t *testing.T) {
+	err := fmt.Errorf("count rows: %w", &duckdb.Error{Type: duckdb.ErrorTypeOutOfMemory, Msg: "Out of Memory Error: could not allocate"})
+	if ae := toAPIError(err); ae.Status != http.StatusServiceUnavailable || ae.RetryAfter <= 0 || ae.Code != "busy" {
+		t.Errorf("DuckDB OOM: %+v", ae)
 	}
 }

@@ -157,6 +157,9 @@ func (p *browserPage) fill(scope, label, text string) {
 func (p *browserPage) choose(scope, label string, values ...string) {
 	p.t.Helper()
 	id := p.control(scope, label)
+	if values == nil {
+		values = []string{} // none chosen, not null
+	}
 	p.do(chromedp.Focus(chromedp.ID(id)))
 	ok := eval[bool](p, callJS(`(id, values) => {
 		const s = document.getElementById(id);
@@ -227,7 +230,7 @@ func (p *browserPage) consoleErrors() []string {
 		if m.Type != chromedp.ConsoleError && m.Type != chromedp.ConsoleException {
 			continue
 		}
-		if m.Source == "network" && (strings.Contains(m.URL, ExportPath) && strings.Contains(m.Text, "status of 400") ||
+		if m.Source == "network" && ((strings.Contains(m.URL, ExportPath) || strings.Contains(m.URL, AnalyticsPath)) && strings.Contains(m.Text, "status of 400") ||
 			strings.Contains(m.URL, CatalogPath) && strings.Contains(m.Text, "status of 401")) {
 			continue // the bad filter value and the bad token the test typed
 		}
@@ -511,11 +514,122 @@ func TestWebDemo(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(*screenshotDir, "web-export.png"), png, 0o644); err != nil {
 			t.Fatal(err)
 		}
+		// The analytics view: weekly volume and handling time per channel.
+		p.click("Remove")
+		p.click("Analytics")
+		p.choose("", "Time bucket", "date:week")
+		p.choose("", "Dimension", "channel")
+		p.choose("", "Measures", "count", "avg(duration)")
+		p.click("Show chart")
+		waitJS[bool](p, `() => document.querySelectorAll('#charts figure').length === 2`)
+		p.do(chromedp.EmulateViewport(1280, 1100))
+		png, err = chromedp.Run(p.ctx, chromedp.CaptureScreenshot())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(*screenshotDir, "web-analytics.png"), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		p.click("Export")
 	}
 	// A narrow window: the page does not scroll sideways; the table scrolls
 	// inside its own box.
 	p.do(chromedp.EmulateViewport(390, 800))
 	if w := eval[[]int](p, `[document.documentElement.scrollWidth, document.documentElement.clientWidth]`); w[0] > w[1] {
 		t.Errorf("at 390 px the page is %d px wide", w[0])
+	}
+}
+
+// TestWebAnalytics drives the analytics view: the same filters, a time
+// bucket, a dimension and measures; the table equals the endpoint's answer,
+// the chart has a series per top value and one for the rest, its axis is in
+// the measure's unit, and an API error shows next to its control.
+func TestWebAnalytics(t *testing.T) {
+	p := newBrowserPage(t)
+	env, _ := newWebEnv(t, privacy.Pseudonymized, 3000, nil)
+	tok := env.token("lead", "lead@service.test")
+	p.do(chromedp.EmulateViewport(1280, 800), chromedp.Navigate(env.url+"/"))
+	p.fill("", "Token", tok+"\r")
+	waitJS[string](p, `() => document.getElementById('total').dataset.total`)
+
+	p.click("Analytics")
+	p.click("Add filter")
+	p.choose("Filter 1", "Field", "action")
+	p.choose("Filter 1", "Comparator", "notEquals")
+	p.fill("Filter 1", "Value", "readAction")
+	p.choose("", "Time bucket", "date:week")
+	p.choose("", "Dimension", "channel")
+	p.choose("", "Measures", "count", "avg(duration)")
+	p.choose("", "Series", "3")
+	p.click("Show chart")
+	total := waitJS[string](p, `() => document.getElementById('groups-total').dataset.total`)
+
+	filter := "&filters[0][key]=action&filters[0][comparator]=notEquals&filters[0][value]=readAction"
+	resp, body := env.getRaw(tok, AnalyticsPath+"?groupBy[0]=date:week&groupBy[1]=channel&measures[0]=count&measures[1]="+url.QueryEscape("avg(duration)")+"&limit=10000"+filter)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("analytics: %d %s", resp.StatusCode, body)
+	}
+	if total != resp.Header.Get("X-Total-Count") {
+		t.Errorf("groups shown %s, API %s", total, resp.Header.Get("X-Total-Count"))
+	}
+	groups := decodeRows(t, body)
+	table := eval[[][]string](p, `[...document.querySelectorAll('#groups-table tr')].map((tr, i) => [...tr.cells].map(c => i === 0 ? c.dataset.key : (c.dataset.value ?? '')))`)
+	if len(table) != len(groups)+1 {
+		t.Fatalf("the table has %d groups, the API %d", len(table)-1, len(groups))
+	}
+	for i, g := range groups {
+		if strings.Join(table[0], ",") != strings.Join(g.keys, ",") {
+			t.Fatalf("table columns %v, API keys %v", table[0], g.keys)
+		}
+		for j, k := range g.keys {
+			if !sameCell(table[i+1][j], g.values[k]) {
+				t.Errorf("group %d %s: table %q, API %v", i, k, table[i+1][j], g.values[k])
+			}
+		}
+	}
+
+	// The chart: the three channels with most events, then "other".
+	resp, body = env.getRaw(tok, AnalyticsPath+"?groupBy[0]=channel&measures[0]=count&orderByField=count&orderByDirection=desc"+filter)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("analytics: %d %s", resp.StatusCode, body)
+	}
+	var want []string
+	for i, g := range decodeRows(t, body) {
+		if i == 3 {
+			want = append(want, "other")
+			break
+		}
+		name := cellText(g.values["channel"])
+		if name == "" {
+			name = "(none)"
+		}
+		want = append(want, name)
+	}
+	for _, m := range []string{"count", "avg(duration)"} {
+		series := eval[[]string](p, callJS(`(m) => [...document.querySelectorAll('figure[data-measure="' + m + '"] g.series')].map(g => g.dataset.series)`, m))
+		if strings.Join(series, ",") != strings.Join(want, ",") {
+			t.Errorf("%s: series %v, want %v", m, series, want)
+		}
+	}
+	ticks := eval[[]string](p, `[...document.querySelectorAll('figure[data-measure="avg(duration)"] text.tick.y')].map(t => t.textContent)`)
+	for _, tick := range ticks {
+		if !regexp.MustCompile(`^\d+:\d\d$`).MatchString(tick) {
+			t.Errorf("avg(duration) axis tick %q is not m:ss", tick)
+		}
+	}
+	if len(ticks) < 2 {
+		t.Errorf("avg(duration) axis has %d ticks: %s", len(ticks), eval[string](p, `document.getElementById('charts').innerHTML`))
+	}
+
+	// An API error next to its control: no measure chosen.
+	p.choose("", "Measures")
+	p.click("Show chart")
+	measuresID := p.control("", "Measures")
+	msg := waitJS[string](p, `(id) => document.getElementById(id + '-error')?.textContent`, measuresID)
+	if !strings.Contains(msg, "measure") {
+		t.Errorf("the error next to Measures says %q", msg)
+	}
+	if errs := p.consoleErrors(); len(errs) > 0 {
+		t.Errorf("console errors:\n%s", strings.Join(errs, "\n"))
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -225,6 +227,44 @@ func TestCatalog(t *testing.T) {
 					if resp, body := env.get(tok, q); resp.StatusCode != http.StatusOK {
 						t.Errorf("%s %s: %d %s", f.Name, c, resp.StatusCode, body)
 					}
+				}
+			}
+			// Analytics: each time bucket, dimension and measure listed is one
+			// the endpoint accepts, and none reads an omitted field.
+			a := cat.Analytics
+			if a == nil || len(a.TimeBuckets) == 0 || len(a.Dimensions) == 0 || len(a.Measures) == 0 {
+				t.Fatalf("analytics: %+v", a)
+			}
+			if hasHour := slices.Contains(a.TimeBuckets, "date:hour"); hasHour == pc.pseudo {
+				t.Errorf("date:hour offered %t at %s", hasHour, pc.level)
+			}
+			var groupBys, measures []string
+			for _, d := range a.Dimensions {
+				groupBys = append(groupBys, d.Name)
+			}
+			groupBys = append(groupBys, a.TimeBuckets...)
+			for _, m := range a.Measures {
+				measures = append(measures, m.Name)
+				if wantUnit := map[string]string{"count": "count", "avg(duration)": data.UnitSeconds, "rate(reOpened)": "ratio",
+					"slaMetRate": "ratio", "avg(aiAutomationLevel)": ""}; wantUnit[m.Name] != m.Unit && wantUnit[m.Name] != "" {
+					t.Errorf("%s: unit %q", m.Name, m.Unit)
+				}
+			}
+			for hidden := range pc.hidden {
+				for _, name := range append(slices.Clone(groupBys), measures...) {
+					if name == hidden || strings.Contains(name, "("+hidden+")") {
+						t.Errorf("analytics offers %s, which reads the omitted field %s", name, hidden)
+					}
+				}
+			}
+			for _, g := range groupBys {
+				if resp, body := env.getRaw(tok, AnalyticsPath+"?groupBy[]="+url.QueryEscape(g)+"&measures[]=count&limit=1"); resp.StatusCode != http.StatusOK {
+					t.Errorf("groupBy %s: %d %s", g, resp.StatusCode, body)
+				}
+			}
+			for _, m := range measures {
+				if resp, body := env.getRaw(tok, AnalyticsPath+"?measures[]="+url.QueryEscape(m)); resp.StatusCode != http.StatusOK {
+					t.Errorf("measure %s: %d %s", m, resp.StatusCode, body)
 				}
 			}
 			if len(cat.Comparators) != len(query.ComparatorDocs()) || cat.MaxLimit != query.MaxLimit {

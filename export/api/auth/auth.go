@@ -67,6 +67,8 @@ type Verifier struct {
 	alg    string
 	key    any
 	parser *jwt.Parser
+	// issuer and audience, when set, are required values of iss and aud.
+	issuer, audience string
 }
 
 // NewHMACVerifier returns a verifier for HS256 tokens signed with secret.
@@ -118,16 +120,33 @@ func NewPublicKeyVerifier(pemBytes []byte) (*Verifier, error) {
 }
 
 func newVerifier(alg string, key any) *Verifier {
-	return &Verifier{
-		alg: alg,
-		key: key,
-		parser: jwt.NewParser(
-			jwt.WithValidMethods([]string{alg}),
-			jwt.WithExpirationRequired(),
-			jwt.WithIssuedAt(),
-			jwt.WithLeeway(ClockLeeway),
-		),
+	v := &Verifier{alg: alg, key: key}
+	v.parser = jwt.NewParser(v.parserOptions()...)
+	return v
+}
+
+func (v *Verifier) parserOptions() []jwt.ParserOption {
+	opts := []jwt.ParserOption{
+		jwt.WithValidMethods([]string{v.alg}),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithLeeway(ClockLeeway),
 	}
+	if v.issuer != "" {
+		opts = append(opts, jwt.WithIssuer(v.issuer))
+	}
+	if v.audience != "" {
+		opts = append(opts, jwt.WithAudience(v.audience))
+	}
+	return opts
+}
+
+// RequireIssuerAudience makes the verifier refuse tokens whose iss is not
+// issuer, or whose aud does not name audience; an empty value checks
+// nothing (--jwt-issuer, --jwt-audience).
+func (v *Verifier) RequireIssuerAudience(issuer, audience string) {
+	v.issuer, v.audience = issuer, audience
+	v.parser = jwt.NewParser(v.parserOptions()...)
 }
 
 // Algorithm is the one algorithm the verifier accepts.
@@ -137,6 +156,9 @@ func (v *Verifier) Algorithm() string { return v.alg }
 // exp required, exp/nbf/iat within the leeway, a non-empty sub. Every
 // failure wraps ErrUnauthorized.
 func (v *Verifier) Verify(token string) (*Claims, error) {
+	if err := checkSegments(token); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUnauthorized, err)
+	}
 	var claims Claims
 	_, err := v.parser.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return v.key, nil })
 	if err != nil {

@@ -21,6 +21,8 @@
   let applied = null; // the query of the preview shown: paging keeps it
   let offset = 0;
   let pageTotal = 0;
+  let view = 'export'; // the view shown: export or analytics
+  let analyticsSeq = 0; // as previewSeq, for the analytics requests
 
   const $ = (id) => document.getElementById(id);
 
@@ -174,8 +176,10 @@
     $('signout-button').hidden = false;
     showPrivacy();
     buildExportView();
+    buildAnalyticsView();
     $('views').hidden = false;
-    $('export-view').hidden = false;
+    $('query-form').hidden = false;
+    setView('export');
     await runPreview(0);
   }
 
@@ -187,7 +191,11 @@
     $('signout-button').hidden = true;
     $('privacy').hidden = true;
     $('views').hidden = true;
-    $('export-view').hidden = true;
+    $('query-form').hidden = true;
+    for (const e of document.querySelectorAll('main [data-view]')) e.hidden = true;
+    $('charts').replaceChildren();
+    $('groups-table').replaceChildren();
+    $('groups-total').textContent = '';
     $('filter-list').replaceChildren();
     $('preview-table').replaceChildren();
     $('download-status').replaceChildren();
@@ -542,6 +550,299 @@
     return b;
   }
 
+  // ---- the analytics view ----
+  //
+  // Requests (SPEC §10), all with the export view's filters:
+  //  1. the top N values of the dimension by event count,
+  //  2. the groups bucket × dimension with the chosen measures (the table),
+  //  3. the buckets alone for the events of every other value ("other"),
+  // so that "other" is exact for every measure, averages and rates included.
+
+  const SVG_NS = 'http://www.w3.org/2000/svg';
+  const PALETTE = ['#4e79a7', '#f28e2b', '#59a14f', '#e15759', '#76b7b2', '#edc948', '#b07aa1', '#ff9da7', '#9c755f', '#17becf'];
+  const OTHER_COLOR = '#868e96';
+
+  function svg(tag, attrs, ...children) {
+    const e = document.createElementNS(SVG_NS, tag);
+    for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+    for (const c of children) e.append(c);
+    return e;
+  }
+
+  // formatValue writes a measure value in its unit: seconds as m:ss (h:mm:ss
+  // from an hour), ratios as %, counts with thousands separators.
+  function formatValue(v, unit) {
+    if (v === null || v === undefined) return '';
+    if (typeof v !== 'number') return String(v);
+    switch (unit) {
+      case 'seconds': {
+        const neg = v < 0;
+        let s = Math.round(Math.abs(v));
+        const h = Math.floor(s / 3600);
+        s -= h * 3600;
+        const m = Math.floor(s / 60);
+        s -= m * 60;
+        const ss = String(s).padStart(2, '0');
+        const text = h > 0 ? `${h}:${String(m).padStart(2, '0')}:${ss}` : `${m}:${ss}`;
+        return (neg ? '−' : '') + text;
+      }
+      case 'ratio':
+        return (v * 100).toFixed(1) + ' %';
+      case 'count':
+        return fmtInt.format(v);
+      default:
+        return Number.isInteger(v) ? fmtInt.format(v) : v.toFixed(2);
+    }
+  }
+
+  function unitLabel(unit) {
+    return { seconds: 'm:ss', ratio: '%', count: 'events' }[unit] || '';
+  }
+
+  // niceTicks returns about n round tick values covering [lo, hi]: steps of
+  // 1, 2 or 5 times a power of ten, or whole minutes and hours for seconds.
+  function niceTicks(lo, hi, n, unit) {
+    if (lo === hi) hi = lo + 1;
+    const raw = (hi - lo) / n;
+    let steps;
+    if (unit === 'seconds' && raw > 30) {
+      steps = [60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400];
+    } else {
+      const mag = 10 ** Math.floor(Math.log10(raw));
+      steps = [1, 2, 5, 10].map((k) => k * mag);
+    }
+    const step = steps.find((x) => x >= raw) || raw;
+    const out = [];
+    let v = Math.floor(lo / step) * step;
+    for (;;) {
+      out.push(Number(v.toPrecision(12)));
+      if (v >= hi) return out; // the last tick is at or above the largest value
+      v += step;
+    }
+  }
+
+  // drawChart draws one line per series over the buckets as inline SVG.
+  // series: [{name, color, values: [number|null per bucket]}].
+  function drawChart(title, buckets, series, unit) {
+    const W = 720;
+    const H = 300;
+    const M = { top: 28, right: 40, bottom: 44, left: 64 };
+    const values = series.flatMap((s) => s.values).filter((v) => v !== null);
+    if (!values.length) values.push(0);
+    let lo = Math.min(0, ...values);
+    let hi = Math.max(...values, lo + (unit === 'ratio' ? 0.01 : 1));
+    if (unit === 'ratio') hi = Math.max(hi, 0);
+    const ticks = niceTicks(lo, hi, 5, unit);
+    lo = ticks[0];
+    hi = ticks[ticks.length - 1];
+    const x = (i) => M.left + (buckets.length === 1 ? (W - M.left - M.right) / 2 : (i * (W - M.left - M.right)) / (buckets.length - 1));
+    const y = (v) => M.top + (H - M.top - M.bottom) * (1 - (v - lo) / (hi - lo));
+    const root = svg('svg', { viewBox: `0 0 ${W} ${H}`, class: 'chart', role: 'img', 'aria-label': `${title} by ${buckets.length} time buckets, ${series.length} series` });
+    root.append(svg('title', {}, title));
+    root.append(svg('text', { x: M.left, y: 16, class: 'chart-title' }, title));
+    for (const t of ticks) {
+      root.append(svg('line', { x1: M.left, x2: W - M.right, y1: y(t), y2: y(t), class: 'grid' }));
+      root.append(svg('text', { x: M.left - 6, y: y(t) + 4, class: 'tick y', 'text-anchor': 'end' }, formatValue(t, unit)));
+    }
+    root.append(svg('text', { x: 12, y: M.top + (H - M.top - M.bottom) / 2, class: 'axis-label', 'text-anchor': 'middle',
+      transform: `rotate(-90 12 ${M.top + (H - M.top - M.bottom) / 2})` }, unitLabel(unit)));
+    const every = Math.max(1, Math.ceil(buckets.length / 8));
+    buckets.forEach((b, i) => {
+      if (i % every !== 0 && i !== buckets.length - 1) return;
+      root.append(svg('text', { x: x(i), y: H - M.bottom + 18, class: 'tick x', 'text-anchor': 'middle' }, b));
+    });
+    for (const s of series) {
+      const g = svg('g', { class: 'series', 'data-series': s.name, stroke: s.color, fill: s.color });
+      let d = '';
+      let pen = false;
+      s.values.forEach((v, i) => {
+        if (v === null) {
+          pen = false;
+          return;
+        }
+        d += `${pen ? 'L' : 'M'}${x(i).toFixed(1)},${y(v).toFixed(1)}`;
+        pen = true;
+        g.append(svg('circle', { cx: x(i).toFixed(1), cy: y(v).toFixed(1), r: 2.5 }, svg('title', {}, `${s.name}, ${buckets[i]}: ${formatValue(v, unit)}`)));
+      });
+      g.prepend(svg('path', { d, fill: 'none', 'stroke-width': 2 }));
+      root.append(g);
+    }
+    return root;
+  }
+
+  // setView shows one view: its tab pressed, its fieldset and section shown.
+  function setView(name) {
+    view = name;
+    clearErrors();
+    for (const tab of document.querySelectorAll('#views button')) tab.setAttribute('aria-pressed', String(tab.dataset.view === name));
+    for (const e of document.querySelectorAll('main [data-view]')) e.hidden = e.dataset.view !== name;
+  }
+
+  function buildAnalyticsView() {
+    const a = catalog.analytics;
+    $('tab-analytics').hidden = !a;
+    if (!a) return;
+    $('time-bucket').replaceChildren(...a.timeBuckets.map((b) => el('option', { value: b }, b.replace(/^.*:/, ''))));
+    $('time-bucket').value = a.timeBuckets.includes('date:week') ? 'date:week' : a.timeBuckets[0];
+    $('dimension').replaceChildren(el('option', { value: '' }, '(none)'),
+      ...a.dimensions.map((d) => el('option', { value: d.name, title: d.description || '' }, d.name)));
+    $('measures').replaceChildren(...a.measures.map((m) => el('option', { value: m.name, selected: m.name === a.measures[0].name }, m.name)));
+  }
+
+  function measureUnit(name) {
+    const m = catalog.analytics.measures.find((x) => x.name === name);
+    return m ? m.unit : '';
+  }
+
+  // analyticsFetch asks the analytics endpoint and returns the groups and
+  // the response headers.
+  async function analyticsFetch(params) {
+    const resp = await apiFetch(catalog.analytics.path, params);
+    return { rows: await resp.json(), headers: resp.headers };
+  }
+
+  function filtersOnly() {
+    const q = queryParams();
+    q.delete('orderByField');
+    q.delete('orderByDirection');
+    return q;
+  }
+
+  async function runAnalytics() {
+    clearErrors();
+    const seq = ++analyticsSeq;
+    const bucket = $('time-bucket').value;
+    const dim = $('dimension').value;
+    const measures = [...$('measures').selectedOptions].map((o) => o.value);
+    const topN = Number($('top-n').value);
+    const base = filtersOnly();
+    const withGroups = (q, groups) => {
+      groups.forEach((g, i) => q.append(`groupBy[${i}]`, g));
+      for (const [i, m] of measures.entries()) q.append(`measures[${i}]`, m);
+      return q;
+    };
+    let table;
+    let top = [];
+    let other = null;
+    let noOther = false; // more values than lines, and no "other" line
+    try {
+      // 2. the table: every group of bucket × dimension.
+      const tq = withGroups(new URLSearchParams(base), dim ? [bucket, dim] : [bucket]);
+      tq.set('limit', String(catalog.analytics.maxLimit));
+      table = await analyticsFetch(tq);
+      if (dim) {
+        // 1. the top values of the dimension by events.
+        const q1 = new URLSearchParams(base);
+        q1.append('groupBy[0]', dim);
+        q1.append('measures[0]', 'count');
+        q1.set('orderByField', 'count');
+        q1.set('orderByDirection', 'desc');
+        q1.set('limit', String(topN + 1));
+        const r1 = await analyticsFetch(q1);
+        top = r1.rows.slice(0, topN).map((r) => r[dim]);
+        // "other" needs a filter on the dimension, which the level may
+        // refuse (name where names are pseudonyms): then there is none.
+        const filterable = catalog.fields.some((f) => f.name === dim && f.filterable);
+        noOther = r1.rows.length > topN && !filterable;
+        if (r1.rows.length > topN && filterable) {
+          // 3. "other": the buckets of the events of every other value.
+          const q3 = withGroups(new URLSearchParams(base), [bucket]);
+          // Indices past the builder's: they never name one of its filters.
+          const k = `filters[${filterSeq}]`;
+          const named = top.filter((v) => v !== null);
+          if (named.length) {
+            q3.append(`${k}[key]`, dim);
+            q3.append(`${k}[comparator]`, 'notIn');
+            for (const v of named) q3.append(`${k}[values][]`, String(v));
+          }
+          if (named.length < top.length) {
+            q3.append(`filters[${filterSeq + 1}][key]`, dim);
+            q3.append(`filters[${filterSeq + 1}][comparator]`, 'isNotNull');
+          }
+          q3.set('limit', String(catalog.analytics.maxLimit));
+          other = (await analyticsFetch(q3)).rows;
+        }
+      }
+    } catch (err) {
+      if (seq === analyticsSeq) showError(err);
+      return;
+    }
+    if (seq !== analyticsSeq) return;
+    renderAnalytics(bucket, dim, measures, table, top, other);
+    if (noOther) {
+      $('groups-total').textContent += `; the chart shows the top ${top.length} values of ${dim} only (the level does not allow filtering on it, which "other" needs)`;
+    }
+  }
+
+  // numberOrNull keeps numbers; a measure over no value is null (no point).
+  function numberOrNull(v) {
+    return typeof v === 'number' && Number.isFinite(v) ? v : null;
+  }
+
+  function seriesName(v) {
+    return v === null || v === undefined ? '(none)' : String(v);
+  }
+
+  function renderAnalytics(bucket, dim, measures, table, top, other) {
+    const rows = table.rows;
+    const total = Number(table.headers.get('X-Total-Count'));
+    const suppressed = Number(table.headers.get('X-Suppressed-Groups') || 0);
+    let text = `${fmtInt.format(total)} ${total === 1 ? 'group' : 'groups'}`;
+    if (rows.length < total) text += `, the first ${fmtInt.format(rows.length)} shown`;
+    if (suppressed > 0) text += `; ${fmtInt.format(suppressed)} left out for having too few agents`;
+    $('groups-total').textContent = text;
+    $('groups-total').dataset.total = String(total);
+
+    const buckets = [...new Set(rows.map((r) => r[bucket]).concat((other || []).map((r) => r[bucket])))]
+      .filter((b) => b !== null).sort();
+    const at = new Map(buckets.map((b, i) => [b, i]));
+    const charts = measures.map((m) => {
+      const series = [];
+      const lines = dim ? top : [undefined];
+      lines.forEach((v, n) => {
+        const values = buckets.map(() => null);
+        for (const r of rows) if ((!dim || r[dim] === v) && at.has(r[bucket])) values[at.get(r[bucket])] = numberOrNull(r[m]);
+        series.push({ name: dim ? seriesName(v) : m, color: PALETTE[n % PALETTE.length], values });
+      });
+      if (other) {
+        const values = buckets.map(() => null);
+        for (const r of other) if (at.has(r[bucket])) values[at.get(r[bucket])] = numberOrNull(r[m]);
+        series.push({ name: 'other', color: OTHER_COLOR, values });
+      }
+      const figure = el('figure', { className: 'chart-figure', 'data-measure': m });
+      figure.append(drawChart(`${m} by ${bucket.replace(/^.*:/, '')}${dim ? ' and ' + dim : ''}`, buckets, series, measureUnit(m)));
+      const legend = el('ul', { className: 'legend' });
+      for (const s of series) {
+        const swatch = el('span', { className: 'swatch', 'aria-hidden': 'true' });
+        swatch.append(svgSwatch(s.color));
+        legend.append(el('li', {}, swatch, s.name));
+      }
+      figure.append(el('figcaption', {}, legend));
+      return figure;
+    });
+    $('charts').replaceChildren(...charts);
+
+    // The table: the endpoint's groups as answered, values in their units.
+    const cols = rows.length ? Object.keys(rows[0]) : (dim ? [bucket, dim] : [bucket]).concat(measures);
+    const head = el('tr', {}, ...cols.map((c) => el('th', { scope: 'col', 'data-key': c },
+      measures.includes(c) && unitLabel(measureUnit(c)) ? `${c} (${unitLabel(measureUnit(c))})` : c)));
+    const body = el('tbody');
+    for (const r of rows) {
+      body.append(el('tr', {}, ...cols.map((c) => {
+        const v = r[c];
+        if (v === null || v === undefined) return el('td', { className: 'null' });
+        const td = el('td', { 'data-value': typeof v === 'number' ? String(v) : v }, measures.includes(c) ? formatValue(v, measureUnit(c)) : String(v));
+        if (typeof v === 'number') td.className = 'num';
+        return td;
+      })));
+    }
+    $('groups-table').replaceChildren(el('thead', {}, head), body);
+  }
+
+  function svgSwatch(color) {
+    return svg('svg', { viewBox: '0 0 12 12', width: 12, height: 12 }, svg('rect', { width: 12, height: 12, rx: 2, fill: color }));
+  }
+
   // ---- wiring ----
 
   function init() {
@@ -554,10 +855,14 @@
       const row = addFilter();
       row.querySelector('select').focus();
     });
-    $('export-form').addEventListener('submit', (ev) => {
+    $('query-form').addEventListener('submit', (ev) => {
       ev.preventDefault();
-      runPreview(0);
+      if (view === 'analytics') runAnalytics();
+      else runPreview(0);
     });
+    for (const tab of document.querySelectorAll('#views button')) {
+      tab.addEventListener('click', () => setView(tab.dataset.view));
+    }
     $('prev-page').addEventListener('click', () => runPreview(Math.max(0, offset - Number($('page-size').value)), applied));
     $('next-page').addEventListener('click', () => runPreview(offset + Number($('page-size').value), applied));
     $('page-size').addEventListener('change', () => applied && runPreview(0, applied));

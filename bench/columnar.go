@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"worklog/data"
+	"worklog/export"
+	"worklog/export/api"
+	"worklog/query"
+)
+
+// cursorPage is C's page: the default ordering (date desc), 100 rows.
+const cursorPage = 100
+
+// cursorDepth is the page C compares with the first.
+const cursorDepth = 1000
+
+// cursors measures page 1 and page 1,000 (limit 100, date desc) reached by
+// cursor, and page 1,000 by offset beside them (issue 15): a keyset page
+// should cost what the first costs, an offset page grows with its depth.
+//
+// Walking 999 pages to reach the cursor would take as long as 999 first
+// pages, so the harness makes the cursor the server would hand out at page
+// 999: the position of that page's last row, found by DuckDB, sealed with
+// the store's cursor key. The server runs at its default level,
+// pseudonymized, where date orders by its day. That the cursor is right is
+// checked: its page starts with the row the offset page starts with.
+func (b *bench) cursors(ctx context.Context, srv *server, store string, files []data.PartFile) error {
+	key, err := export.LoadOrCreateCursorKey(store)
+	if err != nil {
+		return err
+	}
+	values := url.Values{"limit": {strconv.Itoa(cursorPage)}}
+	plan, err := query.Parse(values, query.Options{Formats: export.FormatNames(), DefaultFormat: string(export.FormatJSON), DayPrecisionDate: true, CursorKey: key})
+	if err != nil {
+		return err
+	}
+	var day time.Time
+	var id int64
+	date, uid := data.QuoteIdent(data.DateField), data.QuoteIdent(data.KeyField)
+	q := "SELECT CAST(" + date + " AS DATE), " + uid + " FROM " + data.ScanSQL(files) + " AS t ORDER BY CAST(" + date + " AS DATE) DESC, " + uid +
+		" DESC LIMIT 1 OFFSET " + strconv.Itoa((cursorDepth-1)*cursorPage-1)
+	if err := b.db.QueryRowContext(ctx, q).Scan(&day, &id); err != nil {
+		return fmt.Errorf("find page %d's position: %w", cursorDepth-1, err)
+	}
+	c, err := query.EncodeCursor(key, plan, query.Position{Key: time.Date(day.Year(), day.Month(), day.Day(), 0, 0, 0, 0, time.UTC), ID: id})
+	if err != nil {
+		return err
+	}
+	first := srv.base + api.ExportPath + "?" + values.Encode()
+	deep := srv.base + api.ExportPath + "?" + url.Values{"limit": {strconv.Itoa(cursorPage)}, "cursor": {c}}.Encode()
+	offset := srv.base + api.ExportPath + "?" + url.Values{"limit": {strconv.Itoa(cursorPage)},
+		"offset": {strconv.Itoa((cursorDepth - 1) * cursorPage)}}.Encode()
+	a, err := b.firstID(ctx, deep)
+	if err != nil {
+		return err
+	}
+	o, err := b.firstID(ctx, offset)
+	if err != nil {
+		return err
+	}
+	if a != o {
+		return fmt.Errorf("page %d by cursor starts with row %d, by offset with row %d", cursorDepth, a, o)
+	}
+
+	var p1, pc, po []float64
+	for rep := 0; rep < b.cfg.reps; rep++ {
+		for _, s := range []struct {
+			u   string
+			out *[]float64
+		}{{first, &p1}, {deep, &pc}, {offset, &po}} {
+			for i := -1; i < pageRuns; i++ {
+				r, err := b.fetch(ctx, s.u)
+				if err != nil {
+					return err
+				}
+				if r.code != http.StatusOK {
+					return fmt.Errorf("page: status %d", r.code)
+				}
+				if i >= 0 {
+					*s.out = append(*s.out, r.dur.Seconds())
+				}
+			}
+		}
+		b.logf("C rep %d: page 1 %.3f s, page %d by cursor %.3f s, by offset %.3f s", rep+1, newStat("s", p1).Median, cursorDepth, newStat("s", pc).Median, newStat("s", po).Median)
+	}
+	one := newStat("s", p1)
+	byCursor := newStat("s", pc)
+	b.res.add(line{ID: "C", What: fmt.Sprintf("page %d by cursor (limit %d, date desc, no filter)", cursorDepth, cursorPage),
+		Ours: byCursor, Baseline: "page 1", Base: one, Target: "≤ 1.2×", Met: verdict(byCursor.Median <= 1.2*one.Median)})
+	b.res.add(line{ID: "C", What: fmt.Sprintf("page %d by offset %d, for comparison", cursorDepth, (cursorDepth-1)*cursorPage),
+		Ours: newStat("s", po), Baseline: "page 1", Base: one})
+	return nil
+}
+
+// firstID requests a JSON page and returns its first row's userWorklogId.
+func (b *bench) firstID(ctx context.Context, u string) (int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+b.token)
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var rows []struct {
+		UserWorklogID int64 `json:"userWorklogId"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&rows); err != nil || len(rows) == 0 {
+		return 0, fmt.Errorf("page %s: status %d, %d rows, %v", u, resp.StatusCode, len(rows), err)
+	}
+	return rows[0].UserWorklogID, nil
+}
+
+// parquet measures the newest 300,000 rows as Parquet through `worklog
+// export` at level none (all 35 columns, as DuckDB writes them) against
+// DuckDB's own COPY … TO … (FORMAT parquet, COMPRESSION zstd) of the same
+// query (issue 15). Ours is the command's wall time, start-up included;
+// DuckDB's is its statement's own time.
+func (b *bench) parquet(ctx context.Context, store string, files []data.PartFile) error {
+	var cutoff string
+	scan := data.ScanSQL(files) + " AS t"
+	q := "SELECT strftime(" + data.QuoteIdent(data.DateField) + ", '%Y-%m-%d %H:%M:%S') FROM " + scan + storeOrder + " LIMIT 1 OFFSET " + strconv.Itoa(exportRows)
+	if err := b.db.QueryRowContext(ctx, q).Scan(&cutoff); err != nil {
+		return fmt.Errorf("find cutoff: %w", err)
+	}
+	pu, err := url.Parse(exportURL("", "parquet", cutoff))
+	if err != nil {
+		return err
+	}
+	v := pu.Query()
+	v.Del("format")
+	ours := filepath.Join(b.cfg.work, "export.parquet")
+	theirs := filepath.Join(b.cfg.work, "copy.parquet")
+	defer os.Remove(ours)
+	defer os.Remove(theirs)
+	sel := "SELECT " + columns() + " FROM " + scan + " WHERE " + data.QuoteIdent(data.DateField) + " > TIMESTAMP " + data.QuoteString(cutoff) + storeOrder
+	copyStmt := "COPY (" + sel + ") TO " + data.QuoteString(theirs) + " (FORMAT parquet, COMPRESSION zstd)"
+
+	var o, d, orss, drss, ocpu, dcpu []float64
+	for rep := 0; rep < b.cfg.reps; rep++ {
+		steps := []func() error{
+			func() error {
+				cmd := exec.CommandContext(ctx, b.bin, "export", "--data", store, "--privacy-level", "none", "--format", "parquet", "--out", ours, "--query", v.Encode())
+				res, err := runProc(ctx, cmd)
+				if err != nil {
+					return err
+				}
+				o, orss, ocpu = append(o, res.wall.Seconds()), append(orss, mb(res.peakRSS)), append(ocpu, res.cpu.Seconds())
+				b.logf("PQ rep %d ours: %.2f s (CPU %.2f s), peak RSS %.0f MB", rep+1, res.wall.Seconds(), res.cpu.Seconds(), mb(res.peakRSS))
+				return nil
+			},
+			func() error {
+				t, res, err := duckdbChildProc(ctx, copyStmt)
+				if err != nil {
+					return err
+				}
+				d, drss, dcpu = append(d, t), append(drss, mb(res.peakRSS)), append(dcpu, res.cpu.Seconds())
+				b.logf("PQ rep %d DuckDB COPY: %.2f s (process CPU %.2f s), peak RSS %.0f MB", rep+1, t, res.cpu.Seconds(), mb(res.peakRSS))
+				return nil
+			},
+		}
+		if rep%2 == 1 {
+			steps[0], steps[1] = steps[1], steps[0]
+		}
+		for _, step := range steps {
+			if err := step(); err != nil {
+				return fmt.Errorf("PQ: %w", err)
+			}
+		}
+	}
+	var sizes [2]int64
+	for i, p := range []string{ours, theirs} {
+		if fi, err := os.Stat(p); err == nil {
+			sizes[i] = fi.Size()
+		}
+	}
+	ourStat := newStat("s", o)
+	ds := newStat("s", d)
+	b.res.add(line{ID: "PQ", What: "newest 300k as Parquet (zstd), level none, `worklog export`",
+		Ours: ourStat, Baseline: "DuckDB COPY … (FORMAT parquet, zstd), same query", Base: ds, Target: "≤ 1.0×", Met: verdict(ourStat.Median <= ds.Median),
+		Note: fmt.Sprintf("files %.0f MB (ours) and %.0f MB (DuckDB)", mb(sizes[0]), mb(sizes[1]))})
+	ourCPU, theirCPU := newStat("s", ocpu), newStat("s", dcpu)
+	b.res.add(line{ID: "PQ", What: "CPU time (user + system) of the same, whole processes", Ours: ourCPU,
+		Baseline: "DuckDB COPY process", Base: theirCPU, Target: "≤ 1.0×", Met: verdict(ourCPU.Median <= theirCPU.Median),
+		Note: "steadier than wall time when other processes share the cores"})
+	b.res.add(line{ID: "PQ", What: "peak RSS of the Parquet export (process)", Ours: newStat("MB", orss), Baseline: "DuckDB COPY process", Base: newStat("MB", drss)})
+	return nil
+}
