@@ -93,7 +93,7 @@ func (b *bench) run(ctx context.Context) error {
 			return fmt.Errorf("F: %w", err)
 		}
 	}
-	if b.cfg.skip["P1"] && b.cfg.skip["P3"] && b.cfg.skip["P4"] && b.cfg.skip["X"] && b.cfg.skip["C"] && b.cfg.skip["PQ"] {
+	if b.cfg.skip["P1"] && b.cfg.skip["P3"] && b.cfg.skip["P4"] && b.cfg.skip["X"] && b.cfg.skip["C"] && b.cfg.skip["PQ"] && b.cfg.skip["A"] {
 		return nil
 	}
 	srv, err := b.serve(ctx, store)
@@ -118,6 +118,11 @@ func (b *bench) run(ctx context.Context) error {
 	if !b.cfg.skip["P4"] {
 		if err := b.p4(ctx, srv, files); err != nil {
 			return fmt.Errorf("P4: %w", err)
+		}
+	}
+	if !b.cfg.skip["A"] {
+		if err := b.analytics(ctx, srv, files); err != nil {
+			return fmt.Errorf("A: %w", err)
 		}
 	}
 	if !b.cfg.skip["X"] {
