@@ -101,7 +101,7 @@ func usage() {
 	var b strings.Builder
 	b.WriteString("usage: worklog COMMAND [flags]\n\ncommands:\n")
 	for _, n := range names {
-		fmt.Fprintf(&b, "  %-7s %s\n", n, commands[n].summary)
+		fmt.Fprintf(&b, "  %-9s %s\n", n, commands[n].summary)
 	}
 	b.WriteString("\nRun 'worklog COMMAND -h' for the flags of a command.\n")
 	fmt.Fprint(os.Stderr, b.String())
