@@ -75,7 +75,13 @@ func keyExpr(d Dimension) string {
 	}
 	if d.Field.Kind == data.KindList {
 		// Each element once; an empty or null list in the null group.
-		return "CASE WHEN coalesce(len(" + col + "), 0) = 0 THEN [CAST(NULL AS VARCHAR)] ELSE list_distinct(" + col + ") END"
+		// list_distinct is the costliest step of a list dimension (it
+		// hashes every list), and most lists hold one or two elements,
+		// whose duplicates a comparison finds.
+		return "CASE WHEN coalesce(len(" + col + "), 0) = 0 THEN [CAST(NULL AS VARCHAR)]" +
+			" WHEN len(" + col + ") = 1 THEN " + col +
+			" WHEN len(" + col + ") = 2 THEN CASE WHEN " + col + "[1] IS NOT DISTINCT FROM " + col + "[2] THEN [" + col + "[1]] ELSE " + col + " END" +
+			" ELSE list_distinct(" + col + ") END"
 	}
 	if d.ByAgent {
 		return q(agentIDField)
