@@ -77,6 +77,7 @@ func (b *bench) analytics(ctx context.Context, srv *server, files []data.PartFil
 		bareSQL := fmt.Sprintf(aq.bare, scan)
 		var ours, base []float64
 		var groups int64
+		bareGroups := 0
 		for rep := 0; rep < b.cfg.reps; rep++ {
 			for i := -1; i < runs; i++ {
 				r, err := b.fetch(ctx, u)
@@ -104,10 +105,13 @@ func (b *bench) analytics(ctx context.Context, srv *server, files []data.PartFil
 				if i >= 0 {
 					base = append(base, time.Since(start).Seconds())
 				}
-				if int64(n) != groups {
-					b.res.note("A %s: %d groups from the server, %d from DuckDB", aq.what, groups, n)
-				}
+				bareGroups = n
 			}
+		}
+		if int64(bareGroups) != groups {
+			// The list query: our null group of events without a team, which
+			// the hand-written unnest drops.
+			b.res.note("A %s: %d groups from the server, %d from DuckDB", aq.what, groups, bareGroups)
 		}
 		os1, bs := newStat("s", ours), newStat("s", base)
 		b.res.add(line{ID: "A", What: aq.what + " (" + strconv.FormatInt(groups, 10) + " groups) over HTTP, level pseudonymized",
