@@ -122,7 +122,7 @@ func (b *bench) run(ctx context.Context) error {
 	}
 	if !b.cfg.skip["A"] {
 		if err := b.analytics(ctx, srv, files); err != nil {
-			return fmt.Errorf("A: %w", err)
+			return fmt.Errorf("analytics (A): %w", err)
 		}
 	}
 	if !b.cfg.skip["X"] {
