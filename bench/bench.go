@@ -90,7 +90,7 @@ func (b *bench) run(ctx context.Context) error {
 			return err
 		}
 		if err := b.forget(ctx, store, files); err != nil {
-			return fmt.Errorf("F: %w", err)
+			return fmt.Errorf("measurement F: %w", err)
 		}
 	}
 	if b.cfg.skip["P1"] && b.cfg.skip["P3"] && b.cfg.skip["P4"] && b.cfg.skip["X"] && b.cfg.skip["C"] && b.cfg.skip["PQ"] && b.cfg.skip["A"] {
