@@ -132,12 +132,12 @@ func (b *bench) run(ctx context.Context) error {
 	}
 	if !b.cfg.skip["C"] {
 		if err := b.cursors(ctx, srv, store, files); err != nil {
-			return fmt.Errorf("C: %w", err)
+			return fmt.Errorf("cursor pages: %w", err)
 		}
 	}
 	if !b.cfg.skip["PQ"] {
 		if err := b.parquet(ctx, store, files); err != nil {
-			return fmt.Errorf("PQ: %w", err)
+			return fmt.Errorf("parquet export: %w", err)
 		}
 	}
 	if hwm, err := vmHWM(srv.cmd.Process.Pid); err == nil {

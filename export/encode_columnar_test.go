@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"strings"
 	"testing"
@@ -308,5 +309,41 @@ func TestArrowEncoderEmpty(t *testing.T) {
 	}
 	if err := r.Err(); err != nil && err != io.EOF {
 		t.Error(err)
+	}
+}
+
+// TestParquetAbort checks that an export given up before Close stops the
+// encoding goroutine, drops what it encoded, and refuses further writes.
+func TestParquetAbort(t *testing.T) {
+	mem := newMem(t)
+	rec := newRecord(t, mem, privacySchema(), [][]any{
+		{ts(t, "2024-05-10 00:00:00"), "n", "readAction", 1, []any{"x"}, ts(t, "2024-05-13 16:15:00")},
+	})
+	defer rec.Release()
+	var cw countWriter
+	enc, err := NewParquetEncoder(&cw, privacySchema(), EncoderOptions{ParquetRowGroupRows: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		if err := enc.Write(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	written := cw.n
+	if err := enc.Abort(); err != nil {
+		t.Fatal(err)
+	}
+	if enc.work != nil {
+		t.Error("the encoding goroutine still runs after Abort")
+	}
+	if err := enc.Write(rec); !errors.Is(err, ErrClosed) {
+		t.Errorf("write after Abort = %v, want ErrClosed", err)
+	}
+	if err := enc.Close(); err != nil {
+		t.Errorf("close after Abort = %v", err)
+	}
+	if cw.n != written {
+		t.Errorf("%d bytes written after Abort", cw.n-written)
 	}
 }
