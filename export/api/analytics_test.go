@@ -331,7 +331,12 @@ func TestAnalyticsEveryFormat(t *testing.T) {
 			t.Errorf("%s: %d %s %q", f, resp.StatusCode, resp.Header.Get("Content-Type"), body)
 		}
 		resp2, body2 := env.analytics(tok, mayByWeekAndChannel, "Accept", f.ContentType())
-		if resp2.StatusCode != 200 || resp2.Header.Get("Content-Type") != f.ContentType() || (f != export.FormatXLSX && f != "parquet" && !bytes.Equal(body, body2)) {
+		// Only the text formats are compared byte for byte: two runs of one
+		// query may cut Arrow batches differently (DuckDB scans in
+		// parallel) and leave other bytes under null slots, and XLSX and
+		// Parquet files hold more than the values.
+		binary := f == export.FormatXLSX || f == export.FormatParquet || f == export.FormatArrow
+		if resp2.StatusCode != 200 || resp2.Header.Get("Content-Type") != f.ContentType() || (!binary && !bytes.Equal(body, body2)) {
 			t.Errorf("Accept %s: %d %s", f.ContentType(), resp2.StatusCode, resp2.Header.Get("Content-Type"))
 		}
 		if f != "arrow" {
