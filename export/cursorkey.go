@@ -9,17 +9,18 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"runtime"
+
+	"worklog/internal/fsutil"
 )
 
-// CursorKeyFile is the name of the page-cursor signing key in the data
+// CursorKeyFile is the name of the page-cursor key in the data
 // directory.
 const CursorKeyFile = "cursor.key"
 
 // cursorKeyLen is the length of a generated cursor key in bytes.
 const cursorKeyLen = 32
 
-// LoadOrCreateCursorKey returns the key that signs page cursors
+// LoadOrCreateCursorKey returns the key that seals page cursors
 // (query.EncodeCursor), kept as <dataDir>/cursor.key so that cursors stay
 // valid across restarts and between processes sharing the directory. The
 // first call creates it: 32 random bytes as 64 hex digits, mode 0600,
@@ -39,7 +40,7 @@ func LoadOrCreateCursorKey(dataDir string) ([]byte, error) {
 		return nil, fmt.Errorf("create cursor key: %w", err)
 	}
 	text := []byte(hex.EncodeToString(raw) + "\n")
-	if err := writeNew(path, text, 0o600); err != nil {
+	if err := fsutil.WriteNew(path, text, 0o600); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return readCursorKey(path) // another process was first
 		}
@@ -58,48 +59,4 @@ func readCursorKey(path string) ([]byte, error) {
 		return nil, fmt.Errorf("read cursor key %s: %d bytes, need at least 16", path, len(key))
 	}
 	return key, nil
-}
-
-// writeNew creates path with data unless it exists (then an error matching
-// fs.ErrExist): written to a temporary file, fsynced, hard-linked to its
-// name (a link never replaces a file, so of concurrent creators exactly one
-// wins) and the directory fsynced.
-//
-// TODO(fsutil): this is internal/fsutil.WriteNew, which another branch is
-// adding; use it once it is on main.
-func writeNew(path string, data []byte, perm os.FileMode) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer func() {
-		if rmErr := os.Remove(tmp); rmErr != nil && !errors.Is(rmErr, fs.ErrNotExist) {
-			err = errors.Join(err, rmErr)
-		}
-	}()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(perm)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Link(tmp, path)
-	}
-	if err != nil {
-		return err
-	}
-	if runtime.GOOS == "windows" {
-		return nil // directory entries are committed by the system
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return err
-	}
-	return errors.Join(d.Sync(), d.Close())
 }

@@ -56,7 +56,7 @@ type Config struct {
 	// parameter) answered synchronously, for XLSX and for every other
 	// format (0: DefaultSyncLimitXLSX, DefaultSyncLimitRows).
 	SyncLimitXLSX, SyncLimitRows int64
-	// CursorKey signs the page cursors (X-Next-Cursor); main keeps it in the
+	// CursorKey seals the page cursors (X-Next-Cursor); main keeps it in the
 	// data directory (export.LoadOrCreateCursorKey) so that cursors outlive
 	// a restart. Nil: a random key for this process only.
 	CursorKey []byte
