@@ -23,8 +23,10 @@ import (
 // Rows beyond MaxSheetRows continue on sheets SheetName_2, SheetName_3, ...,
 // each with the header.
 //
-// Excel holds at most 32,767 characters in a cell; excelize cuts longer
-// strings. Integers of more than 15 digits, which Excel would round, are
+// Excel holds at most 32,767 characters in a cell: a longer string keeps
+// its beginning and ends with XLSXCutSuffix, so a cut value is never taken
+// for the whole. Date-times are serials of at most 15 significant digits,
+// rounded up, which every reader shows at the right second. Integers of more than 15 digits, which Excel would round, are
 // written as text. Date-times before 1900-03-01, which Excel cannot represent, are
 // written as text.
 //
@@ -277,17 +279,83 @@ func (e *XLSXEncoder) cell(r reader, i int) any {
 		return v
 	case wallTime:
 		t = v
+	case string:
+		return cutCell(v)
 	default:
 		return v
 	}
 	if t.sec < minExcelSec {
 		return string(t.appendTo(nil))
 	}
-	serial := float64(floorDiv(t.sec, 86400)+excelEpochDays) + float64(t.sec-floorDiv(t.sec, 86400)*86400)/86400
+	serial := excelSerial(t.sec)
 	if t.date {
 		return excelize.Cell{StyleID: e.styles.date, Value: serial}
 	}
 	return excelize.Cell{StyleID: e.styles.timestamp, Value: serial}
+}
+
+// MaxXLSXCellChars is the most characters an Excel cell holds.
+const MaxXLSXCellChars = 32767
+
+// XLSXCutSuffix ends a string that was longer than an Excel cell holds: the
+// cell keeps its first characters and this mark, so that nobody takes a
+// cut rawData for the whole (or for valid JSON).
+const XLSXCutSuffix = "…[cut: longer than an Excel cell]"
+
+// cutCell returns s, or its beginning marked with XLSXCutSuffix when s has
+// more characters than a cell holds (excelize would cut it silently).
+func cutCell(s string) string {
+	if len(s) <= MaxXLSXCellChars || utf8.RuneCountInString(s) <= MaxXLSXCellChars {
+		return s
+	}
+	keep := MaxXLSXCellChars - utf8.RuneCountInString(XLSXCutSuffix)
+	n := 0
+	for i := range s {
+		if n == keep {
+			return s[:i] + XLSXCutSuffix
+		}
+		n++
+	}
+	return s
+}
+
+// serialDigits is how many significant digits of a number survive excelize:
+// it cuts a float to 15 significant digits by truncation (cell.go
+// formatCellFloat), so 09:15:00, the serial 46349.38541666667, would be
+// written 46349.3854166666 and shown as 09:14:59 by LibreOffice.
+const serialDigits = 15
+
+// excelSerial is the Excel serial of the naive wall time sec (seconds since
+// 1970-01-01), with at most serialDigits significant digits, rounded up in
+// the last digit: excelize then writes it unchanged, and every reader,
+// whether it rounds or truncates to the second, shows the right second
+// (the excess is below 10 µs).
+func excelSerial(sec int64) float64 {
+	days := floorDiv(sec, 86400)
+	rem := sec - days*86400
+	days += excelEpochDays
+	decimals := serialDigits - len(strconv.FormatInt(days, 10))
+	scale := int64(1)
+	for range decimals {
+		scale *= 10
+	}
+	// rem < 86400 and scale <= 10^14: the product fits in an int64.
+	frac := (rem*scale + 86399) / 86400
+	if frac == scale {
+		days, frac = days+1, 0
+	}
+	var b []byte
+	b = strconv.AppendInt(b, days, 10)
+	b = append(b, '.')
+	fs := strconv.AppendInt(nil, frac, 10)
+	for range decimals - len(fs) {
+		b = append(b, '0')
+	}
+	b = append(b, fs...)
+	// The nearest float64 to a decimal of 15 significant digits formats
+	// back to that decimal (or a shorter one).
+	v, _ := strconv.ParseFloat(string(b), 64)
+	return v
 }
 
 // Close writes the header sheet if no batch came, finishes the workbook,
