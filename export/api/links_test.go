@@ -240,6 +240,10 @@ func TestJobLinkExpires(t *testing.T) {
 	if resp, _ := env.browserGet(link); resp.StatusCode != http.StatusGone {
 		t.Errorf("link after the file was deleted: %d", resp.StatusCode)
 	}
+	// The outbox message, which may carry the file attached, expired with it.
+	if _, err := os.Stat(filepath.Join(env.dir, "outbox", sb.JobID+".eml")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("outbox message outlived the download: %v", err)
+	}
 	if j, err := env.jobs.Get(sb.JobID, "u1"); err != nil || j.Status != jobs.Done {
 		t.Errorf("job after expiry %+v %v", j, err)
 	}

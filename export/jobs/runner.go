@@ -711,6 +711,14 @@ func (j *Runner) sweep(ctx context.Context) {
 		j.deliver(ctx, job)
 	}
 	for _, job := range expire {
+		// The outbox message may carry the file as an attachment: it
+		// expires with the download (removed first, so that a file gone
+		// means its message is gone too).
+		if om, ok := j.mailer.(OutboxMailer); ok {
+			if err := removeIfExists(filepath.Join(om.Dir, job.ID+".eml")); err != nil {
+				j.log.Error("delete expired outbox message", "job", job.ID, "err", err)
+			}
+		}
 		if err := os.Remove(j.filePath(job)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			j.log.Error("delete expired export", "job", job.ID, "err", err)
 			continue
