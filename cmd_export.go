@@ -72,6 +72,11 @@ func runExport(ctx context.Context, args []string) error {
 		return fmt.Errorf("open store: %w", err)
 	}
 	defer store.Close()
+	spool, err := export.OpenSpool(*dataDir)
+	if spool == nil {
+		return err
+	}
+	defer spool.Close()
 	hasData, err := storeHasData(store)
 	if err != nil {
 		return err
@@ -108,7 +113,7 @@ func runExport(ctx context.Context, args []string) error {
 	}
 	defer al.Close()
 	req := export.Request{Engine: engine, Snapshot: snap, Plan: plan, Policy: pol, Format: f,
-		Options: export.EncoderOptions{CSVFormulaGuard: *formulaGuard, CSVBOM: plan.BOM != nil && *plan.BOM}}
+		Options: export.EncoderOptions{CSVFormulaGuard: *formulaGuard, CSVBOM: plan.BOM != nil && *plan.BOM, TempDir: spool.Dir()}}
 	rows, err := export.WriteFile(ctx, req, *out)
 	e := audit.Entry{Sub: audit.CLISubject, Action: audit.ActionCLIExport, Level: string(pol.Level()), Params: audit.Params(values), Rows: rows, Outcome: audit.OutcomeOK}
 	if err != nil {

@@ -74,6 +74,8 @@ func runServe(ctx context.Context, args []string) error {
 	jwtIssuer := stringSetting(fs, "jwt-issuer", "WORKLOG_JWT_ISSUER", "", "when set, tokens must carry this iss claim")
 	jwtAudience := stringSetting(fs, "jwt-audience", "WORKLOG_JWT_AUDIENCE", "", "when set, tokens must name this audience in aud")
 	priv := addPrivacySettings(fs)
+	retireGrace := stringSetting(fs, "retire-grace", "WORKLOG_RETIRE_GRACE", data.DefaultRetireGrace.String(),
+		"how long files replaced by an ingest stay for readers without a lease (running exports hold theirs as long as they run)")
 	defaultFormat := stringSetting(fs, "default-format", "WORKLOG_DEFAULT_FORMAT", string(export.FormatJSON), "format when a request names none and its Accept header names no export media type: "+strings.Join(export.FormatNames(), ", "))
 	syncXLSX := stringSetting(fs, "sync-limit-xlsx", "WORKLOG_SYNC_LIMIT_XLSX", strconv.Itoa(api.DefaultSyncLimitXLSX), "largest XLSX export answered synchronously (rows)")
 	syncRows := stringSetting(fs, "sync-limit-rows", "WORKLOG_SYNC_LIMIT_ROWS", strconv.Itoa(api.DefaultSyncLimitRows), "largest export in every other format answered synchronously (rows)")
@@ -140,7 +142,11 @@ func runServe(ctx context.Context, args []string) error {
 	if err := os.MkdirAll(*dataDir, 0o750); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
-	store, err := data.Open(*dataDir, data.StoreOptions{RetireGrace: 10 * time.Minute})
+	grace, err := time.ParseDuration(*retireGrace)
+	if err != nil || grace <= 0 {
+		return fmt.Errorf("--retire-grace: expected a positive duration such as 10m, got %q", *retireGrace)
+	}
+	store, err := data.Open(*dataDir, data.StoreOptions{RetireGrace: grace, Logger: log})
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
@@ -196,7 +202,18 @@ func runServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// Encoders spool under the data directory, never the system temp dir;
+	// what a killed earlier process left there goes now.
+	spool, err := export.OpenSpool(*dataDir)
+	if spool == nil {
+		return err
+	}
+	if err != nil {
+		log.Warn("spool cleanup", "err", err)
+	}
+	defer spool.Close()
 	jobsCfg.Engine, jobsCfg.PseudonymKey, jobsCfg.Logger, jobsCfg.Paths, jobsCfg.Audit = engine, key, log, api.JobPaths{}, al
+	jobsCfg.TempDir = spool.Dir()
 	runner, err := jobs.Open(jobsCfg)
 	if err != nil {
 		return err
@@ -220,6 +237,7 @@ func runServe(ctx context.Context, args []string) error {
 	}
 	metrics := api.NewMetrics()
 	srv, err := api.NewServer(api.Config{
+		TempDir:           spool.Dir(),
 		Verifier:          verifier,
 		PrivacyLevel:      level,
 		PseudonymKey:      key,

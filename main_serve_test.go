@@ -44,6 +44,7 @@ func TestServeHelpListsSettings(t *testing.T) {
 		{"shutdown-timeout", "WORKLOG_SHUTDOWN_TIMEOUT", "30s"},
 		{"retention-days", "WORKLOG_RETENTION_DAYS", "0"},
 		{"audit-log", "WORKLOG_AUDIT_LOG", ""},
+		{"retire-grace", "WORKLOG_RETIRE_GRACE", "10m0s"},
 	}
 	for _, tc := range tests {
 		// flag's usage: "  -name string\n    \tusage (env X) (default "d")"

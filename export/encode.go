@@ -57,6 +57,10 @@ type EncoderOptions struct {
 	// encoder continues on a new sheet named SheetName_2, SheetName_3, ...,
 	// each with the header row. Zero means MaxXLSXSheetRows.
 	MaxSheetRows int
+	// TempDir is where the XLSX encoder spools sheet data that outgrows
+	// memory; empty means the system temp dir. Servers and the CLI pass
+	// their Spool's directory, under the data directory.
+	TempDir string
 	// ParquetRowGroupRows bounds the rows of one Parquet row group
 	// (0: DefaultParquetRowGroupRows).
 	ParquetRowGroupRows int64

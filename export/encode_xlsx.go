@@ -101,7 +101,7 @@ func NewXLSXEncoder(w io.Writer, schema *arrow.Schema, opts EncoderOptions) (*XL
 	case e.maxRows < 0 || e.maxRows > MaxXLSXSheetRows:
 		return nil, fmt.Errorf("new xlsx encoder: max sheet rows %d outside 1..%d", e.maxRows, MaxXLSXSheetRows)
 	}
-	e.f = excelize.NewFile()
+	e.f = excelize.NewFile(excelize.Options{TmpDir: opts.TempDir})
 	// excelize zips the workbook into a bytes.Buffer before WriteTo copies
 	// it out; handing it a zip writer over w instead streams the archive and
 	// keeps memory flat for large background exports.

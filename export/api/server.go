@@ -46,6 +46,9 @@ const ExportPath = APIBase + "/export/reporting_worklog"
 type Config struct {
 	// Verifier checks bearer tokens.
 	Verifier *auth.Verifier
+	// TempDir is where encoders spool (export.EncoderOptions.TempDir):
+	// main passes its export.Spool under the data directory.
+	TempDir string
 	// PrivacyLevel is the server's reportingPrivacyLevel; tokens can only raise it.
 	PrivacyLevel privacy.Level
 	// PseudonymKey keys the name pseudonyms.
@@ -309,7 +312,7 @@ func (s *Server) handleExport(c echo.Context) error {
 		return s.scheduleExport(c, cl, pol, format, s.csvBOM(plan), total)
 	}
 	req := export.Request{Engine: s.engine, Snapshot: snap, Plan: plan, Policy: pol, Format: format,
-		Options: export.EncoderOptions{CSVFormulaGuard: s.cfg.CSVFormulaGuard, CSVBOM: s.csvBOM(plan)}}
+		Options: export.EncoderOptions{CSVFormulaGuard: s.cfg.CSVFormulaGuard, CSVBOM: s.csvBOM(plan), TempDir: s.cfg.TempDir}}
 	if s.beforeExport != nil {
 		s.beforeExport(ctx)
 	}

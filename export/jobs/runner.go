@@ -53,6 +53,9 @@ const (
 type Config struct {
 	// DataDir holds jobs.db, exports/ and (without Mailer) outbox/.
 	DataDir string
+	// TempDir is where encoders spool (export.EncoderOptions.TempDir);
+	// main passes its export.Spool under the data directory.
+	TempDir string
 	// Engine runs the exports; it belongs to the caller.
 	Engine *query.Engine
 	// PseudonymKey keys the name pseudonyms, as for synchronous exports. It
@@ -569,7 +572,7 @@ func (j *Runner) export(ctx context.Context, job *Job) (int64, error) {
 	}
 	defer snap.Release()
 	req := export.Request{Engine: j.cfg.Engine, Snapshot: snap, Plan: plan, Policy: pol, Format: job.Format,
-		Options: export.EncoderOptions{CSVFormulaGuard: job.CSVFormulaGuard, CSVBOM: job.CSVBOM, MaxSheetRows: j.cfg.MaxSheetRows}}
+		Options: export.EncoderOptions{CSVFormulaGuard: job.CSVFormulaGuard, CSVBOM: job.CSVBOM, MaxSheetRows: j.cfg.MaxSheetRows, TempDir: j.cfg.TempDir}}
 	return export.WriteFile(ctx, req, j.filePath(job))
 }
 
