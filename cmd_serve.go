@@ -271,6 +271,9 @@ func runServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := reportStore(ctx, engine, *dataDir, log); err != nil {
+		return err
+	}
 	log.Info("serving", "addr", ln.Addr().String(), "data", *dataDir, "privacy_level", string(level))
 	if demoToken != "" {
 		fmt.Printf("\nworklog demo is ready. Try:\n\n  curl -H 'Authorization: Bearer %s' '%s%s?limit=3&orderByField=date&orderByDirection=desc'\n\n", demoToken, base, api.ExportPath)
@@ -510,13 +513,16 @@ func keyWithFirstData(dataDir string, store *data.Store) error {
 }
 
 // seedDemoIfEmpty fills an empty store with demo events; a store that has
-// data is left alone, so restarting 'serve --demo' keeps what is there.
+// data is left alone, so restarting 'serve --demo' keeps what is there, and
+// says so: a newcomer must not take a two-event store for the demo.
 func seedDemoIfEmpty(ctx context.Context, store *data.Store, rows int, log *slog.Logger) error {
 	snap, err := store.Snapshot()
 	if err != nil {
 		return fmt.Errorf("read store: %w", err)
 	}
-	if len(snap.Files) > 0 {
+	if n := snap.Rows(); len(snap.Files) > 0 {
+		log.Info("demo data not added: the store already holds events", "events", n, "data", store.DataDir())
+		fmt.Printf("The store in %s already holds %d events: the demo data was not added (use an empty --data directory for the demo).\n", store.DataDir(), n)
 		return nil
 	}
 	log.Info("empty store: generating demo events", "rows", rows)
@@ -525,6 +531,28 @@ func seedDemoIfEmpty(ctx context.Context, store *data.Store, rows int, log *slog
 		return fmt.Errorf("demo data: %w", err)
 	}
 	log.Info("demo data ingested", "events", sum.New+sum.Updated, "seconds", sum.Elapsed.Seconds())
+	return nil
+}
+
+// reportStore logs and prints what the store holds, so that whoever starts
+// serve sees at once which dates a query can find.
+func reportStore(ctx context.Context, engine *query.Engine, dataDir string, log *slog.Logger) error {
+	snap, err := engine.Snapshot()
+	if err != nil {
+		return err
+	}
+	first, last, ok, err := engine.DateRange(ctx, snap)
+	if err != nil {
+		return fmt.Errorf("read store: %w", err)
+	}
+	if !ok {
+		log.Info("store is empty", "data", dataDir)
+		fmt.Printf("The store in %s is empty: add events with 'worklog ingest' or 'worklog demo'.\n", dataDir)
+		return nil
+	}
+	const day = "2006-01-02"
+	log.Info("store", "data", dataDir, "events", snap.Rows(), "first_date", first.Format(day), "last_date", last.Format(day))
+	fmt.Printf("The store in %s holds %d events from %s to %s.\n", dataDir, snap.Rows(), first.Format(day), last.Format(day))
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -265,4 +266,20 @@ func arrowQuery(ctx context.Context, conn *sql.Conn, st statement) (array.Record
 		return err
 	})
 	return rr, err
+}
+
+// DateRange returns the first and the last `date` of snap, for the summary
+// serve prints at start; ok is false for an empty store. DuckDB answers it
+// from the Parquet statistics of the files.
+func (e *Engine) DateRange(ctx context.Context, snap data.Snapshot) (first, last time.Time, ok bool, err error) {
+	if len(snap.Files) == 0 {
+		return time.Time{}, time.Time{}, false, nil
+	}
+	col := data.QuoteIdent(data.DateField)
+	q := "SELECT min(" + col + "), max(" + col + ") FROM " + data.ScanSQL(snap.Files)
+	var lo, hi sql.NullTime
+	if err := e.db.QueryRowContext(ctx, q).Scan(&lo, &hi); err != nil {
+		return time.Time{}, time.Time{}, false, fmt.Errorf("date range: %w", explain(snap.Files, err))
+	}
+	return lo.Time, hi.Time, lo.Valid && hi.Valid, nil
 }
