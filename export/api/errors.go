@@ -75,6 +75,11 @@ func toAPIError(err error) *APIError {
 		return newAPIError(http.StatusInsufficientStorage, "insufficient_storage", "insufficient storage: the server's disk is full; nothing was committed")
 	}
 	if errors.Is(err, auth.ErrUnauthorized) {
+		if auth.ReasonOf(err) == auth.ReasonExpired {
+			// Saying so is safe (the client holds the token and its exp)
+			// and tells the user what to do.
+			return newAPIError(http.StatusUnauthorized, "unauthorized", "token expired: get a new token")
+		}
 		return newAPIError(http.StatusUnauthorized, "unauthorized", "missing or invalid bearer token")
 	}
 	var he *echo.HTTPError

@@ -226,6 +226,7 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 		tok, ok := auth.BearerToken(c.Request().Header.Get(echo.HeaderAuthorization))
 		if !ok {
 			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="worklog"`)
+			c.Set(logAuthReason, auth.ReasonMissingToken)
 			return newAPIError(http.StatusUnauthorized, "unauthorized", "missing bearer token")
 		}
 		claims, err := s.cfg.Verifier.Verify(tok)
@@ -504,6 +505,15 @@ func (s *Server) handleError(err error, c echo.Context) {
 		return
 	}
 	ae := toAPIError(err)
+	// The request log line carries what went wrong (never the token): the
+	// error code and parameter, and why a token was refused.
+	c.Set(logErrorCode, ae.Code)
+	if ae.Param != "" {
+		c.Set(logErrorParam, ae.Param)
+	}
+	if r := auth.ReasonOf(err); r != "" {
+		c.Set(logAuthReason, r)
+	}
 	if ae.Status >= 500 {
 		s.log.Error("request failed", "request_id", c.Response().Header().Get(echo.HeaderXRequestID), "err", err)
 	}
@@ -538,6 +548,11 @@ func (s *Server) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
 				"duration_ms", time.Since(start).Milliseconds(),
 				"sub", subHash(c.Get("sub")),
 			}
+			for _, k := range []string{logErrorCode, logErrorParam, logAuthReason} {
+				if v, ok := c.Get(k).(string); ok {
+					attrs = append(attrs, k, v)
+				}
+			}
 			if p != nil {
 				attrs = append(attrs, "aborted", true)
 			}
@@ -551,6 +566,13 @@ func (s *Server) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
 		return next(c)
 	}
 }
+
+// Keys of the echo context that requestLog adds to the request's line.
+const (
+	logErrorCode  = "error_code"
+	logErrorParam = "error_param"
+	logAuthReason = "auth_reason"
+)
 
 // validRequestID accepts client request ids that are short and printable,
 // so a hostile header cannot forge log lines.

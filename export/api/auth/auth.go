@@ -160,14 +160,74 @@ func (v *Verifier) Verify(token string) (*Claims, error) {
 		return nil, fmt.Errorf("%w: %w", ErrUnauthorized, err)
 	}
 	var claims Claims
-	_, err := v.parser.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return v.key, nil })
+	tok, err := v.parser.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return v.key, nil })
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrUnauthorized, err)
+		return nil, &Error{Reason: v.reason(tok, err), err: err}
 	}
 	if strings.TrimSpace(claims.Subject) == "" {
-		return nil, fmt.Errorf("%w: token has no sub claim", ErrUnauthorized)
+		return nil, &Error{Reason: ReasonMissingSub, err: errors.New("token has no sub claim")}
 	}
 	return &claims, nil
+}
+
+// Why a token was refused: the code the server logs (never the token) so
+// that an operator can tell a clock or key problem from a forged token.
+const (
+	ReasonMissingToken   = "missing_token"
+	ReasonMalformed      = "malformed"
+	ReasonExpired        = "expired"
+	ReasonNotYetValid    = "not_yet_valid"
+	ReasonIssuedInFuture = "issued_in_future"
+	ReasonMissingExp     = "missing_exp"
+	ReasonMissingSub     = "missing_sub"
+	ReasonWrongAlgorithm = "wrong_algorithm"
+	ReasonBadSignature   = "bad_signature"
+	ReasonInvalid        = "invalid"
+)
+
+// Error is a refused token; it wraps ErrUnauthorized.
+type Error struct {
+	// Reason is one of the Reason constants.
+	Reason string
+	err    error
+}
+
+func (e *Error) Error() string { return "unauthorized: " + e.Reason + ": " + e.err.Error() }
+
+// Unwrap lets errors.Is find ErrUnauthorized and the jwt error.
+func (e *Error) Unwrap() []error { return []error{ErrUnauthorized, e.err} }
+
+// reason classifies a parse error. A token signed with another algorithm
+// than the pinned one fails as an invalid signature in jwt; its header
+// (parsed even when verification fails) tells the two apart.
+func (v *Verifier) reason(tok *jwt.Token, err error) string {
+	switch {
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return ReasonMalformed
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return ReasonMissingExp // the only claim the parser requires
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return ReasonExpired
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
+		return ReasonNotYetValid
+	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return ReasonIssuedInFuture
+	case tok != nil && tok.Method != nil && tok.Method.Alg() != v.alg,
+		tok != nil && tok.Header["alg"] != v.alg:
+		return ReasonWrongAlgorithm
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		return ReasonBadSignature
+	}
+	return ReasonInvalid
+}
+
+// ReasonOf returns the reason of a refused token, or "" for another error.
+func ReasonOf(err error) string {
+	var ae *Error
+	if errors.As(err, &ae) {
+		return ae.Reason
+	}
+	return ""
 }
 
 // BearerToken extracts the token from an Authorization header value.
