@@ -56,7 +56,7 @@ func runAnalytics(ctx context.Context, args []string) error {
 	fs.Var(&filters, "filter", "a filter FIELD:COMPARATOR[:OPERAND] (repeatable), as for 'worklog export'")
 	fs.Var(&perms, "permission", "permission of the reader (repeatable), e.g. reporting.viewEmail")
 	auditPath := auditLogFlag(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

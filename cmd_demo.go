@@ -27,7 +27,7 @@ func runDemo(ctx context.Context, args []string) error {
 			"again with the same flags changes nothing).\n\nflags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}

@@ -37,7 +37,7 @@ func runExport(ctx context.Context, args []string) error {
 	fs.Var(&filters, "filter", "a filter FIELD:COMPARATOR[:OPERAND] (repeatable); between takes FROM..TO, in and notIn take values separated by '|', e.g. 'date:between:2024-05-10..2024-05-11', 'action:in:readAction|writeAction'")
 	fs.Var(&perms, "permission", "permission of the reader (repeatable), e.g. reporting.viewEmail")
 	auditPath := auditLogFlag(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -50,8 +50,13 @@ func runExport(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("--query: %w", err)
 	}
-	if *format == "" && *out != "-" {
-		if f, ok := export.FormatOfFileName(*out); ok {
+	if *format == "" && *out != "-" && !values.Has("format") {
+		f, ok := export.FormatOfFileName(*out)
+		if ext := filepath.Ext(*out); !ok && ext != "" {
+			// Writing JSON into report.pdf helps nobody.
+			return fmt.Errorf("--out %s: unknown extension %s; name the file .%s, or give --format", *out, ext, strings.Join(export.FormatNames(), ", ."))
+		}
+		if ok {
 			*format = string(f)
 		}
 	}

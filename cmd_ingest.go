@@ -33,7 +33,7 @@ func runIngest(ctx context.Context, args []string) error {
 			"compressed) into the store. '-' reads standard input.\n\nflags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}

@@ -75,7 +75,7 @@ func runPrune(ctx context.Context, args []string) error {
 	dataDir := dataDirFlag(fs)
 	days := retentionDaysFlag(fs)
 	auditPath := auditLogFlag(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -157,7 +157,7 @@ func runForget(ctx context.Context, args []string) error {
 	userID := fs.String("user-id", "", "the userId to erase (required)")
 	mode := fs.String("mode", string(ingest.Anonymize), "anonymize: set name, email, userId and rawData to null, keeping the events; delete: remove the events")
 	auditPath := auditLogFlag(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

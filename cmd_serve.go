@@ -91,7 +91,7 @@ func runServe(ctx context.Context, args []string) error {
 	minGroup := minGroupAgentsFlag(fs)
 	sizes := addIngestLimitSettings(fs)
 	connFlags := addConnSettings(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

@@ -5,9 +5,13 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
+
 	"worklog/export/api/auth"
+	"worklog/privacy"
 )
 
 // multiFlag collects a repeatable string flag.
@@ -25,14 +29,26 @@ func runToken(ctx context.Context, args []string) error {
 	secret := stringSetting(fs, "jwt-secret", "WORKLOG_JWT_SECRET", "", "HS256 secret to sign with (default: the demo secret in the data directory)")
 	sub := fs.String("sub", "", "user id (sub claim), required")
 	email := fs.String("email", "", "e-mail address (email claim): where background exports are delivered")
-	ttl := fs.Duration("ttl", 24*time.Hour, "lifetime of the token")
+	ttl := ttlFlag(24 * time.Hour)
+	fs.Var(&ttl, "ttl", "lifetime of the token: a Go duration (90m, 12h) or days (7d)")
+	level := fs.String("privacy-level", "", "reportingPrivacyLevel claim: raises the server's level for this token (none, partiallyPseudonymized, pseudonymized)")
 	var perms multiFlag
-	fs.Var(&perms, "permission", "permission to grant (repeatable): reporting.viewEmail, reporting.ingest")
-	if err := fs.Parse(args); err != nil {
+	fs.Var(&perms, "permission", "permission to grant (repeatable): "+strings.Join(knownPermissions, ", "))
+	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("token: unexpected argument %q", fs.Arg(0))
+	}
+	for _, p := range perms {
+		if !slices.Contains(knownPermissions, p) {
+			return fmt.Errorf("token: unknown permission %q; the permissions are %s", p, strings.Join(knownPermissions, ", "))
+		}
+	}
+	if *level != "" {
+		if _, err := privacy.ParseLevel(*level); err != nil {
+			return fmt.Errorf("token: --privacy-level: %w", err)
+		}
 	}
 	key := []byte(*secret)
 	if len(key) == 0 {
@@ -42,10 +58,36 @@ func runToken(ctx context.Context, args []string) error {
 			return fmt.Errorf("token: no --jwt-secret given and %w", err)
 		}
 	}
-	tok, err := auth.MintHS256(key, auth.TokenRequest{Subject: *sub, Email: *email, Permissions: perms, TTL: *ttl})
+	tok, err := auth.MintHS256(key, auth.TokenRequest{Subject: *sub, Email: *email, Permissions: perms, PrivacyLevel: *level, TTL: time.Duration(ttl)})
 	if err != nil {
 		return err
 	}
 	_, err = fmt.Fprintln(os.Stdout, tok)
 	return err
+}
+
+// knownPermissions are the permissions the server knows (SPEC §7); a token
+// with a misspelt one would silently grant nothing.
+var knownPermissions = []string{privacy.PermViewEmail, auth.PermIngest, auth.PermErase}
+
+// ttlFlag is a token lifetime: a Go duration, or whole days as "7d".
+type ttlFlag time.Duration
+
+func (t *ttlFlag) String() string { return time.Duration(*t).String() }
+
+func (t *ttlFlag) Set(v string) error {
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n <= 0 {
+			return fmt.Errorf("want a positive number of days like 7d, got %q", v)
+		}
+		*t = ttlFlag(time.Duration(n) * 24 * time.Hour)
+		return nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return fmt.Errorf("want a positive duration like 12h or days like 7d, got %q", v)
+	}
+	*t = ttlFlag(d)
+	return nil
 }

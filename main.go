@@ -24,8 +24,10 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // command is one subcommand: its one-line summary and its entry point.
@@ -68,7 +70,7 @@ func main() {
 		code = ee.code
 	}
 	if errors.Is(err, flag.ErrHelp) {
-		code = 2
+		code = 0 // asked for help and got it, like the standard tools
 	} else if err.Error() != "" {
 		fmt.Fprintln(os.Stderr, "worklog:", err)
 	}
@@ -118,7 +120,48 @@ func envOr(env, def string) string {
 
 // stringSetting defines a string flag whose default comes from env.
 func stringSetting(fs *flag.FlagSet, name, env, def, usage string) *string {
-	return fs.String(name, envOr(env, def), usage+" (env "+env+")")
+	// The flag package shows a backquoted word of the usage as the value's
+	// type; without it every setting would show as "string".
+	return fs.String(name, envOr(env, def), usage+" (`"+settingType(def)+"`; env "+env+")")
+}
+
+// settingType names the kind of value a setting takes, from its default.
+func settingType(def string) string {
+	if _, err := strconv.ParseBool(def); err == nil && def != "0" && def != "1" {
+		return "bool"
+	}
+	if _, err := strconv.ParseInt(def, 10, 64); err == nil {
+		return "int"
+	}
+	if _, err := parseByteSize(def); err == nil && strings.ContainsAny(def, "KMGB") {
+		return "size"
+	}
+	if d, err := time.ParseDuration(def); err == nil && d != 0 {
+		return "duration"
+	}
+	return "string"
+}
+
+// parseArgs parses flags wherever they stand among the arguments, as the
+// standard tools do ('worklog ingest dump.ndjson --on-error skip'); "--"
+// ends the flags. fs.Args() then holds the other arguments, in order.
+func parseArgs(fs *flag.FlagSet, args []string) error {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+			pos = append(pos, rest...)
+			break
+		}
+		pos, args = append(pos, rest[0]), rest[1:]
+	}
+	return fs.Parse(append([]string{"--"}, pos...))
 }
 
 // dataDirFlag defines the --data setting every command shares.

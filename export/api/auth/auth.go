@@ -245,7 +245,9 @@ type TokenRequest struct {
 	Subject     string
 	Email       string
 	Permissions []string
-	TTL         time.Duration
+	// PrivacyLevel is the reportingPrivacyLevel claim; empty leaves it out.
+	PrivacyLevel string
+	TTL          time.Duration
 	Now         time.Time // zero: time.Now()
 }
 
@@ -265,8 +267,9 @@ func MintHS256(secret []byte, req TokenRequest) (string, error) {
 		now = time.Now()
 	}
 	claims := Claims{
-		Email:       req.Email,
-		Permissions: req.Permissions,
+		Email:        req.Email,
+		Permissions:  req.Permissions,
+		PrivacyLevel: req.PrivacyLevel,
 		RegisteredClaims: jwt.RegisteredClaims{
 			Subject:   req.Subject,
 			IssuedAt:  jwt.NewNumericDate(now),
