@@ -248,7 +248,7 @@ type TokenRequest struct {
 	// PrivacyLevel is the reportingPrivacyLevel claim; empty leaves it out.
 	PrivacyLevel string
 	TTL          time.Duration
-	Now         time.Time // zero: time.Now()
+	Now          time.Time // zero: time.Now()
 }
 
 // MintHS256 signs a token for req with secret.
