@@ -122,7 +122,7 @@ func envOr(env, def string) string {
 func stringSetting(fs *flag.FlagSet, name, env, def, usage string) *string {
 	// The flag package shows a backquoted word of the usage as the value's
 	// type; without it every setting would show as "string".
-	return fs.String(name, envOr(env, def), usage+" (`"+settingType(def)+"`; env "+env+")")
+	return fs.String(name, envOr(env, def), usage+" (`"+settingType(def)+"`) (env "+env+")")
 }
 
 // settingType names the kind of value a setting takes, from its default.

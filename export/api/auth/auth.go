@@ -157,7 +157,7 @@ func (v *Verifier) Algorithm() string { return v.alg }
 // failure wraps ErrUnauthorized.
 func (v *Verifier) Verify(token string) (*Claims, error) {
 	if err := checkSegments(token); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrUnauthorized, err)
+		return nil, &Error{Reason: ReasonMalformed, err: err}
 	}
 	var claims Claims
 	tok, err := v.parser.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return v.key, nil })
