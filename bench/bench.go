@@ -93,6 +93,11 @@ func (b *bench) run(ctx context.Context) error {
 			return fmt.Errorf("measurement F: %w", err)
 		}
 	}
+	if !b.cfg.skip["L"] {
+		if err := b.limits(ctx, store); err != nil {
+			return fmt.Errorf("measurement L: %w", err)
+		}
+	}
 	if b.cfg.skip["P1"] && b.cfg.skip["P3"] && b.cfg.skip["P4"] && b.cfg.skip["X"] && b.cfg.skip["C"] && b.cfg.skip["PQ"] && b.cfg.skip["A"] {
 		return nil
 	}
@@ -144,6 +149,12 @@ func (b *bench) run(ctx context.Context) error {
 		b.res.note("server peak RSS over the whole run (P1, P3, P4): %.0f MB", mb(hwm))
 	}
 	return nil
+}
+
+// mint makes a token of the bench's secret with the given permissions.
+func (b *bench) mint(sub string, perms ...string) string {
+	tok, _ := auth.MintHS256([]byte(b.secret), auth.TokenRequest{Subject: sub, Email: "bench@example.com", Permissions: perms, TTL: time.Hour})
+	return tok
 }
 
 // build compiles the worklog binary of this module into the work directory.
@@ -231,7 +242,7 @@ type server struct {
 
 // serve starts `worklog serve` over the store at dir with the server's
 // default privacy level and waits until it answers.
-func (b *bench) serve(ctx context.Context, dir string) (*server, error) {
+func (b *bench) serve(ctx context.Context, dir string, extra ...string) (*server, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -242,7 +253,7 @@ func (b *bench) serve(ctx context.Context, dir string) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(b.bin, "serve", "--data", dir, "--addr", addr)
+	cmd := exec.Command(b.bin, append([]string{"serve", "--data", dir, "--addr", addr}, extra...)...)
 	cmd.Env = append(os.Environ(), "WORKLOG_JWT_SECRET="+b.secret)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
