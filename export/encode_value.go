@@ -255,10 +255,6 @@ func (t wallTime) appendTo(dst []byte) []byte {
 	return append(dst, ' ', byte('0'+h/10), byte('0'+h%10), ':', byte('0'+mi/10), byte('0'+mi%10), ':', byte('0'+se/10), byte('0'+se%10))
 }
 
-// floorDiv is intmath.FloorDiv, for encode_xlsx.go until it calls that
-// directly.
-func floorDiv(a, b int64) int64 { return intmath.FloorDiv(a, b) }
-
 // civil converts days since 1970-01-01 to a proleptic Gregorian date
 // (Howard Hinnant's civil_from_days), avoiding time.Time in the hot loop.
 func civil(days int64) (y int64, m, d int64) {

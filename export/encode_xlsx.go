@@ -7,6 +7,7 @@ import (
 	"io"
 	"strconv"
 	"unicode/utf8"
+	"worklog/internal/intmath"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/klauspost/compress/flate"
@@ -331,7 +332,7 @@ const serialDigits = 15
 // whether it rounds or truncates to the second, shows the right second
 // (the excess is below 10 µs).
 func excelSerial(sec int64) float64 {
-	days := floorDiv(sec, 86400)
+	days := intmath.FloorDiv(sec, 86400)
 	rem := sec - days*86400
 	days += excelEpochDays
 	decimals := serialDigits - len(strconv.FormatInt(days, 10))

@@ -3,12 +3,10 @@ package export
 import (
 	"bufio"
 	"context"
-	"errors"
-	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
+	"worklog/internal/fsutil"
 	"worklog/query"
 )
 
@@ -44,10 +42,10 @@ func WriteAggregateFile(ctx context.Context, req AggregateRequest, path string) 
 	return rows, res, err
 }
 
-// writeAtomic writes path through write: to a temporary file beside it,
-// synced and renamed (its directory synced too), or to standard output for
-// "-". On error no file is left under either name.
-func writeAtomic(path string, write func(w io.Writer) error) (err error) {
+// writeAtomic writes path through write with fsutil.WriteAtomic (a temporary
+// file beside it, synced, renamed, its directory synced), or to standard
+// output for "-". On error no file is left under either name.
+func writeAtomic(path string, write func(w io.Writer) error) error {
 	if path == "-" {
 		bw := bufio.NewWriterSize(os.Stdout, 1<<16)
 		if err := write(bw); err != nil {
@@ -55,35 +53,6 @@ func writeAtomic(path string, write func(w io.Writer) error) (err error) {
 		}
 		return bw.Flush()
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("create output file: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	bw := bufio.NewWriterSize(f, 1<<16)
-	if err = write(bw); err != nil {
-		return err
-	}
-	if err = bw.Flush(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("sync %s: %w", path, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", path, err)
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("rename %s: %w", path, err)
-	}
-	if d, derr := os.Open(filepath.Dir(path)); derr == nil {
-		err = d.Sync()
-		err = errors.Join(err, d.Close())
-	}
-	return err
+	// 0600 as os.CreateTemp gave before: an export can hold personal data.
+	return fsutil.WriteAtomic(path, 0o600, write)
 }

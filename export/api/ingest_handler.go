@@ -1,18 +1,14 @@
 package api
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"mime"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 
-	"worklog/data"
 	"worklog/export/api/auth"
 	"worklog/ingest"
 
@@ -84,26 +80,23 @@ func (s *Server) handleIngest(c echo.Context) error {
 	}
 	defer body.Close()
 
-	var rejects *rejectCollector
-	opts := ingest.Options{OnError: onError, MaxRecordBytes: s.cfg.MaxRecordBytes, MaxDecompressedBytes: s.cfg.MaxDecompressed}
-	if onError == ingest.Skip {
-		rejects = &rejectCollector{}
-		opts.Rejects = rejects
-	}
+	// The first rejected records, typed: their position and cause, nothing
+	// else of the record (it may hold rawData and e-mail addresses).
+	rejected := []IngestError{}
+	opts := ingest.Options{OnError: onError, MaxRecordBytes: s.cfg.MaxRecordBytes, MaxDecompressedBytes: s.cfg.MaxDecompressed,
+		OnReject: func(e *ingest.RecordError) {
+			if len(rejected) < maxIngestErrors {
+				rejected = append(rejected, IngestError{Line: e.Line, Field: e.Field, Message: e.Cause()})
+			}
+		}}
 	sum, err := ingest.Run(req.Context(), s.cfg.Store, []ingest.Input{{Name: "body", R: body}}, opts)
-	out := IngestSummary{New: sum.New, Updated: sum.Updated, Rejected: sum.Rejected, UnknownKeys: sum.UnknownKeys, Errors: []IngestError{}}
-	if rejects != nil {
-		out.Errors = rejects.errors()
-	}
+	out := IngestSummary{New: sum.New, Updated: sum.Updated, Rejected: sum.Rejected, UnknownKeys: sum.UnknownKeys, Errors: rejected}
 	s.metrics.IngestedEvents.WithLabelValues("rejected").Add(float64(sum.Rejected))
 	setAuditRows(c, sum.New+sum.Updated)
 	var ve *ingest.ValidationError
 	var mbe *http.MaxBytesError
 	switch {
 	case errors.As(err, &ve):
-		for _, re := range ve.Errors {
-			out.Errors = append(out.Errors, IngestError{Line: re.Line, Field: re.Field, Message: causeOf(re)})
-		}
 		out.Rejected = ve.Count
 		out.Error = &APIError{Status: http.StatusUnprocessableEntity, Code: "invalid_records", Message: fmt.Sprintf("%d invalid record(s), nothing committed", ve.Count)}
 		return c.JSON(http.StatusUnprocessableEntity, out)
@@ -150,64 +143,9 @@ func tooLarge(limit int64) *APIError {
 		"the body exceeds %d bytes (--max-ingest-bytes); nothing was committed: split the dump", limit)
 }
 
-// causeOf is a record error's message without its "line N: field: " prefix,
-// which the answer carries as separate keys.
-func causeOf(e *ingest.RecordError) string {
-	if e.Err == nil {
-		return e.Error()
-	}
-	return e.Err.Error()
-}
-
 // isInputError tells a broken dump (a client error) from a server failure.
 func isInputError(err error) bool {
 	var re *ingest.RecordError
 	var ie *ingest.InputError
 	return errors.As(err, &re) || errors.As(err, &ie)
-}
-
-// rejectCollector receives the rejects NDJSON of an ingest under skip and
-// keeps the position and message of the first ones, nothing else of the
-// records (they may hold rawData and e-mail addresses).
-type rejectCollector struct {
-	mu   sync.Mutex
-	errs []IngestError
-}
-
-// Write takes one or more complete NDJSON lines, as ingest writes them.
-func (r *rejectCollector) Write(p []byte) (int, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, line := range bytes.Split(p, []byte("\n")) {
-		if len(r.errs) >= maxIngestErrors || len(bytes.TrimSpace(line)) == 0 {
-			continue
-		}
-		var rec struct {
-			Line  int64  `json:"_line"`
-			Error string `json:"_error"`
-		}
-		if json.Unmarshal(line, &rec) != nil {
-			continue
-		}
-		r.errs = append(r.errs, splitRecordError(rec.Line, rec.Error))
-	}
-	return len(p), nil
-}
-
-func (r *rejectCollector) errors() []IngestError {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]IngestError{}, r.errs...)
-}
-
-// splitRecordError parses "line N: field: cause" (RecordError.Error) back
-// into its parts; the field is recognised through the catalogue.
-func splitRecordError(line int64, msg string) IngestError {
-	rest := strings.TrimPrefix(msg, fmt.Sprintf("line %d: ", line))
-	if name, cause, ok := strings.Cut(rest, ": "); ok {
-		if _, known := data.Lookup(name); known {
-			return IngestError{Line: line, Field: name, Message: cause}
-		}
-	}
-	return IngestError{Line: line, Message: rest}
 }

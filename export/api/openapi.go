@@ -245,9 +245,17 @@ func errorResponse(desc string) obj {
 }
 
 func exportOperation(names []string) obj {
-	fieldEnum := make([]any, len(names))
-	for i, n := range names {
-		fieldEnum[i] = n
+	// The enums read the catalogue's facts: orderByField lists the sortable
+	// fields, filters[i][key] the filterable ones (all 35 today).
+	var sortable, filterable []any
+	for _, n := range names {
+		f, _ := data.Lookup(n)
+		if f.Sortable {
+			sortable = append(sortable, n)
+		}
+		if f.Filterable {
+			filterable = append(filterable, n)
+		}
 	}
 	var compEnum []any
 	for _, c := range query.ComparatorDocs() {
@@ -279,7 +287,7 @@ func exportOperation(names []string) obj {
 			obj{"name": "bom", "in": "query", "description": "CSV only: true starts the file with a UTF-8 byte-order mark, which Excel on Windows needs to read non-ASCII names. Absent: the server's --csv-bom setting (default false: RFC 4180 without a mark).",
 				"schema": obj{"type": "boolean"}},
 			obj{"name": "orderByField", "in": "query", "description": "Column used to order the result set; ties are broken by userWorklogId.",
-				"schema": obj{"type": "string", "enum": fieldEnum, "default": data.DateField}},
+				"schema": obj{"type": "string", "enum": sortable, "default": data.DateField}},
 			obj{"name": "orderByDirection", "in": "query", "description": "Sort direction applied to orderByField; nulls sort last.",
 				"schema": obj{"type": "string", "enum": []any{"asc", "desc"}, "default": "desc"}},
 			obj{"name": "filters", "in": "query", "style": "deepObject", "explode": true,
@@ -287,7 +295,7 @@ func exportOperation(names []string) obj {
 				"schema": obj{"type": "object", "additionalProperties": obj{
 					"type": "object", "required": []any{"key", "comparator"},
 					"properties": obj{
-						"key":        obj{"type": "string", "enum": fieldEnum},
+						"key":        obj{"type": "string", "enum": filterable},
 						"comparator": obj{"type": "string", "enum": compEnum},
 						"value":      obj{"type": "string"},
 						"from":       obj{"type": "string"},

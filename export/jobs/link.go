@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+	"worklog/internal/fsutil"
 )
 
 // LinkKeyFile is the name of the download-link key in the data directory.
@@ -114,10 +115,9 @@ func (j *Runner) OpenLink(l Link) (*Job, string, error) {
 // loadOrCreateLinkKey returns the key of <dataDir>/download-link.key,
 // creating it with 32 random bytes (64 hex digits) on first use.
 //
-// It follows privacy.LoadOrCreateKey: the key is written to a temporary
-// file (mode 0600 from the start), synced, and hard-linked to its name,
-// which fails if another process created it first; the loser reads the
-// winner's key. A half-written key file can therefore never exist.
+// It follows privacy.LoadOrCreateKey: fsutil.WriteNew creates the file
+// whole or not at all, and fails if another process created it first; the
+// loser reads the winner's key.
 func loadOrCreateLinkKey(dataDir string) ([]byte, error) {
 	path := filepath.Join(dataDir, LinkKeyFile)
 	key, err := readLinkKey(path)
@@ -129,29 +129,10 @@ func loadOrCreateLinkKey(dataDir string) ([]byte, error) {
 		return nil, fmt.Errorf("create download-link key: %w", err)
 	}
 	text := []byte(hex.EncodeToString(raw))
-	f, err := os.CreateTemp(dataDir, "."+LinkKeyFile+".*.tmp")
-	if err != nil {
-		return nil, fmt.Errorf("create download-link key: %w", err)
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // after the link the key lives under its own name
-	_, err = f.Write(append(text, '\n'))
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return nil, fmt.Errorf("create download-link key: write %s: %w", tmp, err)
-	}
-	if err := os.Link(tmp, path); err != nil {
+	if err := fsutil.WriteNew(path, append(text, '\n'), 0o600); err != nil {
 		if errors.Is(err, fs.ErrExist) {
-			return readLinkKey(path)
+			return readLinkKey(path) // another process created it first
 		}
-		return nil, fmt.Errorf("create download-link key: %w", err)
-	}
-	if err := syncDir(dataDir); err != nil {
 		return nil, fmt.Errorf("create download-link key: %w", err)
 	}
 	return text, nil

@@ -2,14 +2,15 @@ package jobs
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+	"worklog/internal/fsutil"
 
 	"github.com/wneessen/go-mail"
 )
@@ -128,44 +129,19 @@ func (m OutboxMailer) Send(_ context.Context, jobID string, msg *mail.Msg) (Rece
 	return Receipt{Written: path}, nil
 }
 
-// write writes msg to path atomically: a temporary file, synced, renamed.
+// write writes msg to path atomically (fsutil.WriteAtomic).
 func (m OutboxMailer) write(path string, msg *mail.Msg) (err error) {
 	if err := os.MkdirAll(m.Dir, 0o700); err != nil {
 		return fmt.Errorf("outbox: %w", err)
 	}
-	f, err := os.CreateTemp(m.Dir, "."+filepath.Base(path)+".*.tmp")
+	err = fsutil.WriteAtomic(path, 0o600, func(w io.Writer) error {
+		_, err := msg.WriteTo(w)
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("outbox: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err = msg.WriteTo(f); err != nil {
 		return fmt.Errorf("outbox: write %s: %w", path, err)
 	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("outbox: sync %s: %w", path, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("outbox: close %s: %w", path, err)
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("outbox: %w", err)
-	}
-	return syncDir(m.Dir)
-}
-
-// syncDir fsyncs a directory so a rename in it survives a crash.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync dir %s: %w", dir, err)
-	}
-	err = d.Sync()
-	return errors.Join(err, d.Close())
+	return nil
 }
 
 // jobMessage is what a delivery says: who, what and how to get the file.
