@@ -79,15 +79,9 @@ func EncodeAggregate(ctx context.Context, req AggregateRequest, res *query.Aggre
 		}
 	}()
 	for res.Records.Next() {
-		out, err := req.Policy.Transform(res.Records.RecordBatch())
+		n, err := writeBatch(enc, req.Policy, req.Format, res.Records.RecordBatch())
 		if err != nil {
-			return rows, fmt.Errorf("privacy transform: %w", err)
-		}
-		err = enc.Write(out)
-		n := out.NumRows()
-		out.Release()
-		if err != nil {
-			return rows, fmt.Errorf("encode %s: %w", req.Format, err)
+			return rows, err
 		}
 		rows += n
 		if afterBatch != nil {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"worklog/internal/keyfile"
 )
 
 func TestLoadOrCreateCursorKey(t *testing.T) {
@@ -13,8 +14,8 @@ func TestLoadOrCreateCursorKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(k1) != 2*cursorKeyLen {
-		t.Errorf("key of %d bytes, want %d hex digits", len(k1), 2*cursorKeyLen)
+	if len(k1) != 2*keyfile.Size {
+		t.Errorf("key of %d bytes, want %d hex digits", len(k1), 2*keyfile.Size)
 	}
 	fi, err := os.Stat(filepath.Join(dir, CursorKeyFile))
 	if err != nil || fi.Mode().Perm() != 0o600 {

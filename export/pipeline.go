@@ -9,6 +9,8 @@ import (
 	"worklog/data"
 	"worklog/privacy"
 	"worklog/query"
+
+	"github.com/apache/arrow-go/v18/arrow"
 )
 
 // Request is one export: which rows (Plan over Snapshot), as whom (Policy)
@@ -85,15 +87,9 @@ func Run(ctx context.Context, req Request, w io.Writer, afterBatch func() error)
 				}
 			}
 		}
-		out, err := req.Policy.Transform(in)
+		n, err := writeBatch(enc, req.Policy, req.Format, in)
 		if err != nil {
-			return rows, fmt.Errorf("privacy transform: %w", err)
-		}
-		err = enc.Write(out)
-		n := out.NumRows()
-		out.Release()
-		if err != nil {
-			return rows, fmt.Errorf("encode %s: %w", req.Format, err)
+			return rows, err
 		}
 		rows += n
 		if afterBatch != nil {
@@ -116,6 +112,20 @@ func Run(ctx context.Context, req Request, w io.Writer, afterBatch func() error)
 		return rows, fmt.Errorf("close %s encoder: %w", req.Format, err)
 	}
 	return rows, nil
+}
+
+// writeBatch runs one batch through the privacy transform into enc, for
+// exports and analytics alike, and returns the rows written.
+func writeBatch(enc Encoder, pol *privacy.Policy, format Format, in arrow.RecordBatch) (int64, error) {
+	out, err := pol.Transform(in)
+	if err != nil {
+		return 0, fmt.Errorf("privacy transform: %w", err)
+	}
+	defer out.Release()
+	if err := enc.Write(out); err != nil {
+		return 0, fmt.Errorf("encode %s: %w", format, err)
+	}
+	return out.NumRows(), nil
 }
 
 // aborter is implemented by encoders that hold resources to release when an

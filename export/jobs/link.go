@@ -1,28 +1,19 @@
 package jobs
 
 import (
-	"bytes"
 	"crypto/hmac"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
-	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"strconv"
 	"time"
-	"worklog/internal/fsutil"
+	"worklog/internal/keyfile"
 )
 
 // LinkKeyFile is the name of the download-link key in the data directory.
 // Deleting it (and restarting) invalidates every link handed out.
 const LinkKeyFile = "download-link.key"
-
-// linkKeyLen is the length of a generated link key, in random bytes.
-const linkKeyLen = 32
 
 // ErrBadSignature is returned for a download link whose job, expiry or
 // signature was altered: the API answers 403.
@@ -113,40 +104,7 @@ func (j *Runner) OpenLink(l Link) (*Job, string, error) {
 }
 
 // loadOrCreateLinkKey returns the key of <dataDir>/download-link.key,
-// creating it with 32 random bytes (64 hex digits) on first use.
-//
-// It follows privacy.LoadOrCreateKey: fsutil.WriteNew creates the file
-// whole or not at all, and fails if another process created it first; the
-// loser reads the winner's key.
+// creating it on first use (keyfile.LoadOrCreate).
 func loadOrCreateLinkKey(dataDir string) ([]byte, error) {
-	path := filepath.Join(dataDir, LinkKeyFile)
-	key, err := readLinkKey(path)
-	if !errors.Is(err, fs.ErrNotExist) {
-		return key, err
-	}
-	raw := make([]byte, linkKeyLen)
-	if _, err := rand.Read(raw); err != nil {
-		return nil, fmt.Errorf("create download-link key: %w", err)
-	}
-	text := []byte(hex.EncodeToString(raw))
-	if err := fsutil.WriteNew(path, append(text, '\n'), 0o600); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return readLinkKey(path) // another process created it first
-		}
-		return nil, fmt.Errorf("create download-link key: %w", err)
-	}
-	return text, nil
-}
-
-// readLinkKey reads a key file: its text without surrounding white space.
-func readLinkKey(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("read download-link key: %w", err)
-	}
-	key := bytes.TrimSpace(b)
-	if len(key) < 16 {
-		return nil, fmt.Errorf("read download-link key %s: %d bytes, need at least 16", path, len(key))
-	}
-	return key, nil
+	return keyfile.LoadOrCreate(filepath.Join(dataDir, LinkKeyFile), "download-link key")
 }
