@@ -1,11 +1,9 @@
 package api
 
 import (
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -80,15 +78,7 @@ func (s *Server) handleAnalytics(c echo.Context) error {
 	}
 	setAuditLevel(c, string(pol.Level()))
 	params := c.QueryParams()
-	// The format as for an export: the parameter, else the first format
-	// the Accept header names, else the server's default.
-	c.Response().Header().Add(echo.HeaderVary, "Accept")
-	defaultFormat := s.cfg.DefaultFormat
-	if !params.Has("format") {
-		if f, ok := negotiateFormat(c.Request().Header.Get(echo.HeaderAccept)); ok {
-			defaultFormat = f
-		}
-	}
+	defaultFormat := s.defaultFormatFor(c) // as for an export
 	plan, err := query.ParseAggregate(params, s.aggregateOptions(pol, defaultFormat))
 	if err != nil {
 		return err
@@ -122,13 +112,7 @@ func (s *Server) handleAnalytics(c echo.Context) error {
 			time.Now().UTC().Format("20060102T150405Z"), format.Extension()))
 	}
 	h.Add(echo.HeaderVary, echo.HeaderAcceptEncoding)
-	var w io.Writer = c.Response()
-	var gz *gzip.Writer
-	if acceptsGzip(c.Request().Header.Get(echo.HeaderAcceptEncoding)) {
-		h.Set(echo.HeaderContentEncoding, "gzip")
-		gz, _ = gzip.NewWriterLevel(c.Response(), gzip.BestSpeed)
-		w = gz
-	}
+	w, gz := bodyWriter(c)
 	// The groups are in memory already; the status goes out with the first
 	// byte, so an encoder error before it still answers a JSON error.
 	rows, err := export.EncodeAggregate(ctx, req, res, w, nil)

@@ -281,13 +281,7 @@ func (s *Server) handleExport(c echo.Context) error {
 	}
 	setAuditLevel(c, string(pol.Level()))
 	params := c.QueryParams()
-	c.Response().Header().Add(echo.HeaderVary, "Accept")
-	defaultFormat := s.cfg.DefaultFormat
-	if !params.Has("format") {
-		if f, ok := negotiateFormat(c.Request().Header.Get(echo.HeaderAccept)); ok {
-			defaultFormat = f
-		}
-	}
+	defaultFormat := s.defaultFormatFor(c)
 	plan, err := query.Parse(params, s.planOptions(pol, defaultFormat))
 	if err != nil {
 		return err
@@ -323,13 +317,7 @@ func (s *Server) handleExport(c echo.Context) error {
 
 	h := c.Response().Header()
 	setExportHeaders(h, format, total)
-	var w io.Writer = c.Response()
-	var gz *gzip.Writer
-	if acceptsGzip(c.Request().Header.Get(echo.HeaderAcceptEncoding)) {
-		h.Set(echo.HeaderContentEncoding, "gzip")
-		gz, _ = gzip.NewWriterLevel(c.Response(), gzip.BestSpeed)
-		w = gz
-	}
+	w, gz := bodyWriter(c)
 	// No explicit WriteHeader: the status goes out with the first byte, so
 	// a query that fails before any row (DuckDB error, timeout) still gets a
 	// proper JSON error instead of a 200 with a broken body.
@@ -484,6 +472,31 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	return n, err
+}
+
+// defaultFormatFor is the format of a request without a format parameter:
+// the first export format its Accept header names, else the server's
+// default (SPEC §4). Exports and analytics choose alike.
+func (s *Server) defaultFormatFor(c echo.Context) export.Format {
+	c.Response().Header().Add(echo.HeaderVary, "Accept")
+	if !c.QueryParams().Has("format") {
+		if f, ok := negotiateFormat(c.Request().Header.Get(echo.HeaderAccept)); ok {
+			return f
+		}
+	}
+	return s.cfg.DefaultFormat
+}
+
+// bodyWriter is where a streamed body goes: gzip (and its Content-Encoding
+// header) when the client accepts it, the response otherwise. The caller
+// closes gz, when not nil, after the last byte.
+func bodyWriter(c echo.Context) (w io.Writer, gz *gzip.Writer) {
+	if !acceptsGzip(c.Request().Header.Get(echo.HeaderAcceptEncoding)) {
+		return c.Response(), nil
+	}
+	c.Response().Header().Set(echo.HeaderContentEncoding, "gzip")
+	gz, _ = gzip.NewWriterLevel(c.Response(), gzip.BestSpeed)
+	return gz, gz
 }
 
 // acceptsGzip reports whether an Accept-Encoding header allows gzip.
