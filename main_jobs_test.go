@@ -139,6 +139,18 @@ func startServe(t *testing.T, args ...string) *server {
 	return nil
 }
 
+// waitLog waits (up to a minute) for a log line containing want.
+func (s *server) waitLog(t *testing.T, want string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(s.logs.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no log line %s:\n%s", want, s.logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 func (s *server) get(t *testing.T, tok, path string) (int, []byte) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, s.url+path, nil)
@@ -314,7 +326,9 @@ func TestExportJobSurvivesSIGKILL(t *testing.T) {
 	srv.cmd.Process.Signal(syscall.SIGTERM)
 	srv.cmd.Wait()
 	srv = startServe(t, args...)
-	time.Sleep(500 * time.Millisecond)
+	// A second delivery would come from the janitor's sweep at start: wait
+	// for that sweep to have run, then look.
+	srv.waitLog(t, `"msg":"export jobs: startup sweep done"`)
 	if v := srv.job(t, tok, sb.JobID); v.Delivery != jobs.DeliverySent || v.DeliveredAt == nil {
 		t.Errorf("after a further restart: %+v", v)
 	}

@@ -671,8 +671,15 @@ func (j *Runner) deliver(ctx context.Context, job *Job) {
 func (j *Runner) janitor(ctx context.Context) {
 	t := time.NewTicker(j.cfg.SweepInterval)
 	defer t.Stop()
+	first := true
 	for {
 		j.sweep(ctx)
+		if first {
+			// Said once, so that an operator (and a test of a restart)
+			// knows when deliveries a restart left pending were retried.
+			j.log.Info("export jobs: startup sweep done")
+			first = false
+		}
 		select {
 		case <-ctx.Done():
 			return
