@@ -32,6 +32,9 @@ func runToken(ctx context.Context, args []string) error {
 	ttl := ttlFlag(24 * time.Hour)
 	fs.Var(&ttl, "ttl", "lifetime of the token: a Go duration (90m, 12h) or days (7d)")
 	level := fs.String("privacy-level", "", "reportingPrivacyLevel claim: raises the server's level for this token (none, partiallyPseudonymized, pseudonymized)")
+	issuer := fs.String("issuer", "", "iss claim: what a server started with --jwt-issuer requires")
+	var audience multiFlag
+	fs.Var(&audience, "audience", "aud claim (repeatable): a server started with --jwt-audience requires its value among them")
 	var perms multiFlag
 	fs.Var(&perms, "permission", "permission to grant (repeatable): "+strings.Join(knownPermissions, ", "))
 	if err := parseArgs(fs, args); err != nil {
@@ -43,6 +46,11 @@ func runToken(ctx context.Context, args []string) error {
 	for _, p := range perms {
 		if !slices.Contains(knownPermissions, p) {
 			return fmt.Errorf("token: unknown permission %q; the permissions are %s", p, strings.Join(knownPermissions, ", "))
+		}
+	}
+	for _, a := range audience {
+		if strings.TrimSpace(a) == "" {
+			return fmt.Errorf("token: --audience: an empty audience names no one")
 		}
 	}
 	if *level != "" {
@@ -58,7 +66,7 @@ func runToken(ctx context.Context, args []string) error {
 			return fmt.Errorf("token: no --jwt-secret given and %w", err)
 		}
 	}
-	tok, err := auth.MintHS256(key, auth.TokenRequest{Subject: *sub, Email: *email, Permissions: perms, PrivacyLevel: *level, TTL: time.Duration(ttl)})
+	tok, err := auth.MintHS256(key, auth.TokenRequest{Subject: *sub, Email: *email, Permissions: perms, PrivacyLevel: *level, Issuer: *issuer, Audience: audience, TTL: time.Duration(ttl)})
 	if err != nil {
 		return err
 	}

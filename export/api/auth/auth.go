@@ -247,8 +247,13 @@ type TokenRequest struct {
 	Permissions []string
 	// PrivacyLevel is the reportingPrivacyLevel claim; empty leaves it out.
 	PrivacyLevel string
-	TTL          time.Duration
-	Now          time.Time // zero: time.Now()
+	// Issuer is the iss claim and Audience the aud claim, so that a server
+	// started with --jwt-issuer/--jwt-audience accepts the token; empty
+	// leaves them out.
+	Issuer   string
+	Audience []string
+	TTL      time.Duration
+	Now      time.Time // zero: time.Now()
 }
 
 // MintHS256 signs a token for req with secret.
@@ -272,9 +277,13 @@ func MintHS256(secret []byte, req TokenRequest) (string, error) {
 		PrivacyLevel: req.PrivacyLevel,
 		RegisteredClaims: jwt.RegisteredClaims{
 			Subject:   req.Subject,
+			Issuer:    req.Issuer,
 			IssuedAt:  jwt.NewNumericDate(now),
 			ExpiresAt: jwt.NewNumericDate(now.Add(req.TTL)),
 		},
+	}
+	if len(req.Audience) > 0 {
+		claims.Audience = jwt.ClaimStrings(req.Audience)
 	}
 	return jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(secret)
 }
