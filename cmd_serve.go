@@ -597,7 +597,7 @@ func readDemoSecret(dataDir string) ([]byte, error) {
 
 // jobSettings are the settings of background exports (SPEC §5).
 type jobSettings struct {
-	smtpURL, mailFrom, publicURL, workers, perUser, attachLimit, downloadTTL *string
+	smtpURL, mailFrom, publicURL, workers, perUser, attachLimit, downloadTTL, jobTimeout *string
 }
 
 func addJobSettings(fs *flag.FlagSet) jobSettings {
@@ -609,6 +609,7 @@ func addJobSettings(fs *flag.FlagSet) jobSettings {
 		perUser:     stringSetting(fs, "jobs-per-user", "WORKLOG_JOBS_PER_USER", strconv.Itoa(jobs.DefaultPerUser), "queued plus running background exports per user; more are answered 429"),
 		attachLimit: stringSetting(fs, "attach-limit", "WORKLOG_ATTACH_LIMIT", "10MiB", "largest e-mail that carries the export as an attachment, counted as sent (base64 adds a third; bytes, or with KiB/MiB/GiB); above it the e-mail carries a download link"),
 		downloadTTL: stringSetting(fs, "download-ttl", "WORKLOG_DOWNLOAD_TTL", jobs.DefaultDownloadTTL.String(), "how long a finished background export can be downloaded"),
+		jobTimeout:  stringSetting(fs, "job-timeout", "WORKLOG_JOB_TIMEOUT", jobs.DefaultJobTimeout.String(), "time limit of one run of a background export; past it the export is cancelled and the job fails"),
 	}
 }
 
@@ -640,6 +641,9 @@ func (js jobSettings) config(dataDir, publicDefault string) (jobs.Config, error)
 	}
 	if cfg.DownloadTTL, err = time.ParseDuration(*js.downloadTTL); err != nil || cfg.DownloadTTL <= 0 {
 		return cfg, fmt.Errorf("--download-ttl: expected a positive duration such as 168h, got %q", *js.downloadTTL)
+	}
+	if cfg.JobTimeout, err = time.ParseDuration(*js.jobTimeout); err != nil || cfg.JobTimeout <= 0 {
+		return cfg, fmt.Errorf("--job-timeout: expected a positive duration such as 1h, got %q", *js.jobTimeout)
 	}
 	return cfg, nil
 }

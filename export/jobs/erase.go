@@ -32,8 +32,13 @@ func (j *Runner) EraseBefore(t time.Time) (int, error) {
 	if t.After(j.erasedAt) {
 		j.erasedAt = t
 	}
+	// Shared with the jobs' other processes (a database backend) before
+	// the scan: a job finishing from now on sees the erasure.
+	if err := j.be.noteErasure(t); err != nil {
+		return 0, fmt.Errorf("erase export files: record the erasure: %w", err)
+	}
 	var victims []string
-	err := j.store.each(func(job *Job) {
+	err := j.be.each(func(job *Job) {
 		if job.Status == Done && job.StartedAt.Before(t) {
 			victims = append(victims, job.ID)
 		}
@@ -44,7 +49,7 @@ func (j *Runner) EraseBefore(t time.Time) (int, error) {
 	var errs []error
 	n := 0
 	for _, id := range victims {
-		job, err := j.store.get(id)
+		job, err := j.be.get(id)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -60,7 +65,7 @@ func (j *Runner) EraseBefore(t time.Time) (int, error) {
 			}
 		}
 		now := time.Now().UTC()
-		if _, err := j.store.update(id, func(jb *Job) error {
+		if _, err := j.be.update(id, func(jb *Job) error {
 			jb.Status, jb.ErasedAt = Erased, now
 			if jb.Delivery == DeliveryPending || jb.Delivery == DeliverySending {
 				jb.Delivery = DeliveryFailed
@@ -77,10 +82,14 @@ func (j *Runner) EraseBefore(t time.Time) (int, error) {
 	return n, errors.Join(errs...)
 }
 
+// errStale stops the finish of a job whose run began before an erasure.
+var errStale = errors.New("export read a snapshot older than an erasure")
+
 // startedBeforeErasure reports whether job's run began before the last
-// erasure; the caller holds eraseMu.
-func (j *Runner) startedBeforeErasure(job *Job) bool {
-	return job.StartedAt.Before(j.erasedAt)
+// erasure, this process's or erasedAt (the backend's, which another process
+// may have recorded); the caller holds eraseMu.
+func (j *Runner) startedBeforeErasure(job *Job, erasedAt time.Time) bool {
+	return job.StartedAt.Before(j.erasedAt) || job.StartedAt.Before(erasedAt)
 }
 
 func removeIfExists(path string) error {
@@ -94,13 +103,10 @@ func removeIfExists(path string) error {
 // than an erasure and queues the job again.
 func (j *Runner) requeueAfterErasure(job *Job, log *slog.Logger) {
 	os.Remove(j.filePath(job))
-	if _, err := j.store.update(job.ID, func(jb *Job) error { jb.Status = Queued; return nil }); err != nil {
+	if _, err := j.be.update(job.ID, func(jb *Job) error { jb.Status = Queued; return nil }); err != nil {
 		j.log.Error("requeue export job after erasure", "job", job.ID, "err", err)
 		return
 	}
 	log.Info("export job ran on a snapshot older than an erasure, queued again")
-	select {
-	case j.wake <- struct{}{}:
-	default:
-	}
+	j.be.queued()
 }

@@ -87,7 +87,7 @@ func (j *Runner) OpenLink(l Link) (*Job, string, error) {
 	if !j.now().Before(l.ExpiresAt()) {
 		return nil, "", ErrExpired
 	}
-	job, err := j.store.get(l.ID)
+	job, err := j.be.get(l.ID)
 	if err != nil {
 		return nil, "", err
 	}

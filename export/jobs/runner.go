@@ -17,7 +17,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,7 +39,11 @@ const (
 	DefaultRetryBackoff     = time.Minute
 	DefaultSweepInterval    = time.Minute
 	DefaultRetention        = 30 * 24 * time.Hour
+	DefaultJobTimeout       = time.Hour
 )
+
+// errJobTimeout is the cause of a run's context past Config.JobTimeout.
+var errJobTimeout = errors.New("export job time limit reached")
 
 // Paths under the data directory.
 const (
@@ -91,6 +94,11 @@ type Config struct {
 	// RetryBackoff is the wait after the first failed send; it doubles with
 	// each further failure (default 1 minute).
 	RetryBackoff time.Duration
+	// JobTimeout bounds one run of an export (default 1 hour): past it the
+	// export is cancelled and the job fails. With a database backend it also
+	// decides when a job still marked running counts as orphaned by a dead
+	// replica.
+	JobTimeout time.Duration
 	// SweepInterval is how often the janitor retries due deliveries and
 	// deletes expired files (default 1 minute).
 	SweepInterval time.Duration
@@ -127,7 +135,8 @@ type Paths interface {
 // the server's configuration, so the key never reaches the job store and a
 // job runs exactly the plan and privacy transform of a synchronous export.
 //
-// Store: jobs are kept in bbolt (go.etcd.io/bbolt) at <data>/jobs.db. bbolt
+// Store: where jobs are kept and who runs them is a jobBackend. The embedded
+// default keeps them in bbolt (go.etcd.io/bbolt) at <data>/jobs.db. bbolt
 // is pure Go, embedded, and commits every update transaction with fsync, so a
 // status change is durable when the call returns; its single-writer
 // transactions make "count the user's active jobs, then add one" atomic
@@ -155,7 +164,11 @@ type Paths interface {
 // even if the process crashes on every attempt. The export itself never
 // runs again once a job is done: delivery retries send the file on disk.
 type Runner struct {
-	cfg    Config
+	cfg Config
+	// be keeps the records and dispatches queued jobs (see jobBackend).
+	be jobBackend
+	// store is the bbolt job store when be is the embedded default
+	// (tests reach into it); nil on another backend.
 	store  *jobStore
 	mailer Mailer
 	log    *slog.Logger
@@ -165,8 +178,6 @@ type Runner struct {
 	// rows counts the rows of finished exports by format, for metrics;
 	// the map is filled at Open and only its counters change.
 	rows map[export.Format]*atomic.Int64
-
-	wake chan struct{}
 
 	// delivering holds the jobs whose message is being sent in this
 	// process, so the janitor never sends one a worker is sending.
@@ -185,6 +196,7 @@ type Runner struct {
 	mu      sync.Mutex
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
+	workers func() // waits for dispatch's workers
 	started bool
 	closed  bool
 }
@@ -213,6 +225,7 @@ func Open(cfg Config) (*Runner, error) {
 	setDefault(&cfg.DeliveryAttempts, DefaultDeliveryAttempts)
 	setDefault(&cfg.RetryBackoff, DefaultRetryBackoff)
 	setDefault(&cfg.SweepInterval, DefaultSweepInterval)
+	setDefault(&cfg.JobTimeout, DefaultJobTimeout)
 	if cfg.MailFrom == "" {
 		cfg.MailFrom = DefaultMailFrom
 	}
@@ -251,8 +264,10 @@ func Open(cfg Config) (*Runner, error) {
 	for _, f := range export.Formats() {
 		rows[f] = new(atomic.Int64)
 	}
-	return &Runner{cfg: cfg, store: store, mailer: mailer, log: log, dir: dir, links: linkSigner{key: linkKey}, rows: rows,
-		wake: make(chan struct{}, cfg.Workers), delivering: map[string]bool{}}, nil
+	r := &Runner{cfg: cfg, store: store, mailer: mailer, log: log, dir: dir, links: linkSigner{key: linkKey}, rows: rows,
+		delivering: map[string]bool{}}
+	r.be = newBoltBackend(store, cfg.Workers, cfg.SweepInterval, r.now, log)
+	return r, nil
 }
 
 // now is the runner's clock, in UTC.
@@ -295,13 +310,13 @@ func (j *Runner) Start(ctx context.Context) {
 	}
 	j.started = true
 	ctx, j.cancel = context.WithCancel(ctx)
-	for i := 0; i < j.cfg.Workers; i++ {
-		j.wg.Add(1)
-		go func() {
-			defer j.wg.Done()
-			j.work(ctx)
-		}()
+	wait, err := j.be.dispatch(ctx, j.cfg.Workers, j.run)
+	if err != nil {
+		// Jobs stay queued for the next start; the janitor still runs.
+		j.log.Error("start export job workers", "err", err)
+		wait = func() {}
 	}
+	j.workers = wait
 	j.wg.Add(1)
 	go func() {
 		defer j.wg.Done()
@@ -323,8 +338,11 @@ func (j *Runner) Close() error {
 		j.cancel()
 	}
 	j.mu.Unlock()
+	if j.workers != nil {
+		j.workers()
+	}
 	j.wg.Wait()
-	return j.store.close()
+	return j.be.close()
 }
 
 // Spec is what a request hands to Submit: the request as it was asked,
@@ -367,13 +385,10 @@ func (j *Runner) Submit(spec Spec) (*Job, error) {
 		Rows:            spec.Rows,
 		CreatedAt:       j.now(),
 	}
-	if err := j.store.create(job, j.cfg.PerUser); err != nil {
+	if err := j.be.create(job, limits{perUser: j.cfg.PerUser}); err != nil {
 		return nil, err
 	}
-	select {
-	case j.wake <- struct{}{}:
-	default: // every worker already has a wake-up pending
-	}
+	j.be.queued()
 	return job, nil
 }
 
@@ -382,7 +397,7 @@ func (j *Runner) Get(id, owner string) (*Job, error) {
 	if !validJobID(id) {
 		return nil, ErrNotFound
 	}
-	job, err := j.store.get(id)
+	job, err := j.be.get(id)
 	if err != nil {
 		return nil, err
 	}
@@ -399,22 +414,11 @@ const MaxList = 1000
 // them (1..MaxList), and how many the owner has in all.
 func (j *Runner) List(owner string, limit int) ([]*Job, int, error) {
 	limit = min(max(limit, 1), MaxList)
-	var all []*Job
-	err := j.store.each(func(job *Job) {
-		if job.Owner == owner {
-			all = append(all, job)
-		}
-	})
+	jobs, n, err := j.be.list(owner, limit)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list jobs: %w", err)
 	}
-	slices.SortFunc(all, func(a, b *Job) int {
-		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
-			return c
-		}
-		return strings.Compare(b.ID, a.ID)
-	})
-	return all[:min(limit, len(all))], len(all), nil
+	return jobs, n, nil
 }
 
 // RowsWritten is the number of rows the jobs of this process have written
@@ -428,9 +432,7 @@ func (j *Runner) RowsWritten(f export.Format) int64 {
 
 // CountByState counts the jobs by status, for the jobs gauge of /metrics.
 func (j *Runner) CountByState() (map[Status]int, error) {
-	counts := map[Status]int{}
-	err := j.store.each(func(job *Job) { counts[job.Status]++ })
-	return counts, err
+	return j.be.counts()
 }
 
 // FilePath returns the path of the finished file of job id for owner:
@@ -457,44 +459,24 @@ func (j *Runner) filePath(job *Job) string {
 	return filepath.Join(j.dir, job.ID+"."+job.Format.Extension())
 }
 
-// work claims and runs queued jobs until ctx ends.
-func (j *Runner) work(ctx context.Context) {
-	for {
-		job, err := j.store.claim(j.now())
-		if err != nil {
-			j.log.Error("claim export job", "err", err)
-		}
-		if job == nil {
-			select {
-			case <-ctx.Done():
-				return
-			case <-j.wake:
-			case <-time.After(j.cfg.SweepInterval):
-				// A safety net: a wake-up lost to a full channel costs at
-				// most one interval.
-			}
-			continue
-		}
-		j.run(ctx, job)
-		if ctx.Err() != nil {
-			return
-		}
-	}
-}
-
 // run exports one claimed job and delivers it.
 func (j *Runner) run(ctx context.Context, job *Job) {
 	log := j.log.With("job", job.ID, "format", string(job.Format))
 	start := time.Now()
-	rows, err := j.export(ctx, job)
+	ectx, cancel := context.WithTimeoutCause(ctx, j.cfg.JobTimeout, errJobTimeout)
+	rows, err := j.export(ectx, job)
+	cancel()
 	if ctx.Err() != nil {
 		// Shutdown: leave the job resumable. The temporary file is gone
 		// (WriteFile removes it on error).
-		if _, uerr := j.store.update(job.ID, func(jb *Job) error { jb.Status = Queued; return nil }); uerr != nil {
+		if _, uerr := j.be.update(job.ID, func(jb *Job) error { jb.Status = Queued; return nil }); uerr != nil {
 			log.Error("requeue interrupted export job", "err", uerr)
 		}
 		log.Info("export job interrupted by shutdown, queued again")
 		return
+	}
+	if err != nil && errors.Is(context.Cause(ectx), errJobTimeout) {
+		err = fmt.Errorf("%w (%s)", errJobTimeout, j.cfg.JobTimeout)
 	}
 	if aerr := j.audit(job, rows, err); aerr != nil && err == nil {
 		// No file is offered without its audit line.
@@ -509,7 +491,10 @@ func (j *Runner) run(ctx context.Context, job *Job) {
 		if errors.As(err, &pe) {
 			msg = "export failed: " + pe.Error()
 		}
-		if _, uerr := j.store.update(job.ID, func(jb *Job) error {
+		if errors.Is(err, errJobTimeout) {
+			msg = fmt.Sprintf("export failed: it did not finish within %s (the job time limit); narrow the filters or export fewer columns", j.cfg.JobTimeout)
+		}
+		if _, uerr := j.be.update(job.ID, func(jb *Job) error {
 			jb.Status, jb.Error, jb.FinishedAt, jb.ExpiresAt = Failed, msg, now, now.Add(j.cfg.DownloadTTL)
 			return nil
 		}); uerr != nil {
@@ -522,16 +507,16 @@ func (j *Runner) run(ctx context.Context, job *Job) {
 		size = st.Size()
 	}
 	j.eraseMu.Lock()
-	stale := j.startedBeforeErasure(job)
-	if !stale {
-		job, err = j.store.update(job.ID, func(jb *Job) error {
-			jb.Status, jb.Rows, jb.Bytes, jb.FinishedAt, jb.ExpiresAt = Done, rows, size, now, now.Add(j.cfg.DownloadTTL)
-			jb.Delivery, jb.NextDeliveryAt, jb.Error = DeliveryPending, now, ""
-			return nil
-		})
-	}
+	finished, err := j.be.finish(job.ID, func(jb *Job, erasedAt time.Time) error {
+		if j.startedBeforeErasure(jb, erasedAt) {
+			return errStale
+		}
+		jb.Status, jb.Rows, jb.Bytes, jb.FinishedAt, jb.ExpiresAt = Done, rows, size, now, now.Add(j.cfg.DownloadTTL)
+		jb.Delivery, jb.NextDeliveryAt, jb.Error = DeliveryPending, now, ""
+		return nil
+	})
 	j.eraseMu.Unlock()
-	if stale {
+	if errors.Is(err, errStale) {
 		// An erasure committed while this job read the old snapshot: its
 		// file may hold erased data. Run it again on the new snapshot.
 		j.requeueAfterErasure(job, log)
@@ -541,6 +526,7 @@ func (j *Runner) run(ctx context.Context, job *Job) {
 		log.Error("record finished export job", "err", err)
 		return
 	}
+	job = finished
 	if c := j.rows[job.Format]; c != nil {
 		c.Add(rows)
 	}
@@ -595,7 +581,7 @@ func (j *Runner) deliver(ctx context.Context, job *Job) {
 		delete(j.delivering, job.ID)
 		j.deliveringMu.Unlock()
 	}()
-	job, err := j.store.update(job.ID, func(jb *Job) error {
+	job, err := j.be.update(job.ID, func(jb *Job) error {
 		if jb.Status != Done || jb.Delivery != DeliveryPending && jb.Delivery != DeliverySending {
 			return errNothingToDeliver
 		}
@@ -627,7 +613,7 @@ func (j *Runner) deliver(ctx context.Context, job *Job) {
 	}
 	attached := err == nil && len(msg.GetAttachments()) > 0
 	now := j.now()
-	_, uerr := j.store.update(job.ID, func(jb *Job) error {
+	_, uerr := j.be.update(job.ID, func(jb *Job) error {
 		switch {
 		case jb.Status == Erased:
 			// An erasure deleted the file while it was being sent; its
@@ -696,13 +682,13 @@ func (j *Runner) sweep(ctx context.Context) {
 	}
 	now := j.now()
 	var due, expire, forget []*Job
-	err := j.store.each(func(job *Job) {
+	err := j.be.each(func(job *Job) {
 		switch {
 		case !job.ExpiresAt.IsZero() && now.After(job.ExpiresAt.Add(j.cfg.Retention)):
 			forget = append(forget, job)
 		case job.Status == Done && !job.Expired && !now.Before(job.ExpiresAt):
 			expire = append(expire, job)
-		case job.Status == Done && (job.Delivery == DeliveryPending || job.Delivery == DeliverySending) && !now.Before(job.NextDeliveryAt):
+		case job.Status == Done && (job.Delivery == DeliveryPending || job.Delivery == DeliverySending) && !now.Before(job.NextDeliveryAt) && j.be.retriesDeliveries():
 			// sending here means a crash between send and record.
 			due = append(due, job)
 		}
@@ -733,13 +719,13 @@ func (j *Runner) sweep(ctx context.Context) {
 			j.log.Error("delete expired export", "job", job.ID, "err", err)
 			continue
 		}
-		if _, err := j.store.update(job.ID, func(jb *Job) error { jb.Expired = true; return nil }); err != nil {
+		if _, err := j.be.update(job.ID, func(jb *Job) error { jb.Expired = true; return nil }); err != nil {
 			j.log.Error("record expired export", "job", job.ID, "err", err)
 		}
 	}
 	for _, job := range forget {
 		os.Remove(j.filePath(job))
-		if err := j.store.remove(job.ID); err != nil && !errors.Is(err, ErrNotFound) {
+		if err := j.be.remove(job.ID); err != nil && !errors.Is(err, ErrNotFound) {
 			j.log.Error("forget export job", "job", job.ID, "err", err)
 		}
 	}

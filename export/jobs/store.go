@@ -2,12 +2,17 @@ package jobs
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"worklog/export"
@@ -244,9 +249,9 @@ func getJob(tx *bolt.Tx, id string) (*Job, error) {
 	return &j, nil
 }
 
-// create stores a new queued job unless its owner already has perUser
-// active jobs. The count and the insert are one transaction.
-func (s *jobStore) create(j *Job, perUser int) error {
+// create stores a new queued job unless lim refuses it: its owner already
+// has lim.perUser active jobs. The count and the insert are one transaction.
+func (s *jobStore) create(j *Job, lim limits) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		active := 0
 		err := tx.Bucket(jobsBucket).ForEach(func(_, v []byte) error {
@@ -262,7 +267,7 @@ func (s *jobStore) create(j *Job, perUser int) error {
 		if err != nil {
 			return err
 		}
-		if perUser > 0 && active >= perUser {
+		if lim.perUser > 0 && active >= lim.perUser {
 			return ErrTooManyJobs
 		}
 		return putJob(tx, j)
@@ -311,9 +316,7 @@ func (s *jobStore) claim(now time.Time) (*Job, error) {
 			}
 			return err
 		}
-		j.Status = Running
-		j.StartedAt = now
-		j.Runs++
+		claimJob(j, now)
 		return putJob(tx, j)
 	})
 	return j, err
@@ -346,3 +349,107 @@ func (s *jobStore) remove(id string) error {
 		return tx.Bucket(jobsBucket).Delete([]byte(id))
 	})
 }
+
+// list returns owner's jobs, newest first (ties by id), at most limit of
+// them, and how many the owner has in all. bbolt has no index by owner:
+// it reads every record, which is what a few thousand jobs cost.
+func (s *jobStore) list(owner string, limit int) ([]*Job, int, error) {
+	var all []*Job
+	err := s.each(func(job *Job) {
+		if job.Owner == owner {
+			all = append(all, job)
+		}
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	slices.SortFunc(all, func(a, b *Job) int {
+		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+			return c
+		}
+		return strings.Compare(b.ID, a.ID)
+	})
+	return all[:min(limit, len(all))], len(all), nil
+}
+
+// counts counts the jobs by status.
+func (s *jobStore) counts() (map[Status]int, error) {
+	counts := map[Status]int{}
+	err := s.each(func(job *Job) { counts[job.Status]++ })
+	return counts, err
+}
+
+// finish is update: one process owns jobs.db (its file lock), so the
+// Runner's own record of the last erasure is the whole truth and the
+// store keeps none (erasedAt is zero).
+func (s *jobStore) finish(id string, fn func(*Job, time.Time) error) (*Job, error) {
+	return s.update(id, func(j *Job) error { return fn(j, time.Time{}) })
+}
+
+// noteErasure keeps nothing: see finish.
+func (s *jobStore) noteErasure(time.Time) error { return nil }
+
+// boltBackend is the embedded default backend: the job store in bbolt and a
+// pool of workers in this process that claim the oldest queued job.
+type boltBackend struct {
+	*jobStore
+	// wake carries Submit's wake-ups to idle workers; poll is how long an
+	// idle worker waits at most, a safety net for a lost wake-up.
+	wake chan struct{}
+	poll time.Duration
+	// now is the Runner's clock, for StartedAt.
+	now func() time.Time
+	log *slog.Logger
+}
+
+var _ jobBackend = (*boltBackend)(nil)
+
+func newBoltBackend(s *jobStore, workers int, poll time.Duration, now func() time.Time, log *slog.Logger) *boltBackend {
+	return &boltBackend{jobStore: s, wake: make(chan struct{}, workers), poll: poll, now: now, log: log}
+}
+
+// dispatch starts workers goroutines, each claiming and running queued jobs
+// until ctx ends.
+func (b *boltBackend) dispatch(ctx context.Context, workers int, run func(context.Context, *Job)) (func(), error) {
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() { b.work(ctx, run) })
+	}
+	return wg.Wait, nil
+}
+
+// work claims and runs queued jobs until ctx ends.
+func (b *boltBackend) work(ctx context.Context, run func(context.Context, *Job)) {
+	for {
+		job, err := b.claim(b.now())
+		if err != nil {
+			b.log.Error("claim export job", "err", err)
+		}
+		if job == nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-b.wake:
+			case <-time.After(b.poll):
+				// A safety net: a wake-up lost to a full channel costs at
+				// most one interval.
+			}
+			continue
+		}
+		run(ctx, job)
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// queued wakes one idle worker.
+func (b *boltBackend) queued() {
+	select {
+	case b.wake <- struct{}{}:
+	default: // every worker already has a wake-up pending
+	}
+}
+
+// retriesDeliveries: the janitor retries due deliveries of jobs.db.
+func (b *boltBackend) retriesDeliveries() bool { return true }
