@@ -68,7 +68,7 @@ func runDemo(ctx context.Context, args []string) error {
 	if gerr := <-genDone; err == nil && gerr != nil {
 		err = gerr
 	}
-	e := audit.Entry{Sub: audit.CLISubject, Action: audit.ActionIngest, Rows: sum.New + sum.Updated, Outcome: audit.OutcomeOK,
+	e := audit.Entry{Sub: audit.CLISubject, Action: audit.ActionIngest, Rows: sum.Changed(), Outcome: audit.OutcomeOK,
 		Params: map[string][]string{"inputs": {"demo"}, "rows": {fmt.Sprint(*rows)}, "seed": {fmt.Sprint(*seed)}}}
 	if err != nil {
 		e.Outcome, e.Error = audit.OutcomeFailed, "ingest_failed"

@@ -94,13 +94,26 @@ func runIngest(ctx context.Context, args []string) error {
 		defer rejects.Abort()
 		opts.Rejects = rejects
 	}
+	// Without a rejects file, the first reasons are shown (SPEC §8:
+	// a summary that says "3 rejected" should also say why).
+	var skipped []*ingest.RecordError
+	if mode == ingest.Skip && rejects == nil {
+		opts.OnReject = func(e *ingest.RecordError) {
+			if len(skipped) < maxShownRejects {
+				skipped = append(skipped, e)
+			}
+		}
+	}
 	bar := newProgress(total, "ingesting")
 	opts.Progress = bar.set
 	sum, err := ingest.Run(ctx, store, inputs, opts)
 	bar.finish()
+	if err == nil {
+		printRejects(skipped, sum.Rejected, len(inputs) > 1)
+	}
 	// The trail names the inputs and the mode, never a record (an error
 	// message may quote one, so only its kind is recorded).
-	e := audit.Entry{Sub: audit.CLISubject, Action: audit.ActionIngest, Rows: sum.New + sum.Updated, Outcome: audit.OutcomeOK,
+	e := audit.Entry{Sub: audit.CLISubject, Action: audit.ActionIngest, Rows: sum.Changed(), Outcome: audit.OutcomeOK,
 		Params: map[string][]string{"onError": {*onError}, "inputs": names}}
 	var ve *ingest.ValidationError
 	switch {
@@ -113,6 +126,27 @@ func runIngest(ctx context.Context, args []string) error {
 		return errors.Join(reportIngest(sum, err, len(inputs) > 1, rejects), aerr)
 	}
 	return reportIngest(sum, err, len(inputs) > 1, rejects)
+}
+
+// maxShownRejects is how many rejected records 'ingest --on-error skip'
+// explains on stderr when no --rejects file takes them all.
+const maxShownRejects = 10
+
+// printRejects explains records skipped under --on-error skip without
+// --rejects: the first reasons as the errors read (prefixed with the file
+// name when several files are given), then how many more there were and
+// how to get them all.
+func printRejects(shown []*ingest.RecordError, count int64, many bool) {
+	for _, e := range shown {
+		if many {
+			fmt.Fprintf(os.Stderr, "%s: %v\n", e.Source, e)
+		} else {
+			fmt.Fprintln(os.Stderr, e)
+		}
+	}
+	if more := count - int64(len(shown)); more > 0 {
+		fmt.Fprintf(os.Stderr, "... and %d more rejected record(s); --rejects FILE writes every rejected record with its reason\n", more)
+	}
 }
 
 // reportIngest prints the outcome of an ingest and turns it into the

@@ -129,7 +129,7 @@ func TestIngestCommand(t *testing.T) {
 	store := filepath.Join(dir, "data")
 
 	out, errOut, code := worklog(t, nil, "ingest", "--data", store, good)
-	if code != 0 || !strings.HasPrefix(out, "ingested 2 events (new 2, updated 0), 0 rejected, in ") {
+	if code != 0 || !strings.HasPrefix(out, "ingested 2 events (new 2, updated 0, unchanged 0), 0 rejected, in ") {
 		t.Fatalf("good: code %d, stdout %q, stderr %q", code, out, errOut)
 	}
 	before := tree(t, filepath.Join(store, "worklog"))
@@ -142,7 +142,7 @@ func TestIngestCommand(t *testing.T) {
 		if !strings.HasPrefix(errOut, `line 2: duration: expected integer, got "abc"`+"\n") {
 			t.Errorf("stderr %q", errOut)
 		}
-		if !strings.HasPrefix(out, "ingested 0 events (new 0, updated 0), 1 rejected") {
+		if !strings.HasPrefix(out, "ingested 0 events (new 0, updated 0, unchanged 0), 1 rejected") {
 			t.Errorf("stdout %q", out)
 		}
 		after := tree(t, filepath.Join(store, "worklog"))
@@ -164,7 +164,7 @@ func TestIngestCommand(t *testing.T) {
 	t.Run("skip commits the rest and writes rejects", func(t *testing.T) {
 		rejects := filepath.Join(dir, "rejects.ndjson")
 		out, errOut, code := worklog(t, nil, "ingest", "--data", store, "--on-error", "skip", "--rejects", rejects, bad)
-		if code != 0 || !strings.HasPrefix(out, "ingested 1 events (new 1, updated 0), 1 rejected") {
+		if code != 0 || !strings.HasPrefix(out, "ingested 1 events (new 1, updated 0, unchanged 0), 1 rejected") {
 			t.Errorf("code %d, stdout %q, stderr %q", code, out, errOut)
 		}
 		got, _ := os.ReadFile(rejects)
@@ -176,9 +176,54 @@ func TestIngestCommand(t *testing.T) {
 			t.Errorf("temp files left: %v", leftovers)
 		}
 	})
+	t.Run("skip without a rejects file says why, the first 10 reasons", func(t *testing.T) {
+		var dump strings.Builder
+		dump.WriteString(event(50, 5, 1, 10, 0) + "\n")
+		for i := range 13 {
+			fmt.Fprintf(&dump, `{"date":"2024-05-02 10:00:00","action":"readAction","userWorklogId":%d,"duration":"x%d"}`+"\n", 60+i, i)
+		}
+		many := writeFile(t, dir, "many-bad.ndjson", dump.String())
+		out, errOut, code := worklog(t, nil, "ingest", "--data", store, many, "--on-error", "skip")
+		if code != 0 || !strings.HasPrefix(out, "ingested 1 events (new 1, updated 0, unchanged 0), 13 rejected") {
+			t.Errorf("code %d, stdout %q, stderr %q", code, out, errOut)
+		}
+		lines := strings.Split(strings.TrimSuffix(errOut, "\n"), "\n")
+		if len(lines) != 11 {
+			t.Fatalf("stderr has %d lines, want 10 reasons and a last line:\n%s", len(lines), errOut)
+		}
+		for i, l := range lines[:10] {
+			if want := fmt.Sprintf(`line %d: duration: expected integer, got "x%d"`, i+2, i); l != want {
+				t.Errorf("line %d: %q, want %q", i, l, want)
+			}
+		}
+		if !strings.Contains(lines[10], "3 more rejected") || !strings.Contains(lines[10], "--rejects FILE") {
+			t.Errorf("last line %q", lines[10])
+		}
+		// With a rejects file the reasons go there, not to the terminal.
+		_, errOut, _ = worklog(t, nil, "ingest", "--data", store, many, "--on-error", "skip", "--rejects", filepath.Join(dir, "r.ndjson"))
+		if strings.Contains(errOut, "line ") {
+			t.Errorf("with --rejects, stderr %q", errOut)
+		}
+	})
+	t.Run("the same dump again is unchanged", func(t *testing.T) {
+		before := tree(t, filepath.Join(store, "worklog"))
+		out, errOut, code := worklog(t, nil, "ingest", "--data", store, good)
+		if code != 0 || !strings.HasPrefix(out, "ingested 2 events (new 0, updated 0, unchanged 2), 0 rejected, in ") {
+			t.Fatalf("code %d, stdout %q, stderr %q", code, out, errOut)
+		}
+		after := tree(t, filepath.Join(store, "worklog"))
+		for p, b := range before {
+			if after[p] != b {
+				t.Errorf("%s changed", p)
+			}
+		}
+		if len(after) != len(before) {
+			t.Errorf("files: %d, were %d", len(after), len(before))
+		}
+	})
 	t.Run("stdin", func(t *testing.T) {
 		out, _, code := worklog(t, strings.NewReader(event(2, 4, 1, 99, 0)+"\n"), "ingest", "--data", store, "-")
-		if code != 0 || !strings.HasPrefix(out, "ingested 1 events (new 0, updated 1), 0 rejected") {
+		if code != 0 || !strings.HasPrefix(out, "ingested 1 events (new 0, updated 1, unchanged 0), 0 rejected") {
 			t.Errorf("code %d, stdout %q", code, out)
 		}
 	})
@@ -194,12 +239,12 @@ func TestIngestCommand(t *testing.T) {
 func TestDemoCommand(t *testing.T) {
 	store := t.TempDir()
 	out, errOut, code := worklog(t, nil, "demo", "--rows", "2000", "--data", store)
-	if code != 0 || !strings.HasPrefix(out, "ingested 2000 events (new 2000, updated 0), 0 rejected") {
+	if code != 0 || !strings.HasPrefix(out, "ingested 2000 events (new 2000, updated 0, unchanged 0), 0 rejected") {
 		t.Fatalf("code %d, stdout %q, stderr %q", code, out, errOut)
 	}
 	first := storeDigest(t, store)
 	out, _, _ = worklog(t, nil, "demo", "--rows", "2000", "--data", store)
-	if !strings.HasPrefix(out, "ingested 2000 events (new 0, updated 2000)") {
+	if !strings.HasPrefix(out, "ingested 2000 events (new 0, updated 0, unchanged 2000), 0 rejected") {
 		t.Errorf("second run: %q", out)
 	}
 	if again := storeDigest(t, store); again != first {

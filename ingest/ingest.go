@@ -25,7 +25,11 @@
 // updated ids and takes, field by field, the record's value or the stored
 // one. So an export made without e-mails re-ingests without erasing them.
 // Names of the pseudonym form are refused, so a pseudonymized export never
-// overwrites real names.
+// overwrites real names. In the months where the dump meets stored ids,
+// the merge compares each new event with the stored one (id and a hash of
+// the 35 fields): equal ones are counted unchanged, and a month whose
+// events all stay as they are keeps its files, so re-ingesting a dump
+// writes and commits nothing.
 //
 // Fast path. The stager notes whether each month's rows arrived in store
 // order (date, then userWorklogId, strictly increasing). A month whose rows
@@ -145,8 +149,13 @@ type Input struct {
 type Summary struct {
 	// New counts ids that were not in the store before.
 	New int64
-	// Updated counts ids that replaced an event already in the store.
+	// Updated counts ids that replaced an event already in the store with
+	// other content.
 	Updated int64
+	// Unchanged counts ids whose event the store already held with the
+	// same content (every field equal): ingesting a dump twice changes
+	// nothing, and says so.
+	Unchanged int64
 	// Rejected counts invalid records.
 	Rejected int64
 	// UnknownKeys counts the distinct keys (or CSV columns) that are not
@@ -158,14 +167,18 @@ type Summary struct {
 	Snapshot data.Snapshot
 }
 
-// Ingested is the number of events written: New + Updated.
-func (s Summary) Ingested() int64 { return s.New + s.Updated }
+// Ingested is the number of valid events of the dump (distinct ids):
+// New + Updated + Unchanged.
+func (s Summary) Ingested() int64 { return s.New + s.Updated + s.Unchanged }
+
+// Changed is the number of events the ingest changed: New + Updated.
+func (s Summary) Changed() int64 { return s.New + s.Updated }
 
 // String is the closing line of the CLI:
-// "ingested N events (new X, updated Y), R rejected, in T s".
+// "ingested N events (new X, updated Y, unchanged Z), R rejected, in T s".
 func (s Summary) String() string {
-	return fmt.Sprintf("ingested %d events (new %d, updated %d), %d rejected, in %.1f s",
-		s.Ingested(), s.New, s.Updated, s.Rejected, s.Elapsed.Seconds())
+	return fmt.Sprintf("ingested %d events (new %d, updated %d, unchanged %d), %d rejected, in %.1f s",
+		s.Ingested(), s.New, s.Updated, s.Unchanged, s.Rejected, s.Elapsed.Seconds())
 }
 
 // Run ingests the inputs, in order, into store as one transaction. It waits
@@ -256,12 +269,18 @@ func runWith(ctx context.Context, store *data.Store, inputs []Input, opts Option
 	if err != nil {
 		return r.summary(start), err
 	}
+	if !res.changed {
+		// Every event is stored as it is: nothing to commit.
+		sum := r.summary(start)
+		sum.Unchanged, sum.Snapshot = res.unchanged, txn.Base()
+		return sum, nil
+	}
 	snap, err := txn.Commit()
 	if err != nil {
 		return r.summary(start), err
 	}
 	sum := r.summary(start)
-	sum.New, sum.Updated, sum.Snapshot = res.newIDs, res.updated, snap
+	sum.New, sum.Updated, sum.Unchanged, sum.Snapshot = res.newIDs, res.updated, res.unchanged, snap
 	return sum, nil
 }
 

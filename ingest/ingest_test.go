@@ -217,7 +217,7 @@ func TestUpsert(t *testing.T) {
 		mustIngest(t, st, dump)
 		before := readBack(t, st)
 		sum := mustIngest(t, st, dump)
-		if sum.New != 0 || sum.Updated != 3 {
+		if sum.New != 0 || sum.Updated != 0 || sum.Unchanged != 3 {
 			t.Errorf("second ingest: %v", sum)
 		}
 		if after := readBack(t, st); after != before {

@@ -75,7 +75,12 @@ func rowsPerPart(partRows int64, staged map[string]stagedMonth, m string) int64 
 
 // mergeResult says what the merge did.
 type mergeResult struct {
-	newIDs, updated int64
+	// newIDs, updated and unchanged count the dump's ids: not in the store
+	// before, stored with other content, stored with the same content.
+	newIDs, updated, unchanged int64
+	// changed is false when every touched month kept its content: nothing
+	// was written and there is nothing to commit.
+	changed bool
 }
 
 // merge writes, for every month the dump touches, the month's new content
@@ -233,6 +238,24 @@ func merge(ctx context.Context, txn *data.Txn, staged map[string]stagedMonth, wo
 		prev = data.QuoteString(filepath.Join(workDir, "prev-*.parquet"))
 	}
 
+	// Which of the dump's events are stored with the same content? Only the
+	// months where the dump meets stored ids are compared; an id whose
+	// record moved month has a new date, so it is updated, not unchanged.
+	same := map[string]int64{} // month → unchanged events in it
+	for _, m := range months {
+		if hitsIn[m] == 0 {
+			continue
+		}
+		old := base.FilesIn(func(month string) bool { return month == m })
+		n, err := countUnchanged(ctx, conn, newRows(m, staged[m], latest, prev), data.ScanSQL(old))
+		if err != nil {
+			return mergeResult{}, fmt.Errorf("compare month %s: %w", m, err)
+		}
+		same[m] = n
+		res.unchanged += n
+	}
+	res.updated -= res.unchanged
+
 	order := make([]string, 0, len(touched))
 	for m := range touched {
 		order = append(order, m)
@@ -253,6 +276,12 @@ func merge(ctx context.Context, txn *data.Txn, staged map[string]stagedMonth, wo
 				return mergeResult{}, fmt.Errorf("month %s: %w", m, data.CheckPart(f))
 			}
 		}
+		if _, ok := staged[m]; ok && same[m] == hitsIn[m] && same[m] == latestIn[m] {
+			// Every event of the dump that the month held, or will hold,
+			// is stored as it is: the month keeps its files.
+			continue
+		}
+		res.changed = true
 		if len(old) > 0 {
 			txn.Replace(m)
 		}
@@ -279,15 +308,7 @@ func merge(ctx context.Context, txn *data.Txn, staged map[string]stagedMonth, wo
 			parts = append(parts, "SELECT * FROM "+data.ScanSQL(old))
 		}
 		if sm, ok := staged[m]; ok {
-			latestOf := "SELECT s.* FROM read_parquet(" + data.QuoteString(sm.path) +
-				") s SEMI JOIN (SELECT id, seq FROM read_parquet(" + latest + ") WHERE month = " + data.QuoteString(m) +
-				") l ON s." + key + " = l.id AND s." + seq + " = l.seq"
-			if sm.partial && prev != "" {
-				parts = append(parts, "SELECT "+mergedColumns("s", "p")+" FROM ("+latestOf+") s LEFT JOIN (SELECT * FROM read_parquet("+
-					prev+") WHERE "+toColumn+" = "+data.QuoteString(m)+") p ON s."+key+" = p."+key)
-			} else {
-				parts = append(parts, "SELECT "+stagedColumns("s")+" FROM ("+latestOf+") s")
-			}
+			parts = append(parts, newRows(m, sm, latest, prev))
 		}
 		src := "(" + strings.Join(parts, " UNION ALL ") + ")"
 		bounds, err := splitPoints(ctx, conn, src, data.QuoteIdent(data.DateField), rowsPerPart(partRows, staged, m))
@@ -308,6 +329,42 @@ func merge(ctx context.Context, txn *data.Txn, staged map[string]stagedMonth, wo
 		}
 	}
 	return res, nil
+}
+
+// newRows is the SQL of month m's new events from the dump, in the store's
+// columns: the latest record of each id whose latest record falls in m
+// (sm is m's staging file, latest the glob of latest-*.parquet), merged
+// with the stored row where the record leaves fields out (prev, the glob of
+// prev-*.parquet, or "" when no record does).
+func newRows(m string, sm stagedMonth, latest, prev string) string {
+	key := data.QuoteIdent(data.KeyField)
+	latestOf := "SELECT s.* FROM read_parquet(" + data.QuoteString(sm.path) +
+		") s SEMI JOIN (SELECT id, seq FROM read_parquet(" + latest + ") WHERE month = " + data.QuoteString(m) +
+		") l ON s." + key + " = l.id AND s." + data.QuoteIdent(seqColumn) + " = l.seq"
+	if sm.partial && prev != "" {
+		return "SELECT " + mergedColumns("s", "p") + " FROM (" + latestOf + ") s LEFT JOIN (SELECT * FROM read_parquet(" +
+			prev + ") WHERE " + toColumn + " = " + data.QuoteString(m) + ") p ON s." + key + " = p." + key
+	}
+	return "SELECT " + stagedColumns("s") + " FROM (" + latestOf + ") s"
+}
+
+// countUnchanged counts the events of the query newRows that the query
+// stored holds with the same content (every field equal, nulls equal).
+// Each side is reduced to its id and a 64-bit hash of its 35 fields before
+// the join, so the join holds 16 bytes per event however wide the rows
+// are; two different events of one id count as unchanged only when their
+// hashes collide (a chance of 2^-64).
+func countUnchanged(ctx context.Context, conn *sql.Conn, newRows, stored string) (int64, error) {
+	cols := make([]string, 0, len(data.Fields()))
+	for _, f := range data.Fields() {
+		cols = append(cols, data.QuoteIdent(f.Name))
+	}
+	key := data.QuoteIdent(data.KeyField)
+	digest := "SELECT " + key + " AS id, hash(" + strings.Join(cols, ", ") + ") AS h FROM "
+	var n int64
+	err := conn.QueryRowContext(ctx, "SELECT count(*) FROM ("+digest+"("+newRows+")) n JOIN ("+digest+stored+
+		") o ON n.id = o.id AND n.h = o.h").Scan(&n)
+	return n, err
 }
 
 // toColumn, in prev-*.parquet, is the month an updated id's new record

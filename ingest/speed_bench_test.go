@@ -94,7 +94,7 @@ func ingestVsDuckDB(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if sum.Ingested() != int64(rows) || (i == 1) != (sum.Updated == int64(rows)) {
+			if sum.Ingested() != int64(rows) || (i == 1) != (sum.Unchanged == int64(rows)) {
 				b.Fatalf("run %d: %s", i, sum)
 			}
 			*d = sum.Elapsed

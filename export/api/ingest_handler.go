@@ -31,6 +31,9 @@ type IngestSummary struct {
 	// New and Updated count the events committed.
 	New     int64 `json:"new"`
 	Updated int64 `json:"updated"`
+	// Unchanged counts the events the store already held with the same
+	// content (nothing to commit for them).
+	Unchanged int64 `json:"unchanged"`
 	// Rejected counts invalid records (skipped under onError=skip, fatal
 	// under fail).
 	Rejected int64 `json:"rejected"`
@@ -90,9 +93,9 @@ func (s *Server) handleIngest(c echo.Context) error {
 			}
 		}}
 	sum, err := ingest.Run(req.Context(), s.cfg.Store, []ingest.Input{{Name: "body", R: body}}, opts)
-	out := IngestSummary{New: sum.New, Updated: sum.Updated, Rejected: sum.Rejected, UnknownKeys: sum.UnknownKeys, Errors: rejected}
+	out := IngestSummary{New: sum.New, Updated: sum.Updated, Unchanged: sum.Unchanged, Rejected: sum.Rejected, UnknownKeys: sum.UnknownKeys, Errors: rejected}
 	s.metrics.IngestedEvents.WithLabelValues("rejected").Add(float64(sum.Rejected))
-	setAuditRows(c, sum.New+sum.Updated)
+	setAuditRows(c, sum.Changed())
 	var ve *ingest.ValidationError
 	var mbe *http.MaxBytesError
 	switch {
@@ -112,8 +115,9 @@ func (s *Server) handleIngest(c echo.Context) error {
 	}
 	s.metrics.IngestedEvents.WithLabelValues("new").Add(float64(sum.New))
 	s.metrics.IngestedEvents.WithLabelValues("updated").Add(float64(sum.Updated))
+	s.metrics.IngestedEvents.WithLabelValues("unchanged").Add(float64(sum.Unchanged))
 	s.log.Info("ingest committed", "request_id", c.Response().Header().Get(echo.HeaderXRequestID),
-		"new", sum.New, "updated", sum.Updated, "rejected", sum.Rejected, "generation", sum.Snapshot.Generation)
+		"new", sum.New, "updated", sum.Updated, "unchanged", sum.Unchanged, "rejected", sum.Rejected, "generation", sum.Snapshot.Generation)
 	return c.JSON(http.StatusOK, out)
 }
 

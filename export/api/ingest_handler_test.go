@@ -97,17 +97,18 @@ func TestIngestOverHTTP(t *testing.T) {
 		perms            []string
 		status           int
 		new, updated     int64
+		unchanged        int64
 	}{
-		{"ndjson", "application/x-ndjson", "", fixture, []string{auth.PermIngest}, 200, 33, 0},
-		{"ndjson again is idempotent", "application/x-ndjson", "", fixture, []string{auth.PermIngest}, 200, 0, 33},
-		{"gzip by header", "application/x-ndjson", "gzip", gz(t, fixture), []string{auth.PermIngest}, 200, 0, 33},
-		{"zstd without header", "application/x-ndjson", "", zst(t, fixture), []string{auth.PermIngest}, 200, 0, 33},
-		{"csv", "text/csv; charset=utf-8", "", csvDump, []string{auth.PermIngest}, 200, -1, -1},
-		{"json array", "application/json", "zstd", zst(t, jsonDump), []string{auth.PermIngest}, 200, -1, -1},
-		{"no permission", "application/x-ndjson", "", fixture, []string{"reporting.viewEmail"}, 403, 0, 0},
-		{"unsupported type", "application/pdf", "", fixture, []string{auth.PermIngest}, 415, 0, 0},
-		{"unsupported encoding", "application/x-ndjson", "br", fixture, []string{auth.PermIngest}, 415, 0, 0},
-		{"truncated array", "application/json", "", []byte(`[{"date":"2024-01-01 00:00:00","action":"readAction","userWorklogId":9}`), []string{auth.PermIngest}, 400, 0, 0},
+		{"ndjson", "application/x-ndjson", "", fixture, []string{auth.PermIngest}, 200, 33, 0, 0},
+		{"ndjson again is idempotent", "application/x-ndjson", "", fixture, []string{auth.PermIngest}, 200, 0, 0, 33},
+		{"gzip by header", "application/x-ndjson", "gzip", gz(t, fixture), []string{auth.PermIngest}, 200, 0, 0, 33},
+		{"zstd without header", "application/x-ndjson", "", zst(t, fixture), []string{auth.PermIngest}, 200, 0, 0, 33},
+		{"csv", "text/csv; charset=utf-8", "", csvDump, []string{auth.PermIngest}, 200, -1, -1, -1},
+		{"json array", "application/json", "zstd", zst(t, jsonDump), []string{auth.PermIngest}, 200, -1, -1, -1},
+		{"no permission", "application/x-ndjson", "", fixture, []string{"reporting.viewEmail"}, 403, 0, 0, 0},
+		{"unsupported type", "application/pdf", "", fixture, []string{auth.PermIngest}, 415, 0, 0, 0},
+		{"unsupported encoding", "application/x-ndjson", "br", fixture, []string{auth.PermIngest}, 415, 0, 0, 0},
+		{"truncated array", "application/json", "", []byte(`[{"date":"2024-01-01 00:00:00","action":"readAction","userWorklogId":9}`), []string{auth.PermIngest}, 400, 0, 0, 0},
 	}
 	env := newTestEnv(t, privacy.None, func(c *Config) { c.Store = nil })
 	// Without a store the route does not exist.
@@ -125,8 +126,8 @@ func TestIngestOverHTTP(t *testing.T) {
 			continue
 		}
 		s := decodeSummary(t, body)
-		if tc.new >= 0 && (s.New != tc.new || s.Updated != tc.updated) {
-			t.Errorf("%s: summary %+v, want new %d updated %d", tc.name, s, tc.new, tc.updated)
+		if tc.new >= 0 && (s.New != tc.new || s.Updated != tc.updated || s.Unchanged != tc.unchanged) {
+			t.Errorf("%s: summary %+v, want new %d updated %d unchanged %d", tc.name, s, tc.new, tc.updated, tc.unchanged)
 		}
 	}
 	if resp, _ := env.post("", "", "application/x-ndjson", "", fixture); resp.StatusCode != 401 {

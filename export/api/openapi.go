@@ -227,9 +227,10 @@ func jobScheduledSchema() obj {
 
 func ingestSummarySchema() obj {
 	count := obj{"type": "integer", "minimum": 0}
-	return obj{"type": "object", "required": []any{"new", "updated", "rejected", "unknownKeys", "errors"}, "properties": obj{
-		"new":         count,
-		"updated":     count,
+	return obj{"type": "object", "required": []any{"new", "updated", "unchanged", "rejected", "unknownKeys", "errors"}, "properties": obj{
+		"new":         obj{"type": "integer", "minimum": 0, "description": "Events whose userWorklogId the store did not hold."},
+		"updated":     obj{"type": "integer", "minimum": 0, "description": "Events that replaced a stored event of other content."},
+		"unchanged":   obj{"type": "integer", "minimum": 0, "description": "Events the store already held with the same content in every field (re-ingesting a dump changes nothing)."},
 		"rejected":    count,
 		"unknownKeys": count,
 		"errors": obj{"type": "array", "maxItems": maxIngestErrors, "description": "The first invalid records.",

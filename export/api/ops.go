@@ -59,7 +59,8 @@ type Metrics struct {
 	// (PathSync) and format; the rows of background jobs appear in the same
 	// metric with path="job", read from the job runner at scrape time.
 	RowsExported *prometheus.CounterVec
-	// IngestedEvents counts events of HTTP ingests by result: new, updated, rejected.
+	// IngestedEvents counts events of HTTP ingests by result: new, updated,
+	// unchanged, rejected.
 	IngestedEvents *prometheus.CounterVec
 	// Jobs is the number of background jobs by state (jobs.Statuses); the jobs
 	// engine sets it, e.g. Jobs.WithLabelValues("queued").Set(n).
@@ -138,7 +139,7 @@ func NewMetrics() *Metrics {
 			Name: rowsExportedName, Help: rowsExportedHelp,
 		}, []string{"format", "path"}),
 		IngestedEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "worklog_ingest_events_total", Help: "Events of HTTP ingests by result (new, updated, rejected).",
+			Name: "worklog_ingest_events_total", Help: "Events of HTTP ingests by result (new, updated, unchanged, rejected).",
 		}, []string{"result"}),
 		Jobs: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "worklog_export_jobs", Help: "Background export jobs by state.",
