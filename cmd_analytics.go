@@ -14,6 +14,7 @@ import (
 	"worklog/data"
 	"worklog/export"
 	"worklog/internal/audit"
+	"worklog/internal/fsutil"
 	"worklog/privacy"
 	"worklog/query"
 )
@@ -132,7 +133,7 @@ func runAnalytics(ctx context.Context, args []string) error {
 	defer al.Close()
 	req := export.AggregateRequest{Engine: engine, Snapshot: snap, Plan: plan, Policy: pol, Format: f,
 		Options: export.EncoderOptions{CSVFormulaGuard: *formulaGuard}}
-	rows, res, err := export.WriteAggregateFile(ctx, req, *out)
+	rows, res, err := export.WriteAggregateFile(ctx, req, *out, fsutil.CommandOutput())
 	e := audit.Entry{Sub: audit.CLISubject, Action: audit.ActionAnalytics, Level: string(pol.Level()), Params: audit.Params(values), Rows: rows, Outcome: audit.OutcomeOK}
 	if err != nil {
 		e.Outcome, e.Error = audit.OutcomeFailed, "analytics_failed"

@@ -14,6 +14,7 @@ import (
 	"worklog/data"
 	"worklog/export"
 	"worklog/internal/audit"
+	"worklog/internal/fsutil"
 	"worklog/privacy"
 	"worklog/query"
 )
@@ -119,7 +120,7 @@ func runExport(ctx context.Context, args []string) error {
 	defer al.Close()
 	req := export.Request{Engine: engine, Snapshot: snap, Plan: plan, Policy: pol, Format: f,
 		Options: export.EncoderOptions{CSVFormulaGuard: *formulaGuard, CSVBOM: plan.BOM != nil && *plan.BOM, TempDir: spool.Dir()}}
-	rows, err := export.WriteFile(ctx, req, *out)
+	rows, err := export.WriteFile(ctx, req, *out, fsutil.CommandOutput())
 	e := audit.Entry{Sub: audit.CLISubject, Action: audit.ActionCLIExport, Level: string(pol.Level()), Params: audit.Params(values), Rows: rows, Outcome: audit.OutcomeOK}
 	if err != nil {
 		e.Outcome, e.Error = audit.OutcomeFailed, "export_failed"

@@ -88,7 +88,7 @@ func runIngest(ctx context.Context, args []string) error {
 	opts := ingest.Options{OnError: mode, MaxRecordBytes: maxRecord, MaxDecompressedBytes: maxDecompressed}
 	var rejects *fsutil.File
 	if *rejectsPath != "" {
-		if rejects, err = fsutil.Create(*rejectsPath, 0o644); err != nil {
+		if rejects, err = fsutil.Create(*rejectsPath, 0o666, fsutil.CommandOutput()); err != nil {
 			return fmt.Errorf("ingest: rejects file: %w", err)
 		}
 		defer rejects.Abort()

@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"io/fs"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -104,4 +106,59 @@ func TestExportCommandFormats(t *testing.T) {
 	if _, stderr, code := worklog(t, nil, "export", "--data", dir, "--format", "pdf", "--out", filepath.Join(out, "x")); code == 0 || !strings.Contains(stderr, "parquet") {
 		t.Errorf("--format pdf: exit %d, %s; want an error listing the formats", code, stderr)
 	}
+}
+
+// TestExportFileMode: what a user asks a command for (export --out,
+// analytics --out, ingest --rejects) gets the usual mode of a command's
+// output, 0666 less the umask, while what worklog keeps under <data> stays
+// private whatever the umask.
+func TestExportFileMode(t *testing.T) {
+	dir := t.TempDir()
+	in := writeFile(t, t.TempDir(), "dump.ndjson", event(1, 5, 1, 10, 0)+"\n"+event(2, 5, 2, 20, 0)+"\n"+`{"date":"2024-05-03 10:00:00"}`+"\n")
+	out := t.TempDir()
+	// umask runs the command under a shell that sets the umask first.
+	umask := func(mask string, args ...string) {
+		t.Helper()
+		cmd := exec.Command("sh", append([]string{"-c", `umask "$0" && exec "$@"`, mask, worklogBin(t)}, args...)...)
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("umask %s worklog %v: %v\n%s", mask, args, err, b)
+		}
+	}
+	umask("000", "ingest", "--data", dir, "--on-error", "skip", "--rejects", filepath.Join(out, "rejects-000.ndjson"), in)
+	tests := []struct {
+		mask, file string
+		args       []string
+		want       os.FileMode
+	}{
+		{"022", "week.csv", []string{"export", "--data", dir, "--privacy-level", "none", "--out"}, 0o644},
+		{"027", "week.parquet", []string{"export", "--data", dir, "--privacy-level", "none", "--out"}, 0o640},
+		{"002", "groups.json", []string{"analytics", "--data", dir, "--measure", "count", "--out"}, 0o664},
+		{"022", "rejects.ndjson", []string{"ingest", "--data", dir, "--on-error", "skip", in, "--rejects"}, 0o644},
+	}
+	for _, tc := range tests {
+		path := filepath.Join(out, tc.file)
+		umask(tc.mask, append(tc.args, path)...)
+		st, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := st.Mode().Perm(); got != tc.want {
+			t.Errorf("umask %s %s: mode %o, want %o", tc.mask, tc.file, got, tc.want)
+		}
+	}
+	if st, err := os.Stat(filepath.Join(out, "rejects-000.ndjson")); err != nil || st.Mode().Perm() != 0o666 {
+		t.Errorf("rejects under umask 000: %v %v, want 0666", st.Mode(), err)
+	}
+	// Under umask 000, nothing worklog keeps is readable by others (the
+	// data directory itself is the test's).
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == dir {
+			return err
+		}
+		info, err := d.Info()
+		if err == nil && info.Mode().Perm()&0o007 != 0 {
+			t.Errorf("%s: mode %o is open to others", p, info.Mode().Perm())
+		}
+		return nil
+	})
 }

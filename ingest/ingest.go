@@ -203,7 +203,7 @@ func runWith(ctx context.Context, store *data.Store, inputs []Input, opts Option
 	if tmpRoot == "" {
 		tmpRoot = filepath.Join(store.DataDir(), "tmp")
 	}
-	if err := os.MkdirAll(tmpRoot, 0o755); err != nil {
+	if err := os.MkdirAll(tmpRoot, 0o750); err != nil {
 		return Summary{}, fmt.Errorf("create temp dir: %w", err)
 	}
 	// We hold the lock, so any earlier ingest directory is a crash leftover.

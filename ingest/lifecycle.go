@@ -224,7 +224,7 @@ func rewriteStore(ctx context.Context, store *data.Store, opts LifecycleOptions,
 	if tmpRoot == "" {
 		tmpRoot = filepath.Join(store.DataDir(), "tmp")
 	}
-	if err := os.MkdirAll(tmpRoot, 0o755); err != nil {
+	if err := os.MkdirAll(tmpRoot, 0o750); err != nil {
 		return Change{}, fmt.Errorf("%s: create temp dir: %w", what, err)
 	}
 	// We hold the lock, so an earlier work directory is a crash leftover.

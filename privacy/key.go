@@ -64,7 +64,7 @@ func readKey(path string) ([]byte, error) {
 // createKey writes a new random key to path unless a key appears there
 // first, and returns the key stored at path.
 func createKey(dataDir, path string) ([]byte, error) {
-	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+	if err := os.MkdirAll(dataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create pseudonym key: %w", err)
 	}
 	raw := make([]byte, 32)

@@ -151,7 +151,7 @@ type Log struct {
 
 // Open opens (creating, mode 0600) the audit file at path for appending.
 func Open(path string) (*Log, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
 	l := &Log{path: path, lock: flock.New(path + ".lock"), now: time.Now}

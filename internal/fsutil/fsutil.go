@@ -9,6 +9,13 @@
 // survives a crash. On any error the temporary file is removed and the
 // target keeps its old content.
 //
+// Permissions are exact by default: a file gets the perm its caller names,
+// whatever the umask, because what worklog keeps under its data directory
+// (keys, the store, exports of jobs) must stay as private as it says. A file
+// a user asks a command for (worklog export --out, ingest --rejects) is the
+// exception: with the CommandOutput option it is created the way a shell's
+// redirection or cp creates one, 0666 less the umask.
+//
 // Temporary files are named ".<target>.<random>.tmp": hidden, and ending in
 // ".tmp", so that no glob for the live files (*.parquet, *.json, the
 // target's own name) ever matches one. IsTemp recognises them, for sweeping
@@ -23,8 +30,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 )
 
@@ -48,28 +57,68 @@ func createTemp(path string) (*os.File, error) {
 	return os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*"+tmpSuffix)
 }
 
+// createTempUmask opens a new temporary file beside path as open(2)
+// creates one: with mode 0666 less the process's umask, which it then
+// keeps. (os.CreateTemp always asks for 0600.)
+func createTempUmask(path string) (*os.File, error) {
+	dir, base := filepath.Dir(path), "."+filepath.Base(path)+"."
+	for range 100 {
+		name := filepath.Join(dir, base+strconv.FormatUint(rand.Uint64(), 36)+tmpSuffix)
+		f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o666)
+		if !errors.Is(err, fs.ErrExist) {
+			return f, err
+		}
+	}
+	return nil, fmt.Errorf("create a temporary file beside %s: %w", path, fs.ErrExist)
+}
+
+// An Option changes how Create, WriteAtomic and WriteFile make their file.
+type Option func(*options)
+
+type options struct {
+	// umask: the file keeps the mode it was created with (0666 less the
+	// umask) instead of getting exactly perm.
+	umask bool
+}
+
+// CommandOutput creates the file as a command's output is created (a
+// shell's redirection, cp, curl -o): with mode 0666 less the process's
+// umask, in place of the perm argument. For files that a user asks a
+// command for, never for what the server keeps under its data directory.
+func CommandOutput() Option { return func(o *options) { o.umask = true } }
+
 // File is a file being written atomically: Create it, Write to it, then
 // Commit (install it under its name) or Abort (drop it). Writes are
 // buffered. A File is not safe for concurrent use.
 type File struct {
-	f    *os.File
-	w    *bufio.Writer
-	path string
-	perm os.FileMode
-	done bool
-	err  error // the first write error; Commit refuses after one
+	f     *os.File
+	w     *bufio.Writer
+	path  string
+	perm  os.FileMode
+	umask bool // keep the creation mode (CommandOutput) rather than perm
+	done  bool
+	err   error // the first write error; Commit refuses after one
 }
 
 var _ io.Writer = (*File)(nil)
 
 // Create starts an atomic write of path with permissions perm (exactly perm:
-// the umask does not apply). Nothing appears under path before Commit.
-func Create(path string, perm os.FileMode) (*File, error) {
-	f, err := createTemp(path)
+// the umask does not apply, unless the option CommandOutput says so).
+// Nothing appears under path before Commit.
+func Create(path string, perm os.FileMode, opts ...Option) (*File, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	create := createTemp
+	if o.umask {
+		create = createTempUmask
+	}
+	f, err := create(path)
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", path, err)
 	}
-	return &File{f: f, w: bufio.NewWriterSize(f, bufferSize), path: path, perm: perm}, nil
+	return &File{f: f, w: bufio.NewWriterSize(f, bufferSize), path: path, perm: perm, umask: o.umask}, nil
 }
 
 // Write appends p to the file.
@@ -101,7 +150,7 @@ func (a *File) Commit() error {
 	if err == nil {
 		err = a.w.Flush()
 	}
-	if err == nil {
+	if err == nil && !a.umask {
 		err = a.f.Chmod(a.perm)
 	}
 	if err == nil {
@@ -148,8 +197,8 @@ func removeTemp(tmp string) error {
 // WriteAtomic replaces path with what write writes (buffered), atomically:
 // when write returns an error, or any step of the commit fails, path keeps
 // its old content (or stays absent) and no temporary file is left.
-func WriteAtomic(path string, perm os.FileMode, write func(io.Writer) error) error {
-	f, err := Create(path, perm)
+func WriteAtomic(path string, perm os.FileMode, write func(io.Writer) error, opts ...Option) error {
+	f, err := Create(path, perm, opts...)
 	if err != nil {
 		return err
 	}
@@ -160,12 +209,13 @@ func WriteAtomic(path string, perm os.FileMode, write func(io.Writer) error) err
 }
 
 // WriteFile replaces path with data atomically, with permissions exactly
-// perm: readers see the old content or the new, never a part.
-func WriteFile(path string, data []byte, perm os.FileMode) error {
+// perm (or as the options say): readers see the old content or the new,
+// never a part.
+func WriteFile(path string, data []byte, perm os.FileMode, opts ...Option) error {
 	return WriteAtomic(path, perm, func(w io.Writer) error {
 		_, err := w.Write(data)
 		return err
-	})
+	}, opts...)
 }
 
 // WriteNew creates path with data, atomically, unless something exists at
