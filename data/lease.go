@@ -40,12 +40,14 @@ const (
 	leaseExt       = ".lease"
 )
 
-// lease is one lease file of this process, shared by its references.
+// lease is one lease of this process, shared by its references: a lease
+// file, or with a ReaderRegistry the registry's hold.
 type lease struct {
-	gen  uint64
-	refs int
-	path string
-	lock *flock.Flock
+	gen     uint64
+	refs    int
+	path    string
+	lock    *flock.Flock
+	release func() error // the registry's, instead of path and lock
 }
 
 // leaseRef is one reader's hold on a lease; Release drops it once.
@@ -105,6 +107,13 @@ func (s *Store) pin(gen uint64) (*lease, error) {
 		l.refs++
 		return l, nil
 	}
+	if s.readers != nil {
+		release, err := s.readers.Hold(gen)
+		if err != nil {
+			return nil, fmt.Errorf("lease: %w", err)
+		}
+		return s.addLease(&lease{gen: gen, refs: 1, release: release}), nil
+	}
 	dir := filepath.Join(s.dir, readersDirName)
 	if err := os.MkdirAll(dir, dirMode); err != nil {
 		return nil, fmt.Errorf("lease: %w", err)
@@ -131,12 +140,17 @@ func (s *Store) pin(gen uint64) (*lease, error) {
 		os.Remove(tmp)
 		return nil, fmt.Errorf("lease: %w", err)
 	}
-	l := &lease{gen: gen, refs: 1, path: final, lock: lock}
+	return s.addLease(&lease{gen: gen, refs: 1, path: final, lock: lock}), nil
+}
+
+// addLease records l as this process's lease of its generation; the caller
+// holds leaseMu.
+func (s *Store) addLease(l *lease) *lease {
 	if s.leases == nil {
 		s.leases = map[uint64]*lease{}
 	}
-	s.leases[gen] = l
-	return l, nil
+	s.leases[l.gen] = l
+	return l
 }
 
 // unpin drops one reference; the last removes the lease file.
@@ -148,6 +162,12 @@ func (s *Store) unpin(l *lease) {
 		return
 	}
 	delete(s.leases, l.gen)
+	if l.release != nil {
+		if err := l.release(); err != nil {
+			s.log.Warn("store: cannot release a reader lease; it expires with this process's registration", "generation", l.gen, "err", err)
+		}
+		return
+	}
 	if err := os.Remove(l.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		s.log.Warn("store: cannot remove a released lease; the next writer does", "path", l.path, "err", err)
 	}
@@ -155,10 +175,19 @@ func (s *Store) unpin(l *lease) {
 }
 
 // oldestReader returns the lowest generation that a living reader of any
-// process holds, or math.MaxUint64 when none does. Leases whose holder is
-// gone are removed on the way.
+// process holds, or math.MaxUint64 when none does: in the ReaderRegistry
+// when there is one, and in the lease files in any case. Leases whose
+// holder is gone are removed on the way.
 func (s *Store) oldestReader() uint64 {
 	oldest := uint64(math.MaxUint64)
+	if s.readers != nil {
+		var err error
+		if oldest, err = s.readers.Oldest(); err != nil {
+			// Unknown readers: delete nothing that any of them may need.
+			s.log.Warn("store: cannot list the reader leases of the registry; keeping retired files", "err", err)
+			return 0
+		}
+	}
 	dir := filepath.Join(s.dir, readersDirName)
 	entries, err := os.ReadDir(dir)
 	if err != nil {

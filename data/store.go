@@ -5,7 +5,7 @@
 // Layout (SPEC §8):
 //
 //	<data>/worklog/_manifest.json              the list of live files: the one commit point
-//	<data>/worklog/_lock                       the writer lock (flock)
+//	<data>/worklog/_lock                       the writer lock (flock; see StoreOptions.Locker)
 //	<data>/worklog/month=YYYY-MM/part-<generation>-<n>-<random>.parquet
 //
 // Part files are zstd-compressed Parquet, sorted by date then userWorklogId,
@@ -88,7 +88,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/gofrs/flock"
 	"github.com/parquet-go/parquet-go"
 )
 
@@ -144,6 +143,12 @@ type StoreOptions struct {
 	// Logger receives what cleanup could not do (a file that could not be
 	// removed). Nil means slog.Default().
 	Logger *slog.Logger
+	// Locker is the writer lock (shared.go); nil means the file lock
+	// <store>/_lock, which serves the processes of one host.
+	Locker Locker
+	// Readers registers this process's reader leases where every writer
+	// sees them (shared.go); nil means lease files in <store>/_readers only.
+	Readers ReaderRegistry
 }
 
 // Names and modes inside the store directory.
@@ -185,6 +190,8 @@ type Store struct {
 	grace   time.Duration
 	log     *slog.Logger
 	ops     fileOps
+	locker  Locker
+	readers ReaderRegistry // nil: lease files only
 
 	cleanupFailures atomic.Int64
 	closed          atomic.Bool
@@ -268,7 +275,11 @@ func openWith(dataDir string, opts StoreOptions, ops fileOps) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("resolve data dir: %w", err)
 	}
-	s := &Store{dataDir: abs, dir: filepath.Join(abs, storeDirName), grace: opts.RetireGrace, log: opts.Logger, ops: ops, now: time.Now}
+	s := &Store{dataDir: abs, dir: filepath.Join(abs, storeDirName), grace: opts.RetireGrace, log: opts.Logger, ops: ops, now: time.Now,
+		locker: opts.Locker, readers: opts.Readers}
+	if s.locker == nil {
+		s.locker = defaultLocker(s.dir)
+	}
 	if s.grace == 0 {
 		s.grace = DefaultRetireGrace
 	}
@@ -283,8 +294,7 @@ func openWith(dataDir string, opts StoreOptions, ops fileOps) (*Store, error) {
 	if _, err := s.readManifest(); err != nil {
 		return nil, err
 	}
-	lock := flock.New(filepath.Join(s.dir, lockName))
-	ok, err := lock.TryLock()
+	lock, ok, err := s.locker.TryLock(context.Background())
 	if err != nil {
 		return nil, fmt.Errorf("lock store: %w", err)
 	}
@@ -516,7 +526,7 @@ func (s *Store) sweep(m manifest) {
 // from several goroutines.
 type Txn struct {
 	s    *Store
-	lock *flock.Flock
+	lock HeldLock
 	base manifest
 
 	mu      sync.Mutex
@@ -541,13 +551,13 @@ func (s *Store) Begin(ctx context.Context, wait bool) (*Txn, error) {
 	if s.closed.Load() {
 		return nil, fmt.Errorf("begin: %w", ErrClosed)
 	}
-	lock := flock.New(filepath.Join(s.dir, lockName))
+	var lock HeldLock
 	var ok bool
 	var err error
 	if wait {
-		ok, err = s.waitLock(ctx, lock)
+		lock, ok, err = s.waitLock(ctx)
 	} else {
-		ok, err = lock.TryLock()
+		lock, ok, err = s.locker.TryLock(ctx)
 	}
 	if err != nil {
 		if ctx.Err() != nil {
@@ -571,15 +581,15 @@ func (s *Store) Begin(ctx context.Context, wait bool) (*Txn, error) {
 // again.
 const lockRetry = 50 * time.Millisecond
 
-// waitLock takes lock, trying again every lockRetry until it is free or ctx
-// is done (flock's TryLockContext, with the lockBusy hook).
-func (s *Store) waitLock(ctx context.Context, lock *flock.Flock) (bool, error) {
+// waitLock takes the writer lock, trying again every lockRetry until it is
+// free or ctx is done (with the lockBusy hook).
+func (s *Store) waitLock(ctx context.Context) (HeldLock, bool, error) {
 	if err := ctx.Err(); err != nil {
-		return false, err
+		return nil, false, err
 	}
 	for {
-		if ok, err := lock.TryLock(); ok || err != nil {
-			return ok, err
+		if lock, ok, err := s.locker.TryLock(ctx); ok || err != nil {
+			return lock, ok, err
 		}
 		if s.lockBusy != nil {
 			s.lockBusy()
@@ -588,7 +598,7 @@ func (s *Store) waitLock(ctx context.Context, lock *flock.Flock) (bool, error) {
 		select {
 		case <-ctx.Done():
 			retry.Stop()
-			return false, ctx.Err()
+			return nil, false, ctx.Err()
 		case <-retry.C:
 		}
 	}
@@ -764,7 +774,10 @@ func (t *Txn) Commit() (snap Snapshot, err error) {
 			return Snapshot{}, fmt.Errorf("sync partition dir %s: %w", filepath.Base(d), err)
 		}
 	}
-	// 4. The commit point.
+	// 4. The commit point, only while the lock is surely still ours.
+	if err := t.lock.Check(); err != nil {
+		return Snapshot{}, fmt.Errorf("commit: writer lock: %w", err)
+	}
 	if err := s.ops.rename(s.intentPath(), s.manifestPath()); err != nil {
 		return Snapshot{}, fmt.Errorf("install manifest: %w", err)
 	}

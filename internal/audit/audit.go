@@ -19,6 +19,10 @@
 // Several processes (serve, the CLI commands) may append to the same file:
 // an exclusive lock on "<path>.lock" orders their lines and their chain.
 //
+// Replicas on a shared database keep one trail in it instead of a file
+// (NewShared with internal/pgstate's backend): the same lines, the same
+// chain, appended in one transaction each.
+//
 // Rotation: rename the file (logrotate's default, not copytruncate). The
 // next Append sees that the path names another file, or none, and opens a
 // new one; its first line's prev is the hash of the last line of the
@@ -140,8 +144,9 @@ func Params(v map[string][]string) map[string][]string {
 // paths that run without a trail (tests, tools) need no checks. It is safe
 // for concurrent use.
 type Log struct {
-	path string
-	lock *flock.Flock
+	path   string
+	lock   *flock.Flock
+	shared Backend // instead of the file, when set
 
 	mu sync.Mutex
 	f  *os.File
@@ -161,7 +166,23 @@ func Open(path string) (*Log, error) {
 	return l, nil
 }
 
-// Path is the audit file's path.
+// Backend keeps a trail that several processes share somewhere other than
+// a file (a database).
+type Backend interface {
+	// Append stores the line that encode returns for prev, the hash of the
+	// last line stored ("" for the first), ordered against every other
+	// appender of any process, and durably before it returns.
+	Append(encode func(prev string) ([]byte, error)) error
+	// Where names the trail for people (a table of a database).
+	Where() string
+}
+
+// NewShared returns a trail kept by b. Close does not close b.
+func NewShared(b Backend) *Log {
+	return &Log{path: b.Where(), shared: b, now: time.Now}
+}
+
+// Path is the audit file's path, or where a shared trail is kept.
 func (l *Log) Path() string {
 	if l == nil {
 		return ""
@@ -198,6 +219,20 @@ func (l *Log) reopenIfRotated() error {
 func (l *Log) Append(e Entry) error {
 	if l == nil {
 		return nil
+	}
+	if l.shared != nil {
+		if e.Time.IsZero() {
+			e.Time = l.now()
+		}
+		e.Time = e.Time.UTC()
+		return l.shared.Append(func(prev string) ([]byte, error) {
+			e.Prev = prev
+			b, err := json.Marshal(e)
+			if err != nil {
+				return nil, fmt.Errorf("audit log: encode: %w", err)
+			}
+			return b, nil
+		})
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -316,7 +351,7 @@ func Hash(line []byte) string {
 
 // Close closes the file.
 func (l *Log) Close() error {
-	if l == nil {
+	if l == nil || l.shared != nil {
 		return nil
 	}
 	l.mu.Lock()

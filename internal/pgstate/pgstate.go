@@ -12,6 +12,7 @@ package pgstate
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -228,3 +229,6 @@ func redact(msg, dbURL string) string {
 	}
 	return msg
 }
+
+// isNoRows reports whether err is pgx's "no rows".
+func isNoRows(err error) bool { return errors.Is(err, pgx.ErrNoRows) }
