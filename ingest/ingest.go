@@ -8,12 +8,16 @@
 // to the store atomically.
 //
 // Pipeline. Reading streams: records are decoded and validated by parallel
-// workers (one per CPU, at most 4) and spilled, in input order, to one
-// staging Parquet file per month (parquet-go, with a sequence number per
-// record). Nothing is held per record in memory. DuckDB then rewrites each touched month: the month's
-// committed rows minus the dump's ids, plus the dump's latest record of each
-// id that falls in the month, sorted by date and userWorklogId, written with
-// COPY into a new part of the store transaction. A month is touched when the
+// workers (one per CPU, at most 4) and written, in input order, straight in
+// the store's part format (parquet-go, stage.go): a run of parts per month,
+// each with a small sidecar holding the record's id, its sequence number in
+// the input and which fields it gave. Nothing is held per record in memory.
+// A month whose staged parts already are its new content (see Fast path)
+// takes them into the store transaction as they are. DuckDB rewrites every
+// other touched month: the month's committed rows minus the dump's ids,
+// plus the dump's latest record of each id that falls in the month, sorted
+// by date and userWorklogId, written with COPY into new parts of the store
+// transaction. A month is touched when the
 // dump has records in it or when it holds an older copy of one of the dump's
 // ids (found by reading only the narrow userWorklogId column), so a record
 // whose date moved leaves its old month. The cost grows with the dump and
@@ -35,15 +39,16 @@
 // order (date, then userWorklogId, strictly increasing). A month whose rows
 // did, none of which a later record of the dump supersedes, and of whose
 // committed rows the dump replaces every one (a new month, or a re-ingest
-// of the same dump) is a plain copy of its staging file: no join, no sort,
-// two months at a time on two DuckDB connections. Dumps in date order —
-// exports, the demo generator, most event logs — take this path.
+// of the same dump) is its staged parts, moved into the transaction: one
+// write of every row, no DuckDB. Dumps in date order — exports, the demo
+// generator, most event logs — take this path.
 //
-// Memory. The merge joins against one month's ids at a time, and writes a
-// month as several parts of at most ~48 MB of input each (disjoint date
-// ranges), so no DuckDB sort outgrows DuckDB's 256 MB limit. 1,000,000 demo
-// events (1.7 GB of NDJSON) ingest with a peak RSS of about 270-290 MB
-// on the fast path; the sorting path measured 270-440 MB.
+// Memory. Staged parts end at storeRowGroup-row row groups and at
+// defaultPartRows rows, so parquet-go's buffers and footers stay small
+// whatever the size of the dump. The merge joins against one month's ids at
+// a time, and writes a month as several parts of at most ~48 MB of input
+// each (disjoint date ranges), so no DuckDB sort outgrows DuckDB's 256 MB
+// limit.
 //
 // Retention and erasure. Prune and Forget (lifecycle.go, SPEC §12) are
 // store transactions of the same kind: they rewrite, with the same DuckDB
@@ -220,7 +225,7 @@ func runWith(ctx context.Context, store *data.Store, inputs []Input, opts Option
 
 	r := &run{
 		opts:    opts,
-		schema:  newStageSchema(),
+		schema:  newStoreSchema(),
 		fields:  data.Fields(),
 		unknown: map[string]bool{},
 		many:    len(inputs) > 1,
@@ -234,7 +239,7 @@ func runWith(ctx context.Context, store *data.Store, inputs []Input, opts Option
 	for i, f := range r.fields {
 		r.kinds[i], r.names[i] = f.Kind, f.Name
 	}
-	r.stage = newStager(work, r.schema, r.fields[r.keyIdx].Kind == data.KindInt)
+	r.stage = newStager(work, r.schema, r.fields[r.keyIdx].Kind == data.KindInt, lim.partRows)
 	defer r.stage.abort()
 	if opts.Rejects != nil {
 		r.rejects = opts.Rejects
@@ -290,7 +295,7 @@ const workPrefix = "worklog-ingest-"
 // run is the state of one Run.
 type run struct {
 	opts    Options
-	schema  *stageSchema
+	schema  *storeSchema
 	fields  []data.Field
 	names   []string // of fields
 	kinds   []data.Kind
@@ -330,6 +335,8 @@ type batch struct {
 type result struct {
 	month    string
 	date, id int64 // the store's sort key
+	seq      int64 // the record's number in the input
+	present  uint64
 	row      parquet.Row
 	size     int  // bytes of input
 	partial  bool // the record leaves a field out
@@ -461,7 +468,7 @@ func (r *run) input(ctx context.Context, in Input, seqBase int64) (int64, error)
 			if r.failed() {
 				continue // nothing will be committed; keep counting errors
 			}
-			if err := r.stage.add(res.month, res.date, res.id, res.row, res.size, res.partial); err != nil {
+			if err := r.stage.add(res.month, res.date, res.id, res.seq, res.present, res.row, res.size, res.partial); err != nil {
 				return n, err
 			}
 		}
@@ -548,16 +555,17 @@ func (r *run) validate(b *batch, header []int, headNames []string, raws [][]byte
 			continue
 		}
 		if values == nil {
-			// One allocation per batch for all its rows' values.
-			values = make([]parquet.Value, len(b.recs)*(len(vals)+2))
+			// A few allocations per batch for all its rows' values.
+			values = make([]parquet.Value, 0, len(b.recs)*(len(vals)+8))
 		}
-		dst := values[i*(len(vals)+2) : (i+1)*(len(vals)+2)]
+		var row parquet.Row
+		values, row = r.schema.row(values, vals)
 		size := len(rec.obj)
 		for _, c := range rec.cells {
 			size += len(c) + 1
 		}
 		date, id := vals[r.dateIdx].i, vals[r.keyIdx].i
-		b.out[i] = result{month: monthOf(date), date: date, id: id, row: r.schema.row(dst, b.seqBase+int64(i), present, vals, r.kinds),
+		b.out[i] = result{month: monthOf(date), date: date, id: id, seq: b.seqBase + int64(i), present: present, row: row,
 			size: size, partial: present != allPresent}
 	}
 }

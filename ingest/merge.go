@@ -3,7 +3,6 @@ package ingest
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"sort"
@@ -87,7 +86,7 @@ type mergeResult struct {
 // into a part of txn: the month's current rows minus every id the dump
 // holds, plus the dump's latest record of each id whose latest record falls
 // in that month, sorted by date then userWorklogId. staged maps month to its
-// staging file. A month touched only because an id moved away from it may
+// staged parts. A month touched only because an id moved away from it may
 // become empty; the store then drops it. A large month becomes several
 // parts (see defaultPartRows).
 func merge(ctx context.Context, txn *data.Txn, staged map[string]stagedMonth, workDir string, lim mergeLimits) (mergeResult, error) {
@@ -125,8 +124,12 @@ func merge(ctx context.Context, txn *data.Txn, staged map[string]stagedMonth, wo
 	months := sortedKeys(staged)
 	var stagedIDs []string
 	for _, m := range months {
-		stagedIDs = append(stagedIDs, "SELECT "+key+" AS id, "+seq+" AS seq, "+data.QuoteString(m)+
-			" AS month FROM read_parquet("+data.QuoteString(staged[m].path)+")")
+		var sides []string
+		for _, p := range staged[m].parts {
+			sides = append(sides, p.side)
+		}
+		stagedIDs = append(stagedIDs, "SELECT "+data.QuoteIdent(sideID)+" AS id, "+seq+" AS seq, "+data.QuoteString(m)+
+			" AS month FROM read_parquet("+pathList(sides)+")")
 	}
 	// DuckDB's hash aggregate over many millions of distinct ids does not
 	// fit its memory budget (measured: 10M ids fail at 256 MB, 2.5M pass),
@@ -263,8 +266,8 @@ func merge(ctx context.Context, txn *data.Txn, staged map[string]stagedMonth, wo
 	sort.Strings(order)
 	// When a month's new content is exactly its staged rows (nothing of the
 	// old month survives, no staged row is obsolete) and they came in store
-	// order, it is a plain copy: no join, no sort. Those months go first,
-	// several at once; the others are joined and sorted one by one.
+	// order, its staged parts are its new parts: no join, no sort, no
+	// second write. The others are joined and sorted one by one.
 	var copies, sorts []string
 	for _, m := range order {
 		old := base.FilesIn(func(month string) bool { return month == m })
@@ -291,8 +294,18 @@ func merge(ctx context.Context, txn *data.Txn, staged map[string]stagedMonth, wo
 			sorts = append(sorts, m)
 		}
 	}
-	if err := copyMonths(ctx, db, conn, txn, staged, copies, partRows); err != nil {
-		return mergeResult{}, err
+	// A month copied is its staged parts, moved into the transaction in
+	// their order (date order).
+	for _, m := range copies {
+		for _, p := range staged[m].parts {
+			dst, err := txn.NewPart(m)
+			if err != nil {
+				return mergeResult{}, err
+			}
+			if err := movePart(p.path, dst); err != nil {
+				return mergeResult{}, fmt.Errorf("month %s: install part: %w", m, err)
+			}
+		}
 	}
 	for _, m := range sorts {
 		if err := ctx.Err(); err != nil {
@@ -333,13 +346,13 @@ func merge(ctx context.Context, txn *data.Txn, staged map[string]stagedMonth, wo
 
 // newRows is the SQL of month m's new events from the dump, in the store's
 // columns: the latest record of each id whose latest record falls in m
-// (sm is m's staging file, latest the glob of latest-*.parquet), merged
+// (sm is m's staging, latest the glob of latest-*.parquet), merged
 // with the stored row where the record leaves fields out (prev, the glob of
 // prev-*.parquet, or "" when no record does).
 func newRows(m string, sm stagedMonth, latest, prev string) string {
 	key := data.QuoteIdent(data.KeyField)
-	latestOf := "SELECT s.* FROM read_parquet(" + data.QuoteString(sm.path) +
-		") s SEMI JOIN (SELECT id, seq FROM read_parquet(" + latest + ") WHERE month = " + data.QuoteString(m) +
+	latestOf := "SELECT s.* FROM " + stagedRelation(sm) +
+		" s SEMI JOIN (SELECT id, seq FROM read_parquet(" + latest + ") WHERE month = " + data.QuoteString(m) +
 		") l ON s." + key + " = l.id AND s." + data.QuoteIdent(seqColumn) + " = l.seq"
 	if sm.partial && prev != "" {
 		return "SELECT " + mergedColumns("s", "p") + " FROM (" + latestOf + ") s LEFT JOIN (SELECT * FROM read_parquet(" +
@@ -371,29 +384,28 @@ func countUnchanged(ctx context.Context, conn *sql.Conn, newRows, stored string)
 // lands in.
 const toColumn = "_to"
 
-// stagedColumns converts the staging columns of alias to the store's types,
-// in catalogue order.
+// stagedRelation is the relation of a month's staged rows: the parts' columns
+// plus, from the sidecars (row for row), seqColumn and presentColumn.
+func stagedRelation(sm stagedMonth) string {
+	var parts []string
+	for _, p := range sm.parts {
+		parts = append(parts, "SELECT "+stagedColumns("p")+", x."+data.QuoteIdent(seqColumn)+", x."+data.QuoteIdent(presentColumn)+
+			" FROM read_parquet("+data.QuoteString(p.path)+", file_row_number = true) p JOIN read_parquet("+data.QuoteString(p.side)+
+			", file_row_number = true) x ON p.file_row_number = x.file_row_number")
+	}
+	return "(" + strings.Join(parts, " UNION ALL ") + ")"
+}
+
+// stagedColumns lists the catalogue's columns of alias, in catalogue order.
 func stagedColumns(alias string) string {
 	var b strings.Builder
 	for i, f := range data.Fields() {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString(stagedValue(alias, f) + " AS " + data.QuoteIdent(f.Name))
+		b.WriteString(alias + "." + data.QuoteIdent(f.Name) + " AS " + data.QuoteIdent(f.Name))
 	}
 	return b.String()
-}
-
-// stagedValue converts one staging column of alias to the store's type.
-func stagedValue(alias string, f data.Field) string {
-	col := alias + "." + data.QuoteIdent(f.Name)
-	switch f.Kind {
-	case data.KindTimestamp:
-		return "make_timestamp(" + col + ")"
-	case data.KindList:
-		return "from_json(" + col + `, '["VARCHAR"]')`
-	}
-	return "CAST(" + col + " AS " + f.Kind.SQLType() + ")"
 }
 
 // mergedColumns is stagedColumns for records that may leave fields out:
@@ -408,8 +420,9 @@ func mergedColumns(s, p string) string {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		fmt.Fprintf(&b, "CASE WHEN (%s >> %d) & 1 = 1 OR %s THEN %s ELSE %s.%s END AS %s",
-			present, i, isNew, stagedValue(s, f), p, data.QuoteIdent(f.Name), data.QuoteIdent(f.Name))
+		col := data.QuoteIdent(f.Name)
+		fmt.Fprintf(&b, "CASE WHEN (%s >> %d) & 1 = 1 OR %s THEN %s.%s ELSE %s.%s END AS %s",
+			present, i, isNew, s, col, p, col, col)
 	}
 	return b.String()
 }
@@ -420,99 +433,6 @@ func pathList(paths []string) string {
 		q[i] = data.QuoteString(p)
 	}
 	return "[" + strings.Join(q, ", ") + "]"
-}
-
-// copyConns is how many months copyMonths writes at once. DuckDB runs
-// with one thread, and each connection's statement runs on its caller's
-// thread, so two connections use both cores of a small machine without
-// the cost of DuckDB keeping insertion order across threads (two threads
-// on one ordered COPY were slower than one).
-const copyConns = 2
-
-// copyMonths writes the months with copyMonth, copyConns at a time; conn is
-// one of the connections of db.
-func copyMonths(ctx context.Context, db *sql.DB, conn *sql.Conn, txn *data.Txn, staged map[string]stagedMonth, months []string, partRows int64) error {
-	if len(months) == 0 {
-		return nil
-	}
-	// Insertion order is the store order here. (With one thread DuckDB
-	// keeps it anyway; the setting makes it a guarantee.)
-	if _, err := conn.ExecContext(ctx, "SET preserve_insertion_order = true"); err != nil {
-		return fmt.Errorf("configure duckdb: %w", err)
-	}
-	defer conn.ExecContext(context.WithoutCancel(ctx), "SET preserve_insertion_order = false")
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	todo := make(chan string, len(months))
-	for _, m := range months {
-		todo <- m
-	}
-	close(todo)
-	errs := make(chan error, copyConns)
-	for i := range copyConns {
-		go func() {
-			c := conn
-			if i > 0 {
-				var err error
-				if c, err = db.Conn(ctx); err != nil {
-					errs <- fmt.Errorf("connect duckdb: %w", err)
-					return
-				}
-				defer c.Close()
-			}
-			for m := range todo {
-				if err := copyMonth(ctx, c, txn, m, staged[m].path, partRows); err != nil {
-					cancel()
-					errs <- err
-					return
-				}
-			}
-			errs <- nil
-		}()
-	}
-	// Report the error that stopped the copies, not the cancellation it
-	// caused in the other connection.
-	var first, cancelled error
-	for range copyConns {
-		switch err := <-errs; {
-		case err == nil:
-		case errors.Is(err, context.Canceled):
-			cancelled = err
-		case first == nil:
-			first = err
-		}
-	}
-	if first == nil {
-		first = cancelled
-	}
-	return first
-}
-
-// copyMonth writes month m from its staging file at path when that file
-// already holds the month's new content in store order: the rows are only
-// converted to the store's types and compressed, in parts of at most
-// partRows rows with disjoint date ranges. The ranges are taken on the
-// staging file's own date column, so each part's read skips the other
-// parts' row groups by their statistics.
-func copyMonth(ctx context.Context, conn *sql.Conn, txn *data.Txn, m, path string, partRows int64) error {
-	stage := "read_parquet(" + data.QuoteString(path) + ")"
-	date := data.QuoteIdent(data.DateField)
-	bounds, err := splitPoints(ctx, conn, stage, date, partRows)
-	if err != nil {
-		return fmt.Errorf("plan month %s: %w", m, err)
-	}
-	for i := 0; i+1 < len(bounds); i++ {
-		part, err := txn.NewPart(m)
-		if err != nil {
-			return err
-		}
-		q := "COPY (SELECT " + stagedColumns("s") + " FROM " + stage + " s WHERE " + dateRange("s."+date, bounds[i], bounds[i+1]) +
-			") TO " + data.QuoteString(part) + fmt.Sprintf(" (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE %d)", storeRowGroup)
-		if _, err := conn.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("write month %s: %w", m, err)
-		}
-	}
-	return nil
 }
 
 // mergeLimits size the merge's DuckDB work to its memory budget; tests

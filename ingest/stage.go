@@ -3,21 +3,33 @@ package ingest
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 
 	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/compress"
+	"github.com/parquet-go/parquet-go/encoding"
 
 	"worklog/data"
 )
 
-// The staging files hold validated rows between the Go decoder and the
-// DuckDB merge, one file per month. Every column is flat, so rows are cheap
-// to build: date-times are BIGINT microseconds of the naive wall time, lists
-// are their canonical JSON-array text; the merge converts both to the store
-// types. seqColumn numbers the records in input order, so the merge can keep
-// the last record per userWorklogId.
+// Staging writes validated rows straight in the store's part format (see
+// data/store.go: zstd, the catalogue's columns and types, lists as Parquet
+// lists, date-times as plain TIMESTAMP, row groups of storeRowGroup rows),
+// one run of part files per month, each part cut, at a change of date, past
+// the rows or bytes a store part may hold. A month whose rows came in store
+// order, none superseded and replacing all the month held, needs nothing
+// more: its staged parts are moved into the store transaction as they are,
+// with no second write. Every other month is merged by DuckDB, which reads
+// the staged parts as its input.
+//
+// The store format has no room for what the merge needs besides the
+// fields, so each part has a sidecar file, row for row: the record's id,
+// its sequence number in the input (seqColumn: the last record of an id
+// wins) and its presentColumn mask.
 const seqColumn = "_seq"
 
 // presentColumn holds, per staged record, a bit per catalogue field (bit i
@@ -26,112 +38,172 @@ const seqColumn = "_seq"
 // value of an existing event (SPEC §8).
 const presentColumn = "_present"
 
+// sideID is the sidecar's copy of the record's userWorklogId.
+const sideID = "id"
+
 // allPresent is the mask of a record that gives every field.
 var allPresent = uint64(1)<<len(data.Fields()) - 1
 
-// stageRowGroup bounds the rows a staging writer buffers in memory.
-const stageRowGroup = 2048
-
-// The writers hold a row group in memory until it is flushed; rows near the
-// record size limit would make 2048 of them gigabytes. A staging file ends
-// its row group past stageGroupBytes of input, and all of them do when the
-// stager holds more than stageBudget (a dump spread over many months).
-// Ordinary rows (1-2 KB) never reach the first.
+// The writers hold a row group in memory until it is flushed (its pages,
+// compressed); rows near the record size limit would make 16,384 of them
+// gigabytes. A part ends its row group past stageGroupBytes of input, and
+// all of them do when the stager holds more than stageBudget (a dump spread
+// over many months). Ordinary rows (1-2 KB) never reach the first.
 const (
-	stageGroupBytes = 8 << 20
-	stageBudget     = 64 << 20
+	stageGroupBytes = 32 << 20
+	stageBudget     = 96 << 20
 )
 
-// stageSchema is the staging layout, derived from the catalogue.
-type stageSchema struct {
+// storeSchema is the part layout, derived from the catalogue: one column per
+// field, in catalogue order.
+type storeSchema struct {
 	schema *parquet.Schema
-	// strings are the string columns: they get no min/max statistics,
-	// which parquet-go would copy whole (a 15 MB rawData twice per page
-	// and again in the footer, which DuckDB then reads in one piece). The
-	// merge filters staging files only on date.
-	strings    []string
-	col        []int // catalogue position → column index
-	seqCol     int
-	presentCol int
+	side   *parquet.Schema
+	kinds  []data.Kind
 }
 
-func newStageSchema() *stageSchema {
-	g := parquet.Group{seqColumn: parquet.Required(parquet.Int(64)), presentColumn: parquet.Required(parquet.Int(64))}
+// dictionaryFields are the columns written with dictionary encoding, as
+// DuckDB does for columns of few distinct values: the names, enums and
+// labels. Identifiers, timestamps, numbers and rawData are plain.
+func dictionaryField(f data.Field) bool {
+	switch f.Kind {
+	case data.KindString:
+		return f.Name != "rawData"
+	case data.KindEnum, data.KindList:
+		return true
+	}
+	return false
+}
+
+// rawDataField is the column whose values are too large for min/max
+// statistics: parquet-go would copy them whole into the footer.
+const rawDataField = "rawData"
+
+func newStoreSchema() *storeSchema {
 	fields := data.Fields()
-	s := &stageSchema{col: make([]int, len(fields))}
-	for _, f := range fields {
+	s := &storeSchema{kinds: make([]data.Kind, len(fields))}
+	var root orderedGroup
+	for i, f := range fields {
+		s.kinds[i] = f.Kind
 		var n parquet.Node
 		switch f.Kind {
-		case data.KindTimestamp, data.KindInt, data.KindFlag:
+		case data.KindTimestamp:
+			// Plain TIMESTAMP: naive wall-clock time, as DuckDB writes it.
+			n = parquet.TimestampAdjusted(parquet.Microsecond, false)
+		case data.KindInt, data.KindFlag:
 			n = parquet.Int(64)
 		case data.KindFloat:
 			n = parquet.Leaf(parquet.DoubleType)
+		case data.KindList:
+			n = parquet.String()
 		default:
 			n = parquet.String()
-			s.strings = append(s.strings, f.Name)
 		}
-		g[f.Name] = parquet.Optional(n)
+		if dictionaryField(f) {
+			n = parquet.Encoded(n, &parquet.RLEDictionary)
+		}
+		if f.Kind == data.KindList {
+			// DuckDB's layout: an optional list of optional elements.
+			n = parquet.List(parquet.Optional(n))
+		}
+		root = append(root, namedField{Node: parquet.Optional(n), name: f.Name})
 	}
-	s.schema = parquet.NewSchema("stage", g)
-	for i, f := range fields {
-		lc, _ := s.schema.Lookup(f.Name)
-		s.col[i] = lc.ColumnIndex
-	}
-	lc, _ := s.schema.Lookup(seqColumn)
-	s.seqCol = lc.ColumnIndex
-	lc, _ = s.schema.Lookup(presentColumn)
-	s.presentCol = lc.ColumnIndex
+	s.schema = parquet.NewSchema("duckdb_schema", root)
+	s.side = parquet.NewSchema("stage", orderedGroup{
+		namedField{Node: parquet.Required(parquet.Int(64)), name: sideID},
+		namedField{Node: parquet.Required(parquet.Int(64)), name: seqColumn},
+		namedField{Node: parquet.Required(parquet.Int(64)), name: presentColumn},
+	})
 	return s
 }
 
-// row builds the staging row of validated values into dst, which has room
-// for one value per column; vals is in catalogue order, present the
-// record's presentColumn mask.
-func (s *stageSchema) row(dst parquet.Row, seq int64, present uint64, vals []value, kinds []data.Kind) parquet.Row {
-	row := dst[:len(vals)+2]
-	row[s.seqCol] = parquet.Int64Value(seq).Level(0, 0, s.seqCol)
-	row[s.presentCol] = parquet.Int64Value(int64(present)).Level(0, 0, s.presentCol)
-	for i, v := range vals {
-		c := s.col[i]
-		if v.null {
-			row[c] = parquet.NullValue().Level(0, 0, c)
+// row appends the part row of validated values to dst and returns dst and
+// the row; vals is in catalogue order. Lists take one value per item (an
+// empty list one null value).
+func (s *storeSchema) row(dst []parquet.Value, vals []value) ([]parquet.Value, parquet.Row) {
+	start := len(dst)
+	for c, v := range vals {
+		switch s.kinds[c] {
+		case data.KindList:
+			// Definition levels: 1 an empty list, 3 an item.
+			if len(v.list) == 0 {
+				dst = append(dst, parquet.NullValue().Level(0, 1, c))
+				continue
+			}
+			for j, item := range v.list {
+				rep := 1
+				if j == 0 {
+					rep = 0
+				}
+				dst = append(dst, parquet.ByteArrayValue(item).Level(rep, 3, c))
+			}
 			continue
 		}
-		switch kinds[i] {
+		if v.null {
+			dst = append(dst, parquet.NullValue().Level(0, 0, c))
+			continue
+		}
+		switch s.kinds[c] {
 		case data.KindTimestamp, data.KindInt, data.KindFlag:
-			row[c] = parquet.Int64Value(v.i).Level(0, 1, c)
+			dst = append(dst, parquet.Int64Value(v.i).Level(0, 1, c))
 		case data.KindFloat:
-			row[c] = parquet.DoubleValue(v.f).Level(0, 1, c)
+			dst = append(dst, parquet.DoubleValue(v.f).Level(0, 1, c))
 		default:
-			row[c] = parquet.ByteArrayValue(v.s).Level(0, 1, c)
+			dst = append(dst, parquet.ByteArrayValue(v.s).Level(0, 1, c))
 		}
 	}
-	return row
+	return dst, parquet.Row(dst[start:len(dst):len(dst)])
 }
 
-// stager routes rows into one staging file per month.
+// orderedGroup is a Parquet group whose fields keep their order
+// (parquet.Group sorts them by name): the store's columns are in catalogue
+// order, as DuckDB writes them.
+type orderedGroup []parquet.Field
+
+func (g orderedGroup) ID() int                         { return 0 }
+func (g orderedGroup) String() string                  { return "group" }
+func (g orderedGroup) Type() parquet.Type              { return parquet.Group{}.Type() }
+func (g orderedGroup) Optional() bool                  { return false }
+func (g orderedGroup) Repeated() bool                  { return false }
+func (g orderedGroup) Required() bool                  { return true }
+func (g orderedGroup) Leaf() bool                      { return false }
+func (g orderedGroup) Fields() []parquet.Field         { return g }
+func (g orderedGroup) Encoding() encoding.Encoding     { return nil }
+func (g orderedGroup) Compression() compress.Codec     { return nil }
+func (g orderedGroup) GoType() reflect.Type            { return reflect.TypeFor[map[string]any]() }
+func (f namedField) Name() string                      { return f.name }
+func (f namedField) Value(reflect.Value) reflect.Value { return reflect.Value{} }
+
+// namedField is a field of an orderedGroup. Rows are written as
+// parquet.Row, never as Go values, so Value is never used.
+type namedField struct {
+	parquet.Node
+	name string
+}
+
+// stager routes rows into the staged parts of their month.
 type stager struct {
 	dir    string
-	schema *stageSchema
-	months map[string]*stageFile
+	schema *storeSchema
+	months map[string]*stageMonth
 	// pending is the input bytes of rows in unflushed row groups, over
-	// all files.
+	// all months.
 	pending int64
 	// ordered says whether ids compare as the store sorts them (integer
 	// ids); only then can a month be found sorted.
 	ordered bool
+	// partRows is the most rows of a part (mergeLimits.partRows).
+	partRows int64
+	files    int // parts opened so far, for their names
 }
 
-type stageFile struct {
-	path  string
-	f     *os.File
-	w     *parquet.GenericWriter[any]
-	buf   []parquet.Row
+// stageMonth is the staging state of one month.
+type stageMonth struct {
+	month string
+	done  []stagedPart
+	cur   *stagePart
 	rows  int64
 	bytes int64 // input size of the rows
-	// pending is the input bytes of the rows of the open row group, and
-	// groupRows their number.
-	pending, groupRows int64
 	// sorted holds while every row came in strictly after the one before
 	// in the store's order (date, then userWorklogId); last is that row.
 	sorted         bool
@@ -140,133 +212,217 @@ type stageFile struct {
 	partial bool
 }
 
-// stagedMonth is one month's finished staging file.
+// stagePart is a part being written and its sidecar.
+type stagePart struct {
+	path, side string
+	f, sf      *os.File
+	w, sw      *parquet.GenericWriter[any]
+	buf, sbuf  []parquet.Row
+	rows       int64
+	bytes      int64
+	// pending is the input bytes of the rows of the open row group, and
+	// groupRows their number.
+	pending, groupRows int64
+	lastDate           int64
+}
+
+// stagedPart is one finished staged part.
+type stagedPart struct {
+	// path is the part, side its sidecar.
+	path, side string
+	rows       int64
+}
+
+// stagedMonth is one month's finished staging.
 type stagedMonth struct {
-	path string
+	parts []stagedPart
 	// rowBytes is the average input size of a row, to size the parts.
 	rowBytes int64
 	// rows is the number of staged rows.
 	rows int64
 	// sorted says the rows are in the store's order, with no two rows of
-	// the same date and id: the merge may copy them without sorting.
+	// the same date and id: the parts may become store parts as they are.
 	sorted bool
 	// partial says some row left a field out (see presentColumn).
 	partial bool
 }
 
-func newStager(dir string, schema *stageSchema, ordered bool) *stager {
-	return &stager{dir: dir, schema: schema, months: map[string]*stageFile{}, ordered: ordered}
+func newStager(dir string, schema *storeSchema, ordered bool, partRows int64) *stager {
+	return &stager{dir: dir, schema: schema, months: map[string]*stageMonth{}, ordered: ordered, partRows: partRows}
 }
 
-// add stages row, which took size bytes of input and has the given date
-// and id, in month; partial says it leaves a field out.
-func (s *stager) add(month string, date, id int64, row parquet.Row, size int, partial bool) error {
-	sf := s.months[month]
-	if sf == nil {
-		p := filepath.Join(s.dir, "stage-"+month+".parquet")
-		f, err := os.Create(p)
-		if err != nil {
-			return fmt.Errorf("create staging file: %w", err)
-		}
-		opts := []parquet.WriterOption{s.schema.schema,
-			// Staging files live for one ingest, mostly in the page
-			// cache: compressing them cost more CPU (snappy: ~4 s per
-			// 1M events) than copying their bytes.
-			parquet.Compression(&parquet.Uncompressed),
-			parquet.MaxRowsPerRowGroup(stageRowGroup),
-			parquet.PageBufferSize(256 << 10),
-		}
-		for _, name := range s.schema.strings {
-			opts = append(opts, parquet.SkipPageBounds(name), parquet.SkipPageStatistics(name))
-		}
-		w := parquet.NewGenericWriter[any](f, opts...)
-		sf = &stageFile{path: p, f: f, w: w, sorted: s.ordered}
-		s.months[month] = sf
-	} else if sf.sorted && (date < sf.lastDate || date == sf.lastDate && id <= sf.last) {
-		sf.sorted = false
+// partOptions are the writer options of a staged part: the store's format.
+func (s *stager) partOptions() []parquet.WriterOption {
+	return []parquet.WriterOption{s.schema.schema,
+		parquet.Compression(&parquet.Zstd),
+		parquet.MaxRowsPerRowGroup(storeRowGroup),
+		parquet.PageBufferSize(1 << 20),
+		parquet.DataPageVersion(1),
+		parquet.SkipPageBounds(rawDataField),
+		parquet.CreatedBy("worklog", "", ""),
 	}
-	sf.lastDate, sf.last = date, id
-	sf.partial = sf.partial || partial
-	sf.buf = append(sf.buf, row)
-	sf.rows++
-	sf.bytes += int64(size)
-	sf.pending += int64(size)
+}
+
+// open starts a new part of month m.
+func (s *stager) open(ms *stageMonth) error {
+	s.files++
+	name := fmt.Sprintf("%s-%06d.parquet", ms.month, s.files)
+	p := &stagePart{path: filepath.Join(s.dir, "part-"+name), side: filepath.Join(s.dir, "side-"+name)}
+	var err error
+	if p.f, err = os.Create(p.path); err != nil {
+		return fmt.Errorf("create staging file: %w", err)
+	}
+	if p.sf, err = os.Create(p.side); err != nil {
+		p.f.Close()
+		return fmt.Errorf("create staging file: %w", err)
+	}
+	p.w = parquet.NewGenericWriter[any](p.f, s.partOptions()...)
+	p.sw = parquet.NewGenericWriter[any](p.sf, s.schema.side, parquet.Compression(&parquet.Uncompressed),
+		parquet.MaxRowsPerRowGroup(1<<20), parquet.PageBufferSize(256<<10))
+	ms.cur = p
+	return nil
+}
+
+// add stages row, which took size bytes of input, has the given date, id,
+// sequence number and presentColumn mask, in month; partial says it leaves
+// a field out.
+func (s *stager) add(month string, date, id, seq int64, present uint64, row parquet.Row, size int, partial bool) error {
+	ms := s.months[month]
+	if ms == nil {
+		ms = &stageMonth{month: month, sorted: s.ordered}
+		s.months[month] = ms
+	} else if ms.sorted && (date < ms.lastDate || date == ms.lastDate && id <= ms.last) {
+		ms.sorted = false
+	}
+	ms.lastDate, ms.last = date, id
+	ms.partial = ms.partial || partial
+	ms.rows++
+	ms.bytes += int64(size)
+
+	// A part ends at a change of date once it is full, so that parts of a
+	// month cover disjoint date ranges.
+	if p := ms.cur; p != nil && (p.rows >= s.partRows || p.bytes >= partBytes) && date != p.lastDate {
+		if err := s.finish(ms); err != nil {
+			return err
+		}
+	}
+	if ms.cur == nil {
+		if err := s.open(ms); err != nil {
+			return err
+		}
+	}
+	p := ms.cur
+	p.lastDate = date
+	p.buf = append(p.buf, row)
+	p.sbuf = append(p.sbuf, parquet.Row{
+		parquet.Int64Value(id).Level(0, 0, 0),
+		parquet.Int64Value(seq).Level(0, 0, 1),
+		parquet.Int64Value(int64(present)).Level(0, 0, 2),
+	})
+	p.rows++
+	p.bytes += int64(size)
+	p.pending += int64(size)
 	s.pending += int64(size)
-	if sf.groupRows++; sf.groupRows == stageRowGroup {
+	if p.groupRows++; p.groupRows == storeRowGroup {
 		// The writer ends this row group by itself when the rows reach it.
-		s.pending -= sf.pending
-		sf.pending, sf.groupRows = 0, 0
+		s.pending -= p.pending
+		p.pending, p.groupRows = 0, 0
 	}
-	if len(sf.buf) >= 256 || sf.pending >= stageGroupBytes {
-		if err := sf.flush(); err != nil {
+	if len(p.buf) >= 256 || p.pending >= stageGroupBytes {
+		if err := p.flush(); err != nil {
 			return err
 		}
 	}
 	switch {
 	case s.pending > stageBudget:
-		for _, f := range s.months {
-			if err := f.endGroup(); err != nil {
-				return err
+		for _, ms := range s.months {
+			if ms.cur != nil {
+				if err := ms.cur.endGroup(); err != nil {
+					return err
+				}
 			}
 		}
 		s.pending = 0
-	case sf.pending >= stageGroupBytes:
-		s.pending -= sf.pending
-		return sf.endGroup()
+	case p.pending >= stageGroupBytes:
+		s.pending -= p.pending
+		return p.endGroup()
 	}
+	return nil
+}
+
+// finish closes the open part of ms.
+func (s *stager) finish(ms *stageMonth) error {
+	p := ms.cur
+	ms.cur = nil
+	s.pending -= p.pending
+	err := p.flush()
+	if err == nil {
+		err = p.w.Close()
+	}
+	if err == nil {
+		err = p.sw.Close()
+	}
+	err = errors.Join(err, p.f.Close(), p.sf.Close())
+	if err != nil {
+		return fmt.Errorf("finish staging file: %w", err)
+	}
+	ms.done = append(ms.done, stagedPart{path: p.path, side: p.side, rows: p.rows})
 	return nil
 }
 
 // endGroup writes the buffered rows and the open row group to the file.
-func (sf *stageFile) endGroup() error {
-	if sf.pending == 0 {
+func (p *stagePart) endGroup() error {
+	if p.pending == 0 {
 		return nil
 	}
-	if err := sf.flush(); err != nil {
+	if err := p.flush(); err != nil {
 		return err
 	}
-	if err := sf.w.Flush(); err != nil {
+	if err := p.w.Flush(); err != nil {
 		return fmt.Errorf("write staging row group: %w", err)
 	}
-	sf.pending, sf.groupRows = 0, 0
+	p.pending, p.groupRows = 0, 0
 	return nil
 }
 
-func (sf *stageFile) flush() error {
-	if len(sf.buf) == 0 {
+func (p *stagePart) flush() error {
+	if len(p.buf) == 0 {
 		return nil
 	}
-	if _, err := sf.w.WriteRows(sf.buf); err != nil {
+	if _, err := p.w.WriteRows(p.buf); err != nil {
 		return fmt.Errorf("write staging rows: %w", err)
 	}
-	clear(sf.buf)
-	sf.buf = sf.buf[:0]
+	if _, err := p.sw.WriteRows(p.sbuf); err != nil {
+		return fmt.Errorf("write staging rows: %w", err)
+	}
+	clear(p.buf)
+	clear(p.sbuf)
+	p.buf, p.sbuf = p.buf[:0], p.sbuf[:0]
 	return nil
 }
 
-// close finishes every staging file and returns them by month.
+// close finishes every staged part and returns the months.
 func (s *stager) close() (map[string]stagedMonth, error) {
-	var errs []error
 	out := map[string]stagedMonth{}
-	for m, sf := range s.months {
-		err := sf.flush()
-		if err == nil {
-			err = sf.w.Close()
+	for m, ms := range s.months {
+		if ms.cur != nil {
+			if err := s.finish(ms); err != nil {
+				return nil, err
+			}
 		}
-		errs = append(errs, err, sf.f.Close())
-		out[m] = stagedMonth{path: sf.path, rowBytes: sf.bytes / max(sf.rows, 1), rows: sf.rows, sorted: sf.sorted, partial: sf.partial}
-		sf.w, sf.buf = nil, nil // let the writer's buffers go before the merge
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("finish staging files: %w", err)
+		out[m] = stagedMonth{parts: ms.done, rowBytes: ms.bytes / max(ms.rows, 1), rows: ms.rows, sorted: ms.sorted, partial: ms.partial}
 	}
 	return out, nil
 }
 
 // abort closes the files without finishing them.
 func (s *stager) abort() {
-	for _, sf := range s.months {
-		sf.f.Close()
+	for _, ms := range s.months {
+		if p := ms.cur; p != nil {
+			p.f.Close()
+			p.sf.Close()
+			ms.cur = nil
+		}
 	}
 }
 
@@ -277,4 +433,30 @@ func sortedKeys(m map[string]stagedMonth) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// movePart puts the finished staged part src at the store part's temporary
+// path dst: a rename, or a copy when the staging directory is on another
+// file system.
+func movePart(src, dst string) error {
+	if err := os.Rename(src, dst); err == nil {
+		return nil
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	return os.Remove(src)
 }

@@ -18,13 +18,15 @@ import (
 
 // value is one validated field value. Which member is meaningful depends on
 // the field's kind: i for timestamps (microseconds since the Unix epoch of
-// the naive wall time), integers and flags; f for floats; s for strings,
-// enums and lists (a list is held as its canonical JSON-array text).
+// the naive wall time), integers and flags; f for floats; s for strings
+// and enums; list for lists (never null: a missing list is empty), with s
+// their canonical JSON-array text.
 type value struct {
 	null bool
 	i    int64
 	f    float64
 	s    []byte
+	list [][]byte
 }
 
 // errRequired is the cause when a required field is missing or null.
@@ -85,7 +87,7 @@ func fromJSON(f data.Field, raw []byte, a *arena) (value, error) {
 			return value{}, fmt.Errorf("invalid JSON string %s", shown(raw))
 		}
 		if f.Kind == data.KindList {
-			return listFromJSON(f, s, raw)
+			return listFromJSON(f, s, raw, a)
 		}
 		return fromString(f, s, func() string { return shown(raw) })
 	}
@@ -108,7 +110,7 @@ func fromJSON(f data.Field, raw []byte, a *arena) (value, error) {
 		if raw[0] != '[' {
 			return bad()
 		}
-		return listFromJSON(f, raw, raw)
+		return listFromJSON(f, raw, raw, a)
 	}
 	return bad()
 }
@@ -120,7 +122,7 @@ func fromText(f data.Field, cell string) (value, error) {
 	}
 	b := []byte(cell)
 	if f.Kind == data.KindList {
-		return listFromJSON(f, b, b)
+		return listFromJSON(f, b, b, nil)
 	}
 	return fromString(f, b, func() string { return shownText(cell) })
 }
@@ -131,7 +133,7 @@ func nullOf(f data.Field) (value, error) {
 	}
 	if f.Kind == data.KindList {
 		// Missing and null lists are stored as [] (SPEC §8).
-		return value{s: []byte("[]")}, nil
+		return value{s: []byte("[]"), list: [][]byte{}}, nil
 	}
 	return value{null: true}, nil
 }
@@ -186,31 +188,52 @@ func fromString(f data.Field, s []byte, got func() string) (value, error) {
 	return bad()
 }
 
-// listFromJSON validates a JSON array of strings (text) and returns it in
-// canonical form. raw is what the input held, for errors.
-func listFromJSON(f data.Field, text, raw []byte) (value, error) {
+// listFromJSON validates a JSON array of strings (text) and returns its
+// items, and the array in canonical form. raw is what the input held, for
+// errors. The items of a plain list point into text; a's memory holds the
+// list of them.
+func listFromJSON(f data.Field, text, raw []byte, a *arena) (value, error) {
 	if canon, ok := plainList(text); ok {
-		return value{s: canon}, nil
+		return value{s: canon, list: plainItems(canon, a)}, nil
 	}
 	var items []*string
 	if err := json.Unmarshal(text, &items); err != nil {
 		return value{}, &gotError{want: expectedOf(f), got: shown(raw)}
 	}
 	if len(items) == 0 {
-		return value{s: []byte("[]")}, nil
+		return value{s: []byte("[]"), list: [][]byte{}}, nil
 	}
 	out := make([]string, len(items))
+	list := make([][]byte, len(items))
 	for i, it := range items {
 		if it == nil {
 			return value{}, &gotError{want: "JSON array of strings (no nulls)", got: shown(raw)}
 		}
 		out[i] = *it
+		list[i] = []byte(*it)
 	}
 	b, err := json.Marshal(out)
 	if err != nil {
 		return value{}, fmt.Errorf("encode list: %w", err)
 	}
-	return value{s: b}, nil
+	return value{s: b, list: list}, nil
+}
+
+// plainItems splits a list plainList accepted into its items: the text
+// between each pair of quotes, which holds no escapes.
+func plainItems(text []byte, a *arena) [][]byte {
+	n := bytes.Count(text, []byte{'"'}) / 2
+	if n == 0 {
+		return nil
+	}
+	items := a.items(n)
+	for i := 1; i < len(text)-1; {
+		// text[i] is an opening quote.
+		end := i + 1 + bytes.IndexByte(text[i+1:], '"')
+		items = append(items, text[i+1:end])
+		i = end + 2 // past the closing quote and the comma
+	}
+	return items
 }
 
 // plainList is the fast path of listFromJSON: a JSON array of strings that
@@ -371,6 +394,20 @@ func hex4(b []byte) (rune, bool) {
 // each slice on its own.
 type arena struct {
 	block []byte
+	lists [][]byte
+}
+
+// items returns an empty list with room for n items.
+func (a *arena) items(n int) [][]byte {
+	if a == nil || n > arenaBlock/64 {
+		return make([][]byte, 0, n)
+	}
+	if len(a.lists)+n > cap(a.lists) {
+		a.lists = make([][]byte, 0, arenaBlock/16)
+	}
+	start := len(a.lists)
+	a.lists = a.lists[:start+n]
+	return a.lists[start : start : start+n]
 }
 
 // arenaBlock is the allocation unit of an arena.

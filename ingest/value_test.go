@@ -67,9 +67,20 @@ func FuzzListFastPath(f *testing.F) {
 				t.Errorf("plainList(%q) = %q; general path %q, %v", text, fast, canon, err)
 			}
 		}
-		v, err := listFromJSON(field, []byte(text), []byte(text))
+		v, err := listFromJSON(field, []byte(text), []byte(text), &arena{})
 		if (err == nil) != (general && !hasNil(items)) {
 			t.Errorf("listFromJSON(%q) = %q, %v", text, v.s, err)
+		}
+		if err == nil {
+			// The items written to the store are the decoded strings.
+			want := deref(items)
+			got := make([]string, len(v.list))
+			for i, it := range v.list {
+				got[i] = string(it)
+			}
+			if strings.Join(got, "\x00") != strings.Join(want, "\x00") || len(got) != len(want) {
+				t.Errorf("listFromJSON(%q) items = %q, want %q", text, got, want)
+			}
 		}
 	})
 }
