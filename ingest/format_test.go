@@ -66,14 +66,14 @@ func TestStagedPartsHaveTheStoreFormat(t *testing.T) {
 		byMonth[f.Month] = f.Path
 		var groups, maxRows, unsorted int64
 		var codecs string
-		if err := db.QueryRow(`SELECT count(DISTINCT row_group_id), max(row_group_num_rows), string_agg(DISTINCT compression, ',') FROM parquet_metadata(` + quote(f.Path) + `)`).Scan(&groups, &maxRows, &codecs); err != nil {
+		if err := db.QueryRow(`SELECT count(DISTINCT row_group_id), max(row_group_num_rows), string_agg(DISTINCT compression, ',') FROM parquet_metadata(`+quote(f.Path)+`)`).Scan(&groups, &maxRows, &codecs); err != nil {
 			t.Fatal(err)
 		}
 		if maxRows > storeRowGroup || codecs != "ZSTD" {
 			t.Errorf("%s: %d row groups of at most %d rows, codecs %s", f.Month, groups, maxRows, codecs)
 		}
 		var lo, hi sql.NullString
-		if err := db.QueryRow(`SELECT min(stats_min_value), max(stats_max_value) FROM parquet_metadata(` + quote(f.Path) + `) WHERE path_in_schema = 'userWorklogId'`).Scan(&lo, &hi); err != nil {
+		if err := db.QueryRow(`SELECT min(stats_min_value), max(stats_max_value) FROM parquet_metadata(`+quote(f.Path)+`) WHERE path_in_schema = 'userWorklogId'`).Scan(&lo, &hi); err != nil {
 			t.Fatal(err)
 		}
 		if !lo.Valid || !hi.Valid {
