@@ -29,6 +29,8 @@ func runExport(ctx context.Context, args []string) error {
 	format := fs.String("format", "", strings.Join(export.FormatNames(), ", ")+" (default: from the --out extension, e.g. out.parquet, else json)")
 	limit := fs.String("limit", "", "at most this many rows (1–1000, a page); default: all")
 	offset := fs.String("offset", "", "skip this many rows")
+	cursor := fs.String("cursor", "", "continue right after the page that printed this cursor (with --limit and the same filters and ordering, without --offset); the endpoint's X-Next-Cursor works too")
+	cursorOut := fs.String("cursor-out", "", "on a page (--limit) with more rows after it, write the next page's cursor to this file ('-': standard output); after the last page the file is empty")
 	orderBy := fs.String("order-by-field", "", "field to order by (default date)")
 	orderDir := fs.String("order-by-direction", "", "asc or desc (default desc)")
 	rawQuery := fs.String("query", "", "the endpoint's query string, e.g. 'filters[0][key]=action&filters[0][comparator]=in&filters[0][values][]=readAction'")
@@ -47,6 +49,9 @@ func runExport(ctx context.Context, args []string) error {
 	if *out == "" {
 		return errors.New("export: --out is required")
 	}
+	if *cursorOut == "-" && *out == "-" {
+		return errors.New("export: --cursor-out - and --out - would share standard output; name a file for one of them")
+	}
 	values, err := url.ParseQuery(*rawQuery)
 	if err != nil {
 		return fmt.Errorf("--query: %w", err)
@@ -61,7 +66,7 @@ func runExport(ctx context.Context, args []string) error {
 			*format = string(f)
 		}
 	}
-	for name, v := range map[string]string{"format": *format, "limit": *limit, "offset": *offset, "orderByField": *orderBy, "orderByDirection": *orderDir} {
+	for name, v := range map[string]string{"format": *format, "limit": *limit, "offset": *offset, "cursor": *cursor, "orderByField": *orderBy, "orderByDirection": *orderDir} {
 		if v != "" {
 			values.Set(name, v)
 		}
@@ -95,9 +100,21 @@ func runExport(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	plan, err := query.Parse(values, export.PlanOptions(pol, export.FormatJSON))
+	opts := export.PlanOptions(pol, export.FormatJSON)
+	if values.Has("limit") || values.Has("cursor") {
+		// Pages have cursors, sealed under the server's key in the data
+		// directory: a cursor of 'worklog export' continues over HTTP and
+		// the endpoint's X-Next-Cursor continues here.
+		if opts.CursorKey, err = export.LoadOrCreateCursorKey(*dataDir); err != nil {
+			return err
+		}
+	}
+	plan, err := query.Parse(values, opts)
 	if err != nil {
 		return err
+	}
+	if *cursorOut != "" && plan.Limit == 0 {
+		return errors.New("export: --cursor-out needs --limit: only a page has a next page")
 	}
 	f, err := export.ParseFormat(plan.Format)
 	if err != nil {
@@ -120,7 +137,19 @@ func runExport(ctx context.Context, args []string) error {
 	defer al.Close()
 	req := export.Request{Engine: engine, Snapshot: snap, Plan: plan, Policy: pol, Format: f,
 		Options: export.EncoderOptions{CSVFormulaGuard: *formulaGuard, CSVBOM: plan.BOM != nil && *plan.BOM, TempDir: spool.Dir()}}
+	// On a page, the next page's cursor when more rows follow, as the
+	// endpoint's X-Next-Cursor.
+	var next string
+	var cursorErr error
+	if plan.Limit > 0 {
+		req.Next = func(last query.Position) {
+			next, cursorErr = query.EncodeCursor(opts.CursorKey, plan, last)
+		}
+	}
 	rows, err := export.WriteFile(ctx, req, *out, fsutil.CommandOutput())
+	if err == nil {
+		err = cursorErr
+	}
 	e := audit.Entry{Sub: audit.CLISubject, Action: audit.ActionCLIExport, Level: string(pol.Level()), Params: audit.Params(values), Rows: rows, Outcome: audit.OutcomeOK}
 	if err != nil {
 		e.Outcome, e.Error = audit.OutcomeFailed, "export_failed"
@@ -135,7 +164,36 @@ func runExport(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if *cursorOut != "" {
+		if err := writeCursor(*cursorOut, next); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintf(os.Stderr, "exported %d rows to %s\n", rows, *out)
+	switch {
+	case next != "":
+		fmt.Fprintf(os.Stderr, "more rows follow; the next page: --cursor %s\n", next)
+	case plan.Limit > 0:
+		fmt.Fprintln(os.Stderr, "this was the last page")
+	}
+	return nil
+}
+
+// writeCursor writes the next page's cursor for --cursor-out as one line,
+// to standard output for "-"; after the last page (cursor "") the file is
+// empty, so a script loops until it reads nothing.
+func writeCursor(path, cursor string) error {
+	line := ""
+	if cursor != "" {
+		line = cursor + "\n"
+	}
+	if path == "-" {
+		_, err := os.Stdout.WriteString(line)
+		return err
+	}
+	if err := fsutil.WriteFile(path, []byte(line), 0o666, fsutil.CommandOutput()); err != nil {
+		return fmt.Errorf("--cursor-out: %w", err)
+	}
 	return nil
 }
 

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"io/fs"
 	"net/url"
 	"os"
@@ -160,5 +162,113 @@ func TestExportFileMode(t *testing.T) {
 			t.Errorf("%s: mode %o is open to others", p, info.Mode().Perm())
 		}
 		return nil
+	})
+}
+
+// TestExportCursorPages walks every page of several orderings through
+// 'worklog export --limit N --cursor C --cursor-out FILE' and checks that
+// the pages hold every row once, in the order of the whole export.
+func TestExportCursorPages(t *testing.T) {
+	dir := t.TempDir()
+	channels := []string{`"chat"`, `null`, `"email"`, `"phone"`}
+	var dump strings.Builder
+	for i := 1; i <= 40; i++ {
+		// Durations and channels repeat, and a quarter of the channels are
+		// null: ties and nulls must neither drop nor repeat a row.
+		fmt.Fprintf(&dump, `{"date":"2024-05-%02d 1%d:00:00","action":"readAction","userWorklogId":%d,"duration":%d,"channel":%s}`+"\n",
+			1+i%9, i%7, i, i%5, channels[i%4])
+	}
+	in := writeFile(t, t.TempDir(), "dump.ndjson", dump.String())
+	if _, stderr, code := worklog(t, nil, "ingest", "--data", dir, in); code != 0 {
+		t.Fatalf("ingest: %s", stderr)
+	}
+	out := t.TempDir()
+	ids := func(path string) []int64 {
+		t.Helper()
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rows []struct{ UserWorklogID int64 }
+		if err := json.Unmarshal(b, &rows); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		var got []int64
+		for _, r := range rows {
+			got = append(got, r.UserWorklogID)
+		}
+		return got
+	}
+	for _, order := range [][]string{
+		nil, // date desc
+		{"--order-by-field", "duration", "--order-by-direction", "asc"},
+		{"--order-by-field", "channel", "--order-by-direction", "desc"},
+		{"--order-by-field", "channel", "--order-by-direction", "asc", "--filter", "duration:gte:1"},
+	} {
+		t.Run(strings.Join(order, " "), func(t *testing.T) {
+			base := append([]string{"export", "--data", dir, "--privacy-level", "none"}, order...)
+			whole := filepath.Join(out, "whole.json")
+			if _, stderr, code := worklog(t, nil, append(base, "--out", whole)...); code != 0 {
+				t.Fatalf("whole export: %s", stderr)
+			}
+			want := ids(whole)
+			var got []int64
+			cursorFile := filepath.Join(out, "cursor.txt")
+			cursor := ""
+			for page := 1; ; page++ {
+				if page > 10 {
+					t.Fatalf("more than 10 pages of 7 for %d rows", len(want))
+				}
+				args := append(append([]string{}, base...), "--limit", "7", "--out", filepath.Join(out, "page.json"), "--cursor-out", cursorFile)
+				if cursor != "" {
+					args = append(args, "--cursor", cursor)
+				}
+				_, stderr, code := worklog(t, nil, args...)
+				if code != 0 {
+					t.Fatalf("page %d: %s", page, stderr)
+				}
+				got = append(got, ids(filepath.Join(out, "page.json"))...)
+				b, err := os.ReadFile(cursorFile)
+				if err != nil {
+					t.Fatal(err)
+				}
+				cursor = strings.TrimSuffix(string(b), "\n")
+				if (cursor == "") != strings.Contains(stderr, "this was the last page") {
+					t.Errorf("page %d: cursor %q, stderr %q", page, cursor, stderr)
+				}
+				if cursor != "" && !strings.Contains(stderr, "--cursor "+cursor) {
+					t.Errorf("page %d: stderr does not name the next cursor: %q", page, stderr)
+				}
+				if cursor == "" {
+					break
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("pages hold\n%v\nthe whole export\n%v", got, want)
+			}
+		})
+	}
+	t.Run("refusals", func(t *testing.T) {
+		first := filepath.Join(out, "first.txt")
+		if _, stderr, code := worklog(t, nil, "export", "--data", dir, "--limit", "5", "--out", filepath.Join(out, "p.json"), "--cursor-out", first); code != 0 {
+			t.Fatal(stderr)
+		}
+		b, _ := os.ReadFile(first)
+		c := strings.TrimSpace(string(b))
+		for _, tc := range []struct {
+			args []string
+			want string
+		}{
+			{[]string{"--limit", "5", "--cursor", c, "--order-by-field", "duration"}, "other filters or another ordering"},
+			{[]string{"--limit", "5", "--cursor", "x" + c[1:]}, "cursor"},
+			{[]string{"--limit", "5", "--cursor", c, "--offset", "5"}, "not both"},
+			{[]string{"--cursor", c}, "limit"},
+			{[]string{"--cursor-out", first}, "--cursor-out needs --limit"},
+		} {
+			args := append([]string{"export", "--data", dir, "--out", filepath.Join(out, "r.json")}, tc.args...)
+			if _, stderr, code := worklog(t, nil, args...); code == 0 || !strings.Contains(stderr, tc.want) {
+				t.Errorf("%v: exit %d, stderr %q; want an error saying %q", tc.args, code, stderr, tc.want)
+			}
+		}
 	})
 }
