@@ -149,6 +149,10 @@ type StoreOptions struct {
 	// Readers registers this process's reader leases where every writer
 	// sees them (shared.go); nil means lease files in <store>/_readers only.
 	Readers ReaderRegistry
+	// Publisher, when set, publishes every committed state (after each
+	// commit, and from Open when it is behind) and keeps the files its
+	// retained states list (publish.go).
+	Publisher Publisher
 }
 
 // Names and modes inside the store directory.
@@ -194,7 +198,9 @@ type Store struct {
 	readers ReaderRegistry // nil: lease files only
 
 	cleanupFailures atomic.Int64
+	publishFailures atomic.Int64
 	closed          atomic.Bool
+	publisher       Publisher
 
 	// now is the clock that dates retirements and decides when their
 	// grace has passed; time.Now outside tests.
@@ -276,7 +282,7 @@ func openWith(dataDir string, opts StoreOptions, ops fileOps) (*Store, error) {
 		return nil, fmt.Errorf("resolve data dir: %w", err)
 	}
 	s := &Store{dataDir: abs, dir: filepath.Join(abs, storeDirName), grace: opts.RetireGrace, log: opts.Logger, ops: ops, now: time.Now,
-		locker: opts.Locker, readers: opts.Readers}
+		locker: opts.Locker, readers: opts.Readers, publisher: opts.Publisher}
 	if s.locker == nil {
 		s.locker = defaultLocker(s.dir)
 	}
@@ -306,6 +312,9 @@ func openWith(dataDir string, opts StoreOptions, ops fileOps) (*Store, error) {
 			return nil, err
 		}
 		s.sweep(m)
+		// A crash between a commit and its publish left the
+		// publication behind: catch up.
+		s.publish(s.snapshotOf(m))
 	}
 	return s, nil
 }
@@ -485,10 +494,14 @@ func (s *Store) sweep(m manifest) {
 			oldest = s.oldestReader()
 		}
 	}
+	var removable []string
 	for _, r := range m.Retired {
 		if r.removable(now, s.grace, oldest, m.Generation) && !live[r.Path] {
-			s.removeLogged(s.abs(r.Path), "retired")
+			removable = append(removable, r.Path)
 		}
+	}
+	for _, p := range s.unreferenced(removable) {
+		s.removeLogged(s.abs(p), "retired")
 	}
 	entries, err := os.ReadDir(s.dir)
 	if err != nil {
@@ -748,6 +761,7 @@ func (t *Txn) Commit() (snap Snapshot, err error) {
 		oldest = s.oldestReader()
 	}
 	next, obsolete, replaced := planCommit(t.base, t.replace, ready, s.now().UTC(), s.grace, oldest)
+	next, obsolete, replaced = s.keepReferenced(t.base, next, obsolete, replaced)
 	b, err := json.MarshalIndent(next, "", "  ")
 	if err != nil {
 		return Snapshot{}, fmt.Errorf("encode manifest: %w", err)
@@ -786,12 +800,15 @@ func (t *Txn) Commit() (snap Snapshot, err error) {
 	t.intent = false
 	t.renamed, t.parts = nil, nil
 	snap = s.snapshotOf(next)
-	unlockErr := t.finishLocked()
 	// 5. Durability of the commit point. Without it the old manifest may
 	// come back after a power loss, so the old files stay too.
-	if err := s.ops.syncDir(s.dir); err != nil {
+	syncErr := s.ops.syncDir(s.dir)
+	// 5b. The publication of the new state, still under the lock.
+	s.publish(snap)
+	unlockErr := t.finishLocked()
+	if syncErr != nil {
 		return snap, errors.Join(fmt.Errorf("%w: the new state is in force but may not survive a power loss: sync store dir: %w",
-			ErrCommitDurabilityUnknown, err), unlockErr)
+			ErrCommitDurabilityUnknown, syncErr), unlockErr)
 	}
 	// 6. Cleanup of what no state can list any more. Readers of the base
 	// generation may have taken leases until step 4: list them again.
