@@ -39,7 +39,7 @@ func runDemo(ctx context.Context, args []string) error {
 	if *rows < 0 {
 		return &exitError{code: 2, err: fmt.Errorf("demo: --rows must be >= 0, got %d", *rows)}
 	}
-	store, err := data.Open(*dataDir, data.StoreOptions{})
+	store, err := openStore(*dataDir, data.StoreOptions{}, nil)
 	if err != nil {
 		return fmt.Errorf("demo: open store: %w", err)
 	}

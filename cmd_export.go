@@ -78,7 +78,7 @@ func runExport(ctx context.Context, args []string) error {
 		return err
 	}
 
-	store, err := data.Open(*dataDir, data.StoreOptions{})
+	store, err := openStore(*dataDir, data.StoreOptions{}, nil)
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}

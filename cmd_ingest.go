@@ -27,6 +27,7 @@ func runIngest(ctx context.Context, args []string) error {
 	rejectsPath := fs.String("rejects", "", "under --on-error skip, write rejected records to this NDJSON file")
 	auditPath := auditLogFlag(fs)
 	sizes := addIngestLimitSettings(fs)
+	snapRetention := snapshotRetentionFlag(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: worklog ingest [flags] FILE... | -\n\n"+
 			"Loads event dumps (NDJSON, JSON array or CSV with a header; gzip or zstd\n"+
@@ -71,7 +72,7 @@ func runIngest(ctx context.Context, args []string) error {
 		inputs = append(inputs, ingest.Input{Name: name, R: f})
 	}
 
-	store, err := data.Open(*dataDir, data.StoreOptions{})
+	store, err := openStore(*dataDir, data.StoreOptions{}, snapRetention)
 	if err != nil {
 		return fmt.Errorf("ingest: open store: %w", err)
 	}

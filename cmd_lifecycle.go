@@ -75,6 +75,7 @@ func runPrune(ctx context.Context, args []string) error {
 	dataDir := dataDirFlag(fs)
 	days := retentionDaysFlag(fs)
 	auditPath := auditLogFlag(fs)
+	snapRetention := snapshotRetentionFlag(fs)
 	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
@@ -93,7 +94,7 @@ func runPrune(ctx context.Context, args []string) error {
 		return err
 	}
 	defer al.Close()
-	store, err := data.Open(*dataDir, data.StoreOptions{})
+	store, err := openStore(*dataDir, data.StoreOptions{}, snapRetention)
 	if err != nil {
 		return fmt.Errorf("prune: open store: %w", err)
 	}
@@ -157,6 +158,7 @@ func runForget(ctx context.Context, args []string) error {
 	userID := fs.String("user-id", "", "the userId to erase (required)")
 	mode := fs.String("mode", string(ingest.Anonymize), "anonymize: set name, email, userId and rawData to null, keeping the events; delete: remove the events")
 	auditPath := auditLogFlag(fs)
+	snapRetention := snapshotRetentionFlag(fs)
 	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
@@ -176,7 +178,7 @@ func runForget(ctx context.Context, args []string) error {
 		return err
 	}
 	defer al.Close()
-	store, err := data.Open(*dataDir, data.StoreOptions{})
+	store, err := openStore(*dataDir, data.StoreOptions{}, snapRetention)
 	if err != nil {
 		return fmt.Errorf("forget: open store: %w", err)
 	}

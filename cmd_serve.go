@@ -76,6 +76,7 @@ func runServe(ctx context.Context, args []string) error {
 	priv := addPrivacySettings(fs)
 	retireGrace := stringSetting(fs, "retire-grace", "WORKLOG_RETIRE_GRACE", data.DefaultRetireGrace.String(),
 		"how long files replaced by an ingest stay for readers without a lease (running exports hold theirs as long as they run)")
+	snapRetention := snapshotRetentionFlag(fs)
 	defaultFormat := stringSetting(fs, "default-format", "WORKLOG_DEFAULT_FORMAT", string(export.FormatJSON), "format when a request names none and its Accept header names no export media type: "+strings.Join(export.FormatNames(), ", "))
 	syncXLSX := stringSetting(fs, "sync-limit-xlsx", "WORKLOG_SYNC_LIMIT_XLSX", strconv.Itoa(api.DefaultSyncLimitXLSX), "largest XLSX export answered synchronously (rows)")
 	syncRows := stringSetting(fs, "sync-limit-rows", "WORKLOG_SYNC_LIMIT_ROWS", strconv.Itoa(api.DefaultSyncLimitRows), "largest export in every other format answered synchronously (rows)")
@@ -146,7 +147,7 @@ func runServe(ctx context.Context, args []string) error {
 	if err != nil || grace <= 0 {
 		return fmt.Errorf("--retire-grace: expected a positive duration such as 10m, got %q", *retireGrace)
 	}
-	store, err := data.Open(*dataDir, data.StoreOptions{RetireGrace: grace, Logger: log})
+	store, err := openStore(*dataDir, data.StoreOptions{RetireGrace: grace, Logger: log}, snapRetention)
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}

@@ -36,6 +36,15 @@ func TestLayout(t *testing.T) {
 			}
 		}
 	}
+	// The store publishes to Iceberg through data.Publisher; only
+	// data/iceberg links iceberg-go.
+	for _, pkg := range []string{"worklog/data", "worklog/query", "worklog/privacy", "worklog/ingest", "worklog/export"} {
+		for _, dep := range goList(t, "-deps", pkg) {
+			if strings.HasPrefix(dep, "github.com/apache/iceberg-go") {
+				t.Errorf("%s depends on %s", pkg, dep)
+			}
+		}
+	}
 	var echoImporters []string
 	for _, line := range goList(t, "-f", "{{.ImportPath}}:{{join .Imports \",\"}}", "./...") {
 		pkg, imports, _ := strings.Cut(line, ":")

@@ -63,10 +63,13 @@
 // is swept or written until an operator restores the manifest. Every path
 // the manifest lists must be a part file of a month directory of the store.
 //
-// External engines: _manifest.json is the authoritative list of live files.
-// A glob such as month=*/*.parquet sees the live files too, but may briefly
-// also see retired files (for RetireGrace after a commit) or the parts of a
-// crashed writer (until the next writer sweeps them).
+// External engines: _manifest.json is the authoritative list of live files;
+// engines read it as the Iceberg table that StoreOptions.Publisher
+// (publish.go, package data/iceberg) derives from every commit, under the
+// lock, and from Open when it is behind. A glob such as month=*/*.parquet
+// may also see retired files (kept for RetireGrace, for readers' leases and
+// while a published state retains them) or the parts of a crashed writer
+// (until the next writer sweeps them).
 package data
 
 import (

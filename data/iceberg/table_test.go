@@ -433,3 +433,163 @@ func TestPublishedTableEqualsStore(t *testing.T) {
 	}
 	e.check(t, node, base)
 }
+
+// crashDirEnv names the data directory of crashHelper's child process.
+const crashDirEnv = "WORKLOG_ICEBERG_CRASH_DIR"
+
+// killingPublisher kills its own process with SIGKILL when asked to
+// publish generation gen: the state a crash between the store's commit
+// point and the Iceberg publish leaves.
+type killingPublisher struct {
+	*iceberg.Table
+	gen uint64
+}
+
+func (p killingPublisher) Publish(ctx context.Context, snap data.Snapshot) error {
+	if snap.Generation == p.gen {
+		killSelf()
+	}
+	return p.Table.Publish(ctx, snap)
+}
+
+// TestCrashHelper is the child process of TestCrashBeforePublish: it
+// ingests the update dump into the store of crashDirEnv and dies in its
+// publish.
+func TestCrashHelper(t *testing.T) {
+	dir := os.Getenv(crashDirEnv)
+	if dir == "" {
+		t.Skip("the child process of TestCrashBeforePublish")
+	}
+	tbl, err := iceberg.New(filepath.Join(dir, "worklog"), iceberg.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := data.Open(dir, data.StoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := snap.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap.Close()
+	store, err := data.Open(dir, data.StoreOptions{Publisher: killingPublisher{Table: tbl, gen: s.Generation + 1}, RetireGrace: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ingest.Run(context.Background(), store, []ingest.Input{{Name: "update", R: strings.NewReader(updateDump(t, storetest.Fixture(t)))}}, ingest.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Fatal("the publish of the update did not kill the process")
+}
+
+// TestCrashBeforePublish kills an ingest (SIGKILL) after its commit point
+// and before its publish: the table is one generation behind, and the next
+// open publishes, after which the table equals the store again.
+func TestCrashBeforePublish(t *testing.T) {
+	node := nodeReader(t)
+	dir := t.TempDir()
+	e := newEnv(t, dir, iceberg.Options{})
+	e.ingest(t, storetest.Fixture(t))
+	e.store.Close()
+
+	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashHelper$")
+	cmd.Env = append(os.Environ(), crashDirEnv+"="+dir)
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || !killedBySIGKILL(ee) {
+		t.Fatalf("child: %v, want death by SIGKILL\n%s", err, out)
+	}
+
+	// The store committed generation 2, the table still holds 1.
+	tbl, err := e.table.Load(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := tbl.Properties().Get(iceberg.GenerationKey, ""); g != "1" {
+		t.Fatalf("table generation %q after the crash, want 1", g)
+	}
+	// The next open publishes.
+	e2 := newEnv(t, dir, iceberg.Options{})
+	if s, _ := e2.store.Snapshot(); s.Generation != 2 {
+		t.Fatalf("store generation %d, want 2", s.Generation)
+	}
+	e2.check(t, node, serveDir(t, dir))
+}
+
+// TestSnapshotExpiry: a snapshot past the retention is expired at the next
+// publish, its manifest list is deleted, and the store then deletes the
+// part files only it listed.
+func TestSnapshotExpiry(t *testing.T) {
+	dir := t.TempDir()
+	e := newEnv(t, dir, iceberg.Options{SnapshotRetention: time.Millisecond})
+	fixture := storetest.Fixture(t)
+	e.ingest(t, fixture)
+	first, err := e.store.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbl, err := e.table.Load(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s1 := tbl.CurrentSnapshot()
+	// The retention is measured on the wall clock: wait until the first
+	// snapshot is older than it (no timing decides the outcome).
+	for time.Now().UnixMilli() <= s1.TimestampMs+1 {
+		time.Sleep(time.Millisecond)
+	}
+	e.ingest(t, updateDump(t, fixture))
+	second, err := e.store.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbl, err = e.table.Load(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(tbl.Metadata().Snapshots()); n != 1 {
+		t.Fatalf("%d snapshots after expiry, want 1", n)
+	}
+	if tbl.SnapshotByID(s1.SnapshotID) != nil {
+		t.Fatal("the first snapshot was not expired")
+	}
+	u, err := url.Parse(s1.ManifestList)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(u.Path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the expired snapshot's manifest list: %v, want it deleted", err)
+	}
+	// The commit of the update ran before the expiry, so it kept the files
+	// the first snapshot listed; the next writer's sweep deletes them.
+	live := map[string]bool{}
+	for _, f := range second.Files {
+		live[f.Path] = true
+	}
+	var replaced []string
+	for _, f := range first.Files {
+		if !live[f.Path] {
+			replaced = append(replaced, f.Path)
+		}
+	}
+	if len(replaced) == 0 {
+		t.Fatal("the update replaced no file")
+	}
+	tx, err := e.store.Begin(context.Background(), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx.Rollback()
+	for _, p := range replaced {
+		if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("replaced file %s: %v, want it deleted once no snapshot lists it", filepath.Base(p), err)
+		}
+	}
+	for p := range live {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("live file: %v", err)
+		}
+	}
+	equalRows(t, "iceberg-go scan", e.scanRows(t), e.exportRows(t))
+}
