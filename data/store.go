@@ -26,8 +26,11 @@
 //  4. rename _manifest.json.tmp over _manifest.json: the single commit
 //     point, so an ingest touching many months becomes visible all at once
 //     or not at all;
-//  5. fsync the store directory;
-//  6. remove the files that the commit made obsolete.
+//  5. fsync the store directory, and publish the new state
+//     (StoreOptions.Publisher: the Iceberg table) while still holding the
+//     lock;
+//  6. remove the files that the commit made obsolete, except those a
+//     published state still retains.
 //
 // An error before step 4 rolls back (the new parts and the temporary
 // manifest are removed; the old state stays). After step 4 nothing that the
