@@ -84,6 +84,11 @@ func (b *bench) run(ctx context.Context) error {
 		}
 		return nil
 	}
+	if !b.cfg.skip["I"] {
+		if err := b.publishCost(ctx, dump); err != nil {
+			return fmt.Errorf("measurement I: %w", err)
+		}
+	}
 	if !b.cfg.skip["F"] {
 		files, err := storeFiles(store)
 		if err != nil {
