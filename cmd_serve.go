@@ -268,6 +268,8 @@ func runServe(ctx context.Context, args []string) error {
 		PageQueueWait:     conns.pageWait,
 		ReadStallTimeout:  conns.readStall,
 		MaxIngests:        conns.maxIngests,
+		ExportsPerUser:    conns.exportsPerUser,
+		QueriesPerUser:    conns.queriesPerUser,
 	}, engine)
 	if err != nil {
 		return err
@@ -341,6 +343,7 @@ func shutdown(hs *http.Server, timeout time.Duration, log *slog.Logger) error {
 // connSettings bound what slow, stalled and idle clients can hold.
 type connSettings struct {
 	writeStall, maxPages, pageWait, readHeader, idle, maxConns, readStall, maxIngests *string
+	exportsPerUser, queriesPerUser                                                    *string
 }
 
 func addConnSettings(fs *flag.FlagSet) connSettings {
@@ -353,6 +356,10 @@ func addConnSettings(fs *flag.FlagSet) connSettings {
 		readStall:  stringSetting(fs, "read-stall-timeout", "WORKLOG_READ_STALL_TIMEOUT", api.DefaultReadStallTimeout.String(), "an HTTP ingest whose body sends no byte for this long is answered 408"),
 		maxIngests: stringSetting(fs, "max-ingests", "WORKLOG_MAX_INGESTS", strconv.Itoa(api.DefaultMaxIngests), "HTTP ingests received or run at once (each body is kept in <data>/tmp until it is committed); more get 429"),
 		maxConns:   stringSetting(fs, "max-connections", "WORKLOG_MAX_CONNECTIONS", strconv.Itoa(api.DefaultMaxConnections), "open connections at once; one more is answered 503 with Retry-After and closed"),
+		exportsPerUser: stringSetting(fs, "exports-per-user", "WORKLOG_EXPORTS_PER_USER", strconv.Itoa(api.DefaultExportsPerUser),
+			"synchronous exports one user (token sub) runs at once, of --max-sync-exports; one more of that user is answered 429 while others are served"),
+		queriesPerUser: stringSetting(fs, "queries-per-user", "WORKLOG_QUERIES_PER_USER", strconv.Itoa(api.DefaultQueriesPerUser),
+			"pages and analytics queries one user (token sub) has running or waiting at once; one more of that user is answered 429 while others are served"),
 	}
 }
 
@@ -360,6 +367,7 @@ func addConnSettings(fs *flag.FlagSet) connSettings {
 type connConfig struct {
 	writeStall, pageWait, readHeader, idle, readStall time.Duration
 	maxPages, maxConns, maxIngests                    int
+	exportsPerUser, queriesPerUser                    int
 }
 
 func (s connSettings) resolve() (connConfig, error) {
@@ -388,6 +396,8 @@ func (s connSettings) resolve() (connConfig, error) {
 	c.maxConns = num("--max-connections", *s.maxConns)
 	c.readStall = dur("--read-stall-timeout", *s.readStall)
 	c.maxIngests = num("--max-ingests", *s.maxIngests)
+	c.exportsPerUser = num("--exports-per-user", *s.exportsPerUser)
+	c.queriesPerUser = num("--queries-per-user", *s.queriesPerUser)
 	return c, errors.Join(errs...)
 }
 

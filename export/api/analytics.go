@@ -40,6 +40,11 @@ func (s *Server) registerAnalytics(e *echo.Echo) {
 // the request's context.
 func (s *Server) limitAnalytics(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
+		mine, err := s.takeShare(c, s.userQueries, "pages and analytics queries", exportRetryAfter)
+		if err != nil {
+			return err
+		}
+		defer mine()
 		select {
 		case s.analyticsSlots <- struct{}{}:
 		default:
@@ -51,7 +56,7 @@ func (s *Server) limitAnalytics(next echo.HandlerFunc) echo.HandlerFunc {
 		ctx, cancel := context.WithTimeoutCause(c.Request().Context(), s.cfg.ExportTimeout, errTimeout)
 		defer cancel()
 		c.SetRequest(c.Request().WithContext(ctx))
-		err := next(c)
+		err = next(c)
 		if err != nil && errors.Is(context.Cause(ctx), errTimeout) && !c.Response().Committed {
 			return &APIError{Status: http.StatusServiceUnavailable, Code: "timeout",
 				Message: fmt.Sprintf("the analytics query did not finish within %s: narrow the filters or group more coarsely", s.cfg.ExportTimeout)}

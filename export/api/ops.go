@@ -72,6 +72,9 @@ type Metrics struct {
 	SyncExports prometheus.Gauge
 	// Pages is the number of pages (requests with limit) served now.
 	Pages prometheus.Gauge
+	// UserShareRefused counts requests refused because their user already
+	// had its share of a pool in flight, by pool (exports, queries).
+	UserShareRefused *prometheus.CounterVec
 	// StalledClients counts responses cut because the client accepted no
 	// bytes for Config.WriteStallTimeout.
 	StalledClients prometheus.Counter
@@ -154,6 +157,9 @@ func NewMetrics() *Metrics {
 		Pages: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "worklog_pages_running", Help: "Pages (requests with limit) being served now.",
 		}),
+		UserShareRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "worklog_user_share_refused_total", Help: "Requests answered 429 because their user already had its share of a pool (exports: --exports-per-user; queries: --queries-per-user) in flight.",
+		}, []string{"pool"}),
 		StalledClients: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "worklog_http_stalled_clients_total", Help: "Responses cut because the client accepted no bytes for --write-stall-timeout.",
 		}),
@@ -181,7 +187,10 @@ func NewMetrics() *Metrics {
 	for _, s := range jobs.Statuses() {
 		m.Jobs.WithLabelValues(string(s)) // present at 0 before the first job
 	}
-	m.Registry.MustRegister(m.Requests, m.Latency, m.RowsExported, m.IngestedEvents, m.Jobs, m.QueryDuration, m.SyncExports, m.Pages, m.StalledClients, m.Connections, m.RefusedConnections, m.IngestBodies,
+	for _, p := range []string{poolExports, poolQueries} {
+		m.UserShareRefused.WithLabelValues(p)
+	}
+	m.Registry.MustRegister(m.Requests, m.Latency, m.RowsExported, m.IngestedEvents, m.Jobs, m.QueryDuration, m.SyncExports, m.Pages, m.UserShareRefused, m.StalledClients, m.Connections, m.RefusedConnections, m.IngestBodies,
 		m.RetentionRuns, m.RetentionDeleted,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -322,12 +331,22 @@ func (s *Server) limitExport(next echo.HandlerFunc) echo.HandlerFunc {
 		// takes no export slot, so that clients keep paging while exports
 		// run; pages have their own, larger pool.
 		if c.QueryParams().Has("limit") {
+			mine, err := s.takeShare(c, s.userQueries, "pages and analytics queries", 1)
+			if err != nil {
+				return err
+			}
+			defer mine()
 			release, err := s.takePage(c)
 			if err != nil {
 				return err
 			}
 			defer release()
 		} else {
+			mine, err := s.takeShare(c, s.userExports, "synchronous exports", exportRetryAfter)
+			if err != nil {
+				return err
+			}
+			defer mine()
 			select {
 			case s.exportSlots <- struct{}{}:
 			default:
@@ -387,6 +406,12 @@ func withOpsDefaults(cfg Config) Config {
 	}
 	if cfg.MaxIngests <= 0 {
 		cfg.MaxIngests = DefaultMaxIngests
+	}
+	if cfg.ExportsPerUser <= 0 {
+		cfg.ExportsPerUser = DefaultExportsPerUser
+	}
+	if cfg.QueriesPerUser <= 0 {
+		cfg.QueriesPerUser = DefaultQueriesPerUser
 	}
 	return cfg
 }

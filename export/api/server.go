@@ -125,6 +125,12 @@ type Config struct {
 	// once, 429 beyond (0: DefaultReadStallTimeout, DefaultMaxIngests).
 	ReadStallTimeout time.Duration
 	MaxIngests       int
+	// ExportsPerUser bounds the synchronous exports one user (token sub)
+	// runs at once, and QueriesPerUser the pages and analytics queries one
+	// user has running or waiting at once; beyond either that user is
+	// answered 429 while the others are still served (0:
+	// DefaultExportsPerUser, DefaultQueriesPerUser).
+	ExportsPerUser, QueriesPerUser int
 }
 
 // Server is the HTTP API.
@@ -138,7 +144,10 @@ type Server struct {
 	exportSlots chan struct{} // one element per running synchronous export
 	pageSlots   chan struct{} // one element per page being served
 	ingestSlots chan struct{} // one element per HTTP ingest received or run
-	routes      map[string]bool
+	// userExports and userQueries are each user's share of the export
+	// pool and of the page and analytics pools (fair.go).
+	userExports, userQueries *userShare
+	routes                   map[string]bool
 	// routeParams holds the query parameters of each route template (params.go).
 	routeParams map[string][]string
 	// analyticsSlots has one element per running analytics query.
@@ -181,7 +190,8 @@ func NewServer(cfg Config, engine *query.Engine) (*Server, error) {
 	}
 	cfg = withOpsDefaults(cfg)
 	s := &Server{cfg: cfg, engine: engine, log: log, metrics: cfg.Metrics, exportSlots: make(chan struct{}, cfg.MaxSyncExports),
-		pageSlots: make(chan struct{}, cfg.MaxPages), ingestSlots: make(chan struct{}, cfg.MaxIngests)}
+		pageSlots: make(chan struct{}, cfg.MaxPages), ingestSlots: make(chan struct{}, cfg.MaxIngests),
+		userExports: newUserShare(poolExports, cfg.ExportsPerUser), userQueries: newUserShare(poolQueries, cfg.QueriesPerUser)}
 	if cfg.Store != nil {
 		sweepBodies(cfg.Store.DataDir())
 	}
