@@ -609,6 +609,7 @@ func readDemoSecret(dataDir string) ([]byte, error) {
 // jobSettings are the settings of background exports (SPEC §5).
 type jobSettings struct {
 	smtpURL, mailFrom, publicURL, workers, perUser, attachLimit, downloadTTL, jobTimeout *string
+	maxQueued, maxKept                                                                   *string
 }
 
 func addJobSettings(fs *flag.FlagSet) jobSettings {
@@ -621,6 +622,9 @@ func addJobSettings(fs *flag.FlagSet) jobSettings {
 		attachLimit: stringSetting(fs, "attach-limit", "WORKLOG_ATTACH_LIMIT", "10MiB", "largest e-mail that carries the export as an attachment, counted as sent (base64 adds a third; bytes, or with KiB/MiB/GiB); above it the e-mail carries a download link"),
 		downloadTTL: stringSetting(fs, "download-ttl", "WORKLOG_DOWNLOAD_TTL", jobs.DefaultDownloadTTL.String(), "how long a finished background export can be downloaded"),
 		jobTimeout:  stringSetting(fs, "job-timeout", "WORKLOG_JOB_TIMEOUT", jobs.DefaultJobTimeout.String(), "time limit of one run of a background export; past it the export is cancelled and the job fails"),
+		maxQueued:   stringSetting(fs, "max-queued-jobs", "WORKLOG_MAX_QUEUED_JOBS", strconv.Itoa(jobs.DefaultMaxQueued), "queued plus running background exports of all users together; more are answered 429 with Retry-After"),
+		maxKept: stringSetting(fs, "max-export-bytes", "WORKLOG_MAX_EXPORT_BYTES", "20GiB",
+			"bytes of finished background exports (and outbox messages) kept on disk; while they take it new jobs are answered 507, and a job whose file would pass it fails"),
 	}
 }
 
@@ -646,7 +650,14 @@ func (js jobSettings) config(dataDir, publicDefault string) (jobs.Config, error)
 	if err != nil {
 		return cfg, err
 	}
-	cfg.Workers, cfg.PerUser = int(workers), int(perUser)
+	maxQueued, err := positiveInt("--max-queued-jobs", *js.maxQueued)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Workers, cfg.PerUser, cfg.MaxQueued = int(workers), int(perUser), int(maxQueued)
+	if cfg.MaxKeptBytes, err = parseByteSize(*js.maxKept); err != nil {
+		return cfg, fmt.Errorf("--max-export-bytes: %w", err)
+	}
 	if cfg.AttachLimit, err = parseByteSize(*js.attachLimit); err != nil {
 		return cfg, fmt.Errorf("--attach-limit: %w", err)
 	}

@@ -45,6 +45,10 @@ func TestServeHelpListsSettings(t *testing.T) {
 		{"retention-days", "WORKLOG_RETENTION_DAYS", "0"},
 		{"audit-log", "WORKLOG_AUDIT_LOG", ""},
 		{"retire-grace", "WORKLOG_RETIRE_GRACE", "10m0s"},
+		{"max-queued-jobs", "WORKLOG_MAX_QUEUED_JOBS", "100"},
+		{"max-export-bytes", "WORKLOG_MAX_EXPORT_BYTES", "20GiB"},
+		{"exports-per-user", "WORKLOG_EXPORTS_PER_USER", "2"},
+		{"queries-per-user", "WORKLOG_QUERIES_PER_USER", "4"},
 	}
 	for _, tc := range tests {
 		// flag's usage: "  -name string\n    \tusage (env X) (default "d")"

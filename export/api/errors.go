@@ -4,11 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"syscall"
 
 	"worklog/data"
 	"worklog/export/api/auth"
 	"worklog/ingest"
+	"worklog/internal/fsutil"
 	"worklog/query"
 
 	"github.com/duckdb/duckdb-go/v2"
@@ -71,7 +71,9 @@ func toAPIError(err error) *APIError {
 		return &APIError{Status: http.StatusServiceUnavailable, Code: "busy",
 			Message: "the server is answering too many queries to take this one now; retry shortly", RetryAfter: exportRetryAfter}
 	}
-	if errors.Is(err, syscall.ENOSPC) {
+	if fsutil.IsNoSpace(err) {
+		// A Go write's ENOSPC, or DuckDB's "No space left on device",
+		// which carries no errno.
 		return newAPIError(http.StatusInsufficientStorage, "insufficient_storage", "insufficient storage: the server's disk is full; nothing was committed")
 	}
 	if errors.Is(err, auth.ErrUnauthorized) {

@@ -63,7 +63,11 @@ func (s *Server) receiveBody(c echo.Context, limit int64) (io.ReadCloser, error)
 	req := c.Request()
 	rc := http.NewResponseController(c.Response())
 	body := &stallReader{r: http.MaxBytesReader(c.Response(), req.Body, limit), rc: rc, timeout: s.cfg.ReadStallTimeout}
-	_, err = io.Copy(f, body)
+	var dst io.Writer = f
+	if s.stageFault != nil {
+		dst = faultWriter{w: f, fault: s.stageFault}
+	}
+	_, err = io.Copy(dst, body)
 	if err == nil {
 		// Clear the deadline: net/http keeps reading the connection in
 		// the background once the body is done (to notice a client that
@@ -95,6 +99,20 @@ func (s *Server) receiveBody(c echo.Context, limit int64) (io.ReadCloser, error)
 		return nil, fmt.Errorf("receive body: %w", err)
 	}
 	return &receivedBody{File: f, drop: drop}, nil
+}
+
+// faultWriter calls fault before each write to w; an error fails the
+// write (tests: a full disk without filling one).
+type faultWriter struct {
+	w     io.Writer
+	fault func(p []byte) error
+}
+
+func (f faultWriter) Write(p []byte) (int, error) {
+	if err := f.fault(p); err != nil {
+		return 0, err
+	}
+	return f.w.Write(p)
 }
 
 // receivedBody is a received ingest body on disk.

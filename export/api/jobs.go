@@ -105,9 +105,16 @@ func (s *Server) scheduleExport(c echo.Context, cl *auth.Claims, pol *privacy.Po
 		CSVBOM:          bom,
 		Rows:            total,
 	})
-	if errors.Is(err, jobs.ErrTooManyJobs) {
+	switch {
+	case errors.Is(err, jobs.ErrTooManyJobs):
 		return &APIError{Status: http.StatusTooManyRequests, Code: "too_many_jobs", RetryAfter: retryAfterTooManyJobs,
 			Message: fmt.Sprintf("you already have %d export jobs queued or running; retry when one has finished", s.cfg.Jobs.PerUser())}
+	case errors.Is(err, jobs.ErrQueueFull):
+		return &APIError{Status: http.StatusTooManyRequests, Code: "jobs_queue_full", RetryAfter: retryAfterTooManyJobs,
+			Message: fmt.Sprintf("%d background exports of all users are queued or running, the most this server takes; retry later, or page with limit and offset", s.cfg.Jobs.MaxQueued())}
+	case errors.Is(err, jobs.ErrStorageFull):
+		return &APIError{Status: http.StatusInsufficientStorage, Code: "export_storage_full",
+			Message: fmt.Sprintf("insufficient storage: the finished exports kept on this server take %s, its limit; retry when older downloads have expired, or page with limit and offset", jobs.FormatBytes(s.cfg.Jobs.MaxKeptBytes()))}
 	}
 	if err != nil {
 		return fmt.Errorf("schedule export: %w", err)
@@ -133,8 +140,9 @@ type JobView struct {
 	FinishedAt *time.Time `json:"finishedAt"`
 	// DownloadURL is the file's path while it can be downloaded.
 	DownloadURL *string `json:"downloadUrl"`
-	// Error says why the export or its delivery failed.
-	Error *string `json:"error"`
+	// Error says why the export or its delivery failed, or that an
+	// erasure deleted the file.
+	Error *JobError `json:"error"`
 	// ExpiresAt is when the download link expires.
 	ExpiresAt *time.Time `json:"expiresAt"`
 	DeliverTo string     `json:"deliverTo"`
@@ -145,6 +153,28 @@ type JobView struct {
 	DeliveredAt *time.Time         `json:"deliveredAt"`
 	// DeliveryPath is the .eml file of a message written to the outbox.
 	DeliveryPath *string `json:"deliveryPath"`
+}
+
+// JobError is why a job failed, its delivery failed, or its file is gone:
+// a code a client can act on (jobs.Code* or a parameter error's code) and
+// a message for a person. Neither ever holds SQL or a path.
+type JobError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// jobErrorCode is the code of a job's error; jobs stored before codes
+// existed carry a message alone.
+func jobErrorCode(j *jobs.Job) string {
+	switch {
+	case j.ErrorCode != "":
+		return j.ErrorCode
+	case j.Status == jobs.Erased:
+		return jobs.CodeErased
+	case j.Status == jobs.Failed:
+		return jobs.CodeExportFailed
+	}
+	return jobs.CodeDeliveryFailed
 }
 
 func timePtr(t time.Time) *time.Time {
@@ -165,8 +195,7 @@ func viewOf(r *jobs.Runner, j *jobs.Job, now time.Time) JobView {
 		v.DownloadURL = &u
 	}
 	if j.Error != "" {
-		e := j.Error
-		v.Error = &e
+		v.Error = &JobError{Code: jobErrorCode(j), Message: j.Error}
 	}
 	if j.DeliveryPath != "" {
 		p := j.DeliveryPath
@@ -336,7 +365,7 @@ func (s *Server) checkJobFileErr(job *jobs.Job, err error) error {
 	case errors.Is(err, jobs.ErrExpired):
 		return newAPIError(http.StatusGone, "gone", "the download link expired at %s; request the export again", job.ExpiresAt.UTC().Format(time.RFC3339))
 	case errors.Is(err, jobs.ErrNotReady) && job.Status == jobs.Failed:
-		return newAPIError(http.StatusConflict, "job_failed", "the export failed, there is no file: %s", job.Error)
+		return newAPIError(http.StatusConflict, "job_failed", "the export failed (%s), there is no file: %s", jobErrorCode(job), job.Error)
 	case errors.Is(err, jobs.ErrNotReady):
 		return newAPIError(http.StatusConflict, "not_ready", "the export is %s; the file is ready when its status is done", job.Status)
 	}

@@ -392,6 +392,9 @@ func TestJobDeliveryRetries(t *testing.T) {
 			if (tc.want == jobs.DeliveryFailed) != (v.Error != nil) {
 				t.Errorf("error %v", v.Error)
 			}
+			if v.Error != nil && (v.Error.Code != jobs.CodeDeliveryFailed || !strings.Contains(v.Error.Message, "failed after 2 attempts")) {
+				t.Errorf("error %+v, want code %s", *v.Error, jobs.CodeDeliveryFailed)
+			}
 			if resp, _ := env.getPath(tok, JobPaths{}.File(sb.JobID)); resp.StatusCode != http.StatusOK {
 				t.Errorf("download after delivery %s: %d", tc.want, resp.StatusCode)
 			}

@@ -159,6 +159,10 @@ type Server struct {
 	// observe a full pool, a deadline or a client that went away, instead
 	// of relying on a query being slow.
 	beforeExport func(ctx context.Context)
+	// stageFault, when set (tests, right after NewServer), is called
+	// before each write of a received ingest body to <data>/tmp; an error
+	// fails the write as a full disk would.
+	stageFault func(p []byte) error
 }
 
 // NewServer builds the API over engine.

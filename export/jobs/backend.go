@@ -20,7 +20,8 @@ import (
 // never both act on the same state.
 type jobBackend interface {
 	// create records j (queued) and enqueues it in one transaction, unless
-	// lim refuses it (ErrTooManyJobs); then nothing is recorded.
+	// lim refuses it (ErrTooManyJobs, ErrQueueFull); then nothing is
+	// recorded.
 	create(j *Job, lim limits) error
 	// get returns the job with id, or ErrNotFound.
 	get(id string) (*Job, error)
@@ -64,6 +65,9 @@ type jobBackend interface {
 type limits struct {
 	// perUser bounds one owner's queued plus running jobs (0: no bound).
 	perUser int
+	// maxActive bounds the queued plus running jobs of all owners
+	// together (ErrQueueFull; 0: no bound).
+	maxActive int
 }
 
 // claimJob marks a job running for a worker: the start of one run.

@@ -27,7 +27,7 @@ func TestJobTimeoutFails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Status != Failed || !strings.Contains(got.Error, "did not finish within 1ns") {
+	if got.Status != Failed || got.ErrorCode != CodeTimeout || !strings.Contains(got.Error, "did not finish within 1ns") {
 		t.Errorf("after the time limit: %s %q", got.Status, got.Error)
 	}
 }

@@ -70,6 +70,7 @@ func (j *Runner) EraseBefore(t time.Time) (int, error) {
 			if jb.Delivery == DeliveryPending || jb.Delivery == DeliverySending {
 				jb.Delivery = DeliveryFailed
 			}
+			jb.ErrorCode = CodeErased
 			jb.Error = "the file was deleted by an erasure of personal data at " + now.Format(time.RFC3339) + "; request the export again"
 			return nil
 		}); err != nil {

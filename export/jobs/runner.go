@@ -24,6 +24,7 @@ import (
 
 	"worklog/export"
 	"worklog/internal/audit"
+	"worklog/internal/fsutil"
 	"worklog/privacy"
 	"worklog/query"
 )
@@ -79,6 +80,13 @@ type Config struct {
 	Workers int
 	// PerUser bounds one user's queued plus running jobs (default 2).
 	PerUser int
+	// MaxQueued bounds the queued plus running jobs of all users together
+	// (default 100): Submit returns ErrQueueFull beyond it.
+	MaxQueued int
+	// MaxKeptBytes bounds the bytes of finished exports kept on disk
+	// (default 20 GiB; see KeptBytes): Submit returns ErrStorageFull while
+	// they take it, and a job whose file would pass it fails.
+	MaxKeptBytes int64
 	// AttachLimit is the largest message that carries the file, counted as
 	// sent (base64 and all); a larger one carries the download link instead
 	// (default 10 MiB).
@@ -184,6 +192,14 @@ type Runner struct {
 	deliveringMu sync.Mutex
 	delivering   map[string]bool
 
+	// writing counts the bytes of the files being written by running
+	// jobs, against MaxKeptBytes (caps.go).
+	writing atomic.Int64
+	// writeFault, when set (tests, before Start), is called before every
+	// write of a job's file; an error fails the write as a full disk
+	// would (syscall.ENOSPC), without filling one.
+	writeFault func(p []byte) error
+
 	// afterSweep, when set (tests, before Start), runs after every sweep
 	// of the janitor: a test waits for sweeps instead of sleeping.
 	afterSweep func()
@@ -219,6 +235,8 @@ func Open(cfg Config) (*Runner, error) {
 	}
 	setDefault(&cfg.Workers, DefaultWorkers)
 	setDefault(&cfg.PerUser, DefaultPerUser)
+	setDefault(&cfg.MaxQueued, DefaultMaxQueued)
+	setDefault(&cfg.MaxKeptBytes, DefaultMaxKeptBytes)
 	setDefault(&cfg.AttachLimit, DefaultAttachLimit)
 	setDefault(&cfg.DownloadTTL, DefaultDownloadTTL)
 	setDefault(&cfg.Retention, DefaultRetention)
@@ -361,10 +379,15 @@ type Spec struct {
 }
 
 // Submit persists a queued job and wakes a worker. It returns
-// ErrTooManyJobs when the owner already has PerUser queued or running jobs.
+// ErrTooManyJobs when the owner already has PerUser queued or running jobs,
+// ErrQueueFull when all users together have MaxQueued, and ErrStorageFull
+// while the finished exports kept on disk take MaxKeptBytes.
 func (j *Runner) Submit(spec Spec) (*Job, error) {
 	if spec.Email == "" {
 		return nil, errors.New("submit job: no e-mail address to deliver to")
+	}
+	if err := j.checkKept(); err != nil {
+		return nil, err
 	}
 	q := url.Values{}
 	for k, v := range spec.Query {
@@ -385,7 +408,7 @@ func (j *Runner) Submit(spec Spec) (*Job, error) {
 		Rows:            spec.Rows,
 		CreatedAt:       j.now(),
 	}
-	if err := j.be.create(job, limits{perUser: j.cfg.PerUser}); err != nil {
+	if err := j.be.create(job, limits{perUser: j.cfg.PerUser, maxActive: j.cfg.MaxQueued}); err != nil {
 		return nil, err
 	}
 	j.be.queued()
@@ -481,21 +504,14 @@ func (j *Runner) run(ctx context.Context, job *Job) {
 	if aerr := j.audit(job, rows, err); aerr != nil && err == nil {
 		// No file is offered without its audit line.
 		os.Remove(j.filePath(job))
-		err = aerr
+		err = fmt.Errorf("%w: %w", errAudit, aerr)
 	}
 	now := j.now()
 	if err != nil {
-		log.Error("export job failed", "err", err)
-		msg := "export failed (job " + job.ID + ")"
-		var pe *query.ParamError
-		if errors.As(err, &pe) {
-			msg = "export failed: " + pe.Error()
-		}
-		if errors.Is(err, errJobTimeout) {
-			msg = fmt.Sprintf("export failed: it did not finish within %s (the job time limit); narrow the filters or export fewer columns", j.cfg.JobTimeout)
-		}
+		code, msg := j.failure(job, err)
+		log.Error("export job failed", "code", code, "err", err)
 		if _, uerr := j.be.update(job.ID, func(jb *Job) error {
-			jb.Status, jb.Error, jb.FinishedAt, jb.ExpiresAt = Failed, msg, now, now.Add(j.cfg.DownloadTTL)
+			jb.Status, jb.ErrorCode, jb.Error, jb.FinishedAt, jb.ExpiresAt = Failed, code, msg, now, now.Add(j.cfg.DownloadTTL)
 			return nil
 		}); uerr != nil {
 			log.Error("record failed export job", "err", uerr)
@@ -512,7 +528,7 @@ func (j *Runner) run(ctx context.Context, job *Job) {
 			return errStale
 		}
 		jb.Status, jb.Rows, jb.Bytes, jb.FinishedAt, jb.ExpiresAt = Done, rows, size, now, now.Add(j.cfg.DownloadTTL)
-		jb.Delivery, jb.NextDeliveryAt, jb.Error = DeliveryPending, now, ""
+		jb.Delivery, jb.NextDeliveryAt, jb.ErrorCode, jb.Error = DeliveryPending, now, "", ""
 		return nil
 	})
 	j.eraseMu.Unlock()
@@ -559,7 +575,19 @@ func (j *Runner) export(ctx context.Context, job *Job) (int64, error) {
 	defer snap.Release()
 	req := export.Request{Engine: j.cfg.Engine, Snapshot: snap, Plan: plan, Policy: pol, Format: job.Format,
 		Options: export.EncoderOptions{CSVFormulaGuard: job.CSVFormulaGuard, CSVBOM: job.CSVBOM, MaxSheetRows: j.cfg.MaxSheetRows, TempDir: j.cfg.TempDir}}
-	return export.WriteFile(ctx, req, j.filePath(job))
+	// As export.WriteFile, through a writer that counts the file against
+	// MaxKeptBytes. 0600: an export can hold personal data.
+	var rows int64
+	err = fsutil.WriteAtomic(j.filePath(job), 0o600, func(w io.Writer) error {
+		cw, err := j.newCapWriter(w)
+		if err != nil {
+			return err
+		}
+		defer cw.done()
+		rows, err = export.Run(ctx, req, cw, nil)
+		return err
+	})
+	return rows, err
 }
 
 // errNothingToDeliver stops a delivery whose message was sent meanwhile.
@@ -619,7 +647,7 @@ func (j *Runner) deliver(ctx context.Context, job *Job) {
 			// An erasure deleted the file while it was being sent; its
 			// record says so, and nothing is retried.
 		case err == nil:
-			jb.Delivery, jb.DeliveredAt, jb.Error, jb.Attached = DeliverySent, now, "", attached
+			jb.Delivery, jb.DeliveredAt, jb.ErrorCode, jb.Error, jb.Attached = DeliverySent, now, "", "", attached
 			if receipt.Written != "" {
 				jb.Delivery, jb.DeliveryPath = DeliveryWritten, receipt.Written
 			}
@@ -629,11 +657,11 @@ func (j *Runner) deliver(ctx context.Context, job *Job) {
 			jb.Delivery, jb.NextDeliveryAt = DeliveryPending, now
 			jb.DeliveryAttempts--
 		case jb.DeliveryAttempts >= j.cfg.DeliveryAttempts:
-			jb.Delivery = DeliveryFailed
+			jb.Delivery, jb.ErrorCode = DeliveryFailed, CodeDeliveryFailed
 			jb.Error = fmt.Sprintf("delivery to %s failed after %d attempts; the file can still be downloaded", jb.Email, jb.DeliveryAttempts)
 		default:
 			wait := j.cfg.RetryBackoff << (jb.DeliveryAttempts - 1)
-			jb.Delivery, jb.NextDeliveryAt = DeliveryPending, now.Add(wait)
+			jb.Delivery, jb.NextDeliveryAt, jb.ErrorCode = DeliveryPending, now.Add(wait), CodeDeliveryFailed
 			jb.Error = fmt.Sprintf("delivery to %s failed (attempt %d of %d), retrying at %s", jb.Email, jb.DeliveryAttempts, j.cfg.DeliveryAttempts, jb.NextDeliveryAt.Format(time.RFC3339))
 		}
 		return nil

@@ -100,9 +100,13 @@ type Job struct {
 	ExpiresAt time.Time `json:"expiresAt,omitzero"`
 	// Runs counts export runs started (more than one after an interruption).
 	Runs int `json:"runs"`
-	// Error is shown to the owner: why the export failed, or why its
-	// delivery failed (the file stays downloadable then).
-	Error string `json:"error,omitempty"`
+	// ErrorCode and Error are shown to the owner: why the export failed,
+	// why its delivery failed (the file stays downloadable then) or that
+	// an erasure deleted it. ErrorCode is one of the Code constants (or a
+	// query.ParamError's code); Error never holds SQL or a path. Jobs
+	// stored before codes existed have Error alone.
+	ErrorCode string `json:"errorCode,omitempty"`
+	Error     string `json:"error,omitempty"`
 	// Bytes is the size of the finished file.
 	Bytes int64 `json:"bytes,omitempty"`
 	// Expired is set when the janitor has deleted the file.
@@ -250,25 +254,33 @@ func getJob(tx *bolt.Tx, id string) (*Job, error) {
 }
 
 // create stores a new queued job unless lim refuses it: its owner already
-// has lim.perUser active jobs. The count and the insert are one transaction.
+// has lim.perUser active jobs (ErrTooManyJobs), or all users together have
+// lim.maxActive (ErrQueueFull). The count and the insert are one
+// transaction.
 func (s *jobStore) create(j *Job, lim limits) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
-		active := 0
+		mine, all := 0, 0
 		err := tx.Bucket(jobsBucket).ForEach(func(_, v []byte) error {
 			var o Job
 			if err := json.Unmarshal(v, &o); err != nil {
 				return err
 			}
-			if o.Owner == j.Owner && o.active() {
-				active++
+			if o.active() {
+				all++
+				if o.Owner == j.Owner {
+					mine++
+				}
 			}
 			return nil
 		})
 		if err != nil {
 			return err
 		}
-		if lim.perUser > 0 && active >= lim.perUser {
+		if lim.perUser > 0 && mine >= lim.perUser {
 			return ErrTooManyJobs
+		}
+		if lim.maxActive > 0 && all >= lim.maxActive {
+			return ErrQueueFull
 		}
 		return putJob(tx, j)
 	})

@@ -517,7 +517,7 @@
       }
       li.dataset.status = v.status;
       if (v.status === 'failed') {
-        setStatus(li, `${label} job ${job.jobId} failed: ${v.error || 'no reason given'}`, 'failed');
+        setStatus(li, `${label} job ${job.jobId} failed: ${(v.error && v.error.message) || 'no reason given'}`, 'failed');
         return;
       }
       if (v.status !== 'done') {
