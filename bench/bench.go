@@ -103,6 +103,11 @@ func (b *bench) run(ctx context.Context) error {
 			return fmt.Errorf("measurement L: %w", err)
 		}
 	}
+	if !b.cfg.skip["BD"] {
+		if err := b.busyDay(ctx); err != nil {
+			return fmt.Errorf("busy day (BD): %w", err)
+		}
+	}
 	if b.cfg.skip["P1"] && b.cfg.skip["P3"] && b.cfg.skip["P4"] && b.cfg.skip["X"] && b.cfg.skip["C"] && b.cfg.skip["PQ"] && b.cfg.skip["A"] {
 		return nil
 	}
@@ -116,7 +121,7 @@ func (b *bench) run(ctx context.Context) error {
 		return err
 	}
 	if !b.cfg.skip["P1"] {
-		if err := b.p1(ctx, srv, files); err != nil {
+		if err := b.p1(ctx, srv, store, files); err != nil {
 			return fmt.Errorf("P1: %w", err)
 		}
 	}
@@ -151,7 +156,7 @@ func (b *bench) run(ctx context.Context) error {
 		}
 	}
 	if hwm, err := vmHWM(srv.cmd.Process.Pid); err == nil {
-		b.res.note("server peak RSS over the whole run (P1, P3, P4): %.0f MB", mb(hwm))
+		b.res.note("peak RSS of the pseudonymized server over the whole run (P1's pseudonymized requests, P3, P4, A, C): %.0f MB", mb(hwm))
 	}
 	return nil
 }
@@ -254,7 +259,7 @@ func (b *bench) serve(ctx context.Context, dir string, extra ...string) (*server
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	logf, err := os.Create(filepath.Join(b.cfg.work, "serve-"+filepath.Base(dir)+".log"))
+	logf, err := os.CreateTemp(b.cfg.work, "serve-"+filepath.Base(dir)+"-*.log")
 	if err != nil {
 		return nil, err
 	}

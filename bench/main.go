@@ -39,8 +39,10 @@ type config struct {
 	work      string
 	jsonOut   string
 	profile   string
-	formats   []string
-	skip      map[string]bool
+	// profileLevel is the privacy level of --profile's export.
+	profileLevel string
+	formats      []string
+	skip         map[string]bool
 }
 
 func main() {
@@ -65,8 +67,9 @@ func run(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.p4Reps, "p4-reps", 1, "repetitions of P4 (each one lasts as long as an export under page load; its p50/p99 come from hundreds of pages)")
 	fs.StringVar(&cfg.work, "work", "", "work directory, kept and reused between runs (default: a temporary directory, removed)")
 	fs.StringVar(&cfg.jsonOut, "json", "", "also write the results as JSON to this file")
-	only := fs.String("only", "P1,P2,P3,P4,X,C,PQ,F,A,L,I", "measurements to run, comma-separated (X: XLSX via worklog export, once; C: page 1,000 by cursor; PQ: Parquet export against DuckDB's COPY; F: forget one agent against an ingest of its events; A: analytics; L: hostile clients, a zstd bomb and stalled readers, on a server of their own; I: ingest with and without the Iceberg publish)")
+	only := fs.String("only", "P1,BD,P2,P3,P4,X,C,PQ,F,A,L,I", "measurements to run, comma-separated (BD: a store of one busy day of 300,000 events exported at level none; X: XLSX via worklog export, once; C: page 1,000 by cursor; PQ: Parquet export against DuckDB's COPY; F: forget one agent against an ingest of its events; A: analytics; L: hostile clients, a zstd bomb and stalled readers, on a server of their own; I: ingest with and without the Iceberg publish)")
 	fs.StringVar(&cfg.profile, "profile", "", "instead of measuring: run P1's export in-process stage by stage and write a CPU profile to this file")
+	fs.StringVar(&cfg.profileLevel, "profile-level", "none", "privacy level of --profile's export: none (all 35 columns, as P1's head-to-head), partiallyPseudonymized or pseudonymized")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -74,7 +77,7 @@ func run(ctx context.Context, args []string) error {
 		return fmt.Errorf("--reps must be at least 1, got %d", cfg.reps)
 	}
 	cfg.formats = []string{"csv", "json"}
-	cfg.skip = map[string]bool{"P1": true, "P2": true, "P3": true, "P4": true, "X": true, "C": true, "PQ": true, "F": true, "A": true, "L": true, "I": true}
+	cfg.skip = map[string]bool{"P1": true, "BD": true, "P2": true, "P3": true, "P4": true, "X": true, "C": true, "PQ": true, "F": true, "A": true, "L": true, "I": true}
 	for _, m := range splitList(*only) {
 		delete(cfg.skip, m)
 	}

@@ -7,7 +7,9 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
+	"strings"
 	"time"
 
 	"worklog/data"
@@ -16,11 +18,13 @@ import (
 	"worklog/query"
 )
 
-// profileExport runs P1's CSV export in this process, stage by stage, so
-// that the time of each stage shows: DuckDB's batches alone, then with the
-// privacy transform, then the whole pipeline into io.Discard under a CPU
-// profile written to profPath. Only Go's own CPU time is in the profile;
-// DuckDB's worker threads show up in `perf top -p`, not in pprof.
+// profileExport runs P1's export in this process at the privacy level of
+// --profile-level (default none, the like-for-like level), stage by stage,
+// so that the time of each stage shows: DuckDB's batches alone, then with
+// the privacy transform, then the whole pipeline into io.Discard under a
+// CPU profile written to profPath and an allocation profile beside it
+// (-alloc.pprof). Only Go's own CPU time is in the profile; DuckDB's worker
+// threads show up in `perf top -p`, not in pprof.
 func (b *bench) profileExport(ctx context.Context, store, format, profPath string) error {
 	st, err := data.Open(store, data.StoreOptions{})
 	if err != nil {
@@ -41,7 +45,11 @@ func (b *bench) profileExport(ctx context.Context, store, format, profPath strin
 	if err := b.db.QueryRowContext(ctx, q).Scan(&cutoff); err != nil {
 		return err
 	}
-	pol, err := privacy.NewPolicy(privacy.Pseudonymized, nil, make([]byte, 32))
+	level, err := privacy.ParseLevel(b.cfg.profileLevel)
+	if err != nil {
+		return err
+	}
+	pol, err := privacy.NewPolicy(level, nil, make([]byte, 32))
 	if err != nil {
 		return err
 	}
@@ -91,6 +99,8 @@ func (b *bench) profileExport(ctx context.Context, store, format, profPath strin
 		return err
 	}
 	defer f.Close()
+	runtime.MemProfileRate = 64 << 10
+	runtime.GC()
 	if err := pprof.StartCPUProfile(f); err != nil {
 		return err
 	}
@@ -102,6 +112,15 @@ func (b *bench) profileExport(ctx context.Context, store, format, profPath strin
 		return err
 	}
 	b.logf("records + privacy + %s: %d rows in %.2f s; CPU profile in %s", format, rows, time.Since(start).Seconds(), profPath)
-	fmt.Fprintf(os.Stderr, "inspect with: go tool pprof -top %s\n", profPath)
+	allocPath := strings.TrimSuffix(profPath, ".pprof") + "-alloc.pprof"
+	af, err := os.Create(allocPath)
+	if err != nil {
+		return err
+	}
+	defer af.Close()
+	if err := pprof.Lookup("allocs").WriteTo(af, 0); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "inspect with: go tool pprof -top %s; go tool pprof -sample_index=alloc_space -top %s\n", profPath, allocPath)
 	return nil
 }
