@@ -7,6 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
 	"worklog/data"
 )
 
@@ -220,4 +224,63 @@ func TestChunksBoundedByBytes(t *testing.T) {
 			t.Fatalf("chunk of %d rows over the byte bound: %v", n, chunks)
 		}
 	}
+}
+
+// A chunk's batches are released as soon as their last row is emitted, so
+// that a chunk shrinks while it is emitted, and the rows still come out in
+// the chunk's order.
+func TestChunkReleasesEmittedBatches(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	schema := arrow.NewSchema([]arrow.Field{
+		{Name: "id", Type: arrow.PrimitiveTypes.Int64},
+		{Name: "s", Type: arrow.BinaryTypes.String, Nullable: true},
+	}, nil)
+	batch := func(ids ...int64) arrow.RecordBatch {
+		b := array.NewRecordBuilder(mem, schema)
+		defer b.Release()
+		for _, id := range ids {
+			b.Field(0).(*array.Int64Builder).Append(id)
+			if id%3 == 0 {
+				b.Field(1).AppendNull()
+			} else {
+				b.Field(1).(*array.StringBuilder).Append(strings.Repeat("x", int(id)))
+			}
+		}
+		return b.NewRecordBatch()
+	}
+	// Batch 0 holds ids 4..6, batch 1 ids 1..3; the output is 6..1 in
+	// steps of two rows.
+	c := chunk{held: []arrow.RecordBatch{batch(4, 5, 6), batch(1, 2, 3)}, left: []int32{3, 3}}
+	c.order = []rowRef{{b: 0, i: 2}, {b: 0, i: 1}, {b: 0, i: 0}, {b: 1, i: 2}, {b: 1, i: 1}, {b: 1, i: 0}}
+	var got []int64
+	for pos := 0; pos < len(c.order); pos += 2 {
+		refs := c.order[pos : pos+2]
+		rec, err := takeRows(mem, schema, c.held, refs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < int(rec.NumRows()); i++ {
+			id := rec.Column(0).(*array.Int64).Value(i)
+			got = append(got, id)
+			s := rec.Column(1).(*array.String)
+			if want := id%3 == 0; s.IsNull(i) != want {
+				t.Errorf("id %d: null %v, want %v", id, s.IsNull(i), want)
+			} else if !want && s.Value(i) != strings.Repeat("x", int(id)) {
+				t.Errorf("id %d: %q", id, s.Value(i))
+			}
+		}
+		rec.Release()
+		c.emitted(refs)
+		if wantFirst := pos+2 >= 3; (c.held[0] == nil) != wantFirst {
+			t.Errorf("after %d rows: batch 0 released %v, want %v", pos+2, c.held[0] == nil, wantFirst)
+		}
+	}
+	if !reflect.DeepEqual(got, []int64{6, 5, 4, 3, 2, 1}) {
+		t.Errorf("rows %v", got)
+	}
+	if c.held[1] != nil {
+		t.Error("batch 1 still held after its last row")
+	}
+	c.release()
 }
