@@ -1,6 +1,9 @@
 package export
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"math/rand/v2"
 	"runtime"
 	"strings"
@@ -11,6 +14,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"worklog/data"
+	"worklog/ingest/demo"
 )
 
 // demoRows generates n worklog events of demo-like width, one value per
@@ -167,6 +171,66 @@ func BenchmarkAppendJSONString(b *testing.B) {
 	cpu0 := cpuTime(b)
 	for b.Loop() {
 		buf = appendJSONString(buf[:0], raw)
+	}
+	b.ReportMetric(float64((cpuTime(b)-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
+}
+
+// demoRawData returns the rawData of n events of the demo generator: JSON
+// messages whose long body text has few characters to escape, unlike the
+// quote-dense rawData of BenchmarkAppendJSONString.
+func demoRawData(b *testing.B, n int) []string {
+	b.Helper()
+	var buf bytes.Buffer
+	if err := demo.Generate(context.Background(), &buf, demo.Options{Rows: n, Seed: 1}); err != nil {
+		b.Fatal(err)
+	}
+	var out []string
+	dec := json.NewDecoder(&buf)
+	for dec.More() {
+		var ev struct {
+			RawData string `json:"rawData"`
+		}
+		if err := dec.Decode(&ev); err != nil {
+			b.Fatal(err)
+		}
+		out = append(out, ev.RawData)
+	}
+	return out
+}
+
+// BenchmarkAppendJSONStringDemo escapes the rawData of 200 demo events.
+func BenchmarkAppendJSONStringDemo(b *testing.B) {
+	raws := demoRawData(b, 200)
+	size := 0
+	for _, r := range raws {
+		size += len(r)
+	}
+	buf := make([]byte, 0, 8192)
+	b.SetBytes(int64(size))
+	cpu0 := cpuTime(b)
+	for b.Loop() {
+		for _, r := range raws {
+			buf = appendJSONString(buf[:0], r)
+		}
+	}
+	b.ReportMetric(float64((cpuTime(b)-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
+}
+
+// BenchmarkAppendCSVFieldDemo quotes the rawData of 200 demo events as CSV
+// fields.
+func BenchmarkAppendCSVFieldDemo(b *testing.B) {
+	raws := demoRawData(b, 200)
+	size := 0
+	for _, r := range raws {
+		size += len(r)
+	}
+	buf := make([]byte, 0, 8192)
+	b.SetBytes(int64(size))
+	cpu0 := cpuTime(b)
+	for b.Loop() {
+		for _, r := range raws {
+			buf = appendCSVField(buf[:0], r, true)
+		}
 	}
 	b.ReportMetric(float64((cpuTime(b)-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
 }
