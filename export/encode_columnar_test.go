@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
@@ -345,5 +347,44 @@ func TestParquetAbort(t *testing.T) {
 	}
 	if cw.n != written {
 		t.Errorf("%d bytes written after Abort", cw.n-written)
+	}
+}
+
+// TestParquetDictionaries checks which columns get a dictionary: short
+// strings do (a few distinct values each), long strings (rawData, nearly
+// all distinct) do not, and both read back.
+func TestParquetDictionaries(t *testing.T) {
+	mem := newMem(t)
+	schema := arrow.NewSchema([]arrow.Field{
+		{Name: "action", Type: arrow.BinaryTypes.String, Nullable: true},
+		{Name: "rawData", Type: arrow.BinaryTypes.String, Nullable: true},
+	}, nil)
+	var rows [][]any
+	for i := 0; i < 50; i++ {
+		rows = append(rows, []any{"readAction", fmt.Sprintf(`{"n":%d,"body":"%s"}`, i, strings.Repeat("y", longStringBytes))})
+	}
+	rows = append(rows, []any{nil, nil})
+	rec := newRecord(t, mem, schema, rows)
+	defer rec.Release()
+	rdr, tbl := readParquet(t, encode(t, FormatParquet, schema, EncoderOptions{}, rec))
+	rg := rdr.MetaData().RowGroup(0)
+	for c, wantDict := range []bool{true, false} {
+		cc, err := rg.ColumnChunk(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dict := false
+		for _, e := range cc.Encodings() {
+			if e == parquet.Encodings.RLEDict || e == parquet.Encodings.PlainDict {
+				dict = true
+			}
+		}
+		if dict != wantDict {
+			t.Errorf("column %s: dictionary %v (encodings %v), want %v", schema.Field(c).Name, dict, cc.Encodings(), wantDict)
+		}
+	}
+	raw := tbl.Column(1).Data().Chunk(0).(*array.String)
+	if raw.Value(7) != rows[7][1] || !raw.IsNull(50) {
+		t.Errorf("rawData read back as %q, null %v", raw.Value(7), raw.IsNull(50))
 	}
 }

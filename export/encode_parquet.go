@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
@@ -85,13 +86,15 @@ func NewParquetEncoder(w io.Writer, schema *arrow.Schema, opts EncoderOptions) (
 	if e.err != nil {
 		return nil, e.err
 	}
-	if _, err := pqarrow.ToParquet(schema, e.writerProps(), pqarrow.DefaultWriterProps()); err != nil {
+	if _, err := pqarrow.ToParquet(schema, e.writerProps(nil), pqarrow.DefaultWriterProps()); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnsupportedType, err)
 	}
 	return e, nil
 }
 
-func (e *ParquetEncoder) writerProps() *parquet.WriterProperties {
+// writerProps are the file's writer properties; first, the first batch (nil
+// for a file of no rows), decides which string columns get a dictionary.
+func (e *ParquetEncoder) writerProps(first arrow.RecordBatch) *parquet.WriterProperties {
 	props := []parquet.WriterProperty{
 		parquet.WithCompression(compress.Codecs.Zstd),
 		// Row groups are cut here, by rows and bytes; the writer's own
@@ -103,12 +106,30 @@ func (e *ParquetEncoder) writerProps() *parquet.WriterProperties {
 	// values each); for numbers and date-times, nearly all distinct (ids,
 	// seconds, instants), they cost a third of the encoder's time and zstd
 	// compresses the plain values as well.
-	for _, f := range e.schema.Fields() {
-		if !dictionaryWorthy(f.Type) {
+	for i, f := range e.schema.Fields() {
+		if !dictionaryWorthy(f.Type) || (first != nil && longStrings(first.Column(i))) {
 			props = append(props, parquet.WithDictionaryFor(f.Name, false))
 		}
 	}
 	return parquet.NewWriterProperties(props...)
+}
+
+// longStringBytes is the mean value length from which a string column gets
+// no dictionary. Such values (rawData: a JSON message of ~1 KB per event)
+// are nearly all distinct, and a few thousand of them fill the dictionary
+// page (1 MB by default), after which the writer falls back to plain
+// encoding anyway, having hashed every value first: on rawData that hashing
+// was a quarter of the encoder's CPU time.
+const longStringBytes = 256
+
+// longStrings reports whether a string column's values average
+// longStringBytes or more.
+func longStrings(a arrow.Array) bool {
+	s, ok := a.(*array.String)
+	if !ok || s.Len() == s.NullN() {
+		return false
+	}
+	return s.ValueLen(s.Len()-1)+s.ValueOffset(s.Len()-1)-s.ValueOffset(0) >= longStringBytes*(s.Len()-s.NullN())
 }
 
 // dictionaryWorthy reports whether a column type gets a dictionary: strings
@@ -129,9 +150,10 @@ func (e *ParquetEncoder) failed(op string, err error) error {
 	return e.fail(fmt.Errorf("%s: %w", op, err))
 }
 
-// start opens the file (its header goes to out) and the encoding goroutine.
-func (e *ParquetEncoder) start() error {
-	fw, err := pqarrow.NewFileWriter(e.schema, &e.out, e.writerProps(), pqarrow.DefaultWriterProps())
+// start opens the file (its header goes to out) and the encoding goroutine;
+// first is the first batch to write.
+func (e *ParquetEncoder) start(first arrow.RecordBatch) error {
+	fw, err := pqarrow.NewFileWriter(e.schema, &e.out, e.writerProps(first), pqarrow.DefaultWriterProps())
 	if err != nil {
 		return e.failed("start parquet file", err)
 	}
@@ -226,7 +248,7 @@ func (e *ParquetEncoder) Write(rec arrow.RecordBatch) error {
 		return nil
 	}
 	if e.fw == nil {
-		if err := e.start(); err != nil {
+		if err := e.start(rec); err != nil {
 			return err
 		}
 	}
@@ -251,7 +273,7 @@ func (e *ParquetEncoder) Close() error {
 	}
 	if e.fw == nil {
 		// No rows: a file of the schema and no row group.
-		fw, err := pqarrow.NewFileWriter(e.schema, &e.out, e.writerProps(), pqarrow.DefaultWriterProps())
+		fw, err := pqarrow.NewFileWriter(e.schema, &e.out, e.writerProps(nil), pqarrow.DefaultWriterProps())
 		if err != nil {
 			return e.failed("start parquet file", err)
 		}
