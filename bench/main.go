@@ -26,6 +26,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"time"
 )
 
@@ -69,6 +70,7 @@ func run(ctx context.Context, args []string) error {
 	fs.StringVar(&cfg.jsonOut, "json", "", "also write the results as JSON to this file")
 	only := fs.String("only", "P1,BD,P2,P3,P4,X,C,PQ,F,A,L,I", "measurements to run, comma-separated (BD: a store of one busy day of 300,000 events exported at level none; X: XLSX via worklog export, once; C: page 1,000 by cursor; PQ: Parquet export against DuckDB's COPY; F: forget one agent against an ingest of its events; A: analytics; L: hostile clients, a zstd bomb and stalled readers, on a server of their own; I: ingest with and without the Iceberg publish)")
 	fs.StringVar(&cfg.profile, "profile", "", "instead of measuring: run P1's export in-process stage by stage and write a CPU profile to this file")
+	profFormats := fs.String("profile-formats", "csv,json", "formats --profile runs, comma-separated (e.g. parquet)")
 	fs.StringVar(&cfg.profileLevel, "profile-level", "none", "privacy level of --profile's export: none (all 35 columns, as P1's head-to-head), partiallyPseudonymized or pseudonymized")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -77,6 +79,14 @@ func run(ctx context.Context, args []string) error {
 		return fmt.Errorf("--reps must be at least 1, got %d", cfg.reps)
 	}
 	cfg.formats = []string{"csv", "json"}
+	if cfg.profile != "" {
+		cfg.formats = nil
+		for _, f := range strings.Split(*profFormats, ",") {
+			if f = strings.TrimSpace(f); f != "" {
+				cfg.formats = append(cfg.formats, f)
+			}
+		}
+	}
 	cfg.skip = map[string]bool{"P1": true, "BD": true, "P2": true, "P3": true, "P4": true, "X": true, "C": true, "PQ": true, "F": true, "A": true, "L": true, "I": true}
 	for _, m := range splitList(*only) {
 		delete(cfg.skip, m)
