@@ -28,6 +28,7 @@ func runIngest(ctx context.Context, args []string) error {
 	auditPath := auditLogFlag(fs)
 	sizes := addIngestLimitSettings(fs)
 	snapRetention := snapshotRetentionFlag(fs)
+	dbURL := databaseURLFlag(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: worklog ingest [flags] FILE... | -\n\n"+
 			"Loads event dumps (NDJSON, JSON array or CSV with a header; gzip or zstd\n"+
@@ -72,7 +73,12 @@ func runIngest(ctx context.Context, args []string) error {
 		inputs = append(inputs, ingest.Input{Name: name, R: f})
 	}
 
-	store, err := openStore(*dataDir, data.StoreOptions{}, snapRetention)
+	shared, err := openShared(ctx, databaseURL(dbURL), nil)
+	if err != nil {
+		return fmt.Errorf("ingest: %w", err)
+	}
+	defer shared.close()
+	store, err := openStore(*dataDir, shared.storeOptions(data.StoreOptions{}), snapRetention)
 	if err != nil {
 		return fmt.Errorf("ingest: open store: %w", err)
 	}
@@ -80,7 +86,7 @@ func runIngest(ctx context.Context, args []string) error {
 	if err := keyWithFirstData(*dataDir, store); err != nil {
 		return fmt.Errorf("ingest: %w", err)
 	}
-	al, err := openAudit(*dataDir, *auditPath)
+	al, err := shared.openAudit(*dataDir, *auditPath)
 	if err != nil {
 		return err
 	}

@@ -76,6 +76,7 @@ func runPrune(ctx context.Context, args []string) error {
 	days := retentionDaysFlag(fs)
 	auditPath := auditLogFlag(fs)
 	snapRetention := snapshotRetentionFlag(fs)
+	dbURL := databaseURLFlag(fs)
 	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
@@ -89,12 +90,17 @@ func runPrune(ctx context.Context, args []string) error {
 	if n == 0 {
 		return &exitError{code: 2, err: errors.New("prune: --retention-days N (N > 0) is required")}
 	}
-	al, err := openAudit(*dataDir, *auditPath)
+	shared, err := openShared(ctx, databaseURL(dbURL), nil)
+	if err != nil {
+		return fmt.Errorf("prune: %w", err)
+	}
+	defer shared.close()
+	al, err := shared.openAudit(*dataDir, *auditPath)
 	if err != nil {
 		return err
 	}
 	defer al.Close()
-	store, err := openStore(*dataDir, data.StoreOptions{}, snapRetention)
+	store, err := openStore(*dataDir, shared.storeOptions(data.StoreOptions{}), snapRetention)
 	if err != nil {
 		return fmt.Errorf("prune: open store: %w", err)
 	}
@@ -159,6 +165,7 @@ func runForget(ctx context.Context, args []string) error {
 	mode := fs.String("mode", string(ingest.Anonymize), "anonymize: set name, email, userId and rawData to null, keeping the events; delete: remove the events")
 	auditPath := auditLogFlag(fs)
 	snapRetention := snapshotRetentionFlag(fs)
+	dbURL := databaseURLFlag(fs)
 	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
@@ -173,12 +180,17 @@ func runForget(ctx context.Context, args []string) error {
 	if err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("forget: --%w", err)}
 	}
-	al, err := openAudit(*dataDir, *auditPath)
+	shared, err := openShared(ctx, databaseURL(dbURL), nil)
+	if err != nil {
+		return fmt.Errorf("forget: %w", err)
+	}
+	defer shared.close()
+	al, err := shared.openAudit(*dataDir, *auditPath)
 	if err != nil {
 		return err
 	}
 	defer al.Close()
-	store, err := openStore(*dataDir, data.StoreOptions{}, snapRetention)
+	store, err := openStore(*dataDir, shared.storeOptions(data.StoreOptions{}), snapRetention)
 	if err != nil {
 		return fmt.Errorf("forget: open store: %w", err)
 	}

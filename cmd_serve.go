@@ -25,6 +25,7 @@ import (
 	"worklog/ingest"
 	"worklog/ingest/demo"
 	"worklog/internal/fsutil"
+	"worklog/internal/pgstate"
 	"worklog/privacy"
 	"worklog/query"
 )
@@ -92,6 +93,7 @@ func runServe(ctx context.Context, args []string) error {
 	minGroup := minGroupAgentsFlag(fs)
 	sizes := addIngestLimitSettings(fs)
 	connFlags := addConnSettings(fs)
+	dbURL := databaseURLFlag(fs)
 	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
@@ -147,12 +149,22 @@ func runServe(ctx context.Context, args []string) error {
 	if err != nil || grace <= 0 {
 		return fmt.Errorf("--retire-grace: expected a positive duration such as 10m, got %q", *retireGrace)
 	}
-	store, err := openStore(*dataDir, data.StoreOptions{RetireGrace: grace, Logger: log}, snapRetention)
+	// With --database-url the state replicas share is in PostgreSQL;
+	// closed after the store (deferred first).
+	shared, err := openShared(ctx, databaseURL(dbURL), log)
+	if err != nil {
+		return err
+	}
+	defer shared.close()
+	if shared.enabled() {
+		log.Info("shared state in PostgreSQL: writer lock, reader leases, audit trail, signing keys", "database", pgstate.Redact(databaseURL(dbURL)), "replica", shared.readers.ID())
+	}
+	store, err := openStore(*dataDir, shared.storeOptions(data.StoreOptions{RetireGrace: grace, Logger: log}), snapRetention)
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
 	defer store.Close()
-	al, err := openAudit(*dataDir, *auditPath)
+	al, err := shared.openAudit(*dataDir, *auditPath)
 	if err != nil {
 		return err
 	}
@@ -184,7 +196,7 @@ func runServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	cursorKey, err := export.LoadOrCreateCursorKey(*dataDir)
+	cursorKey, err := shared.cursorKey(ctx, *dataDir)
 	if err != nil {
 		return err
 	}
