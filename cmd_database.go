@@ -42,15 +42,16 @@ type sharedState struct {
 	readers *pgstate.Readers
 }
 
-// openShared connects to the database at url and registers this process
-// for reader leases; an empty url gives the empty sharedState. Every
-// process that writes the store registers, since a writer must see every
-// replica's leases.
-func openShared(ctx context.Context, url string, log *slog.Logger) (*sharedState, error) {
+// openShared connects to the database at url, applies the migrations
+// (River's, pgstate's, then migs: those of the packages the command uses,
+// such as export/jobs') and registers this process for reader leases; an
+// empty url gives the empty sharedState. Every process that writes the
+// store registers, since a writer must see every replica's leases.
+func openShared(ctx context.Context, url string, log *slog.Logger, migs ...pgstate.Migration) (*sharedState, error) {
 	if url == "" {
 		return &sharedState{}, nil
 	}
-	db, err := pgstate.Open(ctx, url, pgstate.Options{Log: log})
+	db, err := pgstate.Open(ctx, url, pgstate.Options{Log: log, Migrations: migs})
 	if err != nil {
 		return nil, err
 	}
