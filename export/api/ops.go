@@ -234,8 +234,8 @@ func (s *Server) handleHealthz(c echo.Context) error {
 // readyTimeout bounds the readiness probe's DuckDB round trip.
 const readyTimeout = 5 * time.Second
 
-// handleReadyz answers 200 when the store's manifest is readable and DuckDB
-// answers a query, 503 otherwise. The probe counts the rows of an empty
+// handleReadyz answers 200 when the store's manifest is readable, DuckDB
+// answers a query and the shared database (if any) answers, 503 otherwise. The probe counts the rows of an empty
 // snapshot: a real DuckDB statement that reads no file, so it stays cheap
 // however large the store is.
 func (s *Server) handleReadyz(c echo.Context) error {
@@ -243,7 +243,7 @@ func (s *Server) handleReadyz(c echo.Context) error {
 	defer cancel()
 	if err := s.ready(ctx); err != nil {
 		s.log.Warn("not ready", "request_id", c.Response().Header().Get(echo.HeaderXRequestID), "err", err)
-		msg := "the store or the query engine is not available"
+		msg := "the store, the query engine or the shared database is not available"
 		var de *data.DamagedPartError
 		if errors.As(err, &de) {
 			msg = de.Error()
@@ -270,6 +270,11 @@ func (s *Server) ready(ctx context.Context) error {
 	}
 	if _, err := s.engine.Count(ctx, data.Snapshot{}, plan); err != nil {
 		return fmt.Errorf("duckdb: %w", err)
+	}
+	if s.cfg.ReadyCheck != nil {
+		if err := s.cfg.ReadyCheck(ctx); err != nil {
+			return fmt.Errorf("database: %w", err)
+		}
 	}
 	return nil
 }

@@ -80,6 +80,10 @@ type Config struct {
 	// Audit receives one line per export, ingest and forget (SPEC §12);
 	// nil keeps no trail.
 	Audit *audit.Log
+	// ReadyCheck, when set, is one more condition of /readyz: main passes
+	// the shared database's ping (--database-url), without which a replica
+	// cannot write its audit lines or take the writer lock.
+	ReadyCheck func(context.Context) error
 	// Metrics are exposed on /metrics; nil creates a fresh set.
 	Metrics *Metrics
 	// MaxSyncExports bounds the synchronous exports running at once; one

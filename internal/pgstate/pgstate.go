@@ -58,11 +58,11 @@ func Open(ctx context.Context, dbURL string, opts Options) (*DB, error) {
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("database %s: %s", Redact(dbURL), redact(err.Error(), dbURL))
+		return nil, fmt.Errorf("--database-url %s: %s", Redact(dbURL), redact(err.Error(), dbURL))
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("database %s: %s", Redact(dbURL), redact(err.Error(), dbURL))
+		return nil, fmt.Errorf("--database-url %s: %s", Redact(dbURL), redact(err.Error(), dbURL))
 	}
 	log := opts.Log
 	if log == nil {
@@ -75,6 +75,9 @@ func Open(ctx context.Context, dbURL string, opts Options) (*DB, error) {
 	}
 	return db, nil
 }
+
+// Ping checks that the database answers (a replica's readiness).
+func (db *DB) Ping(ctx context.Context) error { return db.Pool.Ping(ctx) }
 
 // Close closes the pool; connections in use are closed when released.
 func (db *DB) Close() {
