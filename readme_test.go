@@ -236,6 +236,8 @@ func runCookbookCommand(t *testing.T, bash, dir string, env map[string]string, c
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bash, "-c", script)
+	// A killed bash may leave a curl or a sleep holding its output open.
+	cmd.WaitDelay = 5 * time.Second
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(worklogBin(t))+string(os.PathListSeparator)+os.Getenv("PATH"))
 	for k, v := range env {

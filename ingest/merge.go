@@ -250,7 +250,19 @@ func merge(ctx context.Context, txn *data.Txn, staged map[string]stagedMonth, wo
 			continue
 		}
 		old := base.FilesIn(func(month string) bool { return month == m })
-		n, err := countUnchanged(ctx, conn, newRows(m, staged[m], latest, prev), data.ScanSQL(old))
+		sm := staged[m]
+		fresh := newRows(m, sm, latest, prev)
+		if latestIn[m] == sm.rows && !(sm.partial && prev != "") {
+			// Every staged row is its id's latest record and complete: the
+			// staged parts, in the store's format, are the new events as
+			// they are, read without their sidecars.
+			var paths []string
+			for _, p := range sm.parts {
+				paths = append(paths, p.path)
+			}
+			fresh = "SELECT * FROM read_parquet(" + pathList(paths) + ")"
+		}
+		n, err := countUnchanged(ctx, conn, fresh, data.ScanSQL(old))
 		if err != nil {
 			return mergeResult{}, fmt.Errorf("compare month %s: %w", m, err)
 		}
