@@ -45,11 +45,11 @@ type jobBackend interface {
 	// remove deletes a job record.
 	remove(id string) error
 	// dispatch runs queued jobs, at most workers at once, until ctx ends:
-	// it marks a job running (claim), then calls run, which records the
+	// it marks a job running (claim), then calls w.run, which records the
 	// outcome. A job that run leaves queued (interrupted by a shutdown,
 	// or stale after an erasure) is dispatched again. The returned wait
 	// blocks until every running job has returned.
-	dispatch(ctx context.Context, workers int, run func(context.Context, *Job)) (wait func(), err error)
+	dispatch(ctx context.Context, workers int, w jobWorker) (wait func(), err error)
 	// queued tells the dispatcher that a job was queued, to start it
 	// without waiting for a poll.
 	queued()

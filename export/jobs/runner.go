@@ -25,6 +25,7 @@ import (
 	"worklog/export"
 	"worklog/internal/audit"
 	"worklog/internal/fsutil"
+	"worklog/internal/pgstate"
 	"worklog/privacy"
 	"worklog/query"
 )
@@ -119,6 +120,16 @@ type Config struct {
 	Audit *audit.Log
 	// Now is the clock (tests move it past an expiry); nil is time.Now.
 	Now func() time.Time
+	// DB, when set, keeps the jobs in PostgreSQL and queues them with River
+	// (SPEC §13), shared by every replica on the same data directory and
+	// database; its schema holds Migrations. Nil keeps them in
+	// <DataDir>/jobs.db, run by this process alone.
+	DB *pgstate.DB
+	// BeforeRun, when set, is called as a run starts, before the export,
+	// with the runner's own context (ended by Close, not by the job's time
+	// limit). Tests hold a worker with it, to have a replica busy or to
+	// kill it mid-job; nil otherwise.
+	BeforeRun func(ctx context.Context, job *Job)
 }
 
 // Paths names the API paths of a job. The HTTP layer owns the routes; the
@@ -212,7 +223,8 @@ type Runner struct {
 	mu      sync.Mutex
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
-	workers func() // waits for dispatch's workers
+	workers func()          // waits for dispatch's workers
+	life    context.Context // Start's context, ended by Close
 	started bool
 	closed  bool
 }
@@ -271,6 +283,20 @@ func Open(cfg Config) (*Runner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jobs: %w", err)
 	}
+	rows := map[export.Format]*atomic.Int64{}
+	for _, f := range export.Formats() {
+		rows[f] = new(atomic.Int64)
+	}
+	r := &Runner{cfg: cfg, mailer: mailer, log: log, dir: dir, links: linkSigner{key: linkKey}, rows: rows,
+		delivering: map[string]bool{}}
+	if cfg.DB != nil {
+		// A job a dead replica left running is River's to rescue: it may
+		// be running on a live replica, so nothing is queued again here.
+		if r.be, err = newRiverBackend(cfg.DB.Pool, cfg.Workers, cfg.JobTimeout, r.now, log); err != nil {
+			return nil, err
+		}
+		return r, nil
+	}
 	store, resumed, err := openJobStore(filepath.Join(cfg.DataDir, jobsDBFile))
 	if err != nil {
 		return nil, fmt.Errorf("jobs: %w", err)
@@ -278,12 +304,7 @@ func Open(cfg Config) (*Runner, error) {
 	for _, id := range resumed {
 		log.Info("export job interrupted, queued again", "job", id)
 	}
-	rows := map[export.Format]*atomic.Int64{}
-	for _, f := range export.Formats() {
-		rows[f] = new(atomic.Int64)
-	}
-	r := &Runner{cfg: cfg, store: store, mailer: mailer, log: log, dir: dir, links: linkSigner{key: linkKey}, rows: rows,
-		delivering: map[string]bool{}}
+	r.store = store
 	r.be = newBoltBackend(store, cfg.Workers, cfg.SweepInterval, r.now, log)
 	return r, nil
 }
@@ -328,7 +349,8 @@ func (j *Runner) Start(ctx context.Context) {
 	}
 	j.started = true
 	ctx, j.cancel = context.WithCancel(ctx)
-	wait, err := j.be.dispatch(ctx, j.cfg.Workers, j.run)
+	j.life = ctx
+	wait, err := j.be.dispatch(ctx, j.cfg.Workers, j)
 	if err != nil {
 		// Jobs stay queued for the next start; the janitor still runs.
 		j.log.Error("start export job workers", "err", err)
@@ -486,6 +508,13 @@ func (j *Runner) filePath(job *Job) string {
 func (j *Runner) run(ctx context.Context, job *Job) {
 	log := j.log.With("job", job.ID, "format", string(job.Format))
 	start := time.Now()
+	if j.cfg.BeforeRun != nil {
+		life := j.life
+		if life == nil {
+			life = ctx
+		}
+		j.cfg.BeforeRun(life, job)
+	}
 	ectx, cancel := context.WithTimeoutCause(ctx, j.cfg.JobTimeout, errJobTimeout)
 	rows, err := j.export(ectx, job)
 	cancel()

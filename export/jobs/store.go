@@ -422,10 +422,10 @@ func newBoltBackend(s *jobStore, workers int, poll time.Duration, now func() tim
 
 // dispatch starts workers goroutines, each claiming and running queued jobs
 // until ctx ends.
-func (b *boltBackend) dispatch(ctx context.Context, workers int, run func(context.Context, *Job)) (func(), error) {
+func (b *boltBackend) dispatch(ctx context.Context, workers int, w jobWorker) (func(), error) {
 	var wg sync.WaitGroup
 	for range workers {
-		wg.Go(func() { b.work(ctx, run) })
+		wg.Go(func() { b.work(ctx, w.run) })
 	}
 	return wg.Wait, nil
 }

@@ -1,0 +1,146 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"worklog/export"
+	"worklog/internal/pgstate"
+	"worklog/internal/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// openDB opens a fresh private database migrated with the jobs' tables.
+func openDB(t *testing.T) *pgstate.DB {
+	t.Helper()
+	db, err := pgstate.Open(context.Background(), pgtest.New(t), pgstate.Options{Migrations: Migrations})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	return db
+}
+
+// openRiver opens a runner on db over b's data directory.
+func openRiver(t *testing.T, b backend, db *pgstate.DB, mutate func(*Config)) *Runner {
+	t.Helper()
+	r, err := Open(b.config(func(c *Config) {
+		c.DB = db
+		if mutate != nil {
+			mutate(c)
+		}
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+// With a database, a job is recorded in PostgreSQL, run through River and
+// delivered once; its record reads the same from another runner (replica)
+// on the same database, which never had it in a jobs.db.
+func TestRiverJobRunsAndDelivers(t *testing.T) {
+	b := newBackend(t)
+	db := openDB(t)
+	r := openRiver(t, b, db, nil)
+	r.Start(t.Context())
+	job := submit(t, r, export.FormatCSV)
+	done := waitJob(t, r, job.ID, delivered)
+	if done.Status != Done || done.Delivery != DeliveryWritten || done.Runs != 1 || done.DeliveryAttempts != 1 {
+		t.Fatalf("job %+v", done)
+	}
+	if _, err := os.Stat(filepath.Join(b.dir, jobsDBFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("jobs.db exists with a database: %v", err)
+	}
+	other := openRiver(t, b, db, nil)
+	seen, err := other.Get(job.ID, "u1")
+	if err != nil || seen.Status != Done || !seen.FinishedAt.Equal(done.FinishedAt) || seen.DeliveryPath != done.DeliveryPath {
+		t.Errorf("from the other replica: %+v %v", seen, err)
+	}
+	if _, err := other.Get(job.ID, "someone else"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("another owner: %v", err)
+	}
+	if _, path, err := other.FilePath(job.ID, "u1"); err != nil || path != r.filePath(done) {
+		t.Errorf("file from the other replica: %q %v", path, err)
+	}
+	if _, _, err := other.OpenLink(r.DownloadLink(done)); err != nil {
+		t.Errorf("the link signed by one replica, checked by the other: %v", err)
+	}
+	list, n, err := other.List("u1", 10)
+	if err != nil || n != 1 || len(list) != 1 || list[0].ID != job.ID {
+		t.Errorf("list: %d %v %v", n, list, err)
+	}
+	counts, err := other.CountByState()
+	if err != nil || counts[Done] != 1 || len(counts) != 1 {
+		t.Errorf("counts: %v %v", counts, err)
+	}
+	emls, _ := filepath.Glob(filepath.Join(b.dir, outboxDir, "*.eml"))
+	if len(emls) != 1 {
+		t.Errorf("%d messages in the outbox, want 1", len(emls))
+	}
+}
+
+// The per-user limit is counted in the database: two replicas share it.
+func TestRiverPerUserLimitShared(t *testing.T) {
+	b := newBackend(t)
+	db := openDB(t)
+	a := openRiver(t, b, db, func(c *Config) { c.PerUser = 2 })
+	bb := openRiver(t, b, db, func(c *Config) { c.PerUser = 2 })
+	submit(t, a, export.FormatCSV)
+	submit(t, bb, export.FormatCSV)
+	_, err := a.Submit(Spec{Owner: "u1", Email: "ann@example.com", Level: "pseudonymized", Format: export.FormatCSV})
+	if !errors.Is(err, ErrTooManyJobs) {
+		t.Fatalf("third job: %v, want ErrTooManyJobs", err)
+	}
+	if _, err := bb.Submit(Spec{Owner: "u2", Email: "bob@example.com", Level: "pseudonymized", Format: export.FormatCSV}); err != nil {
+		t.Errorf("another user: %v", err)
+	}
+}
+
+// A job held by one runner's worker is run by the other runner's worker:
+// the queue is shared. Then the erasure recorded by the second runner
+// reaches the first: the held job, which started before it, runs again
+// instead of finishing with a file of the old snapshot.
+func TestRiverQueueSharedAndErasureReachesOtherReplica(t *testing.T) {
+	b := newBackend(t)
+	db := openDB(t)
+	held := make(chan *Job, 1)
+	release := make(chan struct{})
+	a := openRiver(t, b, db, func(c *Config) {
+		c.Workers = 1
+		c.BeforeRun = func(ctx context.Context, job *Job) {
+			if job.Runs == 1 {
+				held <- job
+				<-release
+			}
+		}
+	})
+	a.Start(t.Context())
+	first := submit(t, a, export.FormatCSV)
+	if got := <-held; got.ID != first.ID {
+		t.Fatalf("held %s, want %s", got.ID, first.ID)
+	}
+	other := openRiver(t, b, db, nil)
+	other.Start(t.Context())
+	second := submit(t, a, export.FormatJSON)
+	waitJob(t, a, second.ID, delivered) // a's only worker is held: other ran it
+
+	// An erasure through the other replica, after the first job started.
+	if n, err := other.EraseBefore(time.Now().UTC()); err != nil || n != 1 {
+		t.Fatalf("erase: %d %v (want the second job erased)", n, err)
+	}
+	if j, _ := a.Get(second.ID, "u1"); j.Status != Erased {
+		t.Errorf("second job after the erasure: %s", j.Status)
+	}
+	close(release)
+	j := waitJob(t, a, first.ID, delivered)
+	if j.Runs != 2 {
+		t.Errorf("first job finished after %d runs, want 2 (run again after the erasure)", j.Runs)
+	}
+}
