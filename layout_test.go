@@ -45,6 +45,13 @@ func TestLayout(t *testing.T) {
 			}
 		}
 	}
+	// The jobs package (and its River backend) runs exports and mails
+	// them; the HTTP layer hands it paths, never a request.
+	for _, imp := range goList(t, "-f", `{{join .Imports " "}}`, "worklog/export/jobs") {
+		if imp == "net/http" || strings.HasPrefix(imp, "net/http/") || strings.HasPrefix(imp, "github.com/labstack/echo") {
+			t.Errorf("worklog/export/jobs imports %s", imp)
+		}
+	}
 	var echoImporters []string
 	for _, line := range goList(t, "-f", "{{.ImportPath}}:{{join .Imports \",\"}}", "./...") {
 		pkg, imports, _ := strings.Cut(line, ":")

@@ -10,6 +10,7 @@ import (
 
 	"worklog/export"
 	"worklog/internal/pgstate"
+	"worklog/internal/mailtest"
 	"worklog/internal/pgtest"
 )
 
@@ -142,5 +143,74 @@ func TestRiverQueueSharedAndErasureReachesOtherReplica(t *testing.T) {
 	j := waitJob(t, a, first.ID, delivered)
 	if j.Runs != 2 {
 		t.Errorf("first job finished after %d runs, want 2 (run again after the erasure)", j.Runs)
+	}
+}
+
+// Delivery is recorded in the database: a River job run again for a job
+// whose message was sent (a duplicate after a rescue) sends nothing; one
+// found sending (its replica died between the send and the record) is sent
+// again, once, with the same Message-ID — at least once, never lost.
+func TestRiverDeliveryOnce(t *testing.T) {
+	b := newBackend(t)
+	db := openDB(t)
+	sink := mailtest.NewSink(t, 0)
+	mailer, err := NewSMTPMailer("smtp://" + sink.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := openRiver(t, b, db, func(c *Config) { c.Mailer = mailer })
+	r.Start(t.Context())
+	job := submit(t, r, export.FormatCSV)
+	waitJob(t, r, job.ID, delivered)
+	rb := r.be.(*riverBackend)
+	if err := rb.work(t.Context(), job.ID); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(sink.Received()); n != 1 {
+		t.Fatalf("%d messages after a duplicate run, want 1", n)
+	}
+	if _, err := r.be.update(job.ID, func(j *Job) error { j.Delivery = DeliverySending; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := rb.work(t.Context(), job.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := rb.work(t.Context(), job.ID); err != nil {
+		t.Fatal(err)
+	}
+	msgs := sink.Received()
+	if len(msgs) != 2 || mailtest.Parse(t, msgs[1].Data).Header.Get("Message-Id") != "<"+job.ID+"@worklog>" {
+		t.Fatalf("%d messages, want 2 (one resend with the same Message-ID)", len(msgs))
+	}
+	if j, _ := r.Get(job.ID, "u1"); j.Delivery != DeliverySent || j.DeliveryAttempts != 2 || j.Runs != 1 {
+		t.Errorf("after the resend: %s, %d attempts, %d runs", j.Delivery, j.DeliveryAttempts, j.Runs)
+	}
+}
+
+// A replica shutting down hands its running job back to the queue at once
+// (River's snooze), and another replica runs it.
+func TestRiverShutdownHandsJobOver(t *testing.T) {
+	b := newBackend(t)
+	db := openDB(t)
+	held := make(chan struct{}, 1)
+	a := openRiver(t, b, db, func(c *Config) {
+		c.BeforeRun = func(ctx context.Context, _ *Job) {
+			held <- struct{}{}
+			<-ctx.Done()
+		}
+	})
+	a.Start(t.Context())
+	job := submit(t, a, export.FormatCSV)
+	<-held
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if j, _ := a.be.get(job.ID); j.Status != Queued {
+		t.Fatalf("after the shutdown: %s, want queued", j.Status)
+	}
+	other := openRiver(t, b, db, nil)
+	other.Start(t.Context())
+	if j := waitJob(t, other, job.ID, delivered); j.Runs != 2 {
+		t.Errorf("finished after %d runs, want 2", j.Runs)
 	}
 }

@@ -295,6 +295,9 @@ func Open(cfg Config) (*Runner, error) {
 		if r.be, err = newRiverBackend(cfg.DB.Pool, cfg.Workers, cfg.JobTimeout, r.now, log); err != nil {
 			return nil, err
 		}
+		if _, err := os.Stat(filepath.Join(cfg.DataDir, jobsDBFile)); err == nil {
+			log.Warn("jobs: " + jobsDBFile + " is not read with a database: the jobs recorded there before are neither run nor listed")
+		}
 		return r, nil
 	}
 	store, resumed, err := openJobStore(filepath.Join(cfg.DataDir, jobsDBFile))
