@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"worklog/export"
-	"worklog/internal/pgstate"
 	"worklog/internal/mailtest"
+	"worklog/internal/pgstate"
 	"worklog/internal/pgtest"
 )
 
