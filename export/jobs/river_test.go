@@ -56,8 +56,10 @@ func TestRiverJobRunsAndDelivers(t *testing.T) {
 	if done.Status != Done || done.Delivery != DeliveryWritten || done.Runs != 1 || done.DeliveryAttempts != 1 {
 		t.Fatalf("job %+v", done)
 	}
-	if _, err := os.Stat(filepath.Join(b.dir, jobsDBFile)); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("jobs.db exists with a database: %v", err)
+	for _, name := range []string{jobsDBFile, LinkKeyFile} {
+		if _, err := os.Stat(filepath.Join(b.dir, name)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s exists with a database: %v", name, err)
+		}
 	}
 	other := openRiver(t, b, db, nil)
 	seen, err := other.Get(job.ID, "u1")

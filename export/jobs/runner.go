@@ -279,7 +279,17 @@ func Open(cfg Config) (*Runner, error) {
 		}
 		mailer = OutboxMailer{Dir: od}
 	}
-	linkKey, err := loadOrCreateLinkKey(cfg.DataDir)
+	var linkKey []byte
+	var err error
+	if cfg.DB != nil {
+		// Shared by the replicas, so that each accepts the links of the
+		// others; seeded from the key file of a store that ran alone.
+		ctx, cancel := context.WithTimeout(context.Background(), dbOpTimeout)
+		linkKey, err = cfg.DB.Key(ctx, pgstate.LinkKey, filepath.Join(cfg.DataDir, LinkKeyFile))
+		cancel()
+	} else {
+		linkKey, err = loadOrCreateLinkKey(cfg.DataDir)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("jobs: %w", err)
 	}
