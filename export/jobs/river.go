@@ -191,7 +191,8 @@ func putRecord(ctx context.Context, tx pgx.Tx, j *Job) error {
 	return err
 }
 
-// create counts the owner's active jobs under the creation lock, records
+// create counts the active jobs (the owner's, everyone's) under the
+// creation lock, against lim (the caps hold across replicas), records
 // the job and inserts its River job, all in one transaction: a job is
 // never recorded without its queue entry, nor queued without its record.
 func (b *riverBackend) create(j *Job, lim limits) error {
@@ -201,15 +202,18 @@ func (b *riverBackend) create(j *Job, lim limits) error {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, $2)", lockClass, createLockKey); err != nil {
 			return fmt.Errorf("lock job creation: %w", err)
 		}
-		if lim.perUser > 0 {
-			var active int
-			if err := tx.QueryRow(ctx, "SELECT count(*) FROM worklog_export_job WHERE owner = $1 AND status IN ($2, $3)",
-				j.Owner, string(Queued), string(Running)).Scan(&active); err != nil {
-				return fmt.Errorf("count jobs: %w", err)
-			}
-			if active >= lim.perUser {
-				return ErrTooManyJobs
-			}
+		// Both counts come from the status index: the queued and running
+		// jobs, of the owner and of everyone.
+		var mine, all int
+		if err := tx.QueryRow(ctx, "SELECT count(*) FILTER (WHERE owner = $1), count(*) FROM worklog_export_job WHERE status IN ($2, $3)",
+			j.Owner, string(Queued), string(Running)).Scan(&mine, &all); err != nil {
+			return fmt.Errorf("count jobs: %w", err)
+		}
+		if lim.perUser > 0 && mine >= lim.perUser {
+			return ErrTooManyJobs
+		}
+		if lim.maxActive > 0 && all >= lim.maxActive {
+			return ErrQueueFull
 		}
 		if err := putRecord(ctx, tx, j); err != nil {
 			return fmt.Errorf("record job: %w", err)

@@ -89,20 +89,26 @@ func TestRiverJobRunsAndDelivers(t *testing.T) {
 	}
 }
 
-// The per-user limit is counted in the database: two replicas share it.
-func TestRiverPerUserLimitShared(t *testing.T) {
+// The per-user limit and the global cap on queued jobs are counted in the
+// database: two replicas share them.
+func TestRiverLimitsShared(t *testing.T) {
 	b := newBackend(t)
 	db := openDB(t)
-	a := openRiver(t, b, db, func(c *Config) { c.PerUser = 2 })
-	bb := openRiver(t, b, db, func(c *Config) { c.PerUser = 2 })
+	a := openRiver(t, b, db, func(c *Config) { c.PerUser, c.MaxQueued = 2, 4 })
+	bb := openRiver(t, b, db, func(c *Config) { c.PerUser, c.MaxQueued = 2, 4 })
 	submit(t, a, export.FormatCSV)
 	submit(t, bb, export.FormatCSV)
 	_, err := a.Submit(Spec{Owner: "u1", Email: "ann@example.com", Level: "pseudonymized", Format: export.FormatCSV})
 	if !errors.Is(err, ErrTooManyJobs) {
 		t.Fatalf("third job: %v, want ErrTooManyJobs", err)
 	}
-	if _, err := bb.Submit(Spec{Owner: "u2", Email: "bob@example.com", Level: "pseudonymized", Format: export.FormatCSV}); err != nil {
-		t.Errorf("another user: %v", err)
+	for range 2 {
+		if _, err := bb.Submit(Spec{Owner: "u2", Email: "bob@example.com", Level: "pseudonymized", Format: export.FormatCSV}); err != nil {
+			t.Errorf("another user: %v", err)
+		}
+	}
+	if _, err := a.Submit(Spec{Owner: "u3", Email: "cy@example.com", Level: "pseudonymized", Format: export.FormatCSV}); !errors.Is(err, ErrQueueFull) {
+		t.Errorf("fifth job of all: %v, want ErrQueueFull", err)
 	}
 }
 
