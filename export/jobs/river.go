@@ -114,8 +114,6 @@ type riverBackend struct {
 
 	// w is the Runner, set by dispatch before River starts.
 	w jobWorker
-
-	stop context.CancelFunc
 }
 
 // jobWorker is what a backend's dispatch calls: the Runner.
