@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	ice "github.com/apache/iceberg-go"
+	"github.com/apache/iceberg-go/table"
 
 	"worklog/data"
 )
@@ -56,5 +57,25 @@ func TestFieldIDs(t *testing.T) {
 	pf := spec.Field(0)
 	if pf.SourceID() != 1 || pf.Transform.String() != "month" {
 		t.Errorf("partition field %s, want month of field 1 (date)", pf.String())
+	}
+}
+
+func TestRetainCount(t *testing.T) {
+	snap := func(ms int64) table.Snapshot { return table.Snapshot{TimestampMs: ms} }
+	for _, tc := range []struct {
+		name    string
+		history []table.Snapshot
+		cutoff  int64
+		want    int
+	}{
+		{"only the current one", []table.Snapshot{snap(10)}, 100, 1},
+		{"replaced long ago", []table.Snapshot{snap(50), snap(40), snap(30)}, 100, 1},
+		{"the last one replaced within the retention", []table.Snapshot{snap(150), snap(40), snap(30)}, 100, 2},
+		{"all replaced within it", []table.Snapshot{snap(150), snap(120), snap(110)}, 100, 3},
+		{"replaced exactly at the cutoff", []table.Snapshot{snap(100), snap(40)}, 100, 2},
+	} {
+		if got := retainCount(tc.history, tc.cutoff); got != tc.want {
+			t.Errorf("%s: keep %d, want %d", tc.name, got, tc.want)
+		}
 	}
 }

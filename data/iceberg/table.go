@@ -295,26 +295,37 @@ func (t *Table) publish(ctx context.Context, tbl *table.Table, snap data.Snapsho
 }
 
 // expire drops the snapshots that stopped being current longer than the
-// retention ago; iceberg-go then deletes their manifests and manifest
-// lists (fileIO keeps the data files).
+// retention ago (a snapshot stops being current when the next one is
+// committed); iceberg-go then deletes their manifests and manifest lists
+// (fileIO keeps the data files). The current snapshot always stays.
 func (t *Table) expire(ctx context.Context, tbl *table.Table) error {
-	cutoff := time.Now().Add(-t.retention).UnixMilli()
-	old := false
-	for _, s := range tbl.Metadata().Snapshots() {
-		if s.TimestampMs < cutoff {
-			old = true
-			break
-		}
-	}
-	if !old {
+	cur := tbl.CurrentSnapshot()
+	if cur == nil {
 		return nil
 	}
+	keep := retainCount(table.AncestorsOf(cur.SnapshotID, tbl.SnapshotByID), time.Now().Add(-t.retention).UnixMilli())
+	if keep >= len(tbl.Metadata().Snapshots()) {
+		return nil
+	}
+	// iceberg-go ages a snapshot from its own commit: WithRetainLast keeps
+	// those replaced within the retention, whatever their age.
 	tx := tbl.NewTransaction()
-	if err := tx.ExpireSnapshots(table.WithOlderThan(t.retention), table.WithRetainLast(1)); err != nil {
+	if err := tx.ExpireSnapshots(table.WithOlderThan(t.retention), table.WithRetainLast(keep)); err != nil {
 		return err
 	}
 	_, err := tx.Commit(ctx)
 	return err
+}
+
+// retainCount is how many of history (the current snapshot and its
+// ancestors, newest first) to keep: the current one, and each one whose
+// successor was committed at or after cutoff (Unix ms).
+func retainCount(history []table.Snapshot, cutoff int64) int {
+	keep := 1
+	for i := 1; i < len(history) && history[i-1].TimestampMs >= cutoff; i++ {
+		keep++
+	}
+	return keep
 }
 
 // Referenced returns the absolute paths of the part files that a snapshot

@@ -517,12 +517,20 @@ func TestCrashBeforePublish(t *testing.T) {
 	e2.check(t, node, serveDir(t, dir))
 }
 
-// TestSnapshotExpiry: a snapshot past the retention is expired at the next
-// publish, its manifest list is deleted, and the store then deletes the
-// part files only it listed.
+// waitPast waits until the wall clock is past ms (Unix ms) plus one: the
+// retention is measured on the wall clock; no timing decides the outcome.
+func waitPast(ms int64) {
+	for time.Now().UnixMilli() <= ms+1 {
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestSnapshotExpiry: a snapshot replaced longer than the retention ago is
+// expired at the next publish, its manifest list is deleted, and the store
+// then deletes the part files only it listed.
 func TestSnapshotExpiry(t *testing.T) {
 	dir := t.TempDir()
-	e := newEnv(t, dir, iceberg.Options{SnapshotRetention: time.Millisecond})
+	e := newEnv(t, dir, iceberg.Options{SnapshotRetention: time.Hour})
 	fixture := storetest.Fixture(t)
 	e.ingest(t, fixture)
 	first, err := e.store.Snapshot()
@@ -534,11 +542,6 @@ func TestSnapshotExpiry(t *testing.T) {
 		t.Fatal(err)
 	}
 	s1 := tbl.CurrentSnapshot()
-	// The retention is measured on the wall clock: wait until the first
-	// snapshot is older than it (no timing decides the outcome).
-	for time.Now().UnixMilli() <= s1.TimestampMs+1 {
-		time.Sleep(time.Millisecond)
-	}
 	e.ingest(t, updateDump(t, fixture))
 	second, err := e.store.Snapshot()
 	if err != nil {
@@ -548,21 +551,11 @@ func TestSnapshotExpiry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := len(tbl.Metadata().Snapshots()); n != 1 {
-		t.Fatalf("%d snapshots after expiry, want 1", n)
+	// The first snapshot was current until this commit: it stays for the
+	// retention.
+	if tbl.SnapshotByID(s1.SnapshotID) == nil {
+		t.Fatal("the snapshot just replaced was expired")
 	}
-	if tbl.SnapshotByID(s1.SnapshotID) != nil {
-		t.Fatal("the first snapshot was not expired")
-	}
-	u, err := url.Parse(s1.ManifestList)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(u.Path); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("the expired snapshot's manifest list: %v, want it deleted", err)
-	}
-	// The commit of the update ran before the expiry, so it kept the files
-	// the first snapshot listed; the next writer's sweep deletes them.
 	live := map[string]bool{}
 	for _, f := range second.Files {
 		live[f.Path] = true
@@ -575,6 +568,32 @@ func TestSnapshotExpiry(t *testing.T) {
 	}
 	if len(replaced) == 0 {
 		t.Fatal("the update replaced no file")
+	}
+	for _, p := range replaced {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("file of a retained snapshot: %v", err)
+		}
+	}
+
+	// With a retention of 1 ms, and once 1 ms has passed since the first
+	// snapshot was replaced, the next open expires it: its sweep still saw
+	// the snapshot, the next writer's deletes its files.
+	waitPast(tbl.CurrentSnapshot().TimestampMs)
+	e.store.Close()
+	e = newEnv(t, dir, iceberg.Options{SnapshotRetention: time.Millisecond})
+	tbl, err = e.table.Load(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(tbl.Metadata().Snapshots()); n != 1 || tbl.SnapshotByID(s1.SnapshotID) != nil {
+		t.Fatalf("%d snapshots after expiry, want only the current one", n)
+	}
+	u, err := url.Parse(s1.ManifestList)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(u.Path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the expired snapshot's manifest list: %v, want it deleted", err)
 	}
 	tx, err := e.store.Begin(context.Background(), false)
 	if err != nil {
