@@ -108,6 +108,12 @@ func (f fileIO) Remove(name string) error {
 	return nil
 }
 
+// RemoveAll refuses: nothing of worklog removes a tree through the table,
+// and the tree under the table's location is the store.
+func (f fileIO) RemoveAll(name string) error {
+	return fmt.Errorf("remove %s: the table never removes a directory tree", name)
+}
+
 // atomicWriter is an fsutil.File as iceberg-go's FileWriter: Close commits.
 type atomicWriter struct {
 	f *fsutil.File
