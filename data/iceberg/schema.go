@@ -8,6 +8,9 @@ import (
 	"worklog/data"
 )
 
+// listElementIDBase plus a list column's id is its element's id.
+const listElementIDBase = 1000
+
 // monthFieldID is the id of the table's one partition field, month(date).
 // Partition field ids start at 1000 by the Iceberg convention.
 const monthFieldID = 1000
@@ -17,16 +20,15 @@ const monthFieldID = 1000
 // field's description as its doc.
 //
 // Field ids are stable: the i-th catalogue field (counting from 1) has id
-// i, and the element of each list column gets the next free id after the
-// 35 top-level ones, in catalogue order (the order Iceberg's own fresh-id
-// assignment uses). The catalogue only ever appends fields, so ids never
-// move; TestFieldIDs pins them. The columns are optional because the
+// i, and the element of a list column i has id 1000+i, so that a field the
+// catalogue appends takes the next id and moves none (Publish adds it to
+// an existing table as a new schema); TestFieldIDs pins them. The columns
+// are optional because the
 // store's Parquet columns are (DuckDB writes every column OPTIONAL), even
 // for the fields ingest requires.
 func Schema() (*ice.Schema, error) {
 	fields := data.Fields()
 	nested := make([]ice.NestedField, 0, len(fields))
-	next := len(fields) + 1
 	for i, f := range fields {
 		var t ice.Type
 		switch f.Kind {
@@ -41,8 +43,7 @@ func Schema() (*ice.Schema, error) {
 		case data.KindString, data.KindEnum:
 			t = ice.PrimitiveTypes.String
 		case data.KindList:
-			t = &ice.ListType{ElementID: next, Element: ice.PrimitiveTypes.String}
-			next++
+			t = &ice.ListType{ElementID: listElementIDBase + i + 1, Element: ice.PrimitiveTypes.String}
 		default:
 			return nil, fmt.Errorf("iceberg schema: field %s: no Iceberg type for kind %v", f.Name, f.Kind)
 		}

@@ -22,7 +22,7 @@ func TestFieldIDs(t *testing.T) {
 		"closingDateForSLA": 28, "statusActionDetail": 29, "pendingDueBy": 30, "pendingSeconds": 31,
 		"netPendingSeconds": 32, "firstPendingAt": 33, "userWorklogId": 34, "timesSetToOpen": 35,
 	}
-	wantElements := map[string]int{"tags": 36, "teams": 37, "aiAgentsUsed": 38}
+	wantElements := map[string]int{"tags": 1015, "teams": 1018, "aiAgentsUsed": 1025}
 	sc, err := Schema()
 	if err != nil {
 		t.Fatal(err)

@@ -155,13 +155,28 @@ func (t *Table) create(ctx context.Context, v int) (*table.Table, error) {
 	if err != nil {
 		return nil, err
 	}
+	return t.createWith(ctx, v, sc)
+}
+
+// nameMapping is the table property that maps the Parquet files' columns,
+// which carry no field ids, to sc's fields by name.
+func nameMapping(sc *ice.Schema) (string, error) {
+	b, err := json.Marshal(sc.NameMapping())
+	if err != nil {
+		return "", fmt.Errorf("encode name mapping: %w", err)
+	}
+	return string(b), nil
+}
+
+// createWith is create with the schema as a parameter, for tests.
+func (t *Table) createWith(ctx context.Context, v int, sc *ice.Schema) (*table.Table, error) {
 	spec, err := partitionSpec(sc)
 	if err != nil {
 		return nil, err
 	}
-	mapping, err := json.Marshal(sc.NameMapping())
+	mapping, err := nameMapping(sc)
 	if err != nil {
-		return nil, fmt.Errorf("encode name mapping: %w", err)
+		return nil, err
 	}
 	b, err := table.NewMetadataBuilder(2)
 	if err != nil {
@@ -170,7 +185,7 @@ func (t *Table) create(ctx context.Context, v int) (*table.Table, error) {
 	props := ice.Properties{
 		// The store's Parquet files carry no Iceberg field ids: readers
 		// map their columns by name.
-		table.DefaultNameMappingKey: string(mapping),
+		table.DefaultNameMappingKey: mapping,
 		// Old metadata files go with the metadata log's oldest entries.
 		table.MetadataDeleteAfterCommitEnabledKey: "true",
 		table.MetadataPreviousVersionsMaxKey:      "100",
@@ -226,6 +241,9 @@ func (t *Table) Publish(ctx context.Context, snap data.Snapshot) error {
 			return fmt.Errorf("recreate iceberg table: %w", err)
 		}
 	}
+	if tbl, err = t.evolve(ctx, tbl); err != nil {
+		return fmt.Errorf("update the table schema: %w", err)
+	}
 	gen := strconv.FormatUint(snap.Generation, 10)
 	if tbl.Properties().Get(GenerationKey, "") != gen {
 		if tbl, err = t.publish(ctx, tbl, snap, gen); err != nil {
@@ -236,6 +254,43 @@ func (t *Table) Publish(ctx context.Context, snap data.Snapshot) error {
 		return fmt.Errorf("expire snapshots: %w", err)
 	}
 	return nil
+}
+
+// evolve makes the catalogue's schema the table's current one when they
+// differ: the catalogue gained a field since the table was created. The
+// schema comes with its own field ids (Schema), so a new field gets the
+// id a new table would give it, and no existing id moves.
+func (t *Table) evolve(ctx context.Context, tbl *table.Table) (*table.Table, error) {
+	want, err := Schema()
+	if err != nil {
+		return nil, err
+	}
+	cur := tbl.Schema()
+	if cur.Equals(want) {
+		return tbl, nil
+	}
+	for _, f := range cur.Fields() {
+		w, ok := want.FindFieldByID(f.ID)
+		if !ok || w.Name != f.Name || !w.Type.Equals(f.Type) {
+			return nil, fmt.Errorf("column %d (%s %s) of the table is not the catalogue's: "+
+				"the catalogue only adds fields; move %s away to publish a new table", f.ID, f.Name, f.Type, t.metaDir)
+		}
+	}
+	mapping, err := nameMapping(want)
+	if err != nil {
+		return nil, err
+	}
+	reqs := []table.Requirement{table.AssertCurrentSchemaID(cur.ID)}
+	updates := []table.Update{
+		table.NewAddSchemaUpdate(want),
+		table.NewSetCurrentSchemaUpdate(-1),
+		table.NewSetPropertiesUpdate(ice.Properties{table.DefaultNameMappingKey: mapping}),
+	}
+	if _, _, err := (catalog{t}).CommitTable(ctx, Ident, reqs, updates); err != nil {
+		return nil, err
+	}
+	tbl, _, err = t.load(ctx)
+	return tbl, err
 }
 
 // publish commits the difference between the table's current snapshot and
