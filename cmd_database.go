@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"worklog/data"
 	"worklog/export"
@@ -40,6 +41,7 @@ func databaseURL(flagValue *string) string {
 type sharedState struct {
 	db      *pgstate.DB
 	readers *pgstate.Readers
+	scratch string // this replica's scratch directory, once made
 }
 
 // openShared connects to the database at url, applies the migrations
@@ -66,8 +68,12 @@ func openShared(ctx context.Context, url string, log *slog.Logger, migs ...pgsta
 // enabled reports whether the state is in a database.
 func (s *sharedState) enabled() bool { return s.db != nil }
 
-// close unregisters the process and closes the pool; after the store.
+// close removes this replica's scratch directory, unregisters the process
+// and closes the pool; after the store and the engine.
 func (s *sharedState) close() {
+	if s.scratch != "" {
+		os.RemoveAll(s.scratch)
+	}
 	if s.readers != nil {
 		s.readers.Close()
 	}
@@ -80,6 +86,41 @@ func (s *sharedState) readyCheck() func(context.Context) error {
 		return nil
 	}
 	return s.db.Ping
+}
+
+// replicaDirPrefix starts the names of the replicas' scratch directories
+// in <data>/tmp.
+const replicaDirPrefix = "replica-"
+
+// scratchDir is where this process keeps files that no other process may
+// touch (DuckDB's spill, received ingest bodies): <data>/tmp alone, or with
+// a database <data>/tmp/replica-<id>, since replicas that share a data
+// directory sweep their scratch space at start and DuckDB instances must
+// not share a temporary directory. The scratch directories of replicas
+// whose registration expired (they died) are removed.
+func (s *sharedState) scratchDir(ctx context.Context, dataDir string, log *slog.Logger) (string, error) {
+	root := filepath.Join(dataDir, "tmp")
+	if !s.enabled() {
+		return root, nil
+	}
+	if live, err := s.db.Live(ctx); err != nil {
+		log.Warn("cannot list live replicas; their scratch directories stay", "err", err)
+	} else {
+		dirs, _ := filepath.Glob(filepath.Join(root, replicaDirPrefix+"*"))
+		for _, d := range dirs {
+			if !live[strings.TrimPrefix(filepath.Base(d), replicaDirPrefix)] {
+				if err := os.RemoveAll(d); err != nil {
+					log.Warn("cannot remove the scratch directory of a replica that is gone", "dir", d, "err", err)
+				}
+			}
+		}
+	}
+	dir := filepath.Join(root, replicaDirPrefix+s.readers.ID())
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return "", fmt.Errorf("scratch directory: %w", err)
+	}
+	s.scratch = dir
+	return dir, nil
 }
 
 // storeOptions puts the writer lock and the reader leases of opts in the

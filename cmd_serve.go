@@ -200,7 +200,11 @@ func runServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	engine, err := query.NewEngine(store, query.EngineOptions{MemoryLimit: *memLimit, TempDirectory: filepath.Join(*dataDir, "tmp", "duckdb")})
+	scratch, err := shared.scratchDir(ctx, *dataDir, log)
+	if err != nil {
+		return err
+	}
+	engine, err := query.NewEngine(store, query.EngineOptions{MemoryLimit: *memLimit, TempDirectory: filepath.Join(scratch, "duckdb")})
 	if err != nil {
 		return fmt.Errorf("start DuckDB: %w", err)
 	}
@@ -265,6 +269,7 @@ func runServe(ctx context.Context, args []string) error {
 		Store:             store,
 		Audit:             al,
 		ReadyCheck:        shared.readyCheck(),
+		BodyDir:           scratch,
 		Metrics:           metrics,
 		MaxSyncExports:    ops.maxSyncExports,
 		ExportTimeout:     ops.exportTimeout,

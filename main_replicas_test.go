@@ -77,11 +77,24 @@ func TestReplicasShareTheStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	args := []string{"--data", dir, "--jwt-secret", secret, "--database-url", dbURL}
+	// The scratch directory of a replica that died goes at the next start;
+	// each replica spills and receives bodies in its own.
+	gone := filepath.Join(dir, "tmp", "replica-gone-1-0123456789abcdef", "duckdb")
+	if err := os.MkdirAll(gone, 0o750); err != nil {
+		t.Fatal(err)
+	}
 	a := startServe(t, args...)
+	if _, err := os.Stat(gone); !os.IsNotExist(err) {
+		t.Errorf("a dead replica's scratch directory survived a start: %v", err)
+	}
 	// B comes with the jobs on River (issue 19's other half): until then a
 	// second serve is refused by the bbolt job store, and B is A again.
 	b := a
 	replicas := map[string]*server{"a": a, "b": b}
+	distinct := map[*server]bool{a: true, b: true}
+	if mine, _ := filepath.Glob(filepath.Join(dir, "tmp", "replica-*")); len(mine) != len(distinct) {
+		t.Errorf("scratch directories %v, want one per replica", mine)
+	}
 
 	// Requests alternate between the replicas; each answer equals the
 	// other replica's.

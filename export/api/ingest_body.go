@@ -45,7 +45,7 @@ func (s *Server) receiveBody(c echo.Context, limit int64) (io.ReadCloser, error)
 	s.metrics.IngestBodies.Inc()
 	defer s.metrics.IngestBodies.Dec()
 
-	dir := filepath.Join(s.cfg.Store.DataDir(), "tmp")
+	dir := s.cfg.BodyDir
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		release()
 		return nil, fmt.Errorf("create temp dir: %w", err)
@@ -143,9 +143,10 @@ func (s *stallReader) Read(p []byte) (int, error) {
 }
 
 // sweepBodies removes received bodies that a previous process left behind
-// (killed while an ingest waited); called once when the server starts.
-func sweepBodies(dataDir string) {
-	old, _ := filepath.Glob(filepath.Join(dataDir, "tmp", bodyPrefix+"*"))
+// in dir (killed while an ingest waited); called once when the server
+// starts.
+func sweepBodies(dir string) {
+	old, _ := filepath.Glob(filepath.Join(dir, bodyPrefix+"*"))
 	for _, p := range old {
 		os.Remove(p)
 	}

@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -80,6 +81,11 @@ type Config struct {
 	// Audit receives one line per export, ingest and forget (SPEC §12);
 	// nil keeps no trail.
 	Audit *audit.Log
+	// BodyDir is where received HTTP ingest bodies wait for the writer
+	// lock; empty means <data>/tmp. The server removes every body in it at
+	// start (a killed process's), so replicas that share a data directory
+	// each pass their own.
+	BodyDir string
 	// ReadyCheck, when set, is one more condition of /readyz: main passes
 	// the shared database's ping (--database-url), without which a replica
 	// cannot write its audit lines or take the writer lock.
@@ -200,8 +206,12 @@ func NewServer(cfg Config, engine *query.Engine) (*Server, error) {
 	s := &Server{cfg: cfg, engine: engine, log: log, metrics: cfg.Metrics, exportSlots: make(chan struct{}, cfg.MaxSyncExports),
 		pageSlots: make(chan struct{}, cfg.MaxPages), ingestSlots: make(chan struct{}, cfg.MaxIngests),
 		userExports: newUserShare(poolExports, cfg.ExportsPerUser), userQueries: newUserShare(poolQueries, cfg.QueriesPerUser)}
-	if cfg.Store != nil {
-		sweepBodies(cfg.Store.DataDir())
+	if cfg.BodyDir == "" && cfg.Store != nil {
+		cfg.BodyDir = filepath.Join(cfg.Store.DataDir(), "tmp")
+	}
+	s.cfg.BodyDir = cfg.BodyDir
+	if cfg.BodyDir != "" {
+		sweepBodies(cfg.BodyDir)
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -58,7 +59,14 @@ func (db *DB) Readers(ctx context.Context, ttl time.Duration) (*Readers, error) 
 	host, _ := os.Hostname()
 	var rnd [8]byte
 	rand.Read(rnd[:])
-	r := &Readers{db: db, id: fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(rnd[:])),
+	// The id names the replica's scratch directory too: file-name safe.
+	safeHost := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.' {
+			return r
+		}
+		return '_'
+	}, host)
+	r := &Readers{db: db, id: fmt.Sprintf("%s-%d-%s", safeHost, os.Getpid(), hex.EncodeToString(rnd[:])),
 		ttl: ttl, log: db.log, stop: make(chan struct{}), done: make(chan struct{}), held: map[uint64]bool{}}
 	if _, err := db.Pool.Exec(ctx, `INSERT INTO worklog_replica (id, host, pid, expires_at)
 		VALUES ($1, $2, $3, now() + $4::interval)`, r.id, host, os.Getpid(), ttl.String()); err != nil {
@@ -233,4 +241,23 @@ func (r *Readers) Close() error {
 		return errors.Join(errors.New("database: unregister replica"), err)
 	}
 	return nil
+}
+
+// Live returns the ids of the replicas whose registration has not
+// expired: what may still be using the scratch space named after them.
+func (db *DB) Live(ctx context.Context) (map[string]bool, error) {
+	rows, err := db.Pool.Query(ctx, "SELECT id FROM worklog_replica WHERE expires_at > now()")
+	if err != nil {
+		return nil, fmt.Errorf("database: replicas: %w", err)
+	}
+	defer rows.Close()
+	live := map[string]bool{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("database: replicas: %w", err)
+		}
+		live[id] = true
+	}
+	return live, rows.Err()
 }
