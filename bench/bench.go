@@ -72,6 +72,11 @@ func (b *bench) run(ctx context.Context) error {
 			return fmt.Errorf("P2: %w", err)
 		}
 	}
+	if !b.cfg.skip["ID"] && b.cfg.profile == "" {
+		if err := b.ingestHead(ctx, dump); err != nil {
+			return fmt.Errorf("ID: %w", err)
+		}
+	}
 	if err := b.ensureStore(ctx, dump, store); err != nil {
 		return err
 	}

@@ -44,6 +44,8 @@ type config struct {
 	profileLevel string
 	formats      []string
 	skip         map[string]bool
+	// ingestLarge is the events of ID's second, single run (0: none).
+	ingestLarge int
 }
 
 func main() {
@@ -63,12 +65,13 @@ func run(ctx context.Context, args []string) error {
 	var cfg config
 	fs.IntVar(&cfg.rows, "rows", 1000000, "events in the measured store")
 	fs.IntVar(&cfg.largeRows, "rows-large", 0, "events in a second store for P3's scaling figure (e.g. 10000000; 0 skips it)")
+	fs.IntVar(&cfg.ingestLarge, "rows-ingest-large", 0, "events of a second dump that ID ingests once each way (e.g. 10000000; 0 skips it)")
 	fs.IntVar(&cfg.reps, "reps", 3, "repetitions of every measurement (A/B alternating)")
 	fs.IntVar(&cfg.clients, "clients", 20, "concurrent page clients in P4")
 	fs.IntVar(&cfg.p4Reps, "p4-reps", 1, "repetitions of P4 (each one lasts as long as an export under page load; its p50/p99 come from hundreds of pages)")
 	fs.StringVar(&cfg.work, "work", "", "work directory, kept and reused between runs (default: a temporary directory, removed)")
 	fs.StringVar(&cfg.jsonOut, "json", "", "also write the results as JSON to this file")
-	only := fs.String("only", "P1,BD,P2,P3,P4,X,C,PQ,F,A,L,I", "measurements to run, comma-separated (BD: a store of one busy day of 300,000 events exported at level none; X: XLSX via worklog export, once; C: page 1,000 by cursor; PQ: Parquet export against DuckDB's COPY; F: forget one agent against an ingest of its events; A: analytics; L: hostile clients, a zstd bomb and stalled readers, on a server of their own; I: ingest with and without the Iceberg publish)")
+	only := fs.String("only", "P1,BD,P2,P3,P4,X,C,PQ,F,A,L,I,ID", "measurements to run, comma-separated (BD: a store of one busy day of 300,000 events exported at level none; X: XLSX via worklog export, once; C: page 1,000 by cursor; PQ: Parquet export against DuckDB's COPY; F: forget one agent against an ingest of its events; A: analytics; L: hostile clients, a zstd bomb and stalled readers, on a server of their own; I: ingest with and without the Iceberg publish; ID: ingest into an empty store against DuckDB's read_json COPY, with CPU time)")
 	fs.StringVar(&cfg.profile, "profile", "", "instead of measuring: run P1's export in-process stage by stage and write a CPU profile to this file")
 	profFormats := fs.String("profile-formats", "csv,json", "formats --profile runs, comma-separated (e.g. parquet)")
 	fs.StringVar(&cfg.profileLevel, "profile-level", "none", "privacy level of --profile's export: none (all 35 columns, as P1's head-to-head), partiallyPseudonymized or pseudonymized")
@@ -87,7 +90,7 @@ func run(ctx context.Context, args []string) error {
 			}
 		}
 	}
-	cfg.skip = map[string]bool{"P1": true, "BD": true, "P2": true, "P3": true, "P4": true, "X": true, "C": true, "PQ": true, "F": true, "A": true, "L": true, "I": true}
+	cfg.skip = map[string]bool{"P1": true, "BD": true, "P2": true, "P3": true, "P4": true, "X": true, "C": true, "PQ": true, "F": true, "A": true, "L": true, "I": true, "ID": true}
 	for _, m := range splitList(*only) {
 		delete(cfg.skip, m)
 	}

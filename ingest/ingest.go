@@ -320,11 +320,17 @@ func (r *run) summary(start time.Time) Summary {
 	return Summary{Rejected: r.rejected, UnknownKeys: int64(len(r.unknown)), Elapsed: time.Since(start)}
 }
 
-// batch is a run of consecutive records validated by one worker.
+// batch is a run of consecutive records validated by one worker. An NDJSON
+// batch is a block of whole lines, which the worker splits into recs.
 type batch struct {
-	recs    []record
-	bytes   int64 // of recs, taken from the in-flight budget
-	seqBase int64
+	recs      []record
+	block     []byte
+	firstLine int64 // of block
+	bytes     int64 // of recs, taken from the in-flight budget
+	seqBase   int64
+	// span is how many sequence numbers the batch takes: one per record,
+	// or one per line of a block (blank lines included).
+	span    int64
 	out     []result
 	unknown map[string]bool
 	err     error // fatal: ends the input
@@ -364,7 +370,7 @@ func recordBytes(rec record) int64 {
 }
 
 // input streams one input through the workers into the stager and returns
-// the number of records read.
+// the number of sequence numbers it took (records, or NDJSON lines).
 func (r *run) input(ctx context.Context, in Input, seqBase int64) (int64, error) {
 	cr := &countingReader{r: in.R, base: r.read, progress: r.opts.Progress}
 	defer func() { r.read = cr.base + cr.n }()
@@ -395,11 +401,24 @@ func (r *run) input(ctx context.Context, in Input, seqBase int64) (int64, error)
 	go func() {
 		defer close(todo)
 		defer close(ordered)
+		nd, _ := src.(*ndjsonSource)
 		seq := seqBase
 		for {
 			b := &batch{seqBase: seq, done: make(chan struct{})}
 			last := false
-			for len(b.recs) < batchSize && b.bytes < batchBytes {
+			if nd != nil {
+				blk, first, err := nd.block()
+				if err != nil {
+					if !errors.Is(err, io.EOF) {
+						b.err = err
+					}
+					last = true
+				} else {
+					b.block, b.firstLine, b.bytes = blk, first, int64(len(blk))
+					b.span = nd.line - first + 1
+				}
+			}
+			for nd == nil && len(b.recs) < batchSize && b.bytes < batchBytes {
 				rec, err := src.next()
 				if err != nil {
 					if !errors.Is(err, io.EOF) {
@@ -411,7 +430,10 @@ func (r *run) input(ctx context.Context, in Input, seqBase int64) (int64, error)
 				b.recs = append(b.recs, rec)
 				b.bytes += recordBytes(rec)
 			}
-			seq += int64(len(b.recs))
+			if nd == nil {
+				b.span = int64(len(b.recs))
+			}
+			seq += b.span
 			// The batch is read; wait until the pipeline has room for it
 			// before reading more.
 			if budget.acquire(ctx, b.bytes) != nil {
@@ -439,6 +461,9 @@ func (r *run) input(ctx context.Context, in Input, seqBase int64) (int64, error)
 			raws := make([][]byte, len(r.fields))
 			vals := make([]value, len(r.fields))
 			for b := range todo {
+				if b.block != nil {
+					b.recs, b.err = splitLines(b.block, b.firstLine, r.lim.record, nil)
+				}
 				r.validate(b, header, src.header(), raws, vals, in.Name)
 				close(b.done)
 			}
@@ -472,7 +497,7 @@ func (r *run) input(ctx context.Context, in Input, seqBase int64) (int64, error)
 				return n, err
 			}
 		}
-		n += int64(len(b.recs))
+		n += b.span
 		if b.err != nil {
 			return n, inputError(in.Name, b.err)
 		}
@@ -565,7 +590,11 @@ func (r *run) validate(b *batch, header []int, headNames []string, raws [][]byte
 			size += len(c) + 1
 		}
 		date, id := vals[r.dateIdx].i, vals[r.keyIdx].i
-		b.out[i] = result{month: monthOf(date), date: date, id: id, seq: b.seqBase + int64(i), present: present, row: row,
+		seq := b.seqBase + int64(i)
+		if b.block != nil {
+			seq = b.seqBase + rec.line - b.firstLine
+		}
+		b.out[i] = result{month: monthOf(date), date: date, id: id, seq: seq, present: present, row: row,
 			size: size, partial: present != allPresent}
 	}
 }

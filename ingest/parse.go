@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 
@@ -100,15 +101,23 @@ func scanJSON(b []byte, i int) (int, error) {
 	}
 	switch b[i] {
 	case '"':
-		for j := i + 1; j < len(b); j++ {
-			switch b[j] {
-			case '\\':
-				j++
-			case '"':
-				return j + 1, nil
+		// The string ends at the first quote after an even number of
+		// backslashes (bytes.IndexByte finds quotes many bytes at a time).
+		for j := i + 1; ; {
+			k := bytes.IndexByte(b[j:], '"')
+			if k < 0 {
+				return 0, fmt.Errorf("%w: unterminated string", errSyntax)
 			}
+			q := j + k
+			n := 0
+			for p := q - 1; p > i && b[p] == '\\'; p-- {
+				n++
+			}
+			if n%2 == 0 {
+				return q + 1, nil
+			}
+			j = q + 1
 		}
-		return 0, fmt.Errorf("%w: unterminated string", errSyntax)
 	case '{', '[':
 		depth := 0
 		for j := i; j < len(b); j++ {

@@ -117,86 +117,119 @@ func firstNonSpace(r *bufio.Reader) (byte, error) {
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
 // ndjsonSource reads one JSON object per line; blank lines are skipped but
-// counted, so line numbers are physical lines.
+// counted, so line numbers are physical lines. Run reads it a block of
+// whole lines at a time (block), which the workers split into records:
+// no line is copied. next serves the same records one by one.
 type ndjsonSource struct {
 	r     *bufio.Reader
-	line  int64
-	buf   []byte
-	arena []byte
+	line  int64 // lines handed out so far
 	max   int64 // longest line accepted
+	carry []byte
+	eof   bool
+	// pending are the records of the last block next has not handed out.
+	pending []record
 }
 
 func (s *ndjsonSource) header() []string { return nil }
 
 func (s *ndjsonSource) next() (record, error) {
-	for {
-		line, err := s.readLine()
-		if errors.Is(err, ErrRecordTooLarge) {
-			return record{}, &LimitError{Line: s.line + 1, Limit: s.max, Err: ErrRecordTooLarge}
-		}
-		if len(line) == 0 && err != nil {
+	for len(s.pending) == 0 {
+		blk, first, err := s.block()
+		if err != nil {
 			return record{}, err
 		}
-		s.line++
-		line = bytes.TrimSpace(line)
-		if len(line) == 0 {
-			if err != nil {
-				return record{}, err
+		recs, err := splitLines(blk, first, s.max, nil)
+		if err != nil {
+			return record{}, err
+		}
+		s.pending = recs
+	}
+	rec := s.pending[0]
+	s.pending = s.pending[1:]
+	return rec, nil
+}
+
+// blockSize is the input an NDJSON block holds (more when one line is
+// longer).
+const blockSize = 512 << 10
+
+// block returns the next run of whole lines (up to the last line end read,
+// or to the end of the input) and the number of its first line; io.EOF
+// when the input is done. A line longer than s.max is a *LimitError, found
+// before more than twice s.max of it is held.
+func (s *ndjsonSource) block() ([]byte, int64, error) {
+	if s.eof && len(s.carry) == 0 {
+		return nil, 0, io.EOF
+	}
+	buf := make([]byte, len(s.carry), len(s.carry)+blockSize)
+	copy(buf, s.carry)
+	s.carry = nil
+	for {
+		for !s.eof && len(buf) < cap(buf) {
+			n, err := s.r.Read(buf[len(buf):cap(buf)])
+			buf = buf[:len(buf)+n]
+			if errors.Is(err, io.EOF) {
+				s.eof = true
+			} else if err != nil {
+				return nil, 0, err
 			}
-			continue
 		}
-		rec := record{line: s.line, obj: s.keep(line)}
-		if line[0] != '{' {
-			rec.perr = errors.New("expected a JSON object")
+		end := len(buf)
+		if !s.eof {
+			end = bytes.LastIndexByte(buf, '\n') + 1
 		}
-		return rec, nil
+		if end > 0 {
+			// The line after the last line end waits for the next block.
+			if rest := buf[end:]; len(rest) > 0 {
+				s.carry = append(make([]byte, 0, len(rest)), rest...)
+			}
+			lines := buf[:end]
+			first := s.line + 1
+			s.line += int64(bytes.Count(lines, []byte{'\n'}))
+			if lines[len(lines)-1] != '\n' {
+				s.line++ // the last line has no line end
+			}
+			return lines, first, nil
+		}
+		if len(buf) == 0 {
+			return nil, 0, io.EOF
+		}
+		// One line fills the buffer: grow it, up to the limit.
+		if int64(len(buf)) > s.max {
+			return nil, 0, &LimitError{Line: s.line + 1, Limit: s.max, Err: ErrRecordTooLarge}
+		}
+		grown := make([]byte, len(buf), 2*cap(buf))
+		copy(grown, buf)
+		buf = grown
 	}
 }
 
-// keep copies a line into the current arena: records of a batch share a
-// few large allocations instead of one each. Earlier records keep pointing
-// into the arena they were copied to when it is replaced.
-func (s *ndjsonSource) keep(line []byte) []byte {
-	if len(s.arena)+len(line) > cap(s.arena) {
-		s.arena = make([]byte, 0, max(arenaSize, len(line)))
-	}
-	start := len(s.arena)
-	s.arena = append(s.arena, line...)
-	return s.arena[start:len(s.arena):len(s.arena)]
-}
-
-// arenaSize is the allocation unit of ndjsonSource.keep.
-const arenaSize = 256 << 10
-
-// readLine returns the next line without its newline. The slice is valid
-// until the next call. A line longer than s.max is ErrRecordTooLarge, found
-// before more than s.max plus one buffer of it is held.
-func (s *ndjsonSource) readLine() ([]byte, error) {
-	b, err := s.r.ReadSlice('\n')
-	if !errors.Is(err, bufio.ErrBufferFull) {
-		if err == nil {
-			b = b[:len(b)-1]
+// splitLines appends the records of the lines of blk, whose first line is
+// number first, to recs: each non-blank line is a record pointing into blk
+// (no copy). A line longer than max ends the list with a *LimitError; the
+// records before it are returned with it.
+func splitLines(blk []byte, first, max int64, recs []record) ([]record, error) {
+	line := first
+	for len(blk) > 0 {
+		var l []byte
+		if i := bytes.IndexByte(blk, '\n'); i >= 0 {
+			l, blk = blk[:i], blk[i+1:]
+		} else {
+			l, blk = blk, nil
 		}
-		if int64(len(b)) > s.max {
-			return nil, ErrRecordTooLarge
+		if int64(len(l)) > max {
+			return recs, &LimitError{Line: line, Limit: max, Err: ErrRecordTooLarge}
 		}
-		return b, err
-	}
-	s.buf = append(s.buf[:0], b...)
-	for errors.Is(err, bufio.ErrBufferFull) {
-		if int64(len(s.buf)) > s.max {
-			return nil, ErrRecordTooLarge
+		if l = bytes.TrimSpace(l); len(l) > 0 {
+			rec := record{line: line, obj: l[:len(l):len(l)]}
+			if l[0] != '{' {
+				rec.perr = errors.New("expected a JSON object")
+			}
+			recs = append(recs, rec)
 		}
-		b, err = s.r.ReadSlice('\n')
-		s.buf = append(s.buf, b...)
+		line++
 	}
-	if err == nil {
-		s.buf = s.buf[:len(s.buf)-1]
-	}
-	if int64(len(s.buf)) > s.max {
-		return nil, ErrRecordTooLarge
-	}
-	return s.buf, err
+	return recs, nil
 }
 
 // arraySource splits a JSON array into its elements as it streams, tracking

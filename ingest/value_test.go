@@ -101,3 +101,51 @@ func hasNil(items []*string) bool {
 	}
 	return false
 }
+
+// FuzzPlainASCII checks the eight-bytes-at-a-time test against the plain
+// loop it stands for.
+func FuzzPlainASCII(f *testing.F) {
+	for _, s := range []string{"", "abc", "abcdefgh", "abcdefg\"", "abcdefgh\\", "abc\x1fdefghij", "abcdefghé", "\x7f\x7f\x7f\x7f\x7f\x7f\x7f\x7f", " !#$%&'()*+,-./0123456789"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want := true
+		for i := 0; i < len(s); i++ {
+			if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' {
+				want = false
+			}
+		}
+		if got := plainASCII([]byte(s)); got != want {
+			t.Errorf("plainASCII(%q) = %v, want %v", s, got, want)
+		}
+	})
+}
+
+// FuzzScanString checks where scanJSON ends a string against a byte-by-byte
+// scan: at the first quote not escaped by a backslash.
+func FuzzScanString(f *testing.F) {
+	for _, s := range []string{`"a"`, `"a\"b"`, `"a\\"b`, `"\\\"x"`, `"unterminated`, `"x\\\\\"y"z`, `""`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if len(s) == 0 || s[0] != '"' {
+			return
+		}
+		want := -1
+		for j := 1; j < len(s); j++ {
+			if s[j] == '\\' {
+				j++
+			} else if s[j] == '"' {
+				want = j + 1
+				break
+			}
+		}
+		got, err := scanJSON([]byte(s), 0)
+		if err != nil {
+			got = -1
+		}
+		if got != want {
+			t.Errorf("scanJSON(%q) = %d, want %d", s, got, want)
+		}
+	})
+}
