@@ -96,3 +96,24 @@ func TestStagedPartsHaveTheStoreFormat(t *testing.T) {
 }
 
 func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// TestInOrderDumpWithARepeatedID checks that a dump in store order whose
+// ids do not all increase (an id comes again, in a later month) is not
+// taken for a dump of distinct ids: the last record of the id wins, and
+// its first month loses it.
+func TestInOrderDumpWithARepeatedID(t *testing.T) {
+	st := openStore(t)
+	dump := `{"date":"2024-04-01 10:00:00","action":"readAction","userWorklogId":1}
+{"date":"2024-04-02 10:00:00","action":"readAction","userWorklogId":7}
+{"date":"2024-05-01 10:00:00","action":"writeAction","userWorklogId":2}
+{"date":"2024-05-02 10:00:00","action":"closeAction","userWorklogId":7}
+`
+	sum := mustIngest(t, st, dump)
+	if sum.New != 3 {
+		t.Errorf("new = %d, want 3", sum.New)
+	}
+	got := readBack(t, st)
+	if n := strings.Count(got, "\n"); n != 3 || !strings.Contains(got, `"action": "closeAction"`) || strings.Contains(got, `"date": "2024-04-02`) {
+		t.Errorf("read back:\n%s", got)
+	}
+}

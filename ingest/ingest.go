@@ -40,8 +40,10 @@
 // did, none of which a later record of the dump supersedes, and of whose
 // committed rows the dump replaces every one (a new month, or a re-ingest
 // of the same dump) is its staged parts, moved into the transaction: one
-// write of every row, no DuckDB. Dumps in date order — exports, the demo
-// generator, most event logs — take this path.
+// write of every row. Dumps in date order — the demo generator, most event
+// logs — take this path. When moreover the ids came in increasing order
+// (so no two records share one) and the store is empty, DuckDB is not
+// opened at all: the whole ingest is Go and parquet-go.
 //
 // Memory. Staged parts end at storeRowGroup-row row groups and at
 // defaultPartRows rows, so parquet-go's buffers and footers stay small
@@ -270,7 +272,7 @@ func runWith(ctx context.Context, store *data.Store, inputs []Input, opts Option
 		sum.Snapshot = txn.Base()
 		return sum, nil
 	}
-	res, err := merge(ctx, txn, staged, work, lim)
+	res, err := merge(ctx, txn, staged, r.stage.idsUp, work, lim)
 	if err != nil {
 		return r.summary(start), err
 	}
@@ -355,10 +357,12 @@ const batchSize = 256
 // a batch of 256 of them.
 const batchBytes = 4 << 20
 
-// inFlightBytes is the budget of record bytes between the reader and the
-// stager: enough for every queue to be full of ordinary batches (about 24
-// of 256 x 1.5 KB), and a few records of the size limit.
-func inFlightBytes(maxRecord int64) int64 { return max(64<<20, 4*maxRecord) }
+// inFlightBytes is the budget of input bytes between the reader and the
+// stager: enough for every queue to be full of NDJSON blocks (about 24 of
+// 512 KB), and a few records of the size limit. A batch holds about twice
+// its input in memory (values, decoded strings), all of it garbage once
+// staged, so the budget weighs on the heap twice over.
+func inFlightBytes(maxRecord int64) int64 { return max(16<<20, 4*maxRecord) }
 
 // recordBytes is what a record holds in memory, for the budget.
 func recordBytes(rec record) int64 {

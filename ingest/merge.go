@@ -89,7 +89,22 @@ type mergeResult struct {
 // staged parts. A month touched only because an id moved away from it may
 // become empty; the store then drops it. A large month becomes several
 // parts (see defaultPartRows).
-func merge(ctx context.Context, txn *data.Txn, staged map[string]stagedMonth, workDir string, lim mergeLimits) (mergeResult, error) {
+//
+// unique says no two records of the dump share an id. When it holds, the
+// store is empty and every month came in store order, each month is its
+// staged parts and DuckDB is not needed.
+func merge(ctx context.Context, txn *data.Txn, staged map[string]stagedMonth, unique bool, workDir string, lim mergeLimits) (mergeResult, error) {
+	if unique && len(txn.Base().Files) == 0 && allSorted(staged) {
+		var res mergeResult
+		for _, m := range sortedKeys(staged) {
+			if err := installStaged(txn, m, staged[m]); err != nil {
+				return mergeResult{}, err
+			}
+			res.newIDs += staged[m].rows
+		}
+		res.changed = res.newIDs > 0
+		return res, nil
+	}
 	partRows := lim.partRows
 	db, err := sql.Open("duckdb", "")
 	if err != nil {
@@ -306,17 +321,9 @@ func merge(ctx context.Context, txn *data.Txn, staged map[string]stagedMonth, wo
 			sorts = append(sorts, m)
 		}
 	}
-	// A month copied is its staged parts, moved into the transaction in
-	// their order (date order).
 	for _, m := range copies {
-		for _, p := range staged[m].parts {
-			dst, err := txn.NewPart(m)
-			if err != nil {
-				return mergeResult{}, err
-			}
-			if err := movePart(p.path, dst); err != nil {
-				return mergeResult{}, fmt.Errorf("month %s: install part: %w", m, err)
-			}
+		if err := installStaged(txn, m, staged[m]); err != nil {
+			return mergeResult{}, err
 		}
 	}
 	for _, m := range sorts {
@@ -395,6 +402,31 @@ func countUnchanged(ctx context.Context, conn *sql.Conn, newRows, stored string)
 // toColumn, in prev-*.parquet, is the month an updated id's new record
 // lands in.
 const toColumn = "_to"
+
+// allSorted says every staged month came in store order.
+func allSorted(staged map[string]stagedMonth) bool {
+	for _, sm := range staged {
+		if !sm.sorted {
+			return false
+		}
+	}
+	return true
+}
+
+// installStaged makes month m's staged parts parts of txn, in their order
+// (date order): the month's new content is exactly its staged rows.
+func installStaged(txn *data.Txn, m string, sm stagedMonth) error {
+	for _, p := range sm.parts {
+		dst, err := txn.NewPart(m)
+		if err != nil {
+			return err
+		}
+		if err := movePart(p.path, dst); err != nil {
+			return fmt.Errorf("month %s: install part: %w", m, err)
+		}
+	}
+	return nil
+}
 
 // stagedRelation is the relation of a month's staged rows: the parts' columns
 // plus, from the sidecars (row for row), seqColumn and presentColumn.

@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 
@@ -101,22 +100,22 @@ func scanJSON(b []byte, i int) (int, error) {
 	}
 	switch b[i] {
 	case '"':
-		// The string ends at the first quote after an even number of
-		// backslashes (bytes.IndexByte finds quotes many bytes at a time).
+		// Runs of plain ASCII are skipped eight bytes at a time; a
+		// backslash skips the byte it escapes.
 		for j := i + 1; ; {
-			k := bytes.IndexByte(b[j:], '"')
-			if k < 0 {
+			if j < len(b) {
+				j += plainRun(b[j:])
+			}
+			switch {
+			case j >= len(b):
 				return 0, fmt.Errorf("%w: unterminated string", errSyntax)
+			case b[j] == '"':
+				return j + 1, nil
+			case b[j] == '\\':
+				j += 2
+			default:
+				j++
 			}
-			q := j + k
-			n := 0
-			for p := q - 1; p > i && b[p] == '\\'; p-- {
-				n++
-			}
-			if n%2 == 0 {
-				return q + 1, nil
-			}
-			j = q + 1
 		}
 	case '{', '[':
 		depth := 0

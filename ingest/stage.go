@@ -11,6 +11,7 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress"
+	"github.com/parquet-go/parquet-go/compress/zstd"
 	"github.com/parquet-go/parquet-go/encoding"
 
 	"worklog/data"
@@ -195,6 +196,11 @@ type stager struct {
 	// partRows is the most rows of a part (mergeLimits.partRows).
 	partRows int64
 	files    int // parts opened so far, for their names
+	// idsUp holds while every id came in greater than the one before (in
+	// input order, over all months): then no two records share an id.
+	idsUp  bool
+	lastID int64
+	anyID  bool
 }
 
 // stageMonth is the staging state of one month.
@@ -248,13 +254,13 @@ type stagedMonth struct {
 }
 
 func newStager(dir string, schema *storeSchema, ordered bool, partRows int64) *stager {
-	return &stager{dir: dir, schema: schema, months: map[string]*stageMonth{}, ordered: ordered, partRows: partRows}
+	return &stager{dir: dir, schema: schema, months: map[string]*stageMonth{}, ordered: ordered, partRows: partRows, idsUp: ordered}
 }
 
 // partOptions are the writer options of a staged part: the store's format.
 func (s *stager) partOptions() []parquet.WriterOption {
 	return []parquet.WriterOption{s.schema.schema,
-		parquet.Compression(&parquet.Zstd),
+		parquet.Compression(partCodec),
 		parquet.MaxRowsPerRowGroup(storeRowGroup),
 		parquet.PageBufferSize(1 << 20),
 		parquet.DataPageVersion(1),
@@ -262,6 +268,10 @@ func (s *stager) partOptions() []parquet.WriterOption {
 		parquet.CreatedBy("worklog", "", ""),
 	}
 }
+
+// partCodec compresses the parts: zstd at its fastest level, which took
+// about 60% of the default level's time for 7% larger files.
+var partCodec = &zstd.Codec{Level: zstd.SpeedFastest}
 
 // open starts a new part of month m.
 func (s *stager) open(ms *stageMonth) error {
@@ -295,6 +305,10 @@ func (s *stager) add(month string, date, id, seq int64, present uint64, row parq
 		ms.sorted = false
 	}
 	ms.lastDate, ms.last = date, id
+	if s.anyID && id <= s.lastID {
+		s.idsUp = false
+	}
+	s.lastID, s.anyID = id, true
 	ms.partial = ms.partial || partial
 	ms.rows++
 	ms.bytes += int64(size)

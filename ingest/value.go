@@ -300,18 +300,8 @@ func unquote(raw []byte, a *arena) ([]byte, bool) {
 	// byte of invalid UTF-8 becomes the 3 bytes of U+FFFD.
 	out := a.alloc(len(inner) + 8)
 	for i := 0; i < len(inner); {
-		// Copy the run up to the next escape at once when it is plain
-		// ASCII (the common case), else a run of plain ASCII.
-		j := len(inner)
-		if k := bytes.IndexByte(inner[i:], '\\'); k >= 0 {
-			j = i + k
-		}
-		if !plainASCII(inner[i:j]) {
-			j = i
-			for j < len(inner) && inner[j] >= 0x20 && inner[j] < utf8.RuneSelf && inner[j] != '\\' && inner[j] != '"' {
-				j++
-			}
-		}
+		// Copy a run of plain ASCII at once.
+		j := i + plainRun(inner[i:])
 		out = append(out, inner[i:j]...)
 		if i = j; i == len(inner) {
 			break
@@ -374,30 +364,31 @@ func unquote(raw []byte, a *arena) ([]byte, bool) {
 	return out, true
 }
 
-// plainASCII reports whether b holds only ASCII characters that a JSON
-// string may hold unescaped (no control character, no quote, no
-// backslash), eight bytes at a time.
-func plainASCII(b []byte) bool {
+// plainRun returns the length of the run of plain ASCII at the start of
+// b: characters a JSON string may hold unescaped, other than a quote or a
+// backslash (no control character, nothing of 0x80 or above). It tests
+// eight bytes at a time, and a word holding anything else byte by byte.
+func plainRun(b []byte) int {
 	const (
 		ones  = 0x0101010101010101
 		highs = 0x8080808080808080
 	)
-	for len(b) >= 8 {
-		w := binary.LittleEndian.Uint64(b)
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		w := binary.LittleEndian.Uint64(b[i:])
 		quote, slash := w^(ones*'"'), w^(ones*'\\')
 		// A byte with its high bit set, below 0x20, or equal to a quote
 		// or a backslash (a zero byte after the XOR).
 		if w&highs != 0 || (w-ones*0x20)&^w&highs != 0 || (quote-ones)&^quote&highs != 0 || (slash-ones)&^slash&highs != 0 {
-			return false
-		}
-		b = b[8:]
-	}
-	for _, c := range b {
-		if c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' {
-			return false
+			break
 		}
 	}
-	return true
+	for ; i < len(b); i++ {
+		if c := b[i]; c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' {
+			return i
+		}
+	}
+	return i
 }
 
 // hex4 decodes the 4 hex digits at the start of b.
