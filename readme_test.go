@@ -21,9 +21,16 @@ import (
 // TestReadmeCookbook runs.
 const cookbookHeading = "## Cookbook"
 
+// cookbookStep is one command of the cookbook: a paragraph of the block,
+// titled by the comment above it.
+type cookbookStep struct {
+	title, script string
+}
+
 // cookbook returns the commands of the README's cookbook block: its
-// paragraphs (commands separated by blank lines), comment lines left out.
-func cookbook(readme string) ([]string, error) {
+// paragraphs (commands separated by blank lines), comment lines left out,
+// each titled by the last comment line before it.
+func cookbook(readme string) ([]cookbookStep, error) {
 	_, rest, ok := strings.Cut(readme, "\n"+cookbookHeading+"\n")
 	if !ok {
 		return nil, fmt.Errorf("README has no %q section", cookbookHeading)
@@ -39,12 +46,13 @@ func cookbook(readme string) ([]string, error) {
 	if !ok {
 		return nil, fmt.Errorf("%s: the ```sh block does not end", cookbookHeading)
 	}
-	var cmds []string
+	var steps []cookbookStep
 	var cur []string
+	title := ""
 	flush := func() {
 		if len(cur) > 0 {
-			cmds = append(cmds, strings.Join(cur, "\n"))
-			cur = nil
+			steps = append(steps, cookbookStep{title: title, script: strings.Join(cur, "\n")})
+			cur, title = nil, ""
 		}
 	}
 	for _, line := range strings.Split(block, "\n") {
@@ -52,19 +60,22 @@ func cookbook(readme string) ([]string, error) {
 		case t == "":
 			flush()
 		case strings.HasPrefix(t, "#"):
+			if len(cur) == 0 {
+				title = strings.TrimSpace(strings.TrimLeft(t, "#"))
+			}
 		default:
 			cur = append(cur, line)
 		}
 	}
 	flush()
-	return cmds, nil
+	return steps, nil
 }
 
 func TestCookbookParse(t *testing.T) {
 	readme := "# x\n\n## Cookbook\n\ntext\n\n```sh\n# a comment\nA=1\nB=2\n\n# two\ncurl -g x \\\n  y\n\nwhile true; do\n  break\ndone\n```\n\n## Next\n\n```sh\nnot this\n```\n"
 	got, err := cookbook(readme)
-	want := []string{"A=1\nB=2", "curl -g x \\\n  y", "while true; do\n  break\ndone"}
-	if err != nil || strings.Join(got, "|") != strings.Join(want, "|") {
+	want := []cookbookStep{{"a comment", "A=1\nB=2"}, {"two", "curl -g x \\\n  y"}, {"", "while true; do\n  break\ndone"}}
+	if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("cookbook = %q, %v; want %q", got, err, want)
 	}
 	for _, bad := range []string{"# x\n", "## Cookbook\n\nno block\n", "## Cookbook\n\n```sh\nopen\n"} {
@@ -141,15 +152,15 @@ func TestReadmeCookbook(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmds, err := cookbook(string(readme))
+	steps, err := cookbook(string(readme))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cmds) < 8 {
-		t.Fatalf("the cookbook has %d commands; it should answer about ten questions", len(cmds))
+	if len(steps) < 8 {
+		t.Fatalf("the cookbook has %d commands; it should answer about ten questions", len(steps))
 	}
-	for _, c := range cmds {
-		for _, call := range curlCall.FindAllString(c, -1) {
+	for _, st := range steps {
+		for _, call := range curlCall.FindAllString(st.script, -1) {
 			if strings.Contains(call, "[") && !curlGlobOff.MatchString(call) {
 				t.Errorf("a bracketed URL needs curl -g:\n%s", call)
 			}
@@ -175,10 +186,11 @@ func TestReadmeCookbook(t *testing.T) {
 	waitUntil(t, "serve --demo to answer", func() bool { return strings.Contains(logs.String(), `"msg":"serving"`) })
 
 	env := map[string]string{}
-	for i, c := range cmds {
+	for i, st := range steps {
 		env["BASE"] = "http://" + addr // the one placeholder the test sets
-		name := fmt.Sprintf("command %d", i+1)
-		t.Run(name, func(t *testing.T) {
+		c := st.script
+		name := fmt.Sprintf("%d %.50s", i+1, st.title)
+		ok := t.Run(name, func(t *testing.T) {
 			vars := assigned.FindAllStringSubmatch(c, -1)
 			before := listFiles(t, dir)
 			out, got := runCookbookCommand(t, bash, dir, env, c, vars)
@@ -214,9 +226,12 @@ func TestReadmeCookbook(t *testing.T) {
 				t.Errorf("no answer from:\n%s", c)
 			}
 			if t.Failed() {
-				t.Logf("the command:\n%s\nits output:\n%.2000s", c, out)
+				t.Logf("the command:\n%s\nits output:\n%.2000q", c, out)
 			}
 		})
+		if !ok {
+			break // the commands after it may build on its answer
+		}
 	}
 	if t.Failed() {
 		t.Logf("server log:\n%.4000s", logs.String())
