@@ -6,10 +6,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"worklog/export/api/auth"
 	"worklog/export/jobs"
@@ -70,6 +72,31 @@ func TestJobCapsAnswered(t *testing.T) {
 		}
 		if n, err := env.jobs.CountByState(); err != nil || n[jobs.Queued] != 0 {
 			t.Errorf("jobs created: %v %v", n, err)
+		}
+	})
+	t.Run("retry when the first download expires", func(t *testing.T) {
+		// The cap is the size of one job's file: after that job, its file
+		// and its outbox message take it.
+		probe := newJobEnv(t, privacy.Pseudonymized, true, nil)
+		tok := probe.token("u1", "ann@example.com")
+		sb := probe.schedule(tok, "format=csv")
+		probe.wait(tok, sb.JobID, delivered)
+		done, err := probe.jobs.Get(sb.JobID, "u1")
+		if err != nil || done.Bytes == 0 {
+			t.Fatalf("probe job: %+v %v", done, err)
+		}
+
+		env := newJobEnv(t, privacy.Pseudonymized, true, func(c *jobs.Config) { c.MaxKeptBytes = done.Bytes })
+		sb = env.schedule(tok, "format=csv")
+		v := env.wait(tok, sb.JobID, delivered)
+		if kept := metricValue(t, env.testEnv, "worklog_export_kept_bytes"); int64(kept) <= done.Bytes {
+			t.Errorf("worklog_export_kept_bytes %v, want more than the file's %d (its outbox message too)", kept, done.Bytes)
+		}
+		resp, body := env.get(env.token("u2", "bob@example.com"), "format=csv")
+		wait := time.Until(*v.ExpiresAt).Seconds()
+		ra, _ := strconv.ParseFloat(resp.Header.Get("Retry-After"), 64)
+		if resp.StatusCode != http.StatusInsufficientStorage || !strings.Contains(string(body), "export_storage_full") || ra < wait-60 || ra > wait+60 {
+			t.Errorf("a job while the kept files fill the cap: %d Retry-After %q (want about %.0f) %s", resp.StatusCode, resp.Header.Get("Retry-After"), wait, body)
 		}
 	})
 	t.Run("failed job says why", func(t *testing.T) {

@@ -113,8 +113,14 @@ func (s *Server) scheduleExport(c echo.Context, cl *auth.Claims, pol *privacy.Po
 		return &APIError{Status: http.StatusTooManyRequests, Code: "jobs_queue_full", RetryAfter: retryAfterTooManyJobs,
 			Message: fmt.Sprintf("%d background exports of all users are queued or running, the most this server takes; retry later, or page with limit and offset", s.cfg.Jobs.MaxQueued())}
 	case errors.Is(err, jobs.ErrStorageFull):
-		return &APIError{Status: http.StatusInsufficientStorage, Code: "export_storage_full",
+		ae := &APIError{Status: http.StatusInsufficientStorage, Code: "export_storage_full",
 			Message: fmt.Sprintf("insufficient storage: the finished exports kept on this server take %s, its limit; retry when older downloads have expired, or page with limit and offset", jobs.FormatBytes(s.cfg.Jobs.MaxKeptBytes()))}
+		// Retry-After: when the janitor deletes the first kept file.
+		if next, ok, _ := s.cfg.Jobs.NextExpiry(); ok {
+			ae.RetryAfter = max(1, int(time.Until(next).Seconds())+1)
+			ae.Message += "; the first download expires at " + next.UTC().Format(time.RFC3339)
+		}
+		return ae
 	}
 	if err != nil {
 		return fmt.Errorf("schedule export: %w", err)

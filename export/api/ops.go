@@ -72,6 +72,10 @@ type Metrics struct {
 	SyncExports prometheus.Gauge
 	// Pages is the number of pages (requests with limit) served now.
 	Pages prometheus.Gauge
+	// KeptExportBytes is the bytes of finished background exports (and
+	// outbox messages) kept on disk, against --max-export-bytes; the job
+	// runner counts them at scrape time.
+	KeptExportBytes prometheus.Gauge
 	// UserShareRefused counts requests refused because their user already
 	// had its share of a pool in flight, by pool (exports, queries).
 	UserShareRefused *prometheus.CounterVec
@@ -157,6 +161,9 @@ func NewMetrics() *Metrics {
 		Pages: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "worklog_pages_running", Help: "Pages (requests with limit) being served now.",
 		}),
+		KeptExportBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "worklog_export_kept_bytes", Help: "Bytes of finished background exports and outbox messages kept on disk (bounded by --max-export-bytes).",
+		}),
 		UserShareRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "worklog_user_share_refused_total", Help: "Requests answered 429 because their user already had its share of a pool (exports: --exports-per-user; queries: --queries-per-user) in flight.",
 		}, []string{"pool"}),
@@ -190,7 +197,7 @@ func NewMetrics() *Metrics {
 	for _, p := range []string{poolExports, poolQueries} {
 		m.UserShareRefused.WithLabelValues(p)
 	}
-	m.Registry.MustRegister(m.Requests, m.Latency, m.RowsExported, m.IngestedEvents, m.Jobs, m.QueryDuration, m.SyncExports, m.Pages, m.UserShareRefused, m.StalledClients, m.Connections, m.RefusedConnections, m.IngestBodies,
+	m.Registry.MustRegister(m.Requests, m.Latency, m.RowsExported, m.IngestedEvents, m.Jobs, m.QueryDuration, m.SyncExports, m.Pages, m.KeptExportBytes, m.UserShareRefused, m.StalledClients, m.Connections, m.RefusedConnections, m.IngestBodies,
 		m.RetentionRuns, m.RetentionDeleted,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -224,6 +231,12 @@ func (s *Server) refreshJobGauge() {
 	for _, st := range jobs.Statuses() {
 		s.metrics.Jobs.WithLabelValues(string(st)).Set(float64(counts[st]))
 	}
+	kept, err := s.cfg.Jobs.KeptBytes()
+	if err != nil {
+		s.log.Error("count kept exports for metrics", "err", err)
+		return
+	}
+	s.metrics.KeptExportBytes.Set(float64(kept))
 }
 
 // handleHealthz answers 200 while the process serves HTTP at all.

@@ -17,7 +17,10 @@ func (j *Runner) audit(job *Job, rows int64, err error) error {
 	e := audit.Entry{Sub: job.Owner, Action: audit.ActionJobExport, Level: string(job.Level),
 		Params: audit.Params(params), Rows: rows, Outcome: audit.OutcomeOK, Job: job.ID}
 	if err != nil {
-		e.Outcome, e.Error = audit.OutcomeFailed, "export_failed"
+		// The failure's code, as the job's status shows it
+		// (insufficient_storage, export_storage_full, timeout, ...).
+		code, _ := j.failure(job, err)
+		e.Outcome, e.Error = audit.OutcomeFailed, code
 		var pe *query.ParamError
 		if errors.As(err, &pe) {
 			e.Outcome, e.Error = audit.OutcomeInvalid, pe.Code

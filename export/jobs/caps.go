@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"worklog/data"
 	"worklog/internal/fsutil"
@@ -78,6 +79,22 @@ func (j *Runner) KeptBytes() (int64, error) {
 		}
 	}
 	return n, nil
+}
+
+// NextExpiry is when the first kept download expires and the janitor
+// deletes its file (false when no finished file is kept): a client refused
+// with ErrStorageFull may try again then.
+func (j *Runner) NextExpiry() (time.Time, bool, error) {
+	var next time.Time
+	err := j.be.each(func(job *Job) {
+		if job.Status == Done && !job.Expired && (next.IsZero() || job.ExpiresAt.Before(next)) {
+			next = job.ExpiresAt
+		}
+	})
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("next expiry: %w", err)
+	}
+	return next, !next.IsZero(), nil
 }
 
 // checkKept refuses a new job while the kept files take MaxKeptBytes.

@@ -13,6 +13,7 @@ import (
 
 	"worklog/data"
 	"worklog/export"
+	"worklog/internal/audit"
 	"worklog/privacy"
 	"worklog/query"
 )
@@ -115,7 +116,12 @@ func TestKeptBytesCap(t *testing.T) {
 // insufficient_storage, naming no path, and leaves no temporary file.
 func TestJobDiskFull(t *testing.T) {
 	b := newBackend(t)
-	r, err := Open(b.config(nil))
+	auditPath := filepath.Join(t.TempDir(), "audit.log")
+	al, err := audit.Open(auditPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(b.config(func(c *Config) { c.Audit = al }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,6 +138,11 @@ func TestJobDiskFull(t *testing.T) {
 	}
 	if names := leftovers(t, exports); len(names) != 0 {
 		t.Errorf("files left in exports/: %v", names)
+	}
+	// The audit trail records the failure by the same code.
+	trail, err := os.ReadFile(auditPath)
+	if err != nil || !strings.Contains(string(trail), `"outcome":"failed"`) || !strings.Contains(string(trail), `"error":"insufficient_storage"`) {
+		t.Errorf("audit trail: %s %v", trail, err)
 	}
 }
 
