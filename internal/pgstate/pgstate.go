@@ -141,7 +141,9 @@ func (db *DB) Migrate(ctx context.Context, migs ...Migration) error {
 			conn.Conn().Close(context.Background())
 		}
 	}()
-	migrator, err := rivermigrate.New(riverpgxv5.New(db.Pool), &rivermigrate.Config{Logger: db.log})
+	// River logs every start ("No migrations to apply") at info; what it
+	// applied is logged below, so only its warnings pass.
+	migrator, err := rivermigrate.New(riverpgxv5.New(db.Pool), &rivermigrate.Config{Logger: slog.New(minLevel{db.log.Handler(), slog.LevelWarn})})
 	if err != nil {
 		return fmt.Errorf("migrate River: %w", err)
 	}
@@ -235,3 +237,21 @@ func redact(msg, dbURL string) string {
 
 // isNoRows reports whether err is pgx's "no rows".
 func isNoRows(err error) bool { return errors.Is(err, pgx.ErrNoRows) }
+
+// minLevel passes the records of its handler at min or above.
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h minLevel) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return minLevel{h.Handler.WithAttrs(attrs), h.min}
+}
+
+func (h minLevel) WithGroup(name string) slog.Handler {
+	return minLevel{h.Handler.WithGroup(name), h.min}
+}
