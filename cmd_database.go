@@ -44,6 +44,13 @@ type sharedState struct {
 	scratch string // this replica's scratch directory, once made
 }
 
+// poolConns is the connection pool's size unless the URL says otherwise
+// (pool_max_conns=N): a served request may take a connection for its audit
+// line and one for its reader lease while the writer lock holds one and
+// River's workers others, and pgxpool's default is only 4 on a small
+// machine.
+const poolConns = 20
+
 // openShared connects to the database at url, applies the migrations
 // (River's, pgstate's, then migs: those of the packages the command uses,
 // such as export/jobs') and registers this process for reader leases; an
@@ -53,7 +60,7 @@ func openShared(ctx context.Context, url string, log *slog.Logger, migs ...pgsta
 	if url == "" {
 		return &sharedState{}, nil
 	}
-	db, err := pgstate.Open(ctx, url, pgstate.Options{Log: log, Migrations: migs})
+	db, err := pgstate.Open(ctx, url, pgstate.Options{Log: log, Migrations: migs, MaxConns: poolConns})
 	if err != nil {
 		return nil, err
 	}

@@ -31,8 +31,8 @@ type Options struct {
 	Migrations []Migration
 	// Log receives notices; nil discards them.
 	Log *slog.Logger
-	// MaxConns caps the pool; zero keeps pgxpool's default (the larger of
-	// 4 and the number of CPUs, or pool_max_conns in the URL).
+	// MaxConns caps the pool unless the URL sets pool_max_conns; zero keeps
+	// pgxpool's default (the larger of 4 and the number of CPUs).
 	MaxConns int32
 }
 
@@ -53,7 +53,7 @@ func Open(ctx context.Context, dbURL string, opts Options) (*DB, error) {
 		// pgx's message may repeat the URL, password included.
 		return nil, fmt.Errorf("--database-url: not a PostgreSQL URL (postgres://user:password@host:5432/db): %s", redact(err.Error(), dbURL))
 	}
-	if opts.MaxConns > 0 {
+	if opts.MaxConns > 0 && !strings.Contains(dbURL, "pool_max_conns") {
 		cfg.MaxConns = opts.MaxConns
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
