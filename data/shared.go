@@ -2,7 +2,12 @@ package data
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
+
+	"worklog/internal/fsutil"
 
 	"github.com/gofrs/flock"
 )
@@ -51,10 +56,37 @@ type ReaderRegistry interface {
 	Oldest() (uint64, error)
 }
 
+// sharedMarkerName is a file in the store directory that says its writers
+// use another Locker than the file lock (a database's). The file lock
+// refuses to serve a writer then: it would not be serialised with the
+// others, and two commits on one base lose one of them.
+const sharedMarkerName = "_lock.shared"
+
+// ErrSharedStore is returned by Begin without StoreOptions.Locker on a
+// store whose writers use one.
+var ErrSharedStore = errors.New("this store's writers take a lock shared through a database (--database-url); give this command the same setting")
+
+// markShared creates the marker of a store opened with a Locker.
+func markShared(dir string) error {
+	path := filepath.Join(dir, sharedMarkerName)
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	text := "The writers of this store (ingest, prune, forget) take a lock in a database (--database-url).\n" +
+		"Commands without that setting refuse to write. Remove this file only when no process uses the database any more.\n"
+	if err := fsutil.WriteFile(path, []byte(text), fileMode); err != nil {
+		return fmt.Errorf("mark the store as shared: %w", err)
+	}
+	return nil
+}
+
 // fileLocker is the default Locker: an exclusive flock on <store>/_lock.
 type fileLocker struct{ path string }
 
 func (f fileLocker) TryLock(context.Context) (HeldLock, bool, error) {
+	if _, err := os.Stat(filepath.Join(filepath.Dir(f.path), sharedMarkerName)); err == nil {
+		return nil, false, ErrSharedStore
+	}
 	l := flock.New(f.path)
 	ok, err := l.TryLock()
 	if err != nil || !ok {

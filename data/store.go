@@ -301,12 +301,22 @@ func openWith(dataDir string, opts StoreOptions, ops fileOps) (*Store, error) {
 	if err := os.MkdirAll(filepath.Join(s.dir, readersDirName), dirMode); err != nil {
 		return nil, fmt.Errorf("create store dir: %w", err)
 	}
+	if opts.Locker != nil {
+		if err := markShared(s.dir); err != nil {
+			return nil, err
+		}
+	}
 	// A store that must be refused (no manifest, a bad one) is refused
 	// whether or not a writer holds the lock.
 	if _, err := s.readManifest(); err != nil {
 		return nil, err
 	}
 	lock, ok, err := s.locker.TryLock(context.Background())
+	if errors.Is(err, ErrSharedStore) {
+		// A reader without the shared lock: it may read, and the sweep
+		// is left to the writers.
+		return s, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("lock store: %w", err)
 	}

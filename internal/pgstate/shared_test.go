@@ -334,3 +334,24 @@ func TestKeysAreShared(t *testing.T) {
 		t.Errorf("link key again: %q %v", again, err)
 	}
 }
+
+// A store whose writers lock through the database refuses a writer with the
+// file lock (it would not wait for them), while its readers still read.
+func TestSharedStoreRefusesAFileLockWriter(t *testing.T) {
+	url, dir := pgtest.New(t), t.TempDir()
+	ingestFixture(t, newReplica(t, url, dir))
+	plain, err := data.Open(dir, data.StoreOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	if snap, err := plain.Acquire(); err != nil || len(snap.Files) == 0 {
+		t.Fatalf("read without the database: %v", err)
+	} else {
+		snap.Release()
+	}
+	_, err = ingest.Run(context.Background(), plain, []ingest.Input{{Name: "fixture", R: strings.NewReader(storetest.Fixture(t))}}, ingest.Options{})
+	if !errors.Is(err, data.ErrSharedStore) || !strings.Contains(err.Error(), "--database-url") {
+		t.Fatalf("ingest without the database: %v", err)
+	}
+}
