@@ -180,7 +180,7 @@ func runForget(ctx context.Context, args []string) error {
 	if err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("forget: --%w", err)}
 	}
-	shared, err := openShared(ctx, databaseURL(dbURL), nil)
+	shared, err := openShared(ctx, databaseURL(dbURL), nil, jobs.Migrations...)
 	if err != nil {
 		return fmt.Errorf("forget: %w", err)
 	}
@@ -205,7 +205,9 @@ func runForget(ctx context.Context, args []string) error {
 	defer engine.Close()
 	// The runner is not started: it runs no export, so the pseudonym key
 	// it requires is never used.
-	runner, err := jobs.Open(jobs.Config{DataDir: *dataDir, Engine: engine, PseudonymKey: make([]byte, 32), Paths: api.JobPaths{}})
+	// With --database-url the jobs are in the database, shared with the
+	// running replicas: the erasure reaches them there.
+	runner, err := jobs.Open(jobs.Config{DataDir: *dataDir, Engine: engine, PseudonymKey: make([]byte, 32), Paths: api.JobPaths{}, DB: shared.db})
 	if err != nil {
 		return fmt.Errorf("forget: %w; while 'worklog serve' runs on this data directory, erase through POST %s, which also deletes its export files", err, api.ForgetPath)
 	}

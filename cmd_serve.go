@@ -151,13 +151,13 @@ func runServe(ctx context.Context, args []string) error {
 	}
 	// With --database-url the state replicas share is in PostgreSQL;
 	// closed after the store (deferred first).
-	shared, err := openShared(ctx, databaseURL(dbURL), log)
+	shared, err := openShared(ctx, databaseURL(dbURL), log, jobs.Migrations...)
 	if err != nil {
 		return err
 	}
 	defer shared.close()
 	if shared.enabled() {
-		log.Info("shared state in PostgreSQL: writer lock, reader leases, audit trail, signing keys", "database", pgstate.Redact(databaseURL(dbURL)), "replica", shared.readers.ID())
+		log.Info("shared state in PostgreSQL: writer lock, reader leases, audit trail, signing keys, background jobs", "database", pgstate.Redact(databaseURL(dbURL)), "replica", shared.readers.ID())
 	}
 	store, err := openStore(*dataDir, shared.storeOptions(data.StoreOptions{RetireGrace: grace, Logger: log}), snapRetention)
 	if err != nil {
@@ -231,6 +231,11 @@ func runServe(ctx context.Context, args []string) error {
 	defer spool.Close()
 	jobsCfg.Engine, jobsCfg.PseudonymKey, jobsCfg.Logger, jobsCfg.Paths, jobsCfg.Audit = engine, key, log, api.JobPaths{}, al
 	jobsCfg.TempDir = spool.Dir()
+	jobsCfg.BeforeRun = holdJobsForTests(os.Getenv(holdJobsEnv))
+	if jobsCfg.BeforeRun != nil {
+		log.Warn(holdJobsEnv + " is set: every background export is held until shutdown (tests only)")
+	}
+	jobsCfg.DB = shared.db
 	runner, err := jobs.Open(jobsCfg)
 	if err != nil {
 		return err
@@ -708,4 +713,23 @@ func parseByteSize(v string) (int64, error) {
 		return 0, fmt.Errorf("expected a positive size such as 10MiB, got %q", v)
 	}
 	return n * mult, nil
+}
+
+// holdJobsEnv names a directory: tests only. Each background export run of
+// the server then writes <dir>/<job id>.held and waits until the server
+// shuts down, so that a test has a replica's workers busy, or kills it
+// mid-job, without racing the export. Never set it in production: the
+// jobs of such a server never finish.
+const holdJobsEnv = "WORKLOG_TEST_HOLD_JOBS"
+
+// holdJobsForTests is the BeforeRun hook that holdJobsEnv asks for, or nil.
+func holdJobsForTests(dir string) func(context.Context, *jobs.Job) {
+	if dir == "" {
+		return nil
+	}
+	return func(ctx context.Context, job *jobs.Job) {
+		// The marker is how the test learns that this worker is busy.
+		_ = os.WriteFile(filepath.Join(dir, job.ID+".held"), nil, 0o600)
+		<-ctx.Done()
+	}
 }
