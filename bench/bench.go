@@ -113,6 +113,15 @@ func (b *bench) run(ctx context.Context) error {
 			return fmt.Errorf("busy day (BD): %w", err)
 		}
 	}
+	if !b.cfg.skip["R"] {
+		files, err := storeFiles(store)
+		if err != nil {
+			return err
+		}
+		if err := b.replicas(ctx, store, files); err != nil {
+			return fmt.Errorf("measurement R: %w", err)
+		}
+	}
 	if b.cfg.skip["P1"] && b.cfg.skip["P3"] && b.cfg.skip["P4"] && b.cfg.skip["X"] && b.cfg.skip["C"] && b.cfg.skip["PQ"] && b.cfg.skip["A"] {
 		return nil
 	}

@@ -71,7 +71,7 @@ func run(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.p4Reps, "p4-reps", 1, "repetitions of P4 (each one lasts as long as an export under page load; its p50/p99 come from hundreds of pages)")
 	fs.StringVar(&cfg.work, "work", "", "work directory, kept and reused between runs (default: a temporary directory, removed)")
 	fs.StringVar(&cfg.jsonOut, "json", "", "also write the results as JSON to this file")
-	only := fs.String("only", "P1,BD,P2,P3,P4,X,C,PQ,F,A,L,I,ID", "measurements to run, comma-separated (BD: a store of one busy day of 300,000 events exported at level none; X: XLSX via worklog export, once; C: page 1,000 by cursor; PQ: Parquet export against DuckDB's COPY; F: forget one agent against an ingest of its events; A: analytics; L: hostile clients, a zstd bomb and stalled readers, on a server of their own; I: ingest with and without the Iceberg publish; ID: ingest into an empty store against DuckDB's read_json COPY, with CPU time)")
+	only := fs.String("only", "P1,BD,P2,P3,P4,X,C,PQ,F,A,L,I,ID,R", "measurements to run, comma-separated (BD: a store of one busy day of 300,000 events exported at level none; X: XLSX via worklog export, once; C: page 1,000 by cursor; PQ: Parquet export against DuckDB's COPY; F: forget one agent against an ingest of its events; A: analytics; L: hostile clients, a zstd bomb and stalled readers, on a server of their own; I: ingest with and without the Iceberg publish; ID: ingest into an empty store against DuckDB's read_json COPY, with CPU time; R: P4's load against two replicas on a private PostgreSQL, against one)")
 	fs.StringVar(&cfg.profile, "profile", "", "instead of measuring: run P1's export in-process stage by stage and write a CPU profile to this file")
 	profFormats := fs.String("profile-formats", "csv,json", "formats --profile runs, comma-separated (e.g. parquet)")
 	fs.StringVar(&cfg.profileLevel, "profile-level", "none", "privacy level of --profile's export: none (all 35 columns, as P1's head-to-head), partiallyPseudonymized or pseudonymized")
@@ -90,11 +90,11 @@ func run(ctx context.Context, args []string) error {
 			}
 		}
 	}
-	cfg.skip = map[string]bool{"P1": true, "BD": true, "P2": true, "P3": true, "P4": true, "X": true, "C": true, "PQ": true, "F": true, "A": true, "L": true, "I": true, "ID": true}
+	cfg.skip = map[string]bool{"P1": true, "BD": true, "P2": true, "P3": true, "P4": true, "X": true, "C": true, "PQ": true, "F": true, "A": true, "L": true, "I": true, "ID": true, "R": true}
 	for _, m := range splitList(*only) {
 		delete(cfg.skip, m)
 	}
-	if cfg.rows < 310000 && (!cfg.skip["P1"] || !cfg.skip["P4"]) {
+	if cfg.rows < 310000 && (!cfg.skip["P1"] || !cfg.skip["P4"] || !cfg.skip["R"]) {
 		return fmt.Errorf("--rows must be at least 310000 (P1 exports the newest 300,000), got %d", cfg.rows)
 	}
 
