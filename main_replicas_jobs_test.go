@@ -22,7 +22,8 @@ import (
 // PostgreSQL (SPEC §13): an export queued on A while A's only worker is
 // busy runs on B; its status reads the same from either replica; A is
 // SIGKILLed in the middle of its job, and B finishes that job (River's
-// rescuer queues it again): one SMTP message per job, no more.
+// rescuer queues it again): one SMTP message per job, no more. A forget
+// from the command line then erases both jobs' files through the database.
 func TestReplicasShareExportJobs(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
@@ -123,6 +124,21 @@ func TestReplicasShareExportJobs(t *testing.T) {
 	want := map[string]int{"<" + first + "@worklog>": 1, "<" + second + "@worklog>": 1}
 	if fmt.Sprint(ids) != fmt.Sprint(want) {
 		t.Errorf("messages by Message-ID %v, want one per job %v", ids, want)
+	}
+
+	// An erasure from the command line, while B serves, reaches the jobs
+	// in the database: both files were made before it and answer 410.
+	_, stderr, code := worklog(t, nil, "forget", "--data", dir, "--database-url", dbURL, "--user-id", "101")
+	if code != 0 || !strings.Contains(stderr, "deleted the files of 2 finished export job(s)") {
+		t.Fatalf("forget: exit %d\n%s", code, stderr)
+	}
+	for _, id := range []string{first, second} {
+		if v := b.job(t, tok, id); v.Status != jobs.Erased {
+			t.Errorf("job %s after the erasure: %s", id, v.Status)
+		}
+		if code, body := b.get(t, tok, api.JobPaths{}.File(id)); code != http.StatusGone {
+			t.Errorf("file of job %s after the erasure: %d %s", id, code, body)
+		}
 	}
 }
 
