@@ -120,7 +120,8 @@ func runExport(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("--format: %w", err)
 	}
-	engine, err := query.NewEngine(store, query.EngineOptions{TempDirectory: filepath.Join(*dataDir, "tmp", "duckdb")})
+	// One export, then the process exits: DuckDB may keep what it frees.
+	engine, err := query.NewEngine(store, query.EngineOptions{TempDirectory: filepath.Join(*dataDir, "tmp", "duckdb"), KeepFreedMemory: true})
 	if err != nil {
 		return fmt.Errorf("start DuckDB: %w", err)
 	}
