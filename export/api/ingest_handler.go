@@ -116,7 +116,11 @@ func (s *Server) handleIngest(c echo.Context) error {
 	s.metrics.IngestedEvents.WithLabelValues("new").Add(float64(sum.New))
 	s.metrics.IngestedEvents.WithLabelValues("updated").Add(float64(sum.Updated))
 	s.metrics.IngestedEvents.WithLabelValues("unchanged").Add(float64(sum.Unchanged))
-	s.log.Info("ingest committed", "request_id", c.Response().Header().Get(echo.HeaderXRequestID),
+	msg := "ingest committed"
+	if sum.Changed() == 0 {
+		msg = "ingest changed nothing, nothing committed"
+	}
+	s.log.Info(msg, "request_id", c.Response().Header().Get(echo.HeaderXRequestID),
 		"new", sum.New, "updated", sum.Updated, "unchanged", sum.Unchanged, "rejected", sum.Rejected, "generation", sum.Snapshot.Generation)
 	return c.JSON(http.StatusOK, out)
 }

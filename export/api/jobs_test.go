@@ -177,6 +177,11 @@ func TestJobDeliveredBySMTP(t *testing.T) {
 			if v.Delivery != jobs.DeliverySent || v.Error != nil || v.DownloadURL == nil || v.FinishedAt == nil || v.Rows != sb.Rows {
 				t.Fatalf("finished job %+v", v)
 			}
+			// The signed link reads in the raw JSON as it is (no "\u0026"),
+			// so shell tools can take it out.
+			if _, raw := env.getPath(tok, JobPaths{}.Status(sb.JobID)); !bytes.Contains(raw, []byte(`"downloadUrl":"`+*v.DownloadURL+`"`)) || !strings.Contains(*v.DownloadURL, "&") {
+				t.Errorf("status body does not carry the link %s verbatim: %s", *v.DownloadURL, raw)
+			}
 			msgs := sink.Received()
 			if len(msgs) != i+1 {
 				t.Fatalf("SMTP server has %d messages, want %d", len(msgs), i+1)
