@@ -16,6 +16,8 @@ import (
 	"worklog/internal/audit"
 	"worklog/privacy"
 	"worklog/query"
+
+	"github.com/wneessen/go-mail"
 )
 
 func specOf(owner string) Spec {
@@ -175,5 +177,33 @@ func TestFailureReason(t *testing.T) {
 				t.Errorf("message leaks internals: %q", msg)
 			}
 		})
+	}
+}
+
+// fullOutbox is an outbox on a full disk: every message fails as its
+// write would, with ENOSPC.
+type fullOutbox struct{ dir string }
+
+func (m fullOutbox) Send(_ context.Context, id string, _ *mail.Msg) (Receipt, error) {
+	return Receipt{}, fmt.Errorf("write outbox message: %w", &os.PathError{Op: "write", Path: filepath.Join(m.dir, "."+id+".eml.1.tmp"), Err: syscall.ENOSPC})
+}
+
+// A delivery that meets a full disk says so in the job's status
+// (insufficient_storage, no path); the file stays downloadable.
+func TestDeliveryDiskFull(t *testing.T) {
+	b := newBackend(t)
+	outbox := filepath.Join(b.dir, outboxDir)
+	r, err := Open(b.config(func(c *Config) { c.Mailer, c.DeliveryAttempts = fullOutbox{dir: outbox}, 2 }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	r.Start(context.Background())
+	job := waitJob(t, r, submit(t, r, export.FormatCSV).ID, delivered)
+	if job.Delivery != DeliveryFailed || job.ErrorCode != CodeInsufficientStorage || !strings.Contains(job.Error, "insufficient storage") || strings.Contains(job.Error, b.dir) {
+		t.Errorf("delivery on a full disk: %s %s %q", job.Delivery, job.ErrorCode, job.Error)
+	}
+	if _, _, err := r.FilePath(job.ID, "u1"); err != nil {
+		t.Errorf("the file after the failed delivery: %v", err)
 	}
 }

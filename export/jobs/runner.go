@@ -683,6 +683,12 @@ func (j *Runner) deliver(ctx context.Context, job *Job) {
 	}
 	attached := err == nil && len(msg.GetAttachments()) > 0
 	now := j.now()
+	// A full disk (the outbox, or a message spooled to disk) is said as
+	// such; an SMTP server's own words stay in the log.
+	code, why := CodeDeliveryFailed, ""
+	if fsutil.IsNoSpace(err) {
+		code, why = CodeInsufficientStorage, ": insufficient storage, the server's disk is full"
+	}
 	_, uerr := j.be.update(job.ID, func(jb *Job) error {
 		switch {
 		case jb.Status == Erased:
@@ -699,12 +705,12 @@ func (j *Runner) deliver(ctx context.Context, job *Job) {
 			jb.Delivery, jb.NextDeliveryAt = DeliveryPending, now
 			jb.DeliveryAttempts--
 		case jb.DeliveryAttempts >= j.cfg.DeliveryAttempts:
-			jb.Delivery, jb.ErrorCode = DeliveryFailed, CodeDeliveryFailed
-			jb.Error = fmt.Sprintf("delivery to %s failed after %d attempts; the file can still be downloaded", jb.Email, jb.DeliveryAttempts)
+			jb.Delivery, jb.ErrorCode = DeliveryFailed, code
+			jb.Error = fmt.Sprintf("delivery to %s failed after %d attempts%s; the file can still be downloaded", jb.Email, jb.DeliveryAttempts, why)
 		default:
 			wait := j.cfg.RetryBackoff << (jb.DeliveryAttempts - 1)
-			jb.Delivery, jb.NextDeliveryAt, jb.ErrorCode = DeliveryPending, now.Add(wait), CodeDeliveryFailed
-			jb.Error = fmt.Sprintf("delivery to %s failed (attempt %d of %d), retrying at %s", jb.Email, jb.DeliveryAttempts, j.cfg.DeliveryAttempts, jb.NextDeliveryAt.Format(time.RFC3339))
+			jb.Delivery, jb.NextDeliveryAt, jb.ErrorCode = DeliveryPending, now.Add(wait), code
+			jb.Error = fmt.Sprintf("delivery to %s failed (attempt %d of %d%s), retrying at %s", jb.Email, jb.DeliveryAttempts, j.cfg.DeliveryAttempts, why, jb.NextDeliveryAt.Format(time.RFC3339))
 		}
 		return nil
 	})
