@@ -3,14 +3,17 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -87,9 +90,7 @@ func TestReplicasShareTheStore(t *testing.T) {
 	if _, err := os.Stat(gone); !os.IsNotExist(err) {
 		t.Errorf("a dead replica's scratch directory survived a start: %v", err)
 	}
-	// B comes with the jobs on River (issue 19's other half): until then a
-	// second serve is refused by the bbolt job store, and B is A again.
-	b := a
+	b := startServe(t, args...)
 	replicas := map[string]*server{"a": a, "b": b}
 	distinct := map[*server]bool{a: true, b: true}
 	if mine, _ := filepath.Glob(filepath.Join(dir, "tmp", "replica-*")); len(mine) != len(distinct) {
@@ -176,6 +177,12 @@ func TestReplicasShareTheStore(t *testing.T) {
 		}
 	}
 
+	// A command without the setting would not wait for the replicas'
+	// writers: it refuses to write.
+	if _, stderr, code := worklog(t, nil, "ingest", "--data", dir, file); code == 0 || !strings.Contains(stderr, "--database-url") {
+		t.Errorf("ingest without --database-url on a shared store: exit %d, %s", code, stderr)
+	}
+
 	// One audit trail in the database, chained, with lines of both
 	// replicas and of the CLI.
 	ctx := context.Background()
@@ -253,4 +260,167 @@ func TestDatabaseURLSetting(t *testing.T) {
 	if code == 0 || !strings.Contains(stderr, "--audit-log") {
 		t.Errorf("--audit-log beside --database-url: %d %s %s", code, out, stderr)
 	}
+}
+
+// A reader on replica A holds its snapshot while replica B's ingests
+// replace every file it reads: A's streamed export is whole and of the old
+// state, B keeps the files as long as A's lease lasts (its own grace and
+// snapshot retention are 1 ms), and deletes them at its next commit after
+// A is done.
+func TestReplicaReaderHoldsItsSnapshot(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	dbURL := pgtest.New(t)
+	dir := t.TempDir()
+	const events, pad = 40000, 400
+	// rawData that does not compress, so that the export outgrows every
+	// buffer between the server and the client.
+	raw := make([]string, events)
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for i := range raw {
+		b := make([]byte, pad/2)
+		for j := range b {
+			b[j] = byte(rnd.Uint32())
+		}
+		raw[i] = hex.EncodeToString(b)
+	}
+	dump := func(duration int) string {
+		var sb strings.Builder
+		for i := range events {
+			fmt.Fprintf(&sb, `{"date":"2025-%02d-%02d 10:00:00","action":"writeAction","userWorklogId":%d,"duration":%d,"rawData":%q}`+"\n",
+				1+i%3, 1+i%28, i+1, duration, raw[i])
+		}
+		return sb.String()
+	}
+	file := filepath.Join(t.TempDir(), "v1.ndjson")
+	if err := os.WriteFile(file, []byte(dump(1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, code := worklog(t, nil, "ingest", "--data", dir, "--database-url", dbURL, file); code != 0 {
+		t.Fatalf("ingest: %s", stderr)
+	}
+	secret := "replica-test-secret-0123456789"
+	tok, err := auth.MintHS256([]byte(secret), auth.TokenRequest{Subject: "ann", Email: "ann@example.com", TTL: time.Hour,
+		Permissions: []string{auth.PermIngest}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	common := []string{"--data", dir, "--jwt-secret", secret, "--database-url", dbURL, "--privacy-level", "none", "--sync-limit-rows", "100000"}
+	a := startServe(t, common...)
+	// B deletes replaced files as soon as nothing holds them: no grace,
+	// and Iceberg snapshots expire at once.
+	b := startServe(t, append(common, "--retire-grace", "1ms", "--snapshot-retention", "1ms")...)
+	ctx := context.Background()
+	db, err := pgstate.Open(ctx, dbURL, pgstate.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	leases := func() int {
+		var n int
+		if err := db.Pool.QueryRow(ctx, "SELECT count(*) FROM worklog_reader_lease").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	manifestFiles := func() []string {
+		raw, err := os.ReadFile(filepath.Join(dir, "worklog", "_manifest.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m struct{ Files []struct{ Path string } }
+		if err := json.Unmarshal(raw, &m); err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, f := range m.Files {
+			out = append(out, filepath.Join(dir, "worklog", filepath.FromSlash(f.Path)))
+		}
+		return out
+	}
+	old := manifestFiles()
+
+	// A streams the whole store as CSV (tens of MB); the client reads a
+	// little and stops, so A's export waits mid-stream, holding its lease.
+	req, _ := http.NewRequest(http.MethodGet, a.url+api.ExportPath+"?format=csv", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Accept-Encoding", "identity") // not gzip: the body stays large
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("export on A: %d", resp.StatusCode)
+	}
+	head := make([]byte, 64<<10)
+	if _, err := io.ReadFull(resp.Body, head); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "A's reader lease in the database", func() bool { return leases() > 0 })
+
+	// B replaces every month twice over HTTP.
+	for _, duration := range []int{2, 3} {
+		req, _ := http.NewRequest(http.MethodPost, b.url+api.IngestPath, strings.NewReader(dump(duration)))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		req.Header.Set("Content-Type", "application/x-ndjson")
+		r, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(r.Body)
+		r.Body.Close()
+		if r.StatusCode != http.StatusOK || !strings.Contains(string(body), fmt.Sprintf(`"updated":%d`, events)) {
+			t.Fatalf("ingest on B: %d %s", r.StatusCode, body)
+		}
+	}
+	if leases() == 0 {
+		t.Fatal("A's export ended before B's ingests: the test did not hold a reader (make the export larger)")
+	}
+	for _, f := range old {
+		if !exists(t, f) {
+			t.Errorf("%s deleted while A's export reads it", f)
+		}
+	}
+	// A's export is whole, and of the state it started on.
+	rest, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("A's export broke: %v", err)
+	}
+	rows := strings.Split(strings.TrimSpace(string(head)+string(rest)), "\n")
+	if len(rows) != events+1 {
+		t.Fatalf("A's export: %d lines, want a header and %d rows", len(rows), events)
+	}
+	col := slices.Index(strings.Split(rows[0], ","), "duration")
+	for _, r := range rows[1:] {
+		if f := strings.Split(r, ","); col < 0 || f[col] != "1" {
+			t.Fatalf("A's export has a row of another state (duration column %d): %.200s", col, r)
+		}
+	}
+	resp.Body.Close()
+	waitUntil(t, "A's lease released", func() bool { return leases() == 0 })
+	// B's next commit deletes what only A's snapshot listed.
+	req, _ = http.NewRequest(http.MethodPost, b.url+api.IngestPath, strings.NewReader(dump(4)))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Content-Type", "application/x-ndjson")
+	r, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	for _, f := range old {
+		if exists(t, f) {
+			t.Errorf("%s kept after A's export ended", f)
+		}
+	}
+}
+
+func exists(t *testing.T, path string) bool {
+	t.Helper()
+	_, err := os.Stat(path)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return err == nil
 }
