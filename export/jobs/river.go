@@ -93,7 +93,7 @@ type riverWorker struct {
 
 // Work runs one River job; see riverBackend.work.
 func (w *riverWorker) Work(ctx context.Context, rj *river.Job[riverArgs]) error {
-	return w.b.work(ctx, rj.Args.JobID)
+	return w.b.work(ctx, rj.Args.JobID, rj.Attempt)
 }
 
 // riverBackend keeps the records in PostgreSQL (worklog_export_job) and
@@ -111,6 +111,8 @@ type riverBackend struct {
 	client *river.Client[pgx.Tx]
 	now    func() time.Time
 	log    *slog.Logger
+	// downloadTTL is Config.DownloadTTL, for a job that claim fails.
+	downloadTTL time.Duration
 
 	// w is the Runner, set by dispatch before River starts.
 	w jobWorker
@@ -128,8 +130,9 @@ var _ jobBackend = (*riverBackend)(nil)
 
 // newRiverBackend makes the River client (not started) over pool, whose
 // schema pgstate.Open has migrated with Migrations.
-func newRiverBackend(pool *pgxpool.Pool, workers int, jobTimeout time.Duration, now func() time.Time, log *slog.Logger) (*riverBackend, error) {
-	b := &riverBackend{pool: pool, now: now, log: log}
+func newRiverBackend(pool *pgxpool.Pool, cfg Config, now func() time.Time, log *slog.Logger) (*riverBackend, error) {
+	workers, jobTimeout := cfg.Workers, cfg.JobTimeout
+	b := &riverBackend{pool: pool, now: now, log: log, downloadTTL: cfg.DownloadTTL}
 	ws := river.NewWorkers()
 	if err := river.AddWorkerSafely(ws, &riverWorker{b: b}); err != nil {
 		return nil, fmt.Errorf("jobs: river worker: %w", err)
@@ -362,21 +365,38 @@ func (b *riverBackend) retriesDeliveries() bool { return false }
 // close: the pool belongs to the caller (pgstate.DB).
 func (b *riverBackend) close() error { return nil }
 
+// maxOrphanedRuns bounds the runs of one job that a dying replica cut
+// off: an export that kills its server (memory, say) would otherwise
+// take down every replica in turn. The next rescue fails it instead.
+const maxOrphanedRuns = 3
+
 // claim marks the job running for this run if it is queued, or running
 // (a replica that died ran it: River's rescuer queued it again), and
 // returns it; claimed is false for a job that has ended (done, failed,
-// erased), which this River job must not run again.
-func (b *riverBackend) claim(id string) (job *Job, claimed bool, err error) {
+// erased), which this River job must not run again. attempt is River's
+// count of this River job's runs, which snoozes (shutdowns, erasures,
+// delivery retries) do not raise but rescues do.
+func (b *riverBackend) claim(id string, attempt int) (job *Job, claimed bool, err error) {
 	job, err = b.update(id, func(j *Job) error {
 		if j.Status != Queued && j.Status != Running {
 			return errNothingToRun
 		}
+		now := b.now()
+		if j.Status == Running && attempt > maxOrphanedRuns {
+			b.log.Error("export job found running again: its replicas died during it too often; it fails", "job", id, "runs", j.Runs)
+			j.Status, j.ErrorCode, j.FinishedAt, j.ExpiresAt = Failed, CodeExportFailed, now, now.Add(b.downloadTTL)
+			j.Error = fmt.Sprintf("export failed: it was cut off %d times by the server running it stopping (a crash or a lost machine); it is not tried again", attempt-1)
+			return nil
+		}
 		if j.Status == Running {
 			b.log.Warn("export job found running: its replica died or gave up; running it again", "job", id, "runs", j.Runs)
 		}
-		claimJob(j, b.now())
+		claimJob(j, now)
 		return nil
 	})
+	if err == nil && job.Status == Failed {
+		return job, false, nil
+	}
 	if errors.Is(err, errNothingToRun) {
 		job, err = b.get(id)
 		return job, false, err
@@ -392,8 +412,8 @@ var errNothingToRun = errors.New("job has ended")
 // shutdown or an erasure: JobSnooze(0), at once, on any replica), or a
 // delivery retry (JobSnooze until NextDeliveryAt). An error makes River
 // retry with its backoff: only the database failing does that.
-func (b *riverBackend) work(ctx context.Context, id string) error {
-	job, claimed, err := b.claim(id)
+func (b *riverBackend) work(ctx context.Context, id string, attempt int) error {
+	job, claimed, err := b.claim(id, attempt)
 	if errors.Is(err, ErrNotFound) {
 		return nil // forgotten meanwhile
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -171,7 +172,7 @@ func TestRiverDeliveryOnce(t *testing.T) {
 	job := submit(t, r, export.FormatCSV)
 	waitJob(t, r, job.ID, delivered)
 	rb := r.be.(*riverBackend)
-	if err := rb.work(t.Context(), job.ID); err != nil {
+	if err := rb.work(t.Context(), job.ID, 1); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(sink.Received()); n != 1 {
@@ -180,10 +181,10 @@ func TestRiverDeliveryOnce(t *testing.T) {
 	if _, err := r.be.update(job.ID, func(j *Job) error { j.Delivery = DeliverySending; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if err := rb.work(t.Context(), job.ID); err != nil {
+	if err := rb.work(t.Context(), job.ID, 1); err != nil {
 		t.Fatal(err)
 	}
-	if err := rb.work(t.Context(), job.ID); err != nil {
+	if err := rb.work(t.Context(), job.ID, 1); err != nil {
 		t.Fatal(err)
 	}
 	msgs := sink.Received()
@@ -220,5 +221,28 @@ func TestRiverShutdownHandsJobOver(t *testing.T) {
 	other.Start(t.Context())
 	if j := waitJob(t, other, job.ID, delivered); j.Runs != 2 {
 		t.Errorf("finished after %d runs, want 2", j.Runs)
+	}
+}
+
+// A job whose runs were cut off by dying replicas again and again fails
+// at the next rescue instead of taking down one more replica.
+func TestRiverJobOrphanedTooOftenFails(t *testing.T) {
+	b := newBackend(t)
+	db := openDB(t)
+	r := openRiver(t, b, db, nil)
+	job := submit(t, r, export.FormatCSV)
+	rb := r.be.(*riverBackend)
+	for attempt := 1; attempt <= maxOrphanedRuns; attempt++ {
+		// A run starts and its replica dies: the record stays running.
+		if _, claimed, err := rb.claim(job.ID, attempt); err != nil || !claimed {
+			t.Fatalf("attempt %d: claimed %v, %v", attempt, claimed, err)
+		}
+	}
+	if err := rb.work(t.Context(), job.ID, maxOrphanedRuns+1); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := r.Get(job.ID, "u1")
+	if got.Status != Failed || got.ErrorCode != CodeExportFailed || got.Runs != maxOrphanedRuns || !strings.Contains(got.Error, "cut off 3 times") {
+		t.Errorf("after too many orphaned runs: %s %s %d %q", got.Status, got.ErrorCode, got.Runs, got.Error)
 	}
 }

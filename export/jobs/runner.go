@@ -302,7 +302,7 @@ func Open(cfg Config) (*Runner, error) {
 	if cfg.DB != nil {
 		// A job a dead replica left running is River's to rescue: it may
 		// be running on a live replica, so nothing is queued again here.
-		if r.be, err = newRiverBackend(cfg.DB.Pool, cfg.Workers, cfg.JobTimeout, r.now, log); err != nil {
+		if r.be, err = newRiverBackend(cfg.DB.Pool, cfg, r.now, log); err != nil {
 			return nil, err
 		}
 		if _, err := os.Stat(filepath.Join(cfg.DataDir, jobsDBFile)); err == nil {
