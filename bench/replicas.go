@@ -52,7 +52,10 @@ func (b *bench) replicas(ctx context.Context, store string, files []data.PartFil
 	if err := b.db.QueryRowContext(ctx, q).Scan(&cutoff); err != nil {
 		return fmt.Errorf("find cutoff: %w", err)
 	}
-	a, err := b.serveReplica(ctx, store, "A", "--database-url", dbURL)
+	// The page clients share the bench's token, as in P4: one user's
+	// share of the query pool is raised to hold them all.
+	args := []string{"--database-url", dbURL, "--queries-per-user", strconv.Itoa(b.cfg.clients)}
+	a, err := b.serveReplica(ctx, store, "A", args...)
 	if err != nil {
 		return err
 	}
@@ -96,7 +99,7 @@ func (b *bench) replicas(ctx context.Context, store string, files []data.PartFil
 	if _, err := b.fetch(ctx, a.base+api.ExportPath+"?"+pageValues(day, 0).Encode()); err != nil {
 		return err
 	}
-	bsrv, err := b.serveReplica(ctx, store, "B", "--database-url", dbURL)
+	bsrv, err := b.serveReplica(ctx, store, "B", args...)
 	if err != nil {
 		return err
 	}
