@@ -110,3 +110,22 @@ func BenchmarkParseDateTime(b *testing.B) {
 		}
 	}
 }
+
+// FuzzParseDateTime holds ParseDateTime (with its hand-written fast path)
+// to the time.Parse layouts it replaced, on any input: it accepts exactly
+// what either old list accepted, with the same instant, in UTC.
+func FuzzParseDateTime(f *testing.F) {
+	for _, s := range []string{"2024-05-10", "2024-05-10 13:45:00", "2024-05-10T13:45:00.25+05:30", "2024-02-30", "2024-05-10 24:00:00", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		want, wok := parseWithLayouts(oldIngestLayouts, s)
+		if !wok {
+			want, wok = parseWithLayouts(oldQueryLayouts, s)
+		}
+		got, ok := ParseDateTime(s)
+		if ok != wok || ok && (!got.Equal(want) || got.Location() != time.UTC) {
+			t.Fatalf("ParseDateTime(%q) = %v, %v; the layouts give %v, %v", s, got, ok, want, wok)
+		}
+	})
+}
