@@ -47,7 +47,7 @@ type privacySettings struct {
 func addPrivacySettings(fs *flag.FlagSet) privacySettings {
 	return privacySettings{
 		level:        stringSetting(fs, "privacy-level", "WORKLOG_PRIVACY_LEVEL", string(privacy.Pseudonymized), "reportingPrivacyLevel: none, partiallyPseudonymized or pseudonymized"),
-		pseudonymKey: stringSetting(fs, "pseudonym-key", "WORKLOG_PSEUDONYM_KEY", "", "secret key of the name pseudonyms (default: generated once as <data>/pseudonym.key)"),
+		pseudonymKey: secretSetting(fs, "pseudonym-key", "WORKLOG_PSEUDONYM_KEY", "secret key of the name pseudonyms (default: generated once as <data>/pseudonym.key)"),
 	}
 }
 
@@ -70,7 +70,7 @@ func runServe(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	dataDir := dataDirFlag(fs)
 	addr := stringSetting(fs, "addr", "WORKLOG_ADDR", "127.0.0.1:8080", "listen address")
-	jwtSecret := stringSetting(fs, "jwt-secret", "WORKLOG_JWT_SECRET", "", "HS256 secret for bearer tokens")
+	jwtSecret := secretSetting(fs, "jwt-secret", "WORKLOG_JWT_SECRET", "HS256 secret for bearer tokens")
 	jwtPublicKey := stringSetting(fs, "jwt-public-key", "WORKLOG_JWT_PUBLIC_KEY", "", "PEM file with an RSA (RS256) or EC P-256 (ES256) public key for bearer tokens")
 	jwtIssuer := stringSetting(fs, "jwt-issuer", "WORKLOG_JWT_ISSUER", "", "when set, tokens must carry this iss claim")
 	jwtAudience := stringSetting(fs, "jwt-audience", "WORKLOG_JWT_AUDIENCE", "", "when set, tokens must name this audience in aud")
@@ -637,7 +637,7 @@ type jobSettings struct {
 
 func addJobSettings(fs *flag.FlagSet) jobSettings {
 	return jobSettings{
-		smtpURL:     stringSetting(fs, "smtp-url", "WORKLOG_SMTP_URL", "", "SMTP server for export e-mails, smtp://user:pass@host:port (STARTTLS when offered) or smtps://...; none: .eml files in <data>/outbox/"),
+		smtpURL:     secretSetting(fs, "smtp-url", "WORKLOG_SMTP_URL", "SMTP server for export e-mails, smtp://user:pass@host:port (STARTTLS when offered) or smtps://...; none: .eml files in <data>/outbox/"),
 		mailFrom:    stringSetting(fs, "mail-from", "WORKLOG_MAIL_FROM", jobs.DefaultMailFrom, "sender address of export e-mails"),
 		publicURL:   stringSetting(fs, "public-url", "WORKLOG_PUBLIC_URL", "", "external base URL for download links in e-mails (default http://<addr>)"),
 		workers:     stringSetting(fs, "job-workers", "WORKLOG_JOB_WORKERS", strconv.Itoa(jobs.DefaultWorkers), "background exports running at once"),

@@ -26,7 +26,7 @@ func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 func runToken(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("token", flag.ContinueOnError)
 	dataDir := dataDirFlag(fs)
-	secret := stringSetting(fs, "jwt-secret", "WORKLOG_JWT_SECRET", "", "HS256 secret to sign with (default: the demo secret in the data directory)")
+	secret := secretSetting(fs, "jwt-secret", "WORKLOG_JWT_SECRET", "HS256 secret to sign with (default: the demo secret in the data directory)")
 	sub := fs.String("sub", "", "user id (sub claim), required")
 	email := fs.String("email", "", "e-mail address (email claim): where background exports are delivered")
 	ttl := ttlFlag(24 * time.Hour)

@@ -125,6 +125,26 @@ func stringSetting(fs *flag.FlagSet, name, env, def, usage string) *string {
 	return fs.String(name, envOr(env, def), usage+" (`"+settingType(def)+"`) (env "+env+")")
 }
 
+// secretSetting defines a string flag for a secret (a signing secret, a key,
+// a URL with a password): like stringSetting, its value may come from env,
+// but --help never shows it — help output lands in terminals, logs and bug
+// reports.
+func secretSetting(fs *flag.FlagSet, name, env, usage string) *string {
+	v := envOr(env, "")
+	fs.Var(secretValue{&v}, name, usage+" (`string`) (env "+env+") (never shown)")
+	return &v
+}
+
+// secretValue is a flag.Value whose String is always empty, so that flag
+// prints no default for it.
+type secretValue struct{ p *string }
+
+// String hides the value.
+func (secretValue) String() string { return "" }
+
+// Set stores the value given on the command line.
+func (v secretValue) Set(s string) error { *v.p = s; return nil }
+
 // settingType names the kind of value a setting takes, from its default.
 func settingType(def string) string {
 	if _, err := strconv.ParseBool(def); err == nil && def != "0" && def != "1" {

@@ -62,6 +62,20 @@ func TestServeHelpListsSettings(t *testing.T) {
 			t.Errorf("--%s: %q, want default %q", tc.flag, m[0], tc.def)
 		}
 	}
+	// Secrets from the environment are used but never shown.
+	cmd = exec.Command(bin, "serve", "--help")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "WORKLOG_JWT_SECRET=s3cret-jwt-value-0123", "WORKLOG_PSEUDONYM_KEY=s3cret-pseudonym-key",
+		"WORKLOG_SMTP_URL=smtp://u:s3cret-mail-pass@mail.example.com:587"}
+	out, _ = cmd.CombinedOutput()
+	if strings.Contains(string(out), "s3cret") {
+		t.Errorf("serve --help shows a secret from the environment:\n%s", out)
+	}
+	cmd = exec.Command(bin, "token", "--help")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "WORKLOG_JWT_SECRET=s3cret-jwt-value-0123"}
+	out, _ = cmd.CombinedOutput()
+	if strings.Contains(string(out), "s3cret") {
+		t.Errorf("token --help shows the secret from the environment:\n%s", out)
+	}
 	// The environment sets the default; the flag line shows it.
 	cmd = exec.Command(bin, "serve", "--help")
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "WORKLOG_MAX_SYNC_EXPORTS=9"}
