@@ -134,6 +134,11 @@ func (m OutboxMailer) write(path string, msg *mail.Msg) (err error) {
 	if err := os.MkdirAll(m.Dir, 0o700); err != nil {
 		return fmt.Errorf("outbox: %w", err)
 	}
+	// An earlier attempt's leftover (a replica that died while writing);
+	// one delivery of a job runs at a time.
+	if err := removeTempFiles(m.Dir, filepath.Base(path)); err != nil {
+		return fmt.Errorf("outbox: %w", err)
+	}
 	err = fsutil.WriteAtomic(path, 0o600, func(w io.Writer) error {
 		_, err := msg.WriteTo(w)
 		return err

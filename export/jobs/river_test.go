@@ -62,7 +62,22 @@ func TestRiverJobRunsAndDelivers(t *testing.T) {
 			t.Errorf("%s exists with a database: %v", name, err)
 		}
 	}
+	// Temporary files another live replica is writing survive a replica's
+	// start.
+	var writing []string
+	for _, d := range []string{exportsDir, outboxDir} {
+		p := filepath.Join(b.dir, d, ".0123456789abcdef0123456789abcdef.csv.42.tmp")
+		if err := os.WriteFile(p, []byte("in progress"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		writing = append(writing, p)
+	}
 	other := openRiver(t, b, db, nil)
+	for _, p := range writing {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("a starting replica removed another's temporary file: %v", err)
+		}
+	}
 	seen, err := other.Get(job.ID, "u1")
 	if err != nil || seen.Status != Done || !seen.FinishedAt.Equal(done.FinishedAt) || seen.DeliveryPath != done.DeliveryPath {
 		t.Errorf("from the other replica: %+v %v", seen, err)
@@ -244,5 +259,29 @@ func TestRiverJobOrphanedTooOftenFails(t *testing.T) {
 	got, _ := r.Get(job.ID, "u1")
 	if got.Status != Failed || got.ErrorCode != CodeExportFailed || got.Runs != maxOrphanedRuns || !strings.Contains(got.Error, "cut off 3 times") {
 		t.Errorf("after too many orphaned runs: %s %s %d %q", got.Status, got.ErrorCode, got.Runs, got.Error)
+	}
+}
+
+// A job's run removes what an earlier run of the same job left (a dead
+// replica's temporary file), and nothing else.
+func TestRiverRunRemovesItsOwnLeftovers(t *testing.T) {
+	b := newBackend(t)
+	db := openDB(t)
+	r := openRiver(t, b, db, nil)
+	job := submit(t, r, export.FormatCSV)
+	own := filepath.Join(r.dir, "."+filepath.Base(r.filePath(job))+".7.tmp")
+	others := filepath.Join(r.dir, ".0123456789abcdef0123456789abcdef.csv.7.tmp")
+	for _, p := range []string{own, others} {
+		if err := os.WriteFile(p, []byte("left"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.Start(t.Context())
+	waitJob(t, r, job.ID, delivered)
+	if _, err := os.Stat(own); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the job's own leftover is still there: %v", err)
+	}
+	if _, err := os.Stat(others); err != nil {
+		t.Errorf("another job's temporary file was removed: %v", err)
 	}
 }

@@ -268,14 +268,23 @@ func Open(cfg Config) (*Runner, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("jobs: %w", err)
 	}
-	if err := removeTempFiles(dir); err != nil {
-		return nil, fmt.Errorf("jobs: %w", err)
+	// Alone, this process wrote every temporary file there: those left are
+	// a crash's. With replicas on a database, another live replica may be
+	// writing one right now; each job clears its own leftovers instead
+	// when it runs (runOne, OutboxMailer.write).
+	alone := cfg.DB == nil
+	if alone {
+		if err := removeTempFiles(dir, ""); err != nil {
+			return nil, fmt.Errorf("jobs: %w", err)
+		}
 	}
 	mailer := cfg.Mailer
 	if mailer == nil {
 		od := filepath.Join(cfg.DataDir, outboxDir)
-		if err := removeTempFiles(od); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("jobs: %w", err)
+		if alone {
+			if err := removeTempFiles(od, ""); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return nil, fmt.Errorf("jobs: %w", err)
+			}
 		}
 		mailer = OutboxMailer{Dir: od}
 	}
@@ -336,9 +345,16 @@ func setDefault[T int | int64 | time.Duration](v *T, def T) {
 	}
 }
 
-// removeTempFiles deletes the *.tmp files an interrupted write left in dir.
-func removeTempFiles(dir string) error {
-	tmps, err := filepath.Glob(filepath.Join(dir, ".*.tmp"))
+// removeTempFiles deletes the *.tmp files an interrupted write left in dir:
+// all of them, or with a non-empty target only those of writes to that
+// file name (fsutil names a temporary file "."+name+".<random>.tmp").
+// Targets are job file names (hex ids and a format), free of glob syntax.
+func removeTempFiles(dir, target string) error {
+	pattern := ".*.tmp"
+	if target != "" {
+		pattern = "." + target + ".*.tmp"
+	}
+	tmps, err := filepath.Glob(filepath.Join(dir, pattern))
 	if err != nil {
 		return err
 	}
@@ -620,6 +636,11 @@ func (j *Runner) export(ctx context.Context, job *Job) (int64, error) {
 	// As export.WriteFile, through a writer that counts the file against
 	// MaxKeptBytes. 0600: an export can hold personal data.
 	var rows int64
+	// A run before this one (on a replica that died) may have left its
+	// temporary file; this run owns the job now.
+	if err := removeTempFiles(j.dir, filepath.Base(j.filePath(job))); err != nil {
+		return 0, fmt.Errorf("remove an earlier run's temporary file: %w", err)
+	}
 	err = fsutil.WriteAtomic(j.filePath(job), 0o600, func(w io.Writer) error {
 		cw, err := j.newCapWriter(w)
 		if err != nil {
