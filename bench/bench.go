@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -14,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -125,7 +125,10 @@ func (b *bench) run(ctx context.Context) error {
 	if b.cfg.skip["P1"] && b.cfg.skip["P3"] && b.cfg.skip["P4"] && b.cfg.skip["X"] && b.cfg.skip["C"] && b.cfg.skip["PQ"] && b.cfg.skip["A"] {
 		return nil
 	}
-	srv, err := b.serve(ctx, store)
+	// P4's page clients share the bench's token (one user): that user's
+	// share of the query pool (--queries-per-user, 4 by default) is raised
+	// to hold them all, else P4 would measure the fairness refusals.
+	srv, err := b.serve(ctx, store, "--queries-per-user", strconv.Itoa(max(b.cfg.clients, 4)))
 	if err != nil {
 		return err
 	}
@@ -267,22 +270,29 @@ type server struct {
 // serve starts `worklog serve` over the store at dir with the server's
 // default privacy level and waits until it answers.
 func (b *bench) serve(ctx context.Context, dir string, extra ...string) (*server, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	addr := ln.Addr().String()
-	ln.Close()
 	logf, err := os.CreateTemp(b.cfg.work, "serve-"+filepath.Base(dir)+"-*.log")
 	if err != nil {
 		return nil, err
 	}
+	return b.start(ctx, dir, "server", logf, extra...)
+}
+
+// start runs `worklog serve` over the store at dir on a free loopback port,
+// logging to logf, and waits until it answers; what names it in messages.
+func (b *bench) start(ctx context.Context, dir, what string, logf *os.File, extra ...string) (*server, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		logf.Close()
+		return nil, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
 	cmd := exec.Command(b.bin, append([]string{"serve", "--data", dir, "--addr", addr}, extra...)...)
 	cmd.Env = append(os.Environ(), "WORKLOG_JWT_SECRET="+b.secret)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()
-		return nil, fmt.Errorf("start server: %w", err)
+		return nil, fmt.Errorf("start %s: %w", what, err)
 	}
 	s := &server{cmd: cmd, base: "http://" + addr, done: make(chan error, 1), log: logf}
 	go func() { s.done <- cmd.Wait() }()
@@ -290,12 +300,12 @@ func (b *bench) serve(ctx context.Context, dir string, extra ...string) (*server
 	for {
 		r, err := b.fetch(ctx, s.base+api.ExportPath+"?limit=1")
 		if err == nil && r.code == http.StatusOK {
-			b.logf("server up at %s (pid %d)", s.base, cmd.Process.Pid)
+			b.logf("%s up at %s (pid %d)", what, s.base, cmd.Process.Pid)
 			return s, nil
 		}
 		select {
 		case err := <-s.done:
-			return nil, fmt.Errorf("server exited: %v (log %s)", err, logf.Name())
+			return nil, fmt.Errorf("%s exited: %v (log %s)", what, err, logf.Name())
 		case <-time.After(200 * time.Millisecond):
 		case <-ctx.Done():
 			s.stop()
@@ -303,7 +313,7 @@ func (b *bench) serve(ctx context.Context, dir string, extra ...string) (*server
 		}
 		if time.Now().After(deadline) {
 			s.stop()
-			return nil, errors.New("server did not become ready")
+			return nil, fmt.Errorf("%s did not become ready", what)
 		}
 	}
 }

@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -129,45 +127,12 @@ func (b *bench) replicas(ctx context.Context, store string, files []data.PartFil
 }
 
 // serveReplica starts `worklog serve` over the store at dir like serve,
-// with its log in serve-<name>.log: replicas share the data directory.
+// with its log in serve-replica-<name>.log: replicas share the data
+// directory.
 func (b *bench) serveReplica(ctx context.Context, dir, name string, extra ...string) (*server, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	addr := ln.Addr().String()
-	ln.Close()
 	logf, err := os.Create(filepath.Join(b.cfg.work, "serve-replica-"+name+".log"))
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(b.bin, append([]string{"serve", "--data", dir, "--addr", addr}, extra...)...)
-	cmd.Env = append(os.Environ(), "WORKLOG_JWT_SECRET="+b.secret)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return nil, fmt.Errorf("start replica %s: %w", name, err)
-	}
-	s := &server{cmd: cmd, base: "http://" + addr, done: make(chan error, 1), log: logf}
-	go func() { s.done <- cmd.Wait() }()
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		r, err := b.fetch(ctx, s.base+api.ExportPath+"?limit=1")
-		if err == nil && r.code == http.StatusOK {
-			b.logf("replica %s up at %s (pid %d)", name, s.base, cmd.Process.Pid)
-			return s, nil
-		}
-		select {
-		case err := <-s.done:
-			return nil, fmt.Errorf("replica %s exited: %v (log %s)", name, err, logf.Name())
-		case <-time.After(200 * time.Millisecond):
-		case <-ctx.Done():
-			s.stop()
-			return nil, ctx.Err()
-		}
-		if time.Now().After(deadline) {
-			s.stop()
-			return nil, fmt.Errorf("replica %s did not become ready", name)
-		}
-	}
+	return b.start(ctx, dir, "replica "+name, logf, extra...)
 }

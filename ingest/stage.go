@@ -456,6 +456,18 @@ func movePart(src, dst string) error {
 	if err := os.Rename(src, dst); err == nil {
 		return nil
 	}
+	if err := copyToNew(src, dst); err != nil {
+		return err
+	}
+	return os.Remove(src)
+}
+
+// copyToNew copies src into a new file dst (refused if dst exists), synced
+// before it is closed: the fallback of movePart and carryOver where a rename
+// or a hard link cannot reach. dst is a temporary part path that the
+// store's commit renames, so a failed copy leaves nothing under a part's
+// name.
+func copyToNew(src, dst string) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err
@@ -469,8 +481,5 @@ func movePart(src, dst string) error {
 		out.Close()
 		return err
 	}
-	if err := out.Close(); err != nil {
-		return err
-	}
-	return os.Remove(src)
+	return errors.Join(out.Sync(), out.Close())
 }
