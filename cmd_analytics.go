@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -57,6 +58,7 @@ func runAnalytics(ctx context.Context, args []string) error {
 	fs.Var(&filters, "filter", "a filter FIELD:COMPARATOR[:OPERAND] (repeatable), as for 'worklog export'")
 	fs.Var(&perms, "permission", "permission of the reader (repeatable), e.g. reporting.viewEmail")
 	auditPath := auditLogFlag(fs)
+	dbURL := databaseURLFlag(fs)
 	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
@@ -91,7 +93,18 @@ func runAnalytics(ctx context.Context, args []string) error {
 		return err
 	}
 
-	store, err := openStore(*dataDir, data.StoreOptions{}, nil)
+	// With replicas on a database, this reader's lease, its audit line and
+	// (for pages) its cursor key are the replicas' shared ones.
+	shared, err := openShared(ctx, databaseURL(dbURL), nil)
+	if err != nil {
+		return fmt.Errorf("analytics: %w", err)
+	}
+	defer shared.close()
+	scratch, err := shared.scratchDir(ctx, *dataDir, slog.Default())
+	if err != nil {
+		return err
+	}
+	store, err := openStore(*dataDir, shared.storeOptions(data.StoreOptions{}), nil)
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
@@ -116,7 +129,7 @@ func runAnalytics(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("--format: %w", err)
 	}
-	engine, err := query.NewEngine(store, query.EngineOptions{TempDirectory: filepath.Join(*dataDir, "tmp", "duckdb")})
+	engine, err := query.NewEngine(store, query.EngineOptions{TempDirectory: filepath.Join(scratch, "duckdb")})
 	if err != nil {
 		return fmt.Errorf("start DuckDB: %w", err)
 	}
@@ -126,7 +139,7 @@ func runAnalytics(ctx context.Context, args []string) error {
 		return err
 	}
 	defer snap.Release()
-	al, err := openAudit(*dataDir, *auditPath)
+	al, err := shared.openAudit(*dataDir, *auditPath)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -40,6 +41,7 @@ func runExport(ctx context.Context, args []string) error {
 	fs.Var(&filters, "filter", "a filter FIELD:COMPARATOR[:OPERAND] (repeatable); between takes FROM..TO, in and notIn take values separated by '|', e.g. 'date:between:2024-05-10..2024-05-11', 'action:in:readAction|writeAction'")
 	fs.Var(&perms, "permission", "permission of the reader (repeatable), e.g. reporting.viewEmail")
 	auditPath := auditLogFlag(fs)
+	dbURL := databaseURLFlag(fs)
 	if err := parseArgs(fs, args); err != nil {
 		return err
 	}
@@ -78,7 +80,18 @@ func runExport(ctx context.Context, args []string) error {
 		return err
 	}
 
-	store, err := openStore(*dataDir, data.StoreOptions{}, nil)
+	// With replicas on a database, this reader's lease, its audit line and
+	// (for pages) its cursor key are the replicas' shared ones.
+	shared, err := openShared(ctx, databaseURL(dbURL), nil)
+	if err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	defer shared.close()
+	scratch, err := shared.scratchDir(ctx, *dataDir, slog.Default())
+	if err != nil {
+		return err
+	}
+	store, err := openStore(*dataDir, shared.storeOptions(data.StoreOptions{}), nil)
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
 	}
@@ -105,7 +118,7 @@ func runExport(ctx context.Context, args []string) error {
 		// Pages have cursors, sealed under the server's key in the data
 		// directory: a cursor of 'worklog export' continues over HTTP and
 		// the endpoint's X-Next-Cursor continues here.
-		if opts.CursorKey, err = export.LoadOrCreateCursorKey(*dataDir); err != nil {
+		if opts.CursorKey, err = shared.cursorKey(ctx, *dataDir); err != nil {
 			return err
 		}
 	}
@@ -121,7 +134,7 @@ func runExport(ctx context.Context, args []string) error {
 		return fmt.Errorf("--format: %w", err)
 	}
 	// One export, then the process exits: DuckDB may keep what it frees.
-	engine, err := query.NewEngine(store, query.EngineOptions{TempDirectory: filepath.Join(*dataDir, "tmp", "duckdb"), KeepFreedMemory: true})
+	engine, err := query.NewEngine(store, query.EngineOptions{TempDirectory: filepath.Join(scratch, "duckdb"), KeepFreedMemory: true})
 	if err != nil {
 		return fmt.Errorf("start DuckDB: %w", err)
 	}
@@ -131,7 +144,7 @@ func runExport(ctx context.Context, args []string) error {
 		return err
 	}
 	defer snap.Release()
-	al, err := openAudit(*dataDir, *auditPath)
+	al, err := shared.openAudit(*dataDir, *auditPath)
 	if err != nil {
 		return err
 	}

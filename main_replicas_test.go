@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -130,6 +131,21 @@ func TestReplicasShareTheStore(t *testing.T) {
 		t.Fatalf("page 2 of A's cursor on B: %d %.300s\non A: %d %.300s", cb, pb, ca, pa)
 	}
 
+	// 'worklog export' with the setting continues A's cursor too (the
+	// replicas' key), and writes its audit line into the shared trail.
+	nu, err := url.Parse(next)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pageFile := filepath.Join(t.TempDir(), "page2.json")
+	if _, stderr, code := worklog(t, nil, "export", "--data", dir, "--database-url", dbURL, "--limit", "50", "--format", "json",
+		"--cursor", nu.Query().Get("cursor"), "--out", pageFile); code != 0 {
+		t.Fatalf("worklog export --cursor of A's page: exit %d, %s", code, stderr)
+	}
+	if cliPage, err := os.ReadFile(pageFile); err != nil || !bytes.Equal(cliPage, pa) {
+		t.Errorf("page 2 by 'worklog export' (%v):\n%.300s\non A:\n%.300s", err, cliPage, pa)
+	}
+
 	// A CLI ingest while both serve: every answer of either replica is the
 	// store before it or after it, never a part; both end with it whole.
 	before := countEvents(t, a, tok, "a-count")
@@ -207,14 +223,16 @@ func TestReplicasShareTheStore(t *testing.T) {
 		switch {
 		case e.Sub == audit.CLISubject && e.Action == audit.ActionIngest:
 			by["cli ingest"]++
+		case e.Sub == audit.CLISubject && e.Action == audit.ActionCLIExport:
+			by["cli export"]++
 		case e.RequestID == "a-page-2":
 			by["a"]++
 		case e.RequestID == "b-page-2":
 			by["b"]++
 		}
 	}
-	if by["cli ingest"] != 1 || by["a"] != 1 || by["b"] != 1 {
-		t.Errorf("audit trail: %v, want one line each of the CLI ingest, A's and B's page 2", by)
+	if by["cli ingest"] != 1 || by["cli export"] != 1 || by["a"] != 1 || by["b"] != 1 {
+		t.Errorf("audit trail: %v, want one line each of the CLI ingest, the CLI export, A's and B's page 2", by)
 	}
 	if _, err := os.Stat(filepath.Join(dir, audit.FileName+".lock")); err == nil {
 		// demo wrote the file trail before the replicas; they must not.
