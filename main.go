@@ -28,6 +28,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"worklog/internal/fsutil"
 )
 
 // command is one subcommand: its one-line summary and its entry point.
@@ -72,9 +73,24 @@ func main() {
 	if errors.Is(err, flag.ErrHelp) {
 		code = 0 // asked for help and got it, like the standard tools
 	} else if err.Error() != "" {
-		fmt.Fprintln(os.Stderr, "worklog:", err)
+		fmt.Fprintln(os.Stderr, errorMessage(err))
 	}
 	os.Exit(code)
+}
+
+// errorMessage is what a failed command says on stderr. A full disk is
+// said plainly first — the commands write atomically, so nothing was
+// committed — with the cause's first line after it (DuckDB's text of a
+// full disk can go on with the statement it ran).
+func errorMessage(err error) string {
+	if !fsutil.IsNoSpace(err) {
+		return "worklog: " + err.Error()
+	}
+	detail, _, _ := strings.Cut(err.Error(), "\n")
+	if len(detail) > 300 {
+		detail = detail[:300] + "…"
+	}
+	return "worklog: insufficient storage: the disk is full; nothing was committed or left half-written (free space and run again)\n  cause: " + detail
 }
 
 // run dispatches to a subcommand.
