@@ -67,6 +67,9 @@ type Options struct {
 	// Logger receives what publishing could not do. Nil means
 	// slog.Default().
 	Logger *slog.Logger
+	// Now is the clock that decides when a snapshot's retention has
+	// passed; nil means time.Now. Tests move it instead of waiting.
+	Now func() time.Time
 }
 
 // Table is the Iceberg table of one store. Its methods are safe for
@@ -77,6 +80,7 @@ type Table struct {
 	metaDir   string // <dir>/metadata
 	location  string // file URI of dir
 	retention time.Duration
+	now       func() time.Time
 	log       *slog.Logger
 	io        fileIO
 
@@ -103,8 +107,12 @@ func New(storeDir string, opts Options) (*Table, error) {
 		metaDir:       filepath.Join(abs, metadataDirName),
 		location:      fileURI(abs),
 		retention:     opts.SnapshotRetention,
+		now:           opts.Now,
 		log:           opts.Logger,
 		manifestFiles: map[string][]string{},
+	}
+	if t.now == nil {
+		t.now = time.Now
 	}
 	if t.retention <= 0 {
 		t.retention = DefaultSnapshotRetention
@@ -358,14 +366,17 @@ func (t *Table) expire(ctx context.Context, tbl *table.Table) error {
 	if cur == nil {
 		return nil
 	}
-	keep := retainCount(table.AncestorsOf(cur.SnapshotID, tbl.SnapshotByID), time.Now().Add(-t.retention).UnixMilli())
+	keep := retainCount(table.AncestorsOf(cur.SnapshotID, tbl.SnapshotByID), t.now().Add(-t.retention).UnixMilli())
 	if keep >= len(tbl.Metadata().Snapshots()) {
 		return nil
 	}
-	// iceberg-go ages a snapshot from its own commit: WithRetainLast keeps
-	// those replaced within the retention, whatever their age.
+	// iceberg-go ages a snapshot from its own commit, on the wall clock:
+	// WithRetainLast keeps those replaced within the retention, whatever
+	// their age, and no age limit of its own (0) leaves the decision to
+	// keep, on t.now. (A snapshot replaced before the cutoff was committed
+	// before it too, so an age limit of the retention would add nothing.)
 	tx := tbl.NewTransaction()
-	if err := tx.ExpireSnapshots(table.WithOlderThan(t.retention), table.WithRetainLast(keep)); err != nil {
+	if err := tx.ExpireSnapshots(table.WithOlderThan(0), table.WithRetainLast(keep)); err != nil {
 		return err
 	}
 	_, err := tx.Commit(ctx)

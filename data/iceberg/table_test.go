@@ -517,14 +517,6 @@ func TestCrashBeforePublish(t *testing.T) {
 	e2.check(t, node, serveDir(t, dir))
 }
 
-// waitPast waits until the wall clock is past ms (Unix ms) plus one: the
-// retention is measured on the wall clock; no timing decides the outcome.
-func waitPast(ms int64) {
-	for time.Now().UnixMilli() <= ms+1 {
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // TestSnapshotExpiry: a snapshot replaced longer than the retention ago is
 // expired at the next publish, its manifest list is deleted, and the store
 // then deletes the part files only it listed.
@@ -575,12 +567,12 @@ func TestSnapshotExpiry(t *testing.T) {
 		}
 	}
 
-	// With a retention of 1 ms, and once 1 ms has passed since the first
-	// snapshot was replaced, the next open expires it: its sweep still saw
-	// the snapshot, the next writer's deletes its files.
-	waitPast(tbl.CurrentSnapshot().TimestampMs)
+	// Once the retention has passed since the first snapshot was replaced
+	// (the clock moved past it), the next open expires it: its sweep still
+	// saw the snapshot, the next writer's deletes its files.
+	later := time.UnixMilli(tbl.CurrentSnapshot().TimestampMs).Add(time.Hour + time.Millisecond)
 	e.store.Close()
-	e = newEnv(t, dir, iceberg.Options{SnapshotRetention: time.Millisecond})
+	e = newEnv(t, dir, iceberg.Options{SnapshotRetention: time.Hour, Now: func() time.Time { return later }})
 	tbl, err = e.table.Load(context.Background())
 	if err != nil {
 		t.Fatal(err)
