@@ -2,21 +2,16 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
-	"worklog/data"
 	"worklog/export"
 	"worklog/internal/audit"
 	"worklog/internal/fsutil"
-	"worklog/privacy"
 	"worklog/query"
 )
 
@@ -93,34 +88,14 @@ func runAnalytics(ctx context.Context, args []string) error {
 		return err
 	}
 
-	// With replicas on a database, this reader's lease, its audit line and
-	// (for pages) its cursor key are the replicas' shared ones.
-	shared, err := openShared(ctx, databaseURL(dbURL), nil)
-	if err != nil {
-		return fmt.Errorf("analytics: %w", err)
-	}
-	defer shared.close()
-	scratch, err := shared.scratchDir(ctx, *dataDir, slog.Default())
+	// With replicas on a database, this reader's lease and its audit line
+	// are the replicas' shared ones.
+	rd, err := openCLIReader(ctx, "analytics", *dataDir, databaseURL(dbURL), priv, perms)
 	if err != nil {
 		return err
 	}
-	store, err := openStore(*dataDir, shared.storeOptions(data.StoreOptions{}), nil)
-	if err != nil {
-		return fmt.Errorf("open store: %w", err)
-	}
-	defer store.Close()
-	hasData, err := storeHasData(store)
-	if err != nil {
-		return err
-	}
-	level, key, err := priv.resolve(*dataDir, hasData)
-	if err != nil {
-		return err
-	}
-	pol, err := privacy.NewPolicy(level, perms, key)
-	if err != nil {
-		return err
-	}
+	defer rd.close()
+	pol := rd.policy
 	plan, err := query.ParseAggregate(values, export.AggregateOptions(pol, export.FormatJSON, minAgents))
 	if err != nil {
 		return err
@@ -129,35 +104,13 @@ func runAnalytics(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("--format: %w", err)
 	}
-	engine, err := query.NewEngine(store, query.EngineOptions{TempDirectory: filepath.Join(scratch, "duckdb")})
-	if err != nil {
-		return fmt.Errorf("start DuckDB: %w", err)
-	}
-	defer engine.Close()
-	snap, err := engine.Acquire()
-	if err != nil {
+	if err := rd.start(*auditPath, false); err != nil {
 		return err
 	}
-	defer snap.Release()
-	al, err := shared.openAudit(*dataDir, *auditPath)
-	if err != nil {
-		return err
-	}
-	defer al.Close()
-	req := export.AggregateRequest{Engine: engine, Snapshot: snap, Plan: plan, Policy: pol, Format: f,
+	req := export.AggregateRequest{Engine: rd.engine, Snapshot: rd.snap, Plan: plan, Policy: pol, Format: f,
 		Options: export.EncoderOptions{CSVFormulaGuard: *formulaGuard}}
 	rows, res, err := export.WriteAggregateFile(ctx, req, *out, fsutil.CommandOutput())
-	e := audit.Entry{Sub: audit.CLISubject, Action: audit.ActionAnalytics, Level: string(pol.Level()), Params: audit.Params(values), Rows: rows, Outcome: audit.OutcomeOK}
-	if err != nil {
-		e.Outcome, e.Error = audit.OutcomeFailed, "analytics_failed"
-	}
-	if aerr := al.Append(e); aerr != nil {
-		if err == nil && *out != "-" {
-			// No result file without its audit line.
-			os.Remove(*out)
-		}
-		return errors.Join(err, aerr)
-	}
+	err = rd.record(audit.Entry{Action: audit.ActionAnalytics, Params: audit.Params(values), Rows: rows}, err, "analytics_failed", *out)
 	if err != nil {
 		return err
 	}

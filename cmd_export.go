@@ -5,18 +5,15 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
-	"worklog/data"
 	"worklog/export"
 	"worklog/internal/audit"
 	"worklog/internal/fsutil"
-	"worklog/privacy"
 	"worklog/query"
 )
 
@@ -82,43 +79,23 @@ func runExport(ctx context.Context, args []string) error {
 
 	// With replicas on a database, this reader's lease, its audit line and
 	// (for pages) its cursor key are the replicas' shared ones.
-	shared, err := openShared(ctx, databaseURL(dbURL), nil)
-	if err != nil {
-		return fmt.Errorf("export: %w", err)
-	}
-	defer shared.close()
-	scratch, err := shared.scratchDir(ctx, *dataDir, slog.Default())
+	rd, err := openCLIReader(ctx, "export", *dataDir, databaseURL(dbURL), priv, perms)
 	if err != nil {
 		return err
 	}
-	store, err := openStore(*dataDir, shared.storeOptions(data.StoreOptions{}), nil)
-	if err != nil {
-		return fmt.Errorf("open store: %w", err)
-	}
-	defer store.Close()
+	defer rd.close()
 	spool, err := export.OpenSpool(*dataDir)
 	if spool == nil {
 		return err
 	}
 	defer spool.Close()
-	hasData, err := storeHasData(store)
-	if err != nil {
-		return err
-	}
-	level, key, err := priv.resolve(*dataDir, hasData)
-	if err != nil {
-		return err
-	}
-	pol, err := privacy.NewPolicy(level, perms, key)
-	if err != nil {
-		return err
-	}
+	pol := rd.policy
 	opts := export.PlanOptions(pol, export.FormatJSON)
 	if values.Has("limit") || values.Has("cursor") {
 		// Pages have cursors, sealed under the server's key in the data
 		// directory: a cursor of 'worklog export' continues over HTTP and
 		// the endpoint's X-Next-Cursor continues here.
-		if opts.CursorKey, err = shared.cursorKey(ctx, *dataDir); err != nil {
+		if opts.CursorKey, err = rd.shared.cursorKey(ctx, *dataDir); err != nil {
 			return err
 		}
 	}
@@ -134,22 +111,10 @@ func runExport(ctx context.Context, args []string) error {
 		return fmt.Errorf("--format: %w", err)
 	}
 	// One export, then the process exits: DuckDB may keep what it frees.
-	engine, err := query.NewEngine(store, query.EngineOptions{TempDirectory: filepath.Join(scratch, "duckdb"), KeepFreedMemory: true})
-	if err != nil {
-		return fmt.Errorf("start DuckDB: %w", err)
-	}
-	defer engine.Close()
-	snap, err := engine.Acquire()
-	if err != nil {
+	if err := rd.start(*auditPath, true); err != nil {
 		return err
 	}
-	defer snap.Release()
-	al, err := shared.openAudit(*dataDir, *auditPath)
-	if err != nil {
-		return err
-	}
-	defer al.Close()
-	req := export.Request{Engine: engine, Snapshot: snap, Plan: plan, Policy: pol, Format: f,
+	req := export.Request{Engine: rd.engine, Snapshot: rd.snap, Plan: plan, Policy: pol, Format: f,
 		Options: export.EncoderOptions{CSVFormulaGuard: *formulaGuard, CSVBOM: plan.BOM != nil && *plan.BOM, TempDir: spool.Dir()}}
 	// On a page, the next page's cursor when more rows follow, as the
 	// endpoint's X-Next-Cursor.
@@ -164,17 +129,7 @@ func runExport(ctx context.Context, args []string) error {
 	if err == nil {
 		err = cursorErr
 	}
-	e := audit.Entry{Sub: audit.CLISubject, Action: audit.ActionCLIExport, Level: string(pol.Level()), Params: audit.Params(values), Rows: rows, Outcome: audit.OutcomeOK}
-	if err != nil {
-		e.Outcome, e.Error = audit.OutcomeFailed, "export_failed"
-	}
-	if aerr := al.Append(e); aerr != nil {
-		if err == nil && *out != "-" {
-			// No export file without its audit line.
-			os.Remove(*out)
-		}
-		return errors.Join(err, aerr)
-	}
+	err = rd.record(audit.Entry{Action: audit.ActionCLIExport, Params: audit.Params(values), Rows: rows}, err, "export_failed", *out)
 	if err != nil {
 		return err
 	}
