@@ -88,9 +88,9 @@ func (s *Server) handleAnalytics(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	format, err := export.ParseFormat(plan.Format)
+	format, err := formatParam(plan.Format)
 	if err != nil {
-		return &APIError{Status: http.StatusBadRequest, Code: "invalid_parameter", Message: err.Error(), Param: "format"}
+		return err
 	}
 	snap, err := s.engine.Acquire()
 	if err != nil {

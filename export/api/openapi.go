@@ -296,19 +296,7 @@ func exportOperation(names []string) obj {
 				"schema": obj{"type": "string", "enum": sortable, "default": data.DateField}},
 			obj{"name": "orderByDirection", "in": "query", "description": "Sort direction applied to orderByField; nulls sort last.",
 				"schema": obj{"type": "string", "enum": []any{"asc", "desc"}, "default": "desc"}},
-			obj{"name": "filters", "in": "query", "style": "deepObject", "explode": true,
-				"description": "filters[i][key], filters[i][comparator] and its operands: value (equals, notEquals, gt, gte, lt, lte, contains, notContains, startsWith), from and to (between), values[] (in, notIn), none (isNull, isNotNull). Indices need not be contiguous.",
-				"schema": obj{"type": "object", "additionalProperties": obj{
-					"type": "object", "required": []any{"key", "comparator"},
-					"properties": obj{
-						"key":        obj{"type": "string", "enum": filterable},
-						"comparator": obj{"type": "string", "enum": compEnum},
-						"value":      obj{"type": "string"},
-						"from":       obj{"type": "string"},
-						"to":         obj{"type": "string"},
-						"values":     obj{"type": "array", "items": obj{"type": "string"}, "minItems": 1, "maxItems": query.DefaultMaxValues},
-					},
-				}}},
+			filtersParam("filters[i][key], filters[i][comparator] and its operands: value (equals, notEquals, gt, gte, lt, lte, contains, notContains, startsWith), from and to (between), values[] (in, notIn), none (isNull, isNotNull). Indices need not be contiguous.", filterable, compEnum),
 		},
 		"responses": obj{
 			"200": obj{"description": "The rows.",
@@ -392,19 +380,7 @@ func analyticsOperation(fieldNames []string) obj {
 				"schema": obj{"type": "string"}},
 			obj{"name": "orderByDirection", "in": "query", "description": "Sort direction; nulls sort last.",
 				"schema": obj{"type": "string", "enum": []any{"asc", "desc"}, "default": "asc"}},
-			obj{"name": "filters", "in": "query", "style": "deepObject", "explode": true,
-				"description": "As for the export: filters[i][key], filters[i][comparator] and its operands; AND-ed; the same privacy refusals.",
-				"schema": obj{"type": "object", "additionalProperties": obj{
-					"type": "object", "required": []any{"key", "comparator"},
-					"properties": obj{
-						"key":        obj{"type": "string", "enum": fieldEnum},
-						"comparator": obj{"type": "string", "enum": compEnum},
-						"value":      obj{"type": "string"},
-						"from":       obj{"type": "string"},
-						"to":         obj{"type": "string"},
-						"values":     obj{"type": "array", "items": obj{"type": "string"}, "minItems": 1, "maxItems": query.DefaultMaxValues},
-					},
-				}}},
+			filtersParam("As for the export: filters[i][key], filters[i][comparator] and its operands; AND-ed; the same privacy refusals.", fieldEnum, compEnum),
 		},
 		"responses": obj{
 			"200": obj{"description": "The page of groups.",
@@ -689,4 +665,22 @@ func pageAssetOperation() obj {
 			"404": errorResponse("No such file."),
 		},
 	}
+}
+
+// filtersParam is the deepObject parameter filters[i][...] of the export
+// and analytics routes: keys from keys, comparators from comparators.
+func filtersParam(description string, keys, comparators []any) obj {
+	return obj{"name": "filters", "in": "query", "style": "deepObject", "explode": true,
+		"description": description,
+		"schema": obj{"type": "object", "additionalProperties": obj{
+			"type": "object", "required": []any{"key", "comparator"},
+			"properties": obj{
+				"key":        obj{"type": "string", "enum": keys},
+				"comparator": obj{"type": "string", "enum": comparators},
+				"value":      obj{"type": "string"},
+				"from":       obj{"type": "string"},
+				"to":         obj{"type": "string"},
+				"values":     obj{"type": "array", "items": obj{"type": "string"}, "minItems": 1, "maxItems": query.DefaultMaxValues},
+			},
+		}}}
 }

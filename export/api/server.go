@@ -316,9 +316,9 @@ func (s *Server) handleExport(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	format, err := export.ParseFormat(plan.Format)
+	format, err := formatParam(plan.Format)
 	if err != nil {
-		return &APIError{Status: http.StatusBadRequest, Code: "invalid_parameter", Message: err.Error(), Param: "format"}
+		return err
 	}
 	// Pinned: the stream may outlast any grace a commit gives replaced files.
 	snap, err := s.engine.Acquire()
@@ -651,4 +651,14 @@ func (plainJSON) Serialize(c echo.Context, i interface{}, indent string) error {
 		enc.SetIndent("", indent)
 	}
 	return enc.Encode(i)
+}
+
+// formatParam parses a plan's format; an unknown one is a 400 naming the
+// format parameter.
+func formatParam(name string) (export.Format, error) {
+	f, err := export.ParseFormat(name)
+	if err != nil {
+		return "", &APIError{Status: http.StatusBadRequest, Code: "invalid_parameter", Message: err.Error(), Param: "format"}
+	}
+	return f, nil
 }
