@@ -350,41 +350,57 @@ func TestParquetAbort(t *testing.T) {
 	}
 }
 
-// TestParquetDictionaries checks which columns get a dictionary: short
-// strings do (a few distinct values each), long strings (rawData, nearly
-// all distinct) do not, and both read back.
+// TestParquetDictionaries checks which columns get a dictionary and how
+// the others are encoded: strings whose values repeat keep a dictionary,
+// short (action) or long (a ticket's rawData in each of its events);
+// long strings that never repeat fall back to plain values; integers and
+// date-times are delta-encoded without one. All of them read back.
 func TestParquetDictionaries(t *testing.T) {
 	mem := newMem(t)
 	schema := arrow.NewSchema([]arrow.Field{
 		{Name: "action", Type: arrow.BinaryTypes.String, Nullable: true},
 		{Name: "rawData", Type: arrow.BinaryTypes.String, Nullable: true},
+		{Name: "distinct", Type: arrow.BinaryTypes.String, Nullable: true},
+		{Name: "ticketId", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
+		{Name: "date", Type: &arrow.TimestampType{Unit: arrow.Microsecond}, Nullable: true},
 	}, nil)
+	body := strings.Repeat("y", 500)
 	var rows [][]any
-	for i := 0; i < 50; i++ {
-		rows = append(rows, []any{"readAction", fmt.Sprintf(`{"n":%d,"body":"%s"}`, i, strings.Repeat("y", longStringBytes))})
+	for i := 0; i < 2000; i++ {
+		rows = append(rows, []any{"readAction", fmt.Sprintf(`{"ticket":%d,"body":"%s"}`, i/5, body),
+			fmt.Sprintf(`{"n":%d,"body":"%s"}`, i, body), i, ts(t, "2024-05-10 00:00:00")})
 	}
-	rows = append(rows, []any{nil, nil})
+	rows = append(rows, []any{nil, nil, nil, nil, nil})
 	rec := newRecord(t, mem, schema, rows)
 	defer rec.Release()
 	rdr, tbl := readParquet(t, encode(t, FormatParquet, schema, EncoderOptions{}, rec))
 	rg := rdr.MetaData().RowGroup(0)
-	for c, wantDict := range []bool{true, false} {
+	for c, want := range []struct {
+		dict  bool
+		delta bool
+	}{{dict: true}, {dict: true}, {}, {delta: true}, {delta: true}} {
 		cc, err := rg.ColumnChunk(c)
 		if err != nil {
 			t.Fatal(err)
 		}
-		dict := false
+		dict, delta := false, false
 		for _, e := range cc.Encodings() {
-			if e == parquet.Encodings.RLEDict || e == parquet.Encodings.PlainDict {
-				dict = true
-			}
+			dict = dict || e == parquet.Encodings.RLEDict || e == parquet.Encodings.PlainDict
+			delta = delta || e == parquet.Encodings.DeltaBinaryPacked
 		}
-		if dict != wantDict {
-			t.Errorf("column %s: dictionary %v (encodings %v), want %v", schema.Field(c).Name, dict, cc.Encodings(), wantDict)
+		if dict != want.dict || delta != want.delta {
+			t.Errorf("column %s: dictionary %v, delta %v (encodings %v), want %v, %v", schema.Field(c).Name, dict, delta, cc.Encodings(), want.dict, want.delta)
 		}
 	}
-	raw := tbl.Column(1).Data().Chunk(0).(*array.String)
-	if raw.Value(7) != rows[7][1] || !raw.IsNull(50) {
-		t.Errorf("rawData read back as %q, null %v", raw.Value(7), raw.IsNull(50))
+	for c := range schema.NumFields() {
+		for _, i := range []int{0, 7, 1999} {
+			got := tbl.Column(c).Data().Chunk(0).ValueStr(i)
+			if want := rec.Column(c).ValueStr(i); got != want {
+				t.Errorf("%s row %d read back as %q, want %q", schema.Field(c).Name, i, got, want)
+			}
+		}
+		if !tbl.Column(c).Data().Chunk(0).IsNull(2000) {
+			t.Errorf("%s row 2000 is not null", schema.Field(c).Name)
+		}
 	}
 }
