@@ -464,11 +464,12 @@ func (r *run) input(ctx context.Context, in Input, seqBase int64) (int64, error)
 			defer wg.Done()
 			raws := make([][]byte, len(r.fields))
 			vals := make([]value, len(r.fields))
+			strs := make([]jsonString, len(r.fields))
 			for b := range todo {
 				if b.block != nil {
 					b.recs, b.err = splitLines(b.block, b.firstLine, r.lim.record, nil)
 				}
-				r.validate(b, header, src.header(), raws, vals, in.Name)
+				r.validate(b, header, src.header(), raws, strs, vals, in.Name)
 				close(b.done)
 			}
 		}()
@@ -523,8 +524,8 @@ func inputError(name string, err error) error {
 	return &InputError{Source: name, Err: err}
 }
 
-// validate fills b.out. raws and vals are the worker's scratch space.
-func (r *run) validate(b *batch, header []int, headNames []string, raws [][]byte, vals []value, source string) {
+// validate fills b.out. raws, strs and vals are the worker's scratch space.
+func (r *run) validate(b *batch, header []int, headNames []string, raws [][]byte, strs []jsonString, vals []value, source string) {
 	b.out = make([]result, len(b.recs))
 	// A CSV record gives the fields its header names.
 	var csvPresent uint64
@@ -535,7 +536,7 @@ func (r *run) validate(b *batch, header []int, headNames []string, raws [][]byte
 	}
 	var values []parquet.Value
 	// The batch's decoded strings share blocks; they live as long as its rows.
-	var strs arena
+	var text arena
 	for i, rec := range b.recs {
 		fail := func(field string, err error) {
 			b.out[i].err = &RecordError{Source: source, Line: rec.line, Field: field, Err: err}
@@ -545,7 +546,7 @@ func (r *run) validate(b *batch, header []int, headNames []string, raws [][]byte
 			continue
 		}
 		if rec.cells == nil {
-			err := objectFields(rec.obj, raws, r.names, func(key []byte) {
+			err := objectFields(rec.obj, raws, strs, r.names, &text, func(key []byte) {
 				if b.unknown == nil {
 					b.unknown = map[string]bool{}
 				}
@@ -567,7 +568,7 @@ func (r *run) validate(b *batch, header []int, headNames []string, raws [][]byte
 				if raws[fi] != nil {
 					present |= 1 << fi
 				}
-				v, err = fromJSON(f, raws[fi], &strs)
+				v, err = fromJSON(f, raws[fi], strs[fi], &text)
 			}
 			if err != nil {
 				fail(f.Name, err)

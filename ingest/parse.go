@@ -3,6 +3,8 @@ package ingest
 import (
 	"errors"
 	"fmt"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"worklog/data"
 )
@@ -13,9 +15,11 @@ var errSyntax = errors.New("invalid JSON object")
 // objectFields splits a JSON object's text into the raw text of each
 // catalogue field (indexed by catalogue position; nil when absent) and
 // calls unknown for every key the catalogue does not hold. A repeated key
-// keeps its last value, as JSON decoders do. Values are not decoded here.
-// names are the catalogue's field names.
-func objectFields(obj []byte, raws [][]byte, names []string, unknown func(key []byte)) error {
+// keeps its last value, as JSON decoders do. A field's string value is
+// decoded as it is scanned, into strs (at the field's position; a's memory
+// holds decoded text that differs from the raw); other values are not
+// decoded here. names are the catalogue's field names.
+func objectFields(obj []byte, raws [][]byte, strs []jsonString, names []string, a *arena, unknown func(key []byte)) error {
 	next := 0
 	for i := range raws {
 		raws[i] = nil
@@ -32,29 +36,34 @@ func objectFields(obj []byte, raws [][]byte, names []string, unknown func(key []
 		if i >= len(obj) || obj[i] != '"' {
 			return errSyntax
 		}
-		end, err := scanJSON(obj, i)
+		end, k, err := scanString(obj, i, nil)
 		if err != nil {
 			return err
 		}
-		key, ok := unquote(obj[i:end], nil)
-		if !ok {
+		if !k.ok {
 			return errSyntax
 		}
+		key := k.s
 		i = skipWS(obj, end)
 		if i >= len(obj) || obj[i] != ':' {
 			return errSyntax
 		}
 		i = skipWS(obj, i+1)
-		vend, err := scanJSON(obj, i)
-		if err != nil {
-			return err
-		}
 		// Dumps usually list the fields in catalogue order (exports and
 		// the demo generator do): try the field after the previous key
 		// before the map.
 		idx := next
 		if idx >= len(names) || names[idx] != string(key) {
 			idx = data.Index(string(key))
+		}
+		var vend int
+		if idx >= 0 && i < len(obj) && obj[i] == '"' {
+			vend, strs[idx], err = scanString(obj, i, a)
+		} else {
+			vend, err = scanJSON(obj, i)
+		}
+		if err != nil {
+			return err
 		}
 		if idx >= 0 {
 			raws[idx] = obj[i:vend]
@@ -108,7 +117,7 @@ func scanJSON(b []byte, i int) (int, error) {
 			}
 			switch {
 			case j >= len(b):
-				return 0, fmt.Errorf("%w: unterminated string", errSyntax)
+				return 0, errUnterminated
 			case b[j] == '"':
 				return j + 1, nil
 			case b[j] == '\\':
@@ -145,4 +154,154 @@ func scanJSON(b []byte, i int) (int, error) {
 		j++
 	}
 	return j, nil
+}
+
+// jsonString is a JSON string literal as objectFields found it: decoded
+// in the same pass that found its end.
+type jsonString struct {
+	// s is what unquote returns for the literal, ok its verdict.
+	s  []byte
+	ok bool
+	// valid says s is known to be valid UTF-8 (it holds no byte of 0x80
+	// or above, or it was decoded, which replaces invalid UTF-8).
+	valid bool
+}
+
+// errUnterminated is scanJSON's error for a string without its closing
+// quote.
+var errUnterminated = fmt.Errorf("%w: unterminated string", errSyntax)
+
+// scanString returns the end of the JSON string literal starting at b[i]
+// (a quote), as scanJSON does, and the literal decoded as unquote decodes
+// it, in one pass over the text: a literal without escapes is its own
+// text; the first escape starts copying into a's memory (a fresh slice
+// when a is nil). FuzzScanDecode holds it to scanJSON and unquote.
+func scanString(b []byte, i int, a *arena) (int, jsonString, error) {
+	start := i + 1
+	j := start
+	plain := true // b[start:j] holds only plain ASCII
+	for {
+		if j < len(b) {
+			j += plainRun(b[j:])
+		}
+		if j >= len(b) {
+			return 0, jsonString{}, errUnterminated
+		}
+		switch c := b[j]; {
+		case c == '"':
+			return j + 1, jsonString{s: b[start:j:j], ok: true, valid: plain}, nil
+		case c == '\\':
+			if !plain {
+				// Bytes before the first escape that unquote would check
+				// or replace: decode the literal the long way.
+				return scanStringTwice(b, i, j, a)
+			}
+			return scanEscaped(b, i, j, a)
+		default:
+			plain = false
+			j++
+		}
+	}
+}
+
+// scanEscaped continues scanString at the first escape b[j] of a literal
+// whose text before it is plain ASCII: it decodes as it scans.
+func scanEscaped(b []byte, i, j int, a *arena) (int, jsonString, error) {
+	start := i + 1
+	out := a.open(j - start + 4096)
+	out = append(out, b[start:j]...)
+	for {
+		r := plainRun(b[j:])
+		out = append(out, b[j:j+r]...)
+		if j += r; j >= len(b) {
+			return 0, jsonString{}, errUnterminated
+		}
+		c := b[j]
+		switch {
+		case c == '"':
+			return j + 1, jsonString{s: a.close(out), ok: true, valid: true}, nil
+		case c == '\\':
+			if j+1 >= len(b) {
+				return 0, jsonString{}, errUnterminated
+			}
+			switch b[j+1] {
+			case '"', '\\', '/':
+				out = append(out, b[j+1])
+			case 'b':
+				out = append(out, '\b')
+			case 'f':
+				out = append(out, '\f')
+			case 'n':
+				out = append(out, '\n')
+			case 'r':
+				out = append(out, '\r')
+			case 't':
+				out = append(out, '\t')
+			case 'u':
+				r, ok := hex4(b[j+2:])
+				if !ok {
+					return scanRest(b, j)
+				}
+				// Now b[j+1] is the escape's last hex digit.
+				j += 4
+				if utf16.IsSurrogate(r) {
+					r2, ok2 := rune(-1), false
+					if j+7 < len(b) && b[j+2] == '\\' && b[j+3] == 'u' {
+						r2, ok2 = hex4(b[j+4:])
+					}
+					if d := utf16.DecodeRune(r, r2); ok2 && d != utf8.RuneError {
+						r = d
+						j += 6
+					} else {
+						r = utf8.RuneError
+					}
+				}
+				out = utf8.AppendRune(out, r)
+			default:
+				return scanRest(b, j)
+			}
+			j += 2
+		case c < 0x20:
+			return scanRest(b, j)
+		default:
+			r, size := utf8.DecodeRune(b[j:])
+			if r == utf8.RuneError && size == 1 {
+				out = append(out, "\uFFFD"...)
+			} else {
+				out = append(out, b[j:j+size]...)
+			}
+			j += size
+		}
+	}
+}
+
+// scanRest finds the end of a literal that does not decode, from b[j] on:
+// the literal is refused (ok false) unless it is also unterminated.
+func scanRest(b []byte, j int) (int, jsonString, error) {
+	for {
+		if j < len(b) {
+			j += plainRun(b[j:])
+		}
+		switch {
+		case j >= len(b):
+			return 0, jsonString{}, errUnterminated
+		case b[j] == '"':
+			return j + 1, jsonString{}, nil
+		case b[j] == '\\':
+			j += 2
+		default:
+			j++
+		}
+	}
+}
+
+// scanStringTwice is scanString for a literal with other bytes than plain
+// ASCII before its first escape b[j]: find the end, then unquote.
+func scanStringTwice(b []byte, i, j int, a *arena) (int, jsonString, error) {
+	end, _, err := scanRest(b, j)
+	if err != nil {
+		return 0, jsonString{}, err
+	}
+	s, ok := unquote(b[i:end], a)
+	return end, jsonString{s: s[:len(s):len(s)], ok: ok, valid: ok}, nil
 }

@@ -75,20 +75,24 @@ func expectedOf(f data.Field) string {
 	return f.Kind.String()
 }
 
-// fromJSON converts the JSON text of one field's value. raw is nil when the
-// key is absent. Decoded text that differs from raw goes to a's memory.
-func fromJSON(f data.Field, raw []byte, a *arena) (value, error) {
-	raw = bytes.TrimSpace(raw)
+// fromJSON converts the JSON text of one field's value, as objectFields
+// found it: raw (nil when the key is absent) and, when raw is a string,
+// str, the string decoded. Decoded text that differs from raw goes to a's
+// memory.
+func fromJSON(f data.Field, raw []byte, str jsonString, a *arena) (value, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return nullOf(f)
 	}
 	if raw[0] == '"' {
-		s, ok := unquote(raw, a)
+		s, ok := str.s, str.ok
 		if !ok {
 			return value{}, fmt.Errorf("invalid JSON string %s", shown(raw))
 		}
-		if f.Kind == data.KindList {
+		switch {
+		case f.Kind == data.KindList:
 			return listFromJSON(f, s, raw, a)
+		case f.Kind == data.KindString && str.valid:
+			return value{s: s}, nil
 		}
 		return fromString(f, s, func() string { return shown(raw) })
 	}
@@ -449,6 +453,34 @@ func (a *arena) alloc(n int) []byte {
 	start := len(a.block)
 	a.block = a.block[:start+n]
 	return a.block[start : start : start+n]
+}
+
+// open returns an empty slice with room for at least n bytes, for text of
+// unknown length: its capacity is all that remains of the current block.
+// close takes from the block what was appended; a slice dropped without
+// close leaves the block as it was.
+func (a *arena) open(n int) []byte {
+	if a == nil || n > arenaBlock/4 {
+		return make([]byte, 0, n)
+	}
+	if len(a.block)+n > cap(a.block) {
+		a.block = make([]byte, 0, arenaBlock)
+	}
+	return a.block[len(a.block):len(a.block):cap(a.block)]
+}
+
+// close ends the use of out, a slice open returned, appended to: the bytes
+// it holds in the block are the block's now (unless out outgrew the block
+// and moved). It returns out with no room to append over later text.
+func (a *arena) close(out []byte) []byte {
+	out = out[:len(out):len(out)]
+	if a == nil || len(out) == 0 || len(a.block) == cap(a.block) {
+		return out
+	}
+	if rest := a.block[len(a.block):cap(a.block)]; &rest[0] == &out[0] {
+		a.block = a.block[:len(a.block)+len(out)]
+	}
+	return out
 }
 
 // parseTime parses a date-time (data.ParseDateTime: the forms of SPEC §4,

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"worklog/data"
 )
@@ -147,6 +148,58 @@ func FuzzScanString(f *testing.F) {
 		}
 		if got != want {
 			t.Errorf("scanJSON(%q) = %d, want %d", s, got, want)
+		}
+	})
+}
+
+// FuzzScanDecode checks the one-pass string scan against the two passes it
+// replaced: it ends the literal where scanJSON ends it (or fails where it
+// fails) and returns what unquote returns for the literal, with the same
+// verdict; text it calls valid is valid UTF-8; and what it decodes into a
+// shared arena stays as it was while later strings are decoded. The input
+// is a literal followed by anything.
+func FuzzScanDecode(f *testing.F) {
+	for _, s := range []string{
+		`""`, `"plain"`, `"a\"b\\c\/d",1`, `"line\nbreak\ttab\r\b\f"}`, `"caf\u00e9 \u20ac"`,
+		`"\ud83d\ude00 smile"`, `"lone \ud83d high"`, `"lone \ude00 low"`, `"\ud83d\u0041"`, `"\ud83d\ude0"`,
+		"\"bad \xff byte\\n\"", `"Chloé Keßler\n"`, `"{\"k\":[1,2],\"s\":\"x\\ny\"}"`, `"x\u"`, `"\u12"`, `"\u12`,
+		`"bad \x escape"`, `"short \u12"`, `"ends in \"`, "\"ctl \x01\\n\"", "\"\\nctl \x01\"", "\"é\\n\"",
+		`"unterminated`, `"x\\\\\"y"z`, `"a\`, "\"\\n\xc3\"", `"\ud83d\`, `"\ud83d\u`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if len(s) == 0 || s[0] != '"' {
+			return
+		}
+		b := []byte(s)
+		wantEnd, wantErr := scanJSON(b, 0)
+		var a arena
+		a.alloc(len(s) % 97) // start the strings at varying places in a block
+		end, got, err := scanString(b, 0, &a)
+		if (err != nil) != (wantErr != nil) || err == nil && end != wantEnd {
+			t.Fatalf("scanString(%q) ends at %d, %v; scanJSON %d, %v", s, end, err, wantEnd, wantErr)
+		}
+		if err != nil {
+			if err.Error() != wantErr.Error() {
+				t.Errorf("scanString(%q): %v, scanJSON: %v", s, err, wantErr)
+			}
+			return
+		}
+		want, ok := unquote(b[:end], nil)
+		if got.ok != ok || string(got.s) != string(want) {
+			t.Errorf("scanString(%q) = %q, %v; unquote %q, %v", s, got.s, got.ok, want, ok)
+		}
+		if got.valid && !utf8.Valid(got.s) {
+			t.Errorf("scanString(%q) = %q called valid UTF-8", s, got.s)
+		}
+		keep := string(got.s)
+		_, again, _ := scanString(b, 0, &a)
+		if string(got.s) != keep || string(again.s) != keep {
+			t.Errorf("scanString(%q): a later string overwrote %q", s, keep)
+		}
+		if cap(got.s) != len(got.s) && got.ok {
+			t.Errorf("scanString(%q) leaves room to append over later text", s)
 		}
 	})
 }
