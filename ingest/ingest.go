@@ -559,7 +559,8 @@ func (r *run) validate(b *batch, header []int, headNames []string, raws [][]byte
 		}
 		ok := true
 		present := csvPresent
-		for fi, f := range r.fields {
+		for fi := range r.fields {
+			f := &r.fields[fi]
 			var v value
 			var err error
 			if rec.cells != nil {

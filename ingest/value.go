@@ -61,7 +61,7 @@ func shownText(s string) string {
 	return shown(b)
 }
 
-func expectedOf(f data.Field) string {
+func expectedOf(f *data.Field) string {
 	switch {
 	case f.Kind == data.KindFlag:
 		return "0 or 1"
@@ -79,7 +79,7 @@ func expectedOf(f data.Field) string {
 // found it: raw (nil when the key is absent) and, when raw is a string,
 // str, the string decoded. Decoded text that differs from raw goes to a's
 // memory.
-func fromJSON(f data.Field, raw []byte, str jsonString, a *arena) (value, error) {
+func fromJSON(f *data.Field, raw []byte, str jsonString, a *arena) (value, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return nullOf(f)
 	}
@@ -121,7 +121,7 @@ func fromJSON(f data.Field, raw []byte, str jsonString, a *arena) (value, error)
 }
 
 // fromText converts a CSV cell; the empty cell is null.
-func fromText(f data.Field, cell string) (value, error) {
+func fromText(f *data.Field, cell string) (value, error) {
 	if cell == "" {
 		return nullOf(f)
 	}
@@ -132,7 +132,7 @@ func fromText(f data.Field, cell string) (value, error) {
 	return fromString(f, b, func() string { return shownText(cell) })
 }
 
-func nullOf(f data.Field) (value, error) {
+func nullOf(f *data.Field) (value, error) {
 	if f.Required {
 		return value{}, errRequired
 	}
@@ -145,7 +145,7 @@ func nullOf(f data.Field) (value, error) {
 
 // fromString converts a value given as text: a JSON string's content, a
 // JSON number's digits, or a CSV cell. got renders the original for errors.
-func fromString(f data.Field, s []byte, got func() string) (value, error) {
+func fromString(f *data.Field, s []byte, got func() string) (value, error) {
 	bad := func() (value, error) { return value{}, &gotError{want: expectedOf(f), got: got()} }
 	switch f.Kind {
 	case data.KindTimestamp:
@@ -197,7 +197,7 @@ func fromString(f data.Field, s []byte, got func() string) (value, error) {
 // items, and the array in canonical form. raw is what the input held, for
 // errors. The items of a plain list point into text; a's memory holds the
 // list of them.
-func listFromJSON(f data.Field, text, raw []byte, a *arena) (value, error) {
+func listFromJSON(f *data.Field, text, raw []byte, a *arena) (value, error) {
 	if canon, ok := plainList(text); ok {
 		return value{s: canon, list: plainItems(canon, a)}, nil
 	}

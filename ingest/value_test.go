@@ -68,7 +68,7 @@ func FuzzListFastPath(f *testing.F) {
 				t.Errorf("plainList(%q) = %q; general path %q, %v", text, fast, canon, err)
 			}
 		}
-		v, err := listFromJSON(field, []byte(text), []byte(text), &arena{})
+		v, err := listFromJSON(&field, []byte(text), []byte(text), &arena{})
 		if (err == nil) != (general && !hasNil(items)) {
 			t.Errorf("listFromJSON(%q) = %q, %v", text, v.s, err)
 		}
