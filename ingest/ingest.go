@@ -78,7 +78,6 @@ import (
 	"time"
 
 	"github.com/goccy/go-json"
-	"github.com/parquet-go/parquet-go"
 
 	"worklog/data"
 	"worklog/privacy"
@@ -334,6 +333,7 @@ type batch struct {
 	// or one per line of a block (blank lines included).
 	span    int64
 	out     []result
+	rows    *colRows // of the valid records, for the stager
 	unknown map[string]bool
 	err     error // fatal: ends the input
 	done    chan struct{}
@@ -345,7 +345,7 @@ type result struct {
 	date, id int64 // the store's sort key
 	seq      int64 // the record's number in the input
 	present  uint64
-	row      parquet.Row
+	k        int  // its row in the batch's rows
 	size     int  // bytes of input
 	partial  bool // the record leaves a field out
 	err      *RecordError
@@ -481,8 +481,9 @@ func (r *run) input(ctx context.Context, in Input, seqBase int64) (int64, error)
 		case <-ctx.Done():
 			return n, ctx.Err()
 		}
-		// Staged rows are in the stager's buffers (bounded by bytes) or on
-		// disk: the batch's records may go.
+		// The batch's rows are in the part writers' buffers (bounded by
+		// bytes) or on disk before the next batch is taken: the reader may
+		// read on meanwhile.
 		budget.release(b.bytes)
 		for k := range b.unknown {
 			r.unknown[k] = true
@@ -498,9 +499,13 @@ func (r *run) input(ctx context.Context, in Input, seqBase int64) (int64, error)
 			if r.failed() {
 				continue // nothing will be committed; keep counting errors
 			}
-			if err := r.stage.add(res.month, res.date, res.id, res.seq, res.present, res.row, res.size, res.partial); err != nil {
+			if err := r.stage.add(res.month, res.date, res.id, res.seq, res.present, b.rows, res.k, res.size, res.partial); err != nil {
 				return n, err
 			}
+		}
+		// The batch's rows are written: its memory may go.
+		if err := r.stage.flushRun(); err != nil {
+			return n, err
 		}
 		n += b.span
 		if b.err != nil {
@@ -534,7 +539,6 @@ func (r *run) validate(b *batch, header []int, headNames []string, raws [][]byte
 			csvPresent |= 1 << fi
 		}
 	}
-	var values []parquet.Value
 	// The batch's decoded strings share blocks; they live as long as its rows.
 	var text arena
 	for i, rec := range b.recs {
@@ -585,12 +589,11 @@ func (r *run) validate(b *batch, header []int, headNames []string, raws [][]byte
 			fail(nameField, errPseudonym)
 			continue
 		}
-		if values == nil {
-			// A few allocations per batch for all its rows' values.
-			values = make([]parquet.Value, 0, len(b.recs)*(len(vals)+8))
+		if b.rows == nil {
+			b.rows = r.schema.newRows(len(b.recs))
 		}
-		var row parquet.Row
-		values, row = r.schema.row(values, vals)
+		k := b.rows.n
+		r.schema.addRow(b.rows, vals)
 		size := len(rec.obj)
 		for _, c := range rec.cells {
 			size += len(c) + 1
@@ -600,7 +603,7 @@ func (r *run) validate(b *batch, header []int, headNames []string, raws [][]byte
 		if b.block != nil {
 			seq = b.seqBase + rec.line - b.firstLine
 		}
-		b.out[i] = result{month: monthOf(date), date: date, id: id, seq: seq, present: present, row: row,
+		b.out[i] = result{month: monthOf(date), date: date, id: id, seq: seq, present: present, k: k,
 			size: size, partial: present != allPresent}
 	}
 }

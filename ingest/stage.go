@@ -118,18 +118,59 @@ func newStoreSchema() *storeSchema {
 	return s
 }
 
-// row appends the part row of validated values to dst and returns dst and
-// the row; vals is in catalogue order. Lists take one value per item (an
-// empty list one null value).
-func (s *storeSchema) row(dst []parquet.Value, vals []value) ([]parquet.Value, parquet.Row) {
-	start := len(dst)
+// colRows are validated part rows held column by column, as the part
+// writers take them: no row-major copy that Parquet would have to split
+// into columns again. Row k of a column c that is not a list is
+// cols[c][k]; a list column's row k is cols[c][offs[c][k]:offs[c][k+1]].
+type colRows struct {
+	cols [][]parquet.Value
+	offs [][]int32
+	n    int // rows
+}
+
+// rowsOf returns the values of column c of rows k0 to k1 (excluded).
+func (r *colRows) rowsOf(c, k0, k1 int) []parquet.Value {
+	if o := r.offs[c]; o != nil {
+		return r.cols[c][o[k0]:o[k1]]
+	}
+	return r.cols[c][k0:k1]
+}
+
+// newRows returns an empty colRows with room for n rows; the columns that
+// are not lists never grow beyond it.
+func (s *storeSchema) newRows(n int) *colRows {
+	r := &colRows{cols: make([][]parquet.Value, len(s.kinds)), offs: make([][]int32, len(s.kinds))}
+	plain := 0
+	for _, k := range s.kinds {
+		if k != data.KindList {
+			plain++
+		}
+	}
+	// A few allocations per batch for all its rows' values.
+	backing := make([]parquet.Value, plain*n)
+	for c, k := range s.kinds {
+		if k == data.KindList {
+			r.cols[c] = make([]parquet.Value, 0, 2*n)
+			r.offs[c] = append(make([]int32, 0, n+1), 0)
+			continue
+		}
+		r.cols[c], backing = backing[:0:n], backing[n:]
+	}
+	return r
+}
+
+// addRow appends the part row of validated values vals (in catalogue
+// order) to r. Lists take one value per item (an empty list one null
+// value).
+func (s *storeSchema) addRow(r *colRows, vals []value) {
+	r.n++
 	for c, v := range vals {
+		dst := r.cols[c]
 		switch s.kinds[c] {
 		case data.KindList:
 			// Definition levels: 1 an empty list, 3 an item.
 			if len(v.list) == 0 {
 				dst = append(dst, parquet.NullValue().Level(0, 1, c))
-				continue
 			}
 			for j, item := range v.list {
 				rep := 1
@@ -138,22 +179,28 @@ func (s *storeSchema) row(dst []parquet.Value, vals []value) ([]parquet.Value, p
 				}
 				dst = append(dst, parquet.ByteArrayValue(item).Level(rep, 3, c))
 			}
-			continue
-		}
-		if v.null {
-			dst = append(dst, parquet.NullValue().Level(0, 0, c))
-			continue
-		}
-		switch s.kinds[c] {
+			r.offs[c] = append(r.offs[c], int32(len(dst)))
 		case data.KindTimestamp, data.KindInt, data.KindFlag:
-			dst = append(dst, parquet.Int64Value(v.i).Level(0, 1, c))
+			if v.null {
+				dst = append(dst, parquet.NullValue().Level(0, 0, c))
+			} else {
+				dst = append(dst, parquet.Int64Value(v.i).Level(0, 1, c))
+			}
 		case data.KindFloat:
-			dst = append(dst, parquet.DoubleValue(v.f).Level(0, 1, c))
+			if v.null {
+				dst = append(dst, parquet.NullValue().Level(0, 0, c))
+			} else {
+				dst = append(dst, parquet.DoubleValue(v.f).Level(0, 1, c))
+			}
 		default:
-			dst = append(dst, parquet.ByteArrayValue(v.s).Level(0, 1, c))
+			if v.null {
+				dst = append(dst, parquet.NullValue().Level(0, 0, c))
+			} else {
+				dst = append(dst, parquet.ByteArrayValue(v.s).Level(0, 1, c))
+			}
 		}
+		r.cols[c] = dst
 	}
-	return dst, parquet.Row(dst[start:len(dst):len(dst)])
 }
 
 // orderedGroup is a Parquet group whose fields keep their order
@@ -201,6 +248,12 @@ type stager struct {
 	idsUp  bool
 	lastID int64
 	anyID  bool
+	// run is the rows added but not yet written: rows k0 to k1 of runRows,
+	// all of part runPart, and their sidecar values (id, seq, present).
+	runPart *stagePart
+	runRows *colRows
+	k0, k1  int
+	runSide [3][]parquet.Value
 }
 
 // stageMonth is the staging state of one month.
@@ -223,7 +276,6 @@ type stagePart struct {
 	path, side string
 	f, sf      *os.File
 	w, sw      *parquet.GenericWriter[any]
-	buf, sbuf  []parquet.Row
 	rows       int64
 	bytes      int64
 	// pending is the input bytes of the rows of the open row group, and
@@ -293,10 +345,16 @@ func (s *stager) open(ms *stageMonth) error {
 	return nil
 }
 
-// add stages row, which took size bytes of input, has the given date, id,
-// sequence number and presentColumn mask, in month; partial says it leaves
-// a field out.
-func (s *stager) add(month string, date, id, seq int64, present uint64, row parquet.Row, size int, partial bool) error {
+// maxRun is the most rows written to the part writers at once, as
+// parquet-go's own row path does: a page ends only between writes.
+const maxRun = 64
+
+// add stages row k of rows, which took size bytes of input, has the given
+// date, id, sequence number and presentColumn mask, in month; partial says
+// it leaves a field out. rows must stay as they are until flushRun (which
+// the stager calls itself whenever the row goes to another part than the
+// one before, or comes from other rows, or is not the next one).
+func (s *stager) add(month string, date, id, seq int64, present uint64, rows *colRows, k int, size int, partial bool) error {
 	ms := s.months[month]
 	if ms == nil {
 		ms = &stageMonth{month: month, sorted: s.ordered}
@@ -326,32 +384,30 @@ func (s *stager) add(month string, date, id, seq int64, present uint64, row parq
 		}
 	}
 	p := ms.cur
+	if s.runPart != p || s.runRows != rows || s.k1 != k || s.k1-s.k0 >= maxRun {
+		if err := s.flushRun(); err != nil {
+			return err
+		}
+		s.runPart, s.runRows, s.k0, s.k1 = p, rows, k, k
+	}
+	s.k1++
+	s.runSide[0] = append(s.runSide[0], parquet.Int64Value(id).Level(0, 0, 0))
+	s.runSide[1] = append(s.runSide[1], parquet.Int64Value(seq).Level(0, 0, 1))
+	s.runSide[2] = append(s.runSide[2], parquet.Int64Value(int64(present)).Level(0, 0, 2))
 	p.lastDate = date
-	p.buf = append(p.buf, row)
-	p.sbuf = append(p.sbuf, parquet.Row{
-		parquet.Int64Value(id).Level(0, 0, 0),
-		parquet.Int64Value(seq).Level(0, 0, 1),
-		parquet.Int64Value(int64(present)).Level(0, 0, 2),
-	})
 	p.rows++
 	p.bytes += int64(size)
 	p.pending += int64(size)
 	s.pending += int64(size)
 	if p.groupRows++; p.groupRows == storeRowGroup {
-		// The writer ends this row group by itself when the rows reach it.
 		s.pending -= p.pending
-		p.pending, p.groupRows = 0, 0
-	}
-	if len(p.buf) >= 256 || p.pending >= stageGroupBytes {
-		if err := p.flush(); err != nil {
-			return err
-		}
+		return s.endGroup(p)
 	}
 	switch {
 	case s.pending > stageBudget:
 		for _, ms := range s.months {
 			if ms.cur != nil {
-				if err := ms.cur.endGroup(); err != nil {
+				if err := s.endGroup(ms.cur); err != nil {
 					return err
 				}
 			}
@@ -359,8 +415,31 @@ func (s *stager) add(month string, date, id, seq int64, present uint64, row parq
 		s.pending = 0
 	case p.pending >= stageGroupBytes:
 		s.pending -= p.pending
-		return p.endGroup()
+		return s.endGroup(p)
 	}
+	return nil
+}
+
+// flushRun writes the run of rows added and not yet written to its part.
+func (s *stager) flushRun() error {
+	p := s.runPart
+	if p == nil || s.k1 == s.k0 {
+		s.runPart, s.runRows = nil, nil
+		return nil
+	}
+	for c, cw := range p.w.ColumnWriters() {
+		if _, err := cw.WriteRowValues(s.runRows.rowsOf(c, s.k0, s.k1)); err != nil {
+			return fmt.Errorf("write staging rows: %w", err)
+		}
+	}
+	for c, cw := range p.sw.ColumnWriters() {
+		if _, err := cw.WriteRowValues(s.runSide[c]); err != nil {
+			return fmt.Errorf("write staging rows: %w", err)
+		}
+		clear(s.runSide[c])
+		s.runSide[c] = s.runSide[c][:0]
+	}
+	s.runPart, s.runRows = nil, nil
 	return nil
 }
 
@@ -369,7 +448,10 @@ func (s *stager) finish(ms *stageMonth) error {
 	p := ms.cur
 	ms.cur = nil
 	s.pending -= p.pending
-	err := p.flush()
+	var err error
+	if s.runPart == p {
+		err = s.flushRun()
+	}
 	if err == nil {
 		err = p.w.Close()
 	}
@@ -384,34 +466,20 @@ func (s *stager) finish(ms *stageMonth) error {
 	return nil
 }
 
-// endGroup writes the buffered rows and the open row group to the file.
-func (p *stagePart) endGroup() error {
-	if p.pending == 0 {
+// endGroup writes p's rows not yet written and ends its open row group.
+func (s *stager) endGroup(p *stagePart) error {
+	if p.groupRows == 0 {
 		return nil
 	}
-	if err := p.flush(); err != nil {
-		return err
+	if s.runPart == p {
+		if err := s.flushRun(); err != nil {
+			return err
+		}
 	}
 	if err := p.w.Flush(); err != nil {
 		return fmt.Errorf("write staging row group: %w", err)
 	}
 	p.pending, p.groupRows = 0, 0
-	return nil
-}
-
-func (p *stagePart) flush() error {
-	if len(p.buf) == 0 {
-		return nil
-	}
-	if _, err := p.w.WriteRows(p.buf); err != nil {
-		return fmt.Errorf("write staging rows: %w", err)
-	}
-	if _, err := p.sw.WriteRows(p.sbuf); err != nil {
-		return fmt.Errorf("write staging rows: %w", err)
-	}
-	clear(p.buf)
-	clear(p.sbuf)
-	p.buf, p.sbuf = p.buf[:0], p.sbuf[:0]
 	return nil
 }
 
