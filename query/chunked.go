@@ -43,12 +43,15 @@ import (
 // chunk borders.
 //
 // A busy day larger than a chunk is cut too: one more narrow query reads
-// that day's sort keys (date or its day, then userWorklogId) in order, and
-// the day becomes several chunks of consecutive key ranges. Chunks are
-// bounded by bytes as well as rows: after each chunk the reader measures
-// the bytes per row it held and sizes the next chunk to chunkBytes, so
-// wide rows (a large rawData) make smaller chunks. Chunks are planned one at
-// a time, as the stream reaches them.
+// that day's sort keys (date or its day, then userWorklogId) in order and
+// keeps every minChunkRows-th key, which cuts the day into pieces of
+// consecutive key ranges; each chunk of the day then takes as many pieces
+// as its target allows. Chunks are bounded by bytes as well as rows: after
+// each chunk the reader measures the bytes per row it held and sizes the
+// next chunk to chunkBytes, so wide rows (a large rawData) make smaller
+// chunks, on a busy day too. Nothing is measured before the first chunk,
+// so it is a probe of firstChunkRows rows at most. Chunks are planned one
+// at a time, as the stream reaches them.
 //
 // DuckDB reads the next chunk while the current one is being emitted (and
 // encoded by the caller): a loader goroutine plans, reads and orders the
@@ -64,8 +67,15 @@ const chunkRows = 32 << 10
 // chunks read so far.
 const chunkBytes = 24 << 20
 
-// minChunkRows keeps chunks of very wide rows from becoming tiny.
+// minChunkRows keeps chunks of very wide rows from becoming tiny; it is
+// also the size of the pieces a busy day is cut into.
 const minChunkRows = 1024
+
+// firstChunkRows bounds the first chunk, read before any bytes per row are
+// known: 300k rows of one day at level none (1.3 KB a row in Arrow) came
+// as 32k-row chunks of 40 MB, far over chunkBytes, when the first chunk
+// had chunkRows.
+const firstChunkRows = 4 << 10
 
 // outBatchRows is the largest batch a chunked reader emits.
 const outBatchRows = 4 << 10
@@ -240,9 +250,9 @@ func (p *Plan) splitSQL(files []data.PartFile, r dayRange) (string, []any) {
 	return "SELECT " + date + ", " + id + " FROM (" + q + ") ORDER BY " + order, args
 }
 
-// splitDay cuts one busy day into parts of at most target rows, in output
+// splitDay cuts one busy day into pieces of at most piece rows, in output
 // order, from the day's sort keys.
-func (r *chunkReader) splitDay(day dayRange, target int64) ([]dayRange, error) {
+func (r *chunkReader) splitDay(day dayRange, piece int64) ([]dayRange, error) {
 	q, args := r.plan.splitSQL(r.files, day)
 	rows, err := r.conn.QueryContext(r.ctx, q, args...)
 	if err != nil {
@@ -257,7 +267,7 @@ func (r *chunkReader) splitDay(day dayRange, target int64) ([]dayRange, error) {
 		if err := rows.Scan(&k.Date, &k.ID); err != nil {
 			return nil, fmt.Errorf("split a busy day: %w", err)
 		}
-		if n++; n == target {
+		if n++; n == piece {
 			to := k
 			part := day
 			part.From, part.To = from, &to
@@ -304,7 +314,7 @@ func (e *Engine) chunkedRecords(ctx context.Context, files []data.PartFile, p *P
 	if e.chunkMinRows > 0 {
 		r.minRows = e.chunkMinRows
 	}
-	r.target = r.maxRows
+	r.target = min(r.maxRows, max(firstChunkRows, r.minRows))
 	for _, d := range days {
 		switch {
 		case !d.Day.Valid:
@@ -443,9 +453,7 @@ func (r *chunkReader) more() bool { return len(r.split) > 0 || len(r.days) > 0 |
 func (r *chunkReader) nextRange() (dayRange, error) {
 	switch {
 	case len(r.split) > 0:
-		dr := r.split[0]
-		r.split = r.split[1:]
-		return dr, nil
+		return r.takePieces(), nil
 	case len(r.days) > 0:
 		n, rows := takeDays(r.days, r.target)
 		dr := daysRange(r.days[:n], r.desc)
@@ -453,16 +461,37 @@ func (r *chunkReader) nextRange() (dayRange, error) {
 		if rows <= r.target {
 			return dr, nil
 		}
-		parts, err := r.splitDay(dr, r.target)
+		pieces, err := r.splitDay(dr, r.piece())
 		if err != nil {
 			return dayRange{}, err
 		}
-		r.split = parts[1:]
-		return parts[0], nil
+		r.split = pieces
+		return r.takePieces(), nil
 	default:
 		r.nulls = false
 		return dayRange{Null: true}, nil
 	}
+}
+
+// piece is the size of the pieces a busy day is cut into: the smallest
+// chunk the reader ever plans, so that a chunk of whole pieces can meet
+// every target.
+func (r *chunkReader) piece() int64 { return max(min(r.minRows, r.maxRows), 1) }
+
+// takePieces takes the next chunk of a busy day: as many of its pieces as
+// the target allows, at least one. The pieces are in output order, each
+// the keys after From up to To; the merged range runs from the lowest
+// piece's From to the highest piece's To.
+func (r *chunkReader) takePieces() dayRange {
+	n := int(min(max(r.target/r.piece(), 1), int64(len(r.split))))
+	first, last := r.split[0], r.split[n-1]
+	r.split = r.split[n:]
+	if r.desc {
+		first, last = last, first
+	}
+	dr := first
+	dr.To = last.To
+	return dr
 }
 
 // load reads the next chunk whole and orders its rows. On error it holds

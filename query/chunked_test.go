@@ -206,23 +206,42 @@ func TestBusyDayIsCutIntoChunks(t *testing.T) {
 	}
 }
 
-// Chunks are bounded by bytes too: wide rows make smaller chunks.
+// Chunks are bounded by bytes too: wide rows make smaller chunks, on a
+// busy day as well. The first chunk is sized by rows (nothing is measured
+// yet); rows of 250-700 bytes then fit at most 20 to a 4,000-byte chunk,
+// even where the first chunk is the busy day itself and the day had to be
+// cut before anything was measured.
 func TestChunksBoundedByBytes(t *testing.T) {
 	snap := busyDayStore(t)
-	e := newEngine(t, snap)
-	e.chunkRows, e.chunkBytes, e.chunkMinRows = 1000, 4000, 2
-	var chunks []int64
-	e.onChunk = func(n int64) { chunks = append(chunks, n) }
-	rows := fetch(t, e, snap, mustParse(t, "", Options{}))
-	if len(rows) != 400 {
-		t.Fatalf("%d rows", len(rows))
-	}
-	// The first chunk is sized by rows (nothing measured yet); rows of
-	// ~400 bytes then fit about ten to a 4,000-byte chunk.
-	for _, n := range chunks[1:] {
-		if n > 12 {
-			t.Fatalf("chunk of %d rows over the byte bound: %v", n, chunks)
-		}
+	plain := newEngine(t, snap)
+	plain.wholeExport = true
+	for _, tc := range []struct {
+		name  string
+		query string
+	}{
+		{"quiet day first", ""},
+		{"the busy day first", "orderByDirection=asc&filters[0][key]=date&filters[0][comparator]=gt&filters[0][value]=2024-03-04%2023:59:59"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEngine(t, snap)
+			e.chunkRows, e.chunkBytes, e.chunkMinRows = 100, 4000, 2
+			var chunks []int64
+			e.onChunk = func(n int64) { chunks = append(chunks, n) }
+			p := mustParse(t, tc.query, Options{})
+			want := fetch(t, plain, snap, p)
+			got := fetch(t, e, snap, p)
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("chunked export (%d rows) differs from the plain query (%d rows)", len(got), len(want))
+			}
+			if len(got) < 397 {
+				t.Fatalf("%d rows", len(got))
+			}
+			for _, n := range chunks[1:] {
+				if n > 20 {
+					t.Fatalf("chunk of %d rows over the byte bound: %v", n, chunks)
+				}
+			}
+		})
 	}
 }
 
