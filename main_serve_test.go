@@ -49,6 +49,7 @@ func TestServeHelpListsSettings(t *testing.T) {
 		{"max-export-bytes", "WORKLOG_MAX_EXPORT_BYTES", "20GiB"},
 		{"exports-per-user", "WORKLOG_EXPORTS_PER_USER", "2"},
 		{"queries-per-user", "WORKLOG_QUERIES_PER_USER", "4"},
+		{"memory-hand-back", "WORKLOG_MEMORY_HAND_BACK", "true"},
 	}
 	for _, tc := range tests {
 		// flag's usage: "  -name string\n    \tusage (env X) (default "d")"
@@ -88,6 +89,11 @@ func TestServeHelpListsSettings(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "--max-sync-exports") || !strings.Contains(string(out), "--export-timeout") {
 		t.Errorf("bad limits: %v\n%s", err, out)
+	}
+	cmd = exec.Command(bin, "serve", "--data", t.TempDir(), "--jwt-secret", "0123456789abcdef0123456789abcdef", "--memory-hand-back", "sometimes")
+	out, err = cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "--memory-hand-back") {
+		t.Errorf("bad --memory-hand-back: %v\n%s", err, out)
 	}
 }
 

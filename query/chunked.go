@@ -304,7 +304,7 @@ func (e *Engine) chunkedRecords(ctx context.Context, files []data.PartFile, p *P
 	}
 	r := &chunkReader{ctx: ctx, conn: conn, desc: p.Desc, mem: memory.DefaultAllocator,
 		dateCol: data.Index(data.DateField), keyCol: data.Index(data.KeyField), byDay: p.DayPrecisionDate,
-		plan: p, files: files, maxRows: chunkRows, maxBytes: chunkBytes, minRows: minChunkRows, onChunk: e.onChunk}
+		plan: p, files: files, maxRows: chunkRows, maxBytes: chunkBytes, minRows: minChunkRows, onChunk: e.onChunk, handBack: e.handBack}
 	if e.chunkRows > 0 {
 		r.maxRows = e.chunkRows
 	}
@@ -338,6 +338,9 @@ func (e *Engine) chunkedRecords(ctx context.Context, files []data.PartFile, p *P
 		return nil, err
 	}
 	r.cur = first
+	if r.handBack != nil {
+		r.handBack()
+	}
 	r.startLoader()
 	return newStream(conn, r.schema, r), nil
 }
@@ -395,6 +398,10 @@ type chunkReader struct {
 	// keep a chunk near maxBytes at the bytes per row measured so far.
 	target, maxRows, maxBytes, minRows int64
 	onChunk                            func(rows int64)
+	// handBack, when set, returns freed memory to the OS after each chunk
+	// is read (its materialized result is freed by then) and when the
+	// stream is released.
+	handBack func()
 
 	// The loader: chunks read ahead come over ahead, which is closed after
 	// the last one (or one carrying an error); stopLoader cancels it and
@@ -557,6 +564,9 @@ func (r *chunkReader) loadAhead(ctx context.Context) {
 		if err != nil {
 			c.err = err
 		}
+		if r.handBack != nil {
+			r.handBack()
+		}
 		select {
 		case r.ahead <- c:
 		case <-ctx.Done():
@@ -686,6 +696,9 @@ func (r *chunkReader) release() {
 		r.stopLoader = nil
 	}
 	r.cur.release()
+	if r.handBack != nil {
+		r.handBack()
+	}
 }
 
 // takeRows builds one batch of the rows refs points at, in that order. A

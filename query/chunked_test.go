@@ -303,3 +303,40 @@ func TestChunkReleasesEmittedBatches(t *testing.T) {
 	}
 	c.release()
 }
+
+// A server's engine hands freed memory back after every chunk and when the
+// stream ends; an engine that keeps freed memory (worklog export) or the
+// chunks' memory (serve --memory-hand-back=false) does not.
+func TestChunkedExportHandsBackMemory(t *testing.T) {
+	snap := busyDayStore(t)
+	e := newEngine(t, snap)
+	if e.handBack == nil {
+		t.Fatal("an engine without KeepFreedMemory hands nothing back")
+	}
+	handBacks := 0
+	e.handBack = func() { handBacks++ }
+	e.chunkRows = 50
+	var chunks []int64
+	e.onChunk = func(n int64) { chunks = append(chunks, n) }
+	if rows := fetch(t, e, snap, mustParse(t, "", Options{})); len(rows) != 400 {
+		t.Fatalf("%d rows", len(rows))
+	}
+	// Once per chunk read, once more when the stream is released.
+	if handBacks != len(chunks)+1 {
+		t.Errorf("%d hand-backs for %d chunks", handBacks, len(chunks))
+	}
+
+	for _, opts := range []EngineOptions{{KeepFreedMemory: true}, {KeepChunkMemory: true}} {
+		opts.Threads, opts.TempDirectory = 2, t.TempDir()
+		keep, err := NewEngine(fixedSource{snap}, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if keep.handBack != nil {
+			t.Errorf("an engine with %+v hands memory back", opts)
+		}
+		if err := keep.Close(); err != nil {
+			t.Error(err)
+		}
+	}
+}

@@ -1,0 +1,20 @@
+//go:build linux && cgo
+
+package query
+
+import "testing"
+
+// On Linux the hand-back must reach both allocators: DuckDB's jemalloc
+// (linked into the duckdb-go bindings for Linux) and glibc's malloc. A
+// bindings version without jemalloc, or a C library without malloc_trim,
+// would make the hand-back silently do nothing for that half.
+func TestHandBackReachesBothAllocators(t *testing.T) {
+	je, malloc := handBackParts()
+	if !je {
+		t.Error("duckdb_je_mallctl is not linked: DuckDB's freed memory would not be handed back")
+	}
+	if !malloc {
+		t.Error("malloc_trim is not linked: the C heap's free pages would not be handed back")
+	}
+	handBack() // and it runs
+}
