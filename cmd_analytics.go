@@ -104,7 +104,7 @@ func runAnalytics(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("--format: %w", err)
 	}
-	if err := rd.start(*auditPath, false); err != nil {
+	if err := rd.start(*auditPath, false, 0); err != nil {
 		return err
 	}
 	req := export.AggregateRequest{Engine: rd.engine, Snapshot: rd.snap, Plan: plan, Policy: pol, Format: f,

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 
@@ -111,7 +112,16 @@ func runExport(ctx context.Context, args []string) error {
 		return fmt.Errorf("--format: %w", err)
 	}
 	// One export, then the process exits: DuckDB may keep what it frees.
-	if err := rd.start(*auditPath, true); err != nil {
+	// An encoder that works on a core of its own (Parquet) leaves DuckDB
+	// the other cores: DuckDB's workers contending with it for the same
+	// cores cost CPU time and gain no wall time (300k rows as Parquet at
+	// level none on 2 shared cores, medians of 5: CPU 2.88 s against
+	// 3.16 s, wall 3.5 s against 3.8 s).
+	threads := 0
+	if n := export.EncoderCores(f); n > 0 {
+		threads = max(1, runtime.NumCPU()-n)
+	}
+	if err := rd.start(*auditPath, true, threads); err != nil {
 		return err
 	}
 	req := export.Request{Engine: rd.engine, Snapshot: rd.snap, Plan: plan, Policy: pol, Format: f,

@@ -65,9 +65,10 @@ func openCLIReader(ctx context.Context, cmd, dataDir, dbURL string, priv privacy
 
 // start starts DuckDB over the store, pins the snapshot to read and opens
 // the audit trail (auditPath: --audit-log). keepFreed: the command runs
-// one query and exits, so DuckDB may keep what it frees.
-func (r *cliReader) start(auditPath string, keepFreed bool) (err error) {
-	if r.engine, err = query.NewEngine(r.store, query.EngineOptions{TempDirectory: filepath.Join(r.scratch, "duckdb"), KeepFreedMemory: keepFreed}); err != nil {
+// one query and exits, so DuckDB may keep what it frees. threads is
+// DuckDB's worker threads (0: one per core).
+func (r *cliReader) start(auditPath string, keepFreed bool, threads int) (err error) {
+	if r.engine, err = query.NewEngine(r.store, query.EngineOptions{TempDirectory: filepath.Join(r.scratch, "duckdb"), KeepFreedMemory: keepFreed, Threads: threads}); err != nil {
 		return fmt.Errorf("start DuckDB: %w", err)
 	}
 	if r.snap, err = r.engine.Acquire(); err != nil {

@@ -32,30 +32,33 @@ type formatInfo struct {
 	mediaType string
 	// attachment formats are files a browser should save rather than show.
 	attachment bool
+	// ownCore: the encoder works on a goroutine of its own (ParquetEncoder),
+	// so an export keeps a core busy encoding beside the reading.
+	ownCore bool
 	// newEncoder builds the encoder; the schema is already checked.
 	newEncoder func(w io.Writer, schema *arrow.Schema, opts EncoderOptions) (Encoder, error)
 }
 
 // formatTable lists the formats in the order documents name them (SPEC §4).
 var formatTable = []formatInfo{
-	{FormatJSON, "application/json", false, func(w io.Writer, s *arrow.Schema, _ EncoderOptions) (Encoder, error) {
+	{FormatJSON, "application/json", false, false, func(w io.Writer, s *arrow.Schema, _ EncoderOptions) (Encoder, error) {
 		return NewJSONEncoder(w, s), nil
 	}},
-	{FormatCSV, "text/csv; charset=utf-8", true, func(w io.Writer, s *arrow.Schema, o EncoderOptions) (Encoder, error) {
+	{FormatCSV, "text/csv; charset=utf-8", true, false, func(w io.Writer, s *arrow.Schema, o EncoderOptions) (Encoder, error) {
 		e := NewCSVEncoder(w, s, o.CSVFormulaGuard)
 		e.BOM = o.CSVBOM
 		return e, nil
 	}},
-	{FormatXLSX, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", true, func(w io.Writer, s *arrow.Schema, o EncoderOptions) (Encoder, error) {
+	{FormatXLSX, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", true, false, func(w io.Writer, s *arrow.Schema, o EncoderOptions) (Encoder, error) {
 		return NewXLSXEncoder(w, s, o)
 	}},
-	{FormatNDJSON, "application/x-ndjson", false, func(w io.Writer, s *arrow.Schema, _ EncoderOptions) (Encoder, error) {
+	{FormatNDJSON, "application/x-ndjson", false, false, func(w io.Writer, s *arrow.Schema, _ EncoderOptions) (Encoder, error) {
 		return NewNDJSONEncoder(w, s), nil
 	}},
-	{FormatParquet, "application/vnd.apache.parquet", true, func(w io.Writer, s *arrow.Schema, o EncoderOptions) (Encoder, error) {
+	{FormatParquet, "application/vnd.apache.parquet", true, true, func(w io.Writer, s *arrow.Schema, o EncoderOptions) (Encoder, error) {
 		return NewParquetEncoder(w, s, o)
 	}},
-	{FormatArrow, "application/vnd.apache.arrow.stream", true, func(w io.Writer, s *arrow.Schema, o EncoderOptions) (Encoder, error) {
+	{FormatArrow, "application/vnd.apache.arrow.stream", true, false, func(w io.Writer, s *arrow.Schema, o EncoderOptions) (Encoder, error) {
 		return NewArrowEncoder(w, s, o), nil
 	}},
 }
@@ -79,6 +82,19 @@ func lookupFormat(f Format) (formatInfo, bool) {
 		}
 	}
 	return formatInfo{}, false
+}
+
+// EncoderCores is the number of cores an export in format f keeps busy
+// encoding beside the caller's goroutine: 1 for Parquet, whose encoder
+// runs on a goroutine of its own, else 0. A one-shot export gives its
+// DuckDB that many threads fewer than the machine's cores (`worklog
+// export`), so that DuckDB's workers and the encoder do not contend for
+// the same cores.
+func EncoderCores(f Format) int {
+	if fi, ok := lookupFormat(f); ok && fi.ownCore {
+		return 1
+	}
+	return 0
 }
 
 // Formats lists every export format, in the order documents name them.
