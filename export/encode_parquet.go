@@ -128,6 +128,7 @@ func (e *ParquetEncoder) writerProps() (*parquet.WriterProperties, error) {
 		parquet.WithMaxRowGroupLength(e.maxRows),
 		parquet.WithDictionaryPageSizeLimit(max(e.maxBytes, parquet.DefaultDictionaryPageSizeLimit)),
 		parquet.WithCreatedBy("worklog"),
+		parquet.WithAllocator(&bufferPool{}),
 	}
 	sc, err := pqarrow.ToParquet(e.schema, parquet.NewWriterProperties(props...), pqarrow.DefaultWriterProps())
 	if err != nil {
