@@ -29,6 +29,13 @@ static int worklog_hand_back_parts(void) {
 */
 import "C"
 
+import "sync"
+
+// handingBack is held while a hand-back runs: each purges every arena and
+// the whole C heap, so an export whose chunk ends while another's hand-back
+// runs skips its own instead of queueing behind it.
+var handingBack sync.Mutex
+
 // handBackParts reports which allocators handBack reaches: DuckDB's
 // jemalloc, glibc's malloc.
 func handBackParts() (jemalloc, malloc bool) {
@@ -45,4 +52,10 @@ func handBackParts() (jemalloc, malloc bool) {
 // chunk; left to the allocators, 300k rows of one day at level none
 // peaked at 390-460 MB of which 110-130 MB was free jemalloc pages and as
 // much again free malloc pages.
-func handBack() { C.worklog_hand_back() }
+func handBack() {
+	if !handingBack.TryLock() {
+		return
+	}
+	defer handingBack.Unlock()
+	C.worklog_hand_back()
+}

@@ -18,3 +18,16 @@ func TestHandBackReachesBothAllocators(t *testing.T) {
 	}
 	handBack() // and it runs
 }
+
+// A hand-back while another runs is skipped, not queued: the running one
+// purges every arena anyway.
+func TestHandBackSkipsWhileOneRuns(t *testing.T) {
+	handingBack.Lock()
+	done := make(chan struct{})
+	go func() {
+		handBack()
+		close(done)
+	}()
+	<-done // returns although the lock is held
+	handingBack.Unlock()
+}
