@@ -42,8 +42,8 @@ type EngineOptions struct {
 	// while KeepFreedMemory is unset: DuckDB still flushes its allocator
 	// after large tasks, but a chunked export keeps what it freed for its
 	// next chunk. It costs peak memory and saves CPU: one busy day of 300k
-	// events at level none, 230-250 MB with the hand-back, 290-360 MB
-	// without; 3.4-3.7 s of CPU with it, 2.6-2.8 s without.
+	// events at level none, 240-260 MB with the hand-back, 320-340 MB
+	// without; 3.2-3.3 s of CPU with it, 2.7-3.0 s without (medians).
 	KeepChunkMemory bool
 }
 
