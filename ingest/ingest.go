@@ -334,6 +334,7 @@ type batch struct {
 	span    int64
 	out     []result
 	rows    *colRows // of the valid records, for the stager
+	text    arena    // their decoded strings
 	unknown map[string]bool
 	err     error // fatal: ends the input
 	done    chan struct{}
@@ -507,6 +508,13 @@ func (r *run) input(ctx context.Context, in Input, seqBase int64) (int64, error)
 		if err := r.stage.flushRun(); err != nil {
 			return n, err
 		}
+		if b.block != nil {
+			recycleBlock(b.block)
+			b.block, b.recs = nil, nil
+		}
+		b.text.release()
+		r.schema.recycleRows(b.rows)
+		b.rows = nil
 		n += b.span
 		if b.err != nil {
 			return n, inputError(in.Name, b.err)
@@ -539,8 +547,9 @@ func (r *run) validate(b *batch, header []int, headNames []string, raws [][]byte
 			csvPresent |= 1 << fi
 		}
 	}
-	// The batch's decoded strings share blocks; they live as long as its rows.
-	var text arena
+	// The batch's decoded strings share blocks (b.text); they live as long
+	// as its rows.
+	text := &b.text
 	for i, rec := range b.recs {
 		fail := func(field string, err error) {
 			b.out[i].err = &RecordError{Source: source, Line: rec.line, Field: field, Err: err}
@@ -550,7 +559,7 @@ func (r *run) validate(b *batch, header []int, headNames []string, raws [][]byte
 			continue
 		}
 		if rec.cells == nil {
-			err := objectFields(rec.obj, raws, strs, r.names, &text, func(key []byte) {
+			err := objectFields(rec.obj, raws, strs, r.names, text, func(key []byte) {
 				if b.unknown == nil {
 					b.unknown = map[string]bool{}
 				}
@@ -573,7 +582,7 @@ func (r *run) validate(b *batch, header []int, headNames []string, raws [][]byte
 				if raws[fi] != nil {
 					present |= 1 << fi
 				}
-				v, err = fromJSON(f, raws[fi], strs[fi], &text)
+				v, err = fromJSON(f, raws[fi], strs[fi], text)
 			}
 			if err != nil {
 				fail(f.Name, err)

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"sort"
+	"sync"
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress"
@@ -136,9 +137,31 @@ func (r *colRows) rowsOf(c, k0, k1 int) []parquet.Value {
 	return r.cols[c][k0:k1]
 }
 
-// newRows returns an empty colRows with room for n rows; the columns that
-// are not lists never grow beyond it.
+// rowsPool recycles the colRows the stager is done with.
+var rowsPool sync.Pool
+
+// recycleRows hands r back for reuse; nil is ignored. Nothing may refer to
+// its values any more.
+func (s *storeSchema) recycleRows(r *colRows) {
+	if r == nil {
+		return
+	}
+	for c := range r.cols {
+		r.cols[c] = r.cols[c][:0]
+		if r.offs[c] != nil {
+			r.offs[c] = r.offs[c][:1]
+		}
+	}
+	r.n = 0
+	rowsPool.Put(r)
+}
+
+// newRows returns an empty colRows with room for n rows (a recycled one may
+// have more, or fewer: then its columns grow).
 func (s *storeSchema) newRows(n int) *colRows {
+	if r, ok := rowsPool.Get().(*colRows); ok {
+		return r
+	}
 	r := &colRows{cols: make([][]parquet.Value, len(s.kinds)), offs: make([][]int32, len(s.kinds))}
 	plain := 0
 	for _, k := range s.kinds {

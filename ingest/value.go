@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -371,7 +373,9 @@ func unquote(raw []byte, a *arena) ([]byte, bool) {
 // plainRun returns the length of the run of plain ASCII at the start of
 // b: characters a JSON string may hold unescaped, other than a quote or a
 // backslash (no control character, nothing of 0x80 or above). It tests
-// eight bytes at a time, and a word holding anything else byte by byte.
+// eight bytes at a time; in the first word holding anything else, the
+// lowest flagged byte is the first such byte (a flag's borrow only runs
+// upwards), and the last few bytes one by one.
 func plainRun(b []byte) int {
 	const (
 		ones  = 0x0101010101010101
@@ -383,8 +387,8 @@ func plainRun(b []byte) int {
 		quote, slash := w^(ones*'"'), w^(ones*'\\')
 		// A byte with its high bit set, below 0x20, or equal to a quote
 		// or a backslash (a zero byte after the XOR).
-		if w&highs != 0 || (w-ones*0x20)&^w&highs != 0 || (quote-ones)&^quote&highs != 0 || (slash-ones)&^slash&highs != 0 {
-			break
+		if m := w&highs | (w-ones*0x20)&^w&highs | (quote-ones)&^quote&highs | (slash-ones)&^slash&highs; m != 0 {
+			return i + bits.TrailingZeros64(m)/8
 		}
 	}
 	for ; i < len(b); i++ {
@@ -424,6 +428,31 @@ func hex4(b []byte) (rune, bool) {
 type arena struct {
 	block []byte
 	lists [][]byte
+	// used are the byte blocks handed out so far, for release.
+	used []*[]byte
+}
+
+// arenaPool recycles the byte blocks of released arenas.
+var arenaPool sync.Pool
+
+// newBlock starts a new byte block.
+func (a *arena) newBlock() {
+	b, ok := arenaPool.Get().(*[]byte)
+	if !ok {
+		nb := make([]byte, 0, arenaBlock)
+		b = &nb
+	}
+	a.used = append(a.used, b)
+	a.block = (*b)[:0]
+}
+
+// release hands a's byte blocks back for reuse and empties a. Nothing may
+// refer to what a handed out any more.
+func (a *arena) release() {
+	for _, b := range a.used {
+		arenaPool.Put(b)
+	}
+	*a = arena{used: a.used[:0]}
 }
 
 // items returns an empty list with room for n items.
@@ -448,7 +477,7 @@ func (a *arena) alloc(n int) []byte {
 		return make([]byte, 0, n)
 	}
 	if len(a.block)+n > cap(a.block) {
-		a.block = make([]byte, 0, arenaBlock)
+		a.newBlock()
 	}
 	start := len(a.block)
 	a.block = a.block[:start+n]
@@ -464,7 +493,7 @@ func (a *arena) open(n int) []byte {
 		return make([]byte, 0, n)
 	}
 	if len(a.block)+n > cap(a.block) {
-		a.block = make([]byte, 0, arenaBlock)
+		a.newBlock()
 	}
 	return a.block[len(a.block):len(a.block):cap(a.block)]
 }
