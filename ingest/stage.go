@@ -62,6 +62,10 @@ type storeSchema struct {
 	schema *parquet.Schema
 	side   *parquet.Schema
 	kinds  []data.Kind
+	// null is each column's null value (for a list column: the empty
+	// list), made once: parquet.Value.Level is not inlined, and most
+	// fields of an event are null.
+	null []parquet.Value
 }
 
 // dictionaryFields are the columns written with dictionary encoding, as
@@ -83,10 +87,15 @@ const rawDataField = "rawData"
 
 func newStoreSchema() *storeSchema {
 	fields := data.Fields()
-	s := &storeSchema{kinds: make([]data.Kind, len(fields))}
+	s := &storeSchema{kinds: make([]data.Kind, len(fields)), null: make([]parquet.Value, len(fields))}
 	var root orderedGroup
 	for i, f := range fields {
 		s.kinds[i] = f.Kind
+		s.null[i] = parquet.NullValue().Level(0, 0, i)
+		if f.Kind == data.KindList {
+			// Definition level 1: a list without items.
+			s.null[i] = parquet.NullValue().Level(0, 1, i)
+		}
 		var n parquet.Node
 		switch f.Kind {
 		case data.KindTimestamp:
@@ -193,7 +202,7 @@ func (s *storeSchema) addRow(r *colRows, vals []value) {
 		case data.KindList:
 			// Definition levels: 1 an empty list, 3 an item.
 			if len(v.list) == 0 {
-				dst = append(dst, parquet.NullValue().Level(0, 1, c))
+				dst = append(dst, s.null[c])
 			}
 			for j, item := range v.list {
 				rep := 1
@@ -205,19 +214,19 @@ func (s *storeSchema) addRow(r *colRows, vals []value) {
 			r.offs[c] = append(r.offs[c], int32(len(dst)))
 		case data.KindTimestamp, data.KindInt, data.KindFlag:
 			if v.null {
-				dst = append(dst, parquet.NullValue().Level(0, 0, c))
+				dst = append(dst, s.null[c])
 			} else {
 				dst = append(dst, parquet.Int64Value(v.i).Level(0, 1, c))
 			}
 		case data.KindFloat:
 			if v.null {
-				dst = append(dst, parquet.NullValue().Level(0, 0, c))
+				dst = append(dst, s.null[c])
 			} else {
 				dst = append(dst, parquet.DoubleValue(v.f).Level(0, 1, c))
 			}
 		default:
 			if v.null {
-				dst = append(dst, parquet.NullValue().Level(0, 0, c))
+				dst = append(dst, s.null[c])
 			} else {
 				dst = append(dst, parquet.ByteArrayValue(v.s).Level(0, 1, c))
 			}
