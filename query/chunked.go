@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"slices"
 	"time"
+	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -16,6 +17,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"worklog/data"
+	"worklog/internal/bufpool"
 	"worklog/internal/intmath"
 )
 
@@ -302,7 +304,7 @@ func (e *Engine) chunkedRecords(ctx context.Context, files []data.PartFile, p *P
 	if err != nil {
 		return nil, errors.Join(err, conn.Close())
 	}
-	r := &chunkReader{ctx: ctx, conn: conn, desc: p.Desc, mem: memory.DefaultAllocator,
+	r := &chunkReader{ctx: ctx, conn: conn, desc: p.Desc, mem: memory.DefaultAllocator, gather: newGatherMem(p.ReuseReleased),
 		dateCol: data.Index(data.DateField), keyCol: data.Index(data.KeyField), byDay: p.DayPrecisionDate,
 		plan: p, files: files, maxRows: chunkRows, maxBytes: chunkBytes, minRows: minChunkRows, onChunk: e.onChunk, handBack: e.handBack}
 	if e.chunkRows > 0 {
@@ -386,6 +388,7 @@ type chunkReader struct {
 	desc, byDay     bool
 	dateCol, keyCol int
 	mem             memory.Allocator
+	gather          gatherMem
 	plan            *Plan
 	files           []data.PartFile
 
@@ -674,7 +677,7 @@ func (r *chunkReader) next() (arrow.RecordBatch, error) {
 	}
 	end := min(r.pos+outBatchRows, len(r.cur.order))
 	refs := r.cur.order[r.pos:end]
-	rec, err := takeRows(r.mem, r.schema, r.cur.held, refs)
+	rec, err := takeRows(r.mem, r.gather, r.schema, r.cur.held, refs)
 	if err != nil {
 		return nil, fmt.Errorf("order rows: %w", err)
 	}
@@ -705,7 +708,7 @@ func (r *chunkReader) release() {
 // run of consecutive rows of one batch (an ascending export over one file
 // per month) is a zero-copy slice. held may have nil entries (batches
 // released): refs point at none of them.
-func takeRows(mem memory.Allocator, schema *arrow.Schema, held []arrow.RecordBatch, refs []rowRef) (arrow.RecordBatch, error) {
+func takeRows(mem memory.Allocator, gm gatherMem, schema *arrow.Schema, held []arrow.RecordBatch, refs []rowRef) (arrow.RecordBatch, error) {
 	if contiguous(refs) {
 		return held[refs[0].b].NewSlice(int64(refs[0].i), int64(refs[len(refs)-1].i)+1), nil
 	}
@@ -718,7 +721,7 @@ func takeRows(mem memory.Allocator, schema *arrow.Schema, held []arrow.RecordBat
 		}
 	}()
 	for j := range cols {
-		col, err := takeColumn(mem, schema.Field(j).Type, held, j, refs)
+		col, err := takeColumn(mem, gm, schema.Field(j).Type, held, j, refs)
 		if err != nil {
 			return nil, fmt.Errorf("column %s: %w", schema.Field(j).Name, err)
 		}
@@ -740,7 +743,7 @@ func contiguous(refs []rowRef) bool {
 // types are copied straight into new buffers (a builder's per-value
 // checks cost as much as DuckDB's read); any other type goes through a
 // builder and each value's string form.
-func takeColumn(mem memory.Allocator, dt arrow.DataType, held []arrow.RecordBatch, j int, refs []rowRef) (arrow.Array, error) {
+func takeColumn(mem memory.Allocator, gm gatherMem, dt arrow.DataType, held []arrow.RecordBatch, j int, refs []rowRef) (arrow.Array, error) {
 	cols := make([]arrow.Array, len(held))
 	for b, rec := range held {
 		if rec != nil {
@@ -749,23 +752,53 @@ func takeColumn(mem memory.Allocator, dt arrow.DataType, held []arrow.RecordBatc
 	}
 	switch dt.ID() {
 	case arrow.TIMESTAMP:
-		return gatherFixed(dt, cols, refs, func(a arrow.Array) []arrow.Timestamp { return a.(*array.Timestamp).TimestampValues() })
+		return gatherFixed(gm, dt, cols, refs, func(a arrow.Array) []arrow.Timestamp { return a.(*array.Timestamp).TimestampValues() })
 	case arrow.INT64:
-		return gatherFixed(dt, cols, refs, func(a arrow.Array) []int64 { return a.(*array.Int64).Int64Values() })
+		return gatherFixed(gm, dt, cols, refs, func(a arrow.Array) []int64 { return a.(*array.Int64).Int64Values() })
 	case arrow.FLOAT64:
-		return gatherFixed(dt, cols, refs, func(a arrow.Array) []float64 { return a.(*array.Float64).Float64Values() })
+		return gatherFixed(gm, dt, cols, refs, func(a arrow.Array) []float64 { return a.(*array.Float64).Float64Values() })
 	case arrow.STRING:
-		data := gatherStrings(dt, cols, refs)
+		data := gatherStrings(gm, dt, cols, refs)
 		defer data.Release()
 		return array.MakeFromData(data), nil
 	case arrow.LIST:
 		if dt.(*arrow.ListType).Elem().ID() == arrow.STRING {
-			return gatherStringLists(dt.(*arrow.ListType), cols, refs), nil
+			return gatherStringLists(gm, dt.(*arrow.ListType), cols, refs), nil
 		}
 	}
 	bld := array.NewBuilder(mem, dt)
 	defer bld.Release()
 	return takeGeneric(bld, held, j, refs)
+}
+
+// gatherMem makes the buffers of gathered columns: new Go memory, or, when
+// the consumer copies what it keeps of a batch before releasing it
+// (Plan.ReuseReleased), buffers of a pool that the released batches'
+// buffers return to. A chunked export gathers its whole result, batch
+// after batch of the same few sizes, so reusing them spares the making,
+// zeroing, faulting in and collecting of every buffer (300k rows at level
+// none: ~0.26 GB).
+type gatherMem struct{ pool *bufpool.Pool }
+
+// gatherPooledBytes bounds a reader's pool: a few batches of wide rows (a
+// 4,096-row batch with rawData is ~3.5 MB) queued between the reader and
+// an encoder.
+const gatherPooledBytes = 32 << 20
+
+func newGatherMem(reuse bool) gatherMem {
+	if !reuse {
+		return gatherMem{}
+	}
+	return gatherMem{pool: bufpool.New(gatherPooledBytes)}
+}
+
+// buffer returns a buffer of n zeroed bytes; the caller releases its
+// reference once the buffer is in an array.
+func (g gatherMem) buffer(n int) *memory.Buffer {
+	if g.pool == nil {
+		return memory.NewBufferBytes(make([]byte, n))
+	}
+	return memory.NewBufferWithAllocator(g.pool.Allocate(n), g.pool)
 }
 
 // validity returns the validity bitmap of the referenced rows and the null
@@ -802,25 +835,28 @@ func validity(cols []arrow.Array, refs []rowRef) (*memory.Buffer, int) {
 
 // gatherFixed gathers a fixed-width column; values gives an array's values
 // (already offset by the array's own slice offset).
-func gatherFixed[T arrow.FixedWidthType](dt arrow.DataType, cols []arrow.Array, refs []rowRef, values func(arrow.Array) []T) (arrow.Array, error) {
+func gatherFixed[T arrow.FixedWidthType](gm gatherMem, dt arrow.DataType, cols []arrow.Array, refs []rowRef, values func(arrow.Array) []T) (arrow.Array, error) {
 	src := make([][]T, len(cols))
 	for b, c := range cols {
 		if c != nil {
 			src[b] = values(c)
 		}
 	}
-	out := make([]T, len(refs))
+	var zero T
+	buf := gm.buffer(len(refs) * int(unsafe.Sizeof(zero)))
+	defer buf.Release()
+	out := arrow.GetData[T](buf.Bytes())
 	for k, ref := range refs {
 		out[k] = src[ref.b][ref.i]
 	}
 	valid, nulls := validity(cols, refs)
-	data := array.NewData(dt, len(refs), []*memory.Buffer{valid, memory.NewBufferBytes(arrow.GetBytes(out))}, nil, nulls, 0)
+	data := array.NewData(dt, len(refs), []*memory.Buffer{valid, buf}, nil, nulls, 0)
 	defer data.Release()
 	return array.MakeFromData(data), nil
 }
 
 // gatherStrings gathers a utf8 column into new offsets and bytes.
-func gatherStrings(dt arrow.DataType, cols []arrow.Array, refs []rowRef) *array.Data {
+func gatherStrings(gm gatherMem, dt arrow.DataType, cols []arrow.Array, refs []rowRef) *array.Data {
 	src := make([]*array.String, len(cols))
 	size := 0
 	for b, c := range cols {
@@ -831,19 +867,25 @@ func gatherStrings(dt arrow.DataType, cols []arrow.Array, refs []rowRef) *array.
 	for _, ref := range refs {
 		size += src[ref.b].ValueLen(int(ref.i))
 	}
-	offsets := make([]int32, len(refs)+1)
-	bytes := make([]byte, 0, size)
+	offBuf, byteBuf := gm.buffer((len(refs)+1)*arrow.Int32SizeBytes), gm.buffer(size)
+	defer offBuf.Release()
+	defer byteBuf.Release()
+	offsets := arrow.GetData[int32](offBuf.Bytes())
+	offsets[0] = 0
+	// bytes has exactly size bytes of room: append never moves it off
+	// byteBuf.
+	bytes := byteBuf.Bytes()[:0]
 	for k, ref := range refs {
 		bytes = append(bytes, src[ref.b].Value(int(ref.i))...)
 		offsets[k+1] = int32(len(bytes))
 	}
 	valid, nulls := validity(cols, refs)
-	return array.NewData(dt, len(refs), []*memory.Buffer{valid, memory.NewBufferBytes(arrow.GetBytes(offsets)), memory.NewBufferBytes(bytes)}, nil, nulls, 0)
+	return array.NewData(dt, len(refs), []*memory.Buffer{valid, offBuf, byteBuf}, nil, nulls, 0)
 }
 
 // gatherStringLists gathers a list<utf8> column: new list offsets over a
 // gathered child array.
-func gatherStringLists(dt *arrow.ListType, cols []arrow.Array, refs []rowRef) arrow.Array {
+func gatherStringLists(gm gatherMem, dt *arrow.ListType, cols []arrow.Array, refs []rowRef) arrow.Array {
 	lists := make([]*array.List, len(cols))
 	children := make([]arrow.Array, len(cols))
 	for b, c := range cols {
@@ -852,7 +894,10 @@ func gatherStringLists(dt *arrow.ListType, cols []arrow.Array, refs []rowRef) ar
 			children[b] = lists[b].ListValues()
 		}
 	}
-	offsets := make([]int32, len(refs)+1)
+	offBuf := gm.buffer((len(refs) + 1) * arrow.Int32SizeBytes)
+	defer offBuf.Release()
+	offsets := arrow.GetData[int32](offBuf.Bytes())
+	offsets[0] = 0
 	n := 0
 	for _, ref := range refs {
 		if l := lists[ref.b]; !l.IsNull(int(ref.i)) {
@@ -871,10 +916,10 @@ func gatherStringLists(dt *arrow.ListType, cols []arrow.Array, refs []rowRef) ar
 		}
 		offsets[k+1] = int32(len(childRefs))
 	}
-	child := gatherStrings(dt.Elem(), children, childRefs)
+	child := gatherStrings(gm, dt.Elem(), children, childRefs)
 	defer child.Release()
 	valid, nulls := validity(cols, refs)
-	data := array.NewData(dt, len(refs), []*memory.Buffer{valid, memory.NewBufferBytes(arrow.GetBytes(offsets))}, []arrow.ArrayData{child}, nulls, 0)
+	data := array.NewData(dt, len(refs), []*memory.Buffer{valid, offBuf}, []arrow.ArrayData{child}, nulls, 0)
 	defer data.Release()
 	return array.MakeFromData(data)
 }

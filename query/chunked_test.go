@@ -2,7 +2,9 @@ package query
 
 import (
 	"database/sql"
+	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -275,7 +277,7 @@ func TestChunkReleasesEmittedBatches(t *testing.T) {
 	var got []int64
 	for pos := 0; pos < len(c.order); pos += 2 {
 		refs := c.order[pos : pos+2]
-		rec, err := takeRows(mem, schema, c.held, refs)
+		rec, err := takeRows(mem, gatherMem{}, schema, c.held, refs)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -337,6 +339,67 @@ func TestChunkedExportHandsBackMemory(t *testing.T) {
 		}
 		if err := keep.Close(); err != nil {
 			t.Error(err)
+		}
+	}
+}
+
+// With Plan.ReuseReleased the gathered batches are built in pooled
+// buffers: a released batch's buffers go back to the pool, the next batch
+// reuses them, and every batch holds the same values as one gathered in
+// new memory.
+func TestGatherReusesReleasedBuffers(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	schema := arrow.NewSchema([]arrow.Field{
+		{Name: "id", Type: arrow.PrimitiveTypes.Int64},
+		{Name: "s", Type: arrow.BinaryTypes.String, Nullable: true},
+		{Name: "l", Type: arrow.ListOf(arrow.BinaryTypes.String), Nullable: true},
+	}, nil)
+	b := array.NewRecordBuilder(mem, schema)
+	defer b.Release()
+	for id := int64(0); id < 40; id++ {
+		b.Field(0).(*array.Int64Builder).Append(id)
+		lb := b.Field(2).(*array.ListBuilder)
+		if id%4 == 0 {
+			b.Field(1).AppendNull()
+			lb.AppendNull()
+			continue
+		}
+		b.Field(1).(*array.StringBuilder).Append(strings.Repeat(strconv.Itoa(int(id)), int(id)))
+		lb.Append(true)
+		for k := int64(0); k < id%3; k++ {
+			lb.ValueBuilder().(*array.StringBuilder).Append(fmt.Sprint(id, "/", k))
+		}
+	}
+	held := []arrow.RecordBatch{b.NewRecordBatch()}
+	defer held[0].Release()
+	// Two batches of 20 rows in descending order: not contiguous, so
+	// both are gathered.
+	var refs []rowRef
+	for i := 39; i >= 0; i-- {
+		refs = append(refs, rowRef{b: 0, i: int32(i)})
+	}
+	pooled := newGatherMem(true)
+	released := 0 // bytes pooled after the first batch's release
+	for part, rs := range [][]rowRef{refs[:20], refs[20:]} {
+		want, err := takeRows(mem, gatherMem{}, schema, held, rs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := takeRows(mem, pooled, schema, held, rs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !array.RecordEqual(got, want) {
+			t.Errorf("batch %d gathered in pooled buffers differs:\n%v\nwant\n%v", part, got, want)
+		}
+		if part == 1 && pooled.pool.Pooled() >= released {
+			t.Errorf("%d bytes pooled, as many as before: the second batch reused none of the first's buffers", pooled.pool.Pooled())
+		}
+		want.Release()
+		got.Release()
+		if released = pooled.pool.Pooled(); released == 0 {
+			t.Errorf("batch %d released, nothing back in the pool", part)
 		}
 	}
 }

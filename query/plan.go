@@ -142,6 +142,11 @@ type Plan struct {
 	// null and DuckDB never reads them from the files. A field the plan
 	// filters or orders on is read and returned regardless.
 	Unread []string
+	// ReuseReleased tells Records that the caller copies whatever it keeps
+	// of a batch before releasing it (the Parquet encoder does), so that a
+	// chunked read may build its next batches in the memory of the batches
+	// released (see gatherPool in chunked.go).
+	ReuseReleased bool
 }
 
 // dayPrecision reports whether the plan compares field f by date part only.
