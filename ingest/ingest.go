@@ -574,22 +574,20 @@ func (r *run) validate(b *batch, header []int, headNames []string, raws [][]byte
 		present := csvPresent
 		for fi := range r.fields {
 			f := &r.fields[fi]
-			var v value
 			var err error
 			if rec.cells != nil {
-				v, err = fromText(f, cellFor(rec.cells, header, fi))
+				vals[fi], err = fromText(f, cellFor(rec.cells, header, fi))
 			} else {
 				if raws[fi] != nil {
 					present |= 1 << fi
 				}
-				v, err = fromJSON(f, raws[fi], strs[fi], text)
+				err = fromJSONTo(&vals[fi], f, raws[fi], strs[fi], text)
 			}
 			if err != nil {
 				fail(f.Name, err)
 				ok = false
 				break
 			}
-			vals[fi] = v
 		}
 		if !ok {
 			continue
