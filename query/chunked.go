@@ -792,13 +792,14 @@ func newGatherMem(reuse bool) gatherMem {
 	return gatherMem{pool: bufpool.New(gatherPooledBytes)}
 }
 
-// buffer returns a buffer of n zeroed bytes; the caller releases its
+// buffer returns a buffer of n bytes for the caller to overwrite whole (a
+// pooled one holds an earlier batch's bytes); the caller releases its
 // reference once the buffer is in an array.
 func (g gatherMem) buffer(n int) *memory.Buffer {
 	if g.pool == nil {
 		return memory.NewBufferBytes(make([]byte, n))
 	}
-	return memory.NewBufferWithAllocator(g.pool.Allocate(n), g.pool)
+	return memory.NewBufferWithAllocator(g.pool.Get(n), g.pool)
 }
 
 // validity returns the validity bitmap of the referenced rows and the null

@@ -38,22 +38,36 @@ func sizeClass(n int) int { return bits.Len(uint(n - 1)) }
 
 // Allocate returns size zeroed bytes, as arrow-go's allocators do.
 func (p *Pool) Allocate(size int) []byte {
+	b, reused := p.get(size)
+	if reused {
+		clear(b)
+	}
+	return b
+}
+
+// Get returns size bytes that may hold what an earlier user left in them,
+// for a caller that overwrites every byte (it spares the zeroing).
+func (p *Pool) Get(size int) []byte {
+	b, _ := p.get(size)
+	return b
+}
+
+// get returns size bytes, a freed buffer's (reused) or new zeroed ones.
+func (p *Pool) get(size int) (b []byte, reused bool) {
 	if size <= 0 {
-		return []byte{}
+		return []byte{}, false
 	}
 	c := sizeClass(size)
 	p.mu.Lock()
 	if n := len(p.free[c]); n > 0 {
-		b := p.free[c][n-1]
+		b = p.free[c][n-1]
 		p.free[c] = p.free[c][:n-1]
 		p.pooled -= cap(b)
 		p.mu.Unlock()
-		b = b[:size]
-		clear(b)
-		return b
+		return b[:size], true
 	}
 	p.mu.Unlock()
-	return make([]byte, size, 1<<c)
+	return make([]byte, size, 1<<c), false
 }
 
 // Reallocate grows or shrinks b to size, keeping its contents; new bytes

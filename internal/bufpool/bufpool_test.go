@@ -27,6 +27,14 @@ func TestPool(t *testing.T) {
 		t.Error("a reused buffer is not zeroed")
 	}
 
+	for i := range b {
+		b[i] = 0xee
+	}
+	p.Free(b)
+	if g := p.Get(700); &g[:1][0] != &b[:1][0] || g[599] != 0xee {
+		t.Error("Get does not hand out the freed buffer as it was")
+	}
+	b = p.Allocate(600)
 	copy(b, "abc")
 	c := p.Reallocate(5000, b)
 	if len(c) != 5000 || string(c[:3]) != "abc" || !bytes.Equal(c[3:], make([]byte, 4997)) {
