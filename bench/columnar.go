@@ -206,7 +206,7 @@ func (b *bench) parquet(ctx context.Context, store string, files []data.PartFile
 	ds := newStat("s", d)
 	b.res.add(line{ID: "PQ", What: "newest 300k as Parquet (zstd), level none, `worklog export`",
 		Ours: ourStat, Baseline: "DuckDB COPY … (FORMAT parquet, zstd), same query", Base: ds, Target: "≤ 1.0×", Met: verdict(ourStat.Median <= ds.Median),
-		Note: fmt.Sprintf("files %.0f MB (ours) and %.0f MB (DuckDB)", mb(sizes[0]), mb(sizes[1]))})
+		Note: fmt.Sprintf("files %.1f MB (ours, zstd level %d) and %.1f MB (DuckDB, zstd at its default level 3)", mb(sizes[0]), export.ParquetZstdLevel, mb(sizes[1]))})
 	ourCPU, theirCPU := newStat("s", ocpu), newStat("s", dcpu)
 	b.res.add(line{ID: "PQ", What: "CPU time (user + system) of the same, whole processes", Ours: ourCPU,
 		Baseline: "DuckDB COPY process", Base: theirCPU, Target: "≤ 1.0×", Met: verdict(ourCPU.Median <= theirCPU.Median),
