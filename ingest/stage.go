@@ -196,7 +196,8 @@ func (s *storeSchema) newRows(n int) *colRows {
 // value).
 func (s *storeSchema) addRow(r *colRows, vals []value) {
 	r.n++
-	for c, v := range vals {
+	for c := range vals {
+		v := &vals[c]
 		dst := r.cols[c]
 		switch s.kinds[c] {
 		case data.KindList:

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -200,6 +201,43 @@ func FuzzScanDecode(f *testing.F) {
 		}
 		if cap(got.s) != len(got.s) && got.ok {
 			t.Errorf("scanString(%q) leaves room to append over later text", s)
+		}
+	})
+}
+
+// FuzzFromJSONTo checks that the shortcuts of fromJSONTo give, for every
+// catalogue field, the value and the error fromJSON gives. The input is a
+// field's raw JSON text as objectFields delivers it.
+func FuzzFromJSONTo(f *testing.F) {
+	for _, raw := range []string{
+		`null`, `""`, `"2024-01-02 03:04:05"`, `"2024-13-02 00:00:00"`, `"2024-01-02T03:04:05+02:00"`, `12`, `-3`,
+		`+4`, `3.0`, `3.5`, `9007199254740993`, `true`, `false`, `1e3`, `7`, `"x"`, `"caf\u00e9"`, "\"\xff\"",
+		`["a"]`, `"[\"a\"]"`, `"readAction"`, `"12"`, `{}`, `[]`,
+	} {
+		f.Add(raw)
+	}
+	fields := data.Fields()
+	f.Fuzz(func(t *testing.T, raw string) {
+		b := []byte(raw)
+		var str jsonString
+		if len(b) > 0 && b[0] == '"' {
+			end, s, err := scanString(b, 0, nil)
+			if err != nil || end != len(b) {
+				return // not a value objectFields delivers
+			}
+			str = s
+		}
+		for i := range fields {
+			fl := &fields[i]
+			want, werr := fromJSON(fl, b, str, nil)
+			var got value
+			gerr := fromJSONTo(&got, fl, b, str, nil)
+			if (gerr == nil) != (werr == nil) || gerr != nil && gerr.Error() != werr.Error() {
+				t.Fatalf("%s %q: fromJSONTo error %v, fromJSON %v", fl.Name, raw, gerr, werr)
+			}
+			if werr == nil && !reflect.DeepEqual(got, want) {
+				t.Fatalf("%s %q: fromJSONTo %+v, fromJSON %+v", fl.Name, raw, got, want)
+			}
 		}
 	})
 }
