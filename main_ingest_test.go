@@ -23,9 +23,17 @@ import (
 
 var (
 	buildOnce sync.Once
+	binDir    string
 	binPath   string
 	buildErr  error
 )
+
+// removeBuiltBinary removes what worklogBin built, once the tests are done.
+func removeBuiltBinary() {
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+}
 
 // worklogBin builds the command once per test run.
 func worklogBin(t *testing.T) string {
@@ -36,6 +44,7 @@ func worklogBin(t *testing.T) string {
 			buildErr = err
 			return
 		}
+		binDir = dir
 		binPath = filepath.Join(dir, "worklog")
 		out, err := exec.Command("go", "build", "-tags", "duckdb_arrow", "-o", binPath, ".").CombinedOutput()
 		if err != nil {

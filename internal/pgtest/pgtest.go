@@ -65,8 +65,13 @@ var (
 // from TestMain: `func TestMain(m *testing.M) { pgtest.Main(m) }`. Without
 // it the server is stopped anyway when the test binary exits (the postmaster
 // gets SIGQUIT when its parent dies), but Main also removes its directory.
-func Main(m *testing.M) {
+// Each of after runs once the tests are done, before the binary exits (the
+// place for a package's own clean-up: os.Exit skips deferred calls).
+func Main(m *testing.M, after ...func()) {
 	code := m.Run()
+	for _, f := range after {
+		f()
+	}
 	mu.Lock()
 	s := shared
 	shared = nil
