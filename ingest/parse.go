@@ -3,7 +3,6 @@ package ingest
 import (
 	"errors"
 	"fmt"
-	"unicode/utf16"
 	"unicode/utf8"
 
 	"worklog/data"
@@ -224,43 +223,12 @@ func scanEscaped(b []byte, i, j int, a *arena) (int, jsonString, error) {
 			if j+1 >= len(b) {
 				return 0, jsonString{}, errUnterminated
 			}
-			switch b[j+1] {
-			case '"', '\\', '/':
-				out = append(out, b[j+1])
-			case 'b':
-				out = append(out, '\b')
-			case 'f':
-				out = append(out, '\f')
-			case 'n':
-				out = append(out, '\n')
-			case 'r':
-				out = append(out, '\r')
-			case 't':
-				out = append(out, '\t')
-			case 'u':
-				r, ok := hex4(b[j+2:])
-				if !ok {
-					return scanRest(b, j)
-				}
-				// Now b[j+1] is the escape's last hex digit.
-				j += 4
-				if utf16.IsSurrogate(r) {
-					r2, ok2 := rune(-1), false
-					if j+7 < len(b) && b[j+2] == '\\' && b[j+3] == 'u' {
-						r2, ok2 = hex4(b[j+4:])
-					}
-					if d := utf16.DecodeRune(r, r2); ok2 && d != utf8.RuneError {
-						r = d
-						j += 6
-					} else {
-						r = utf8.RuneError
-					}
-				}
-				out = utf8.AppendRune(out, r)
-			default:
+			var n int
+			var ok bool
+			if out, n, ok = appendEscape(out, b[j:]); !ok {
 				return scanRest(b, j)
 			}
-			j += 2
+			j += n
 		case c < 0x20:
 			return scanRest(b, j)
 		default:

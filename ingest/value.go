@@ -350,43 +350,12 @@ func unquote(raw []byte, a *arena) ([]byte, bool) {
 			if i+1 >= len(inner) {
 				return nil, false
 			}
-			i++
-			switch inner[i] {
-			case '"', '\\', '/':
-				out = append(out, inner[i])
-			case 'b':
-				out = append(out, '\b')
-			case 'f':
-				out = append(out, '\f')
-			case 'n':
-				out = append(out, '\n')
-			case 'r':
-				out = append(out, '\r')
-			case 't':
-				out = append(out, '\t')
-			case 'u':
-				r, ok := hex4(inner[i+1:])
-				if !ok {
-					return nil, false
-				}
-				i += 4
-				if utf16.IsSurrogate(r) {
-					r2, ok2 := rune(-1), false
-					if i+6 < len(inner) && inner[i+1] == '\\' && inner[i+2] == 'u' {
-						r2, ok2 = hex4(inner[i+3:])
-					}
-					if d := utf16.DecodeRune(r, r2); ok2 && d != utf8.RuneError {
-						r = d
-						i += 6
-					} else {
-						r = utf8.RuneError
-					}
-				}
-				out = utf8.AppendRune(out, r)
-			default:
+			var n int
+			var ok bool
+			if out, n, ok = appendEscape(out, inner[i:]); !ok {
 				return nil, false
 			}
-			i++
+			i += n
 		case c < 0x20 || c == '"':
 			return nil, false
 		default:
@@ -429,6 +398,48 @@ func plainRun(b []byte) int {
 		}
 	}
 	return i
+}
+
+// appendEscape decodes the JSON escape sequence at the start of esc (its
+// backslash and at least one byte after it) onto out and returns the bytes
+// it took: 2, 6 for \uXXXX, 12 for a surrogate pair. A high surrogate takes
+// the low one written after it; an unpaired one becomes U+FFFD, as in
+// encoding/json. ok is false for an escape JSON does not have. One decoder
+// for the ingest's one-pass scan and for unquote, so the two cannot differ.
+func appendEscape(out, esc []byte) (_ []byte, n int, ok bool) {
+	switch c := esc[1]; c {
+	case '"', '\\', '/':
+		return append(out, c), 2, true
+	case 'b':
+		return append(out, '\b'), 2, true
+	case 'f':
+		return append(out, '\f'), 2, true
+	case 'n':
+		return append(out, '\n'), 2, true
+	case 'r':
+		return append(out, '\r'), 2, true
+	case 't':
+		return append(out, '\t'), 2, true
+	case 'u':
+		r, ok := hex4(esc[2:])
+		if !ok {
+			return out, 0, false
+		}
+		n = 6
+		if utf16.IsSurrogate(r) {
+			r2, ok2 := rune(-1), false
+			if len(esc) > 11 && esc[6] == '\\' && esc[7] == 'u' {
+				r2, ok2 = hex4(esc[8:])
+			}
+			if d := utf16.DecodeRune(r, r2); ok2 && d != utf8.RuneError {
+				r, n = d, 12
+			} else {
+				r = utf8.RuneError
+			}
+		}
+		return utf8.AppendRune(out, r), n, true
+	}
+	return out, 0, false
 }
 
 // hex4 decodes the 4 hex digits at the start of b.
