@@ -226,12 +226,19 @@ func TestSIGTERMLetsExportFinish(t *testing.T) {
 // assertion).
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for end := time.Now().Add(2 * time.Minute); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+	waitUntilWithin(t, 2*time.Minute, cond, func() string { return what })
+}
+
+// waitUntilWithin polls cond until it holds or d has passed; describe says
+// what was awaited (and what was seen) when it never held.
+func waitUntilWithin(t *testing.T, d time.Duration, cond func() bool, describe func() string) {
+	t.Helper()
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
 		if cond() {
 			return
 		}
 	}
-	t.Fatalf("timed out waiting for %s", what)
+	t.Fatalf("timed out waiting for %s", describe())
 }
 
 // TestServeDemoPageToken checks that 'serve --demo' hands the page its demo
