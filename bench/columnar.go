@@ -130,11 +130,9 @@ func (b *bench) firstID(ctx context.Context, u string) (int64, error) {
 // query (issue 15). Ours is the command's wall time, start-up included;
 // DuckDB's is its statement's own time.
 func (b *bench) parquet(ctx context.Context, store string, files []data.PartFile) error {
-	var cutoff string
-	scan := data.ScanSQL(files) + " AS t"
-	q := "SELECT strftime(" + data.QuoteIdent(data.DateField) + ", '%Y-%m-%d %H:%M:%S') FROM " + scan + storeOrder + " LIMIT 1 OFFSET " + strconv.Itoa(exportRows)
-	if err := b.db.QueryRowContext(ctx, q).Scan(&cutoff); err != nil {
-		return fmt.Errorf("find cutoff: %w", err)
+	cutoff, err := b.cutoff(ctx, files)
+	if err != nil {
+		return err
 	}
 	pu, err := url.Parse(exportURL("", "parquet", cutoff))
 	if err != nil {
@@ -146,7 +144,7 @@ func (b *bench) parquet(ctx context.Context, store string, files []data.PartFile
 	theirs := filepath.Join(b.cfg.work, "copy.parquet")
 	defer os.Remove(ours)
 	defer os.Remove(theirs)
-	sel := "SELECT " + columns() + " FROM " + scan + " WHERE " + data.QuoteIdent(data.DateField) + " > TIMESTAMP " + data.QuoteString(cutoff) + storeOrder
+	sel := "SELECT " + columns() + " FROM " + data.ScanSQL(files) + " AS t WHERE " + data.QuoteIdent(data.DateField) + " > TIMESTAMP " + data.QuoteString(cutoff) + storeOrder
 	copyStmt := "COPY (" + sel + ") TO " + data.QuoteString(theirs) + " (FORMAT parquet, COMPRESSION zstd)"
 	// DuckDB's COPY with its own defaults: its default codec is not zstd
 	// (it is snappy, read back from the file below), which is cheaper to

@@ -339,10 +339,9 @@ func (b *bench) p4(ctx context.Context, srv *server, files []data.PartFile) erro
 	if err != nil {
 		return err
 	}
-	var cutoff string
-	q := "SELECT strftime(" + data.QuoteIdent(data.DateField) + ", '%Y-%m-%d %H:%M:%S') FROM " + data.ScanSQL(files) + " AS t" + storeOrder + " LIMIT 1 OFFSET " + strconv.Itoa(exportRows)
-	if err := b.db.QueryRowContext(ctx, q).Scan(&cutoff); err != nil {
-		return fmt.Errorf("find cutoff: %w", err)
+	cutoff, err := b.cutoff(ctx, files)
+	if err != nil {
+		return err
 	}
 	urls := make([]string, b.cfg.clients)
 	for i := range urls {
@@ -461,10 +460,9 @@ func sum(xs []int) int {
 // background job takes: same plan, same privacy, same encoder), once: the
 // issue asks whether excelize is fast enough for jobs of 100k+ rows.
 func (b *bench) xlsx(ctx context.Context, store string, files []data.PartFile) error {
-	var cutoff string
-	q := "SELECT strftime(" + data.QuoteIdent(data.DateField) + ", '%Y-%m-%d %H:%M:%S') FROM " + data.ScanSQL(files) + " AS t" + storeOrder + " LIMIT 1 OFFSET " + strconv.Itoa(exportRows)
-	if err := b.db.QueryRowContext(ctx, q).Scan(&cutoff); err != nil {
-		return fmt.Errorf("find cutoff: %w", err)
+	cutoff, err := b.cutoff(ctx, files)
+	if err != nil {
+		return err
 	}
 	u, err := url.Parse(exportURL("", "xlsx", cutoff))
 	if err != nil {

@@ -41,9 +41,8 @@ func (b *bench) profileExport(ctx context.Context, store, format, profPath strin
 	if err != nil {
 		return err
 	}
-	var cutoff string
-	q := "SELECT strftime(" + data.QuoteIdent(data.DateField) + ", '%Y-%m-%d %H:%M:%S') FROM " + data.ScanSQL(snap.Files) + " AS t" + storeOrder + " LIMIT 1 OFFSET 300000"
-	if err := b.db.QueryRowContext(ctx, q).Scan(&cutoff); err != nil {
+	cutoff, err := b.cutoff(ctx, snap.Files)
+	if err != nil {
 		return err
 	}
 	level, err := privacy.ParseLevel(b.cfg.profileLevel)

@@ -45,10 +45,9 @@ func (b *bench) replicas(ctx context.Context, store string, files []data.PartFil
 	if err != nil {
 		return err
 	}
-	var cutoff string
-	q := "SELECT strftime(" + data.QuoteIdent(data.DateField) + ", '%Y-%m-%d %H:%M:%S') FROM " + data.ScanSQL(files) + " AS t" + storeOrder + " LIMIT 1 OFFSET " + strconv.Itoa(exportRows)
-	if err := b.db.QueryRowContext(ctx, q).Scan(&cutoff); err != nil {
-		return fmt.Errorf("find cutoff: %w", err)
+	cutoff, err := b.cutoff(ctx, files)
+	if err != nil {
+		return err
 	}
 	// The page clients share the bench's token, as in P4: one user's
 	// share of the query pool is raised to hold them all.
