@@ -153,18 +153,8 @@ func (s *server) waitLog(t *testing.T, want string) {
 
 func (s *server) get(t *testing.T, tok, path string) (int, []byte) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, s.url+path, nil)
-	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, body
+	code, _, body := s.fetch(t, tok, path, "")
+	return code, body
 }
 
 func (s *server) job(t *testing.T, tok, id string) api.JobView {

@@ -26,13 +26,15 @@ import (
 	"worklog/internal/pgtest"
 )
 
-// fetch GETs path from s with a bearer token and a request id, and returns
-// the status, the headers and the body.
+// fetch GETs path from s with a bearer token and a request id (none when
+// empty), and returns the status, the headers and the body.
 func (s *server) fetch(t *testing.T, tok, path, requestID string) (int, http.Header, []byte) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, s.url+path, nil)
 	req.Header.Set("Authorization", "Bearer "+tok)
-	req.Header.Set("X-Request-Id", requestID)
+	if requestID != "" {
+		req.Header.Set("X-Request-Id", requestID)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
