@@ -35,30 +35,34 @@ type formatInfo struct {
 	// ownCore: the encoder works on a goroutine of its own (ParquetEncoder),
 	// so an export keeps a core busy encoding beside the reading.
 	ownCore bool
+	// copiesValues: the encoder copies every value it keeps before it
+	// releases a batch (ParquetEncoder, into its pages), so the read may
+	// build later batches in the memory of released ones (Plan.ReuseReleased).
+	copiesValues bool
 	// newEncoder builds the encoder; the schema is already checked.
 	newEncoder func(w io.Writer, schema *arrow.Schema, opts EncoderOptions) (Encoder, error)
 }
 
 // formatTable lists the formats in the order documents name them (SPEC §4).
 var formatTable = []formatInfo{
-	{FormatJSON, "application/json", false, false, func(w io.Writer, s *arrow.Schema, _ EncoderOptions) (Encoder, error) {
+	{FormatJSON, "application/json", false, false, false, func(w io.Writer, s *arrow.Schema, _ EncoderOptions) (Encoder, error) {
 		return NewJSONEncoder(w, s), nil
 	}},
-	{FormatCSV, "text/csv; charset=utf-8", true, false, func(w io.Writer, s *arrow.Schema, o EncoderOptions) (Encoder, error) {
+	{FormatCSV, "text/csv; charset=utf-8", true, false, false, func(w io.Writer, s *arrow.Schema, o EncoderOptions) (Encoder, error) {
 		e := NewCSVEncoder(w, s, o.CSVFormulaGuard)
 		e.BOM = o.CSVBOM
 		return e, nil
 	}},
-	{FormatXLSX, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", true, false, func(w io.Writer, s *arrow.Schema, o EncoderOptions) (Encoder, error) {
+	{FormatXLSX, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", true, false, false, func(w io.Writer, s *arrow.Schema, o EncoderOptions) (Encoder, error) {
 		return NewXLSXEncoder(w, s, o)
 	}},
-	{FormatNDJSON, "application/x-ndjson", false, false, func(w io.Writer, s *arrow.Schema, _ EncoderOptions) (Encoder, error) {
+	{FormatNDJSON, "application/x-ndjson", false, false, false, func(w io.Writer, s *arrow.Schema, _ EncoderOptions) (Encoder, error) {
 		return NewNDJSONEncoder(w, s), nil
 	}},
-	{FormatParquet, "application/vnd.apache.parquet", true, true, func(w io.Writer, s *arrow.Schema, o EncoderOptions) (Encoder, error) {
+	{FormatParquet, "application/vnd.apache.parquet", true, true, true, func(w io.Writer, s *arrow.Schema, o EncoderOptions) (Encoder, error) {
 		return NewParquetEncoder(w, s, o)
 	}},
-	{FormatArrow, "application/vnd.apache.arrow.stream", true, false, func(w io.Writer, s *arrow.Schema, o EncoderOptions) (Encoder, error) {
+	{FormatArrow, "application/vnd.apache.arrow.stream", true, false, false, func(w io.Writer, s *arrow.Schema, o EncoderOptions) (Encoder, error) {
 		return NewArrowEncoder(w, s, o), nil
 	}},
 }
@@ -95,6 +99,13 @@ func EncoderCores(f Format) int {
 		return 1
 	}
 	return 0
+}
+
+// copiesValues reports whether f's encoder copies what it keeps of a batch
+// before releasing it (see formatInfo.copiesValues).
+func copiesValues(f Format) bool {
+	fi, ok := lookupFormat(f)
+	return ok && fi.copiesValues
 }
 
 // Formats lists every export format, in the order documents name them.
