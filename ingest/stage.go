@@ -66,6 +66,9 @@ type storeSchema struct {
 	// list), made once: parquet.Value.Level is not inlined, and most
 	// fields of an event are null.
 	null []parquet.Value
+	// rows recycles the colRows the stager is done with: they have this
+	// schema's columns.
+	rows sync.Pool
 }
 
 // dictionaryFields are the columns written with dictionary encoding, as
@@ -146,9 +149,6 @@ func (r *colRows) rowsOf(c, k0, k1 int) []parquet.Value {
 	return r.cols[c][k0:k1]
 }
 
-// rowsPool recycles the colRows the stager is done with.
-var rowsPool sync.Pool
-
 // recycleRows hands r back for reuse; nil is ignored. Nothing may refer to
 // its values any more.
 func (s *storeSchema) recycleRows(r *colRows) {
@@ -162,13 +162,13 @@ func (s *storeSchema) recycleRows(r *colRows) {
 		}
 	}
 	r.n = 0
-	rowsPool.Put(r)
+	s.rows.Put(r)
 }
 
 // newRows returns an empty colRows with room for n rows (a recycled one may
 // have more, or fewer: then its columns grow).
 func (s *storeSchema) newRows(n int) *colRows {
-	if r, ok := rowsPool.Get().(*colRows); ok {
+	if r, ok := s.rows.Get().(*colRows); ok {
 		return r
 	}
 	r := &colRows{cols: make([][]parquet.Value, len(s.kinds)), offs: make([][]int32, len(s.kinds))}
