@@ -31,11 +31,15 @@ const (
 // writes them; DATE where the privacy level cuts them to the day), lists as
 // Parquet LISTs of strings, numbers with their types.
 //
-// Rows are buffered into a row group until it holds
+// Rows are gathered into a row group, column by column, until it holds
 // EncoderOptions.ParquetRowGroupRows rows or ParquetRowGroupBytes bytes of
-// Arrow data; the row group is written out when the next rows arrive (or at
-// Close), so memory holds at most one row group and a few batches whatever
-// the export's size. Nothing is written before the first Write or Close:
+// Arrow data; then the row group is written out, so memory holds at most
+// one row group and a few batches whatever the export's size. Strings and
+// the strings of lists are gathered as dictionaries of the row group's
+// distinct values and handed to the writer as Arrow dictionary arrays, the
+// other columns' arrays are kept (retained) until their row group is
+// written (see encode_parquet_dict.go). Nothing is written before the
+// first Write or Close:
 // the file (and with it an HTTP response) starts with data, so an error
 // before the first row can still be answered as an error.
 //
@@ -63,9 +67,9 @@ type ParquetEncoder struct {
 
 	// Owned by the encoding goroutine until done is closed.
 	fw              *pqarrow.FileWriter
-	rgRows, rgBytes int64 // the current row group's rows and Arrow bytes
-	full            bool  // the next rows start a new row group
-	encErr          error // the first encoding error
+	cols            []pqColumn // the current row group, by column
+	rgRows, rgBytes int64      // the current row group's rows and Arrow bytes
+	encErr          error      // the first encoding error
 	failedFlag      atomic.Bool
 }
 
@@ -184,14 +188,18 @@ func (e *ParquetEncoder) start() error {
 		return e.failed("start parquet file", err)
 	}
 	e.fw = fw
+	e.cols = make([]pqColumn, e.schema.NumFields())
+	for i, f := range e.schema.Fields() {
+		e.cols[i] = newPQColumn(f.Type, e.props.Allocator(), e.props.DataPageSize(), e.props.DictionaryPageSizeLimit())
+	}
 	e.work = make(chan arrow.RecordBatch, parquetQueue)
 	e.done = make(chan struct{})
 	go e.encode()
 	return nil
 }
 
-// encode is the encoding goroutine: it writes every batch it is handed and
-// releases it; after an error it only releases.
+// encode is the encoding goroutine: it gathers every batch it is handed
+// into the row group and releases it; after an error it only releases.
 func (e *ParquetEncoder) encode() {
 	defer close(e.done)
 	for rec := range e.work {
@@ -205,37 +213,69 @@ func (e *ParquetEncoder) encode() {
 	}
 }
 
-// writeRows adds rec's rows to the current row group, starting a new row
-// group (which writes the full one out) whenever one fills.
+// writeRows adds rec's rows to the current row group, writing the row
+// group out whenever it fills.
 func (e *ParquetEncoder) writeRows(rec arrow.RecordBatch) error {
 	n := rec.NumRows()
 	size := recordBytes(rec)
 	for off := int64(0); off < n; {
-		// WriteBuffered opens the first row group itself.
-		if e.full {
-			if err := e.fw.NewBufferedRowGroupChecked(); err != nil {
-				return fmt.Errorf("write parquet row group: %w", err)
-			}
-			e.rgRows, e.rgBytes, e.full = 0, 0, false
-		}
 		take := min(n-off, e.maxRows-e.rgRows)
 		part := rec
 		if off > 0 || take < n {
 			part = rec.NewSlice(off, off+take)
 		}
-		err := e.fw.WriteBuffered(part)
+		for i, col := range e.cols {
+			if err := col.add(part.Column(i)); err != nil {
+				if part != rec {
+					part.Release()
+				}
+				return fmt.Errorf("gather parquet column %s: %w", e.schema.Field(i).Name, err)
+			}
+		}
 		if part != rec {
 			part.Release()
 		}
-		if err != nil {
-			return fmt.Errorf("write parquet rows: %w", err)
-		}
 		e.rgRows += take
 		e.rgBytes += size * take / n
-		e.full = e.rgRows >= e.maxRows || e.rgBytes >= e.maxBytes
 		off += take
+		if e.rgRows >= e.maxRows || e.rgBytes >= e.maxBytes {
+			if err := e.writeRowGroup(); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
+}
+
+// writeRowGroup writes the gathered rows as one row group, column by
+// column.
+func (e *ParquetEncoder) writeRowGroup() error {
+	if e.rgRows == 0 {
+		return nil
+	}
+	if err := e.fw.NewRowGroupChecked(); err != nil {
+		return fmt.Errorf("write parquet row group: %w", err)
+	}
+	for i, col := range e.cols {
+		ch, err := col.take()
+		if err != nil {
+			return fmt.Errorf("gather parquet column %s: %w", e.schema.Field(i).Name, err)
+		}
+		err = e.fw.WriteColumnChunked(ch, 0, int64(ch.Len()))
+		ch.Release()
+		if err != nil {
+			return fmt.Errorf("write parquet column %s: %w", e.schema.Field(i).Name, err)
+		}
+	}
+	e.rgRows, e.rgBytes = 0, 0
+	return nil
+}
+
+// releaseColumns drops what the row group gathered.
+func (e *ParquetEncoder) releaseColumns() {
+	for _, col := range e.cols {
+		col.release()
+	}
 }
 
 // copyOut writes what the encoder produced so far to the underlying writer.
@@ -291,11 +331,19 @@ func (e *ParquetEncoder) Close() error {
 	}
 	e.closed = true
 	encErr := e.stop()
+	// The encoding goroutine has ended: the gathered columns are the
+	// caller's goroutine's now.
+	defer e.releaseColumns()
 	if e.err != nil {
 		return e.err
 	}
 	if encErr != nil {
 		return e.fail(encErr)
+	}
+	if e.fw != nil {
+		if err := e.writeRowGroup(); err != nil {
+			return e.failed("write parquet file", err)
+		}
 	}
 	if e.fw == nil {
 		// No rows: a file of the schema and no row group.
@@ -319,6 +367,7 @@ func (e *ParquetEncoder) Abort() error {
 	}
 	e.closed = true
 	_ = e.stop()
+	e.releaseColumns()
 	e.out.reset()
 	return nil
 }

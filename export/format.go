@@ -36,8 +36,12 @@ type formatInfo struct {
 	// so an export keeps a core busy encoding beside the reading.
 	ownCore bool
 	// copiesValues: the encoder copies every value it keeps before it
-	// releases a batch (ParquetEncoder, into its pages), so the read may
-	// build later batches in the memory of released ones (Plan.ReuseReleased).
+	// releases a batch, or keeps the arrays themselves with a reference of
+	// their own (ParquetEncoder: strings into its dictionaries, the other
+	// columns' arrays retained until their row group is written), so the
+	// read may build later batches in the memory of released ones: a pooled
+	// buffer returns to its pool only with its last reference
+	// (Plan.ReuseReleased).
 	copiesValues bool
 	// newEncoder builds the encoder; the schema is already checked.
 	newEncoder func(w io.Writer, schema *arrow.Schema, opts EncoderOptions) (Encoder, error)
