@@ -193,7 +193,9 @@ func (s *storeSchema) newRows(n int) *colRows {
 
 // addRow appends the part row of validated values vals (in catalogue
 // order) to r. Lists take one value per item (an empty list one null
-// value).
+// value). The levels are set in place with Value's setters, which inline:
+// Value.Level does not, and costs a call per value. A column writer reads
+// only a value's levels and data, so the column index is left unset.
 func (s *storeSchema) addRow(r *colRows, vals []value) {
 	r.n++
 	for c := range vals {
@@ -201,36 +203,43 @@ func (s *storeSchema) addRow(r *colRows, vals []value) {
 		dst := r.cols[c]
 		switch s.kinds[c] {
 		case data.KindList:
-			// Definition levels: 1 an empty list, 3 an item.
+			// Definition levels: 1 an empty list, 3 an item; repetition
+			// level 1 for every item after the first.
 			if len(v.list) == 0 {
 				dst = append(dst, s.null[c])
 			}
 			for j, item := range v.list {
-				rep := 1
-				if j == 0 {
-					rep = 0
+				dst = append(dst, parquet.ByteArrayValue(item))
+				last := &dst[len(dst)-1]
+				last.SetDefinitionLevel(3)
+				if j > 0 {
+					last.SetRepetitionLevel(1)
 				}
-				dst = append(dst, parquet.ByteArrayValue(item).Level(rep, 3, c))
 			}
 			r.offs[c] = append(r.offs[c], int32(len(dst)))
+			r.cols[c] = dst
+			continue
 		case data.KindTimestamp, data.KindInt, data.KindFlag:
 			if v.null {
 				dst = append(dst, s.null[c])
 			} else {
-				dst = append(dst, parquet.Int64Value(v.i).Level(0, 1, c))
+				dst = append(dst, parquet.Int64Value(v.i))
 			}
 		case data.KindFloat:
 			if v.null {
 				dst = append(dst, s.null[c])
 			} else {
-				dst = append(dst, parquet.DoubleValue(v.f).Level(0, 1, c))
+				dst = append(dst, parquet.DoubleValue(v.f))
 			}
 		default:
 			if v.null {
 				dst = append(dst, s.null[c])
 			} else {
-				dst = append(dst, parquet.ByteArrayValue(v.s).Level(0, 1, c))
+				dst = append(dst, parquet.ByteArrayValue(v.s))
 			}
+		}
+		if !v.null {
+			dst[len(dst)-1].SetDefinitionLevel(1)
 		}
 		r.cols[c] = dst
 	}
@@ -424,9 +433,10 @@ func (s *stager) add(month string, date, id, seq int64, present uint64, rows *co
 		s.runPart, s.runRows, s.k0, s.k1 = p, rows, k, k
 	}
 	s.k1++
-	s.runSide[0] = append(s.runSide[0], parquet.Int64Value(id).Level(0, 0, 0))
-	s.runSide[1] = append(s.runSide[1], parquet.Int64Value(seq).Level(0, 0, 1))
-	s.runSide[2] = append(s.runSide[2], parquet.Int64Value(int64(present)).Level(0, 0, 2))
+	// Required columns: levels 0, as the values come.
+	s.runSide[0] = append(s.runSide[0], parquet.Int64Value(id))
+	s.runSide[1] = append(s.runSide[1], parquet.Int64Value(seq))
+	s.runSide[2] = append(s.runSide[2], parquet.Int64Value(int64(present)))
 	p.lastDate = date
 	p.rows++
 	p.bytes += int64(size)
