@@ -359,6 +359,14 @@ func (s *stager) partOptions() []parquet.WriterOption {
 		parquet.PageBufferSize(1 << 20),
 		parquet.DataPageVersion(1),
 		parquet.SkipPageBounds(rawDataField),
+		// No min/max in each data page's header: parquet-go would work
+		// out every page's bounds twice (once more for the column index,
+		// which keeps them, and whose bounds make the row groups'
+		// statistics), and for rawData, whose bounds are skipped, once,
+		// copying its largest and smallest value into every page header.
+		// DuckDB's reader plans from the row groups' statistics, not
+		// from those of the pages.
+		parquet.DataPageStatistics(false),
 		parquet.CreatedBy("worklog", "", ""),
 	}
 }
