@@ -1,8 +1,10 @@
 package ingest
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"unicode/utf8"
 
 	"worklog/data"
@@ -204,15 +206,34 @@ func scanString(b []byte, i int, a *arena) (int, jsonString, error) {
 }
 
 // scanEscaped continues scanString at the first escape b[j] of a literal
-// whose text before it is plain ASCII: it decodes as it scans.
+// whose text before it is plain ASCII: it decodes as it scans. Text that
+// is JSON in a JSON string (rawData) has an escaped quote every few
+// bytes, so the runs between escapes are short: each is copied eight
+// bytes at a time, a whole word stored even past the run's end while out
+// has room for it (the bytes after the run are overwritten by what
+// follows, or lie beyond out's length), and the two-byte escapes are
+// decoded in place (unescaped).
 func scanEscaped(b []byte, i, j int, a *arena) (int, jsonString, error) {
 	start := i + 1
 	out := a.open(j - start + 4096)
 	out = append(out, b[start:j]...)
 	for {
-		r := plainRun(b[j:])
-		out = append(out, b[j:j+r]...)
-		if j += r; j >= len(b) {
+		for j+8 <= len(b) && cap(out)-len(out) >= 8 {
+			w := binary.LittleEndian.Uint64(b[j:])
+			n := len(out)
+			binary.LittleEndian.PutUint64(out[n:n+8], w)
+			m := notPlain(w)
+			if m == 0 {
+				out = out[:n+8]
+				j += 8
+				continue
+			}
+			k := bits.TrailingZeros64(m) / 8
+			out = out[:n+k]
+			j += k
+			break
+		}
+		if j >= len(b) {
 			return 0, jsonString{}, errUnterminated
 		}
 		c := b[j]
@@ -223,6 +244,11 @@ func scanEscaped(b []byte, i, j int, a *arena) (int, jsonString, error) {
 			if j+1 >= len(b) {
 				return 0, jsonString{}, errUnterminated
 			}
+			if d := unescaped[b[j+1]]; d != 0 {
+				out = append(out, d)
+				j += 2
+				continue
+			}
 			var n int
 			var ok bool
 			if out, n, ok = appendEscape(out, b[j:]); !ok {
@@ -231,6 +257,10 @@ func scanEscaped(b []byte, i, j int, a *arena) (int, jsonString, error) {
 			j += n
 		case c < 0x20:
 			return scanRest(b, j)
+		case c < utf8.RuneSelf:
+			// Plain, in the last bytes or where out is short of room.
+			out = append(out, c)
+			j++
 		default:
 			r, size := utf8.DecodeRune(b[j:])
 			if r == utf8.RuneError && size == 1 {

@@ -374,21 +374,11 @@ func unquote(raw []byte, a *arena) ([]byte, bool) {
 // plainRun returns the length of the run of plain ASCII at the start of
 // b: characters a JSON string may hold unescaped, other than a quote or a
 // backslash (no control character, nothing of 0x80 or above). It tests
-// eight bytes at a time; in the first word holding anything else, the
-// lowest flagged byte is the first such byte (a flag's borrow only runs
-// upwards), and the last few bytes one by one.
+// eight bytes at a time (notPlain), and the last few bytes one by one.
 func plainRun(b []byte) int {
-	const (
-		ones  = 0x0101010101010101
-		highs = 0x8080808080808080
-	)
 	i := 0
 	for ; i+8 <= len(b); i += 8 {
-		w := binary.LittleEndian.Uint64(b[i:])
-		quote, slash := w^(ones*'"'), w^(ones*'\\')
-		// A byte with its high bit set, below 0x20, or equal to a quote
-		// or a backslash (a zero byte after the XOR).
-		if m := w&highs | (w-ones*0x20)&^w&highs | (quote-ones)&^quote&highs | (slash-ones)&^slash&highs; m != 0 {
+		if m := notPlain(binary.LittleEndian.Uint64(b[i:])); m != 0 {
 			return i + bits.TrailingZeros64(m)/8
 		}
 	}
@@ -399,6 +389,25 @@ func plainRun(b []byte) int {
 	}
 	return i
 }
+
+// notPlain flags the bytes of the little-endian word w that are not plain
+// ASCII in plainRun's sense: the high bit of such a byte is set in the
+// result. The lowest flagged byte is the first such byte (a flag's borrow
+// only runs upwards); bytes above it may be flagged wrongly.
+func notPlain(w uint64) uint64 {
+	const (
+		ones  = 0x0101010101010101
+		highs = 0x8080808080808080
+	)
+	quote, slash := w^(ones*'"'), w^(ones*'\\')
+	// A byte with its high bit set, below 0x20, or equal to a quote or a
+	// backslash (a zero byte after the XOR).
+	return w&highs | (w-ones*0x20)&^w&highs | (quote-ones)&^quote&highs | (slash-ones)&^slash&highs
+}
+
+// unescaped maps the byte after a backslash to what the two-byte escape
+// stands for; 0 for \u (longer) and for bytes JSON does not escape.
+var unescaped = [256]byte{'"': '"', '\\': '\\', '/': '/', 'b': '\b', 'f': '\f', 'n': '\n', 'r': '\r', 't': '\t'}
 
 // appendEscape decodes the JSON escape sequence at the start of esc (its
 // backslash and at least one byte after it) onto out and returns the bytes
