@@ -123,8 +123,8 @@ func fromJSON(f *data.Field, raw []byte, str jsonString, a *arena) (value, error
 }
 
 // fromJSONTo is fromJSON writing the value to dst, the common cases (a
-// null, text known to be valid UTF-8, a date-time, an integer without a
-// range) without passing a value through two returns: a value is nine
+// null, text known to be valid UTF-8, a date-time, an enum, a number, a
+// flag, a plain list) without passing a value through two returns: a value is nine
 // words, copied for each of 35 fields. Each shortcut takes only what
 // fromJSON accepts, with the value fromJSON gives.
 func fromJSONTo(dst *value, f *data.Field, raw []byte, str jsonString, a *arena) error {
@@ -142,9 +142,25 @@ func fromJSONTo(dst *value, f *data.Field, raw []byte, str jsonString, a *arena)
 			*dst = value{i: t}
 			return nil
 		}
-	case raw[0] != '"' && f.Kind == data.KindInt && !f.HasRange:
-		if n, err := strconv.ParseInt(string(raw), 10, 64); err == nil {
+	case raw[0] == '"' && str.ok && f.Kind == data.KindEnum:
+		if f.AllowsEnum(string(str.s)) {
+			*dst = value{s: str.s}
+			return nil
+		}
+	case raw[0] != '"' && (f.Kind == data.KindInt || f.Kind == data.KindFlag):
+		n, err := strconv.ParseInt(string(raw), 10, 64)
+		if err == nil && (f.Kind != data.KindFlag || n == 0 || n == 1) && (!f.HasRange || f.Min <= n && n <= f.Max) {
 			*dst = value{i: n}
+			return nil
+		}
+	case raw[0] != '"' && f.Kind == data.KindFloat:
+		if x, err := strconv.ParseFloat(string(raw), 64); err == nil && !math.IsInf(x, 0) && !math.IsNaN(x) {
+			*dst = value{f: x}
+			return nil
+		}
+	case raw[0] == '[' && f.Kind == data.KindList:
+		if items, ok := plainList(raw, a); ok {
+			*dst = value{s: raw, list: items}
 			return nil
 		}
 	}
@@ -232,8 +248,8 @@ func fromString(f *data.Field, s []byte, got func() string) (value, error) {
 // errors. The items of a plain list point into text; a's memory holds the
 // list of them.
 func listFromJSON(f *data.Field, text, raw []byte, a *arena) (value, error) {
-	if canon, ok := plainList(text); ok {
-		return value{s: canon, list: plainItems(canon, a)}, nil
+	if items, ok := plainList(text, a); ok {
+		return value{s: text, list: items}, nil
 	}
 	var items []*string
 	if err := json.Unmarshal(text, &items); err != nil {
@@ -258,57 +274,76 @@ func listFromJSON(f *data.Field, text, raw []byte, a *arena) (value, error) {
 	return value{s: b, list: list}, nil
 }
 
-// plainItems splits a list plainList accepted into its items: the text
-// between each pair of quotes, which holds no escapes.
-func plainItems(text []byte, a *arena) [][]byte {
-	n := bytes.Count(text, []byte{'"'}) / 2
-	if n == 0 {
-		return nil
+// listByte classes the bytes of a plain list's item: 0 plain ASCII,
+// listQuote the closing quote, listHigh a byte of a multi-byte character,
+// listRefused what json.Marshal would escape (control characters, a
+// backslash, <, >, &).
+var listByte = func() (t [256]byte) {
+	for c := range 0x20 {
+		t[c] = listRefused
 	}
-	items := a.items(n)
-	for i := 1; i < len(text)-1; {
-		// text[i] is an opening quote.
-		end := i + 1 + bytes.IndexByte(text[i+1:], '"')
-		items = append(items, text[i+1:end])
-		i = end + 2 // past the closing quote and the comma
+	t['\\'], t['<'], t['>'], t['&'] = listRefused, listRefused, listRefused, listRefused
+	t['"'] = listQuote
+	for c := utf8.RuneSelf; c < 256; c++ {
+		t[c] = listHigh
 	}
-	return items
-}
+	return t
+}()
+
+const (
+	listQuote = 1 + iota
+	listHigh
+	listRefused
+)
+
+// maxPlainItems is the most items plainList collects on the stack before
+// it hands them to the arena; a longer list takes the general path.
+const maxPlainItems = 32
 
 // plainList is the fast path of listFromJSON: a JSON array of strings that
 // json.Marshal would write back byte for byte, because it is written
 // without spaces and its strings hold no escapes and no character Marshal
 // escapes (control characters, <, >, &, U+2028, U+2029, invalid UTF-8).
-// It returns text itself; anything else is left to the general path.
-func plainList(text []byte) ([]byte, bool) {
+// Its items are the text between each pair of quotes, found in the same
+// pass; a's memory holds the list of them (nil for []). Anything else is
+// left to the general path (ok false).
+func plainList(text []byte, a *arena) (items [][]byte, ok bool) {
 	if len(text) < 2 || text[0] != '[' || text[len(text)-1] != ']' {
 		return nil, false
 	}
 	if len(text) == 2 {
-		return text, true
+		return nil, true
 	}
+	var found [maxPlainItems][]byte
+	n := 0
 	ascii := true
-	for i := 1; i < len(text)-1; {
-		if text[i] != '"' {
+	end := len(text) - 1 // the closing bracket
+	for i := 1; i < end; {
+		if text[i] != '"' || n == maxPlainItems {
 			return nil, false
 		}
 		j := i + 1
-		for ; j < len(text)-1 && text[j] != '"'; j++ {
-			switch c := text[j]; {
-			case c < 0x20 || c == '\\' || c == '<' || c == '>' || c == '&':
-				return nil, false
-			case c >= utf8.RuneSelf:
+	item:
+		for ; j < end; j++ {
+			switch listByte[text[j]] {
+			case listQuote:
+				break item
+			case listHigh:
 				ascii = false
+			case listRefused:
+				return nil, false
 			}
 		}
-		if j >= len(text)-1 {
+		if j >= end {
 			return nil, false
 		}
+		found[n] = text[i+1 : j]
+		n++
 		i = j + 1 // after the closing quote
 		switch {
-		case text[i] == ',' && i+1 < len(text)-1:
+		case text[i] == ',' && i+1 < end:
 			i++
-		case i == len(text)-1:
+		case i == end:
 		default:
 			return nil, false
 		}
@@ -316,7 +351,8 @@ func plainList(text []byte) ([]byte, bool) {
 	if !ascii && (!utf8.Valid(text) || bytes.Contains(text, []byte("\u2028")) || bytes.Contains(text, []byte("\u2029"))) {
 		return nil, false
 	}
-	return text, true
+	items = a.items(n)
+	return append(items, found[:n]...), true
 }
 
 // unquote decodes a JSON string literal, without allocating when it holds
