@@ -39,8 +39,12 @@ var (
 	zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
 )
 
-// readBufSize is the buffer of the decompressed stream.
-const readBufSize = 1 << 20
+// readBufSize is the buffer of the decompressed stream. It is smaller than
+// an NDJSON block (blockSize), so that a block is read into straight:
+// bufio hands a read of at least its buffer's size on to the reader below
+// once its buffer is empty, where a larger buffer would take every byte of
+// the input and copy it into the block.
+const readBufSize = 256 << 10
 
 // openSource detects compression and format from the content and returns
 // the record source; closer releases the decompressor. A compressed input
