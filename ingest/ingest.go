@@ -550,6 +550,7 @@ func (r *run) validate(b *batch, header []int, headNames []string, raws [][]byte
 	// The batch's decoded strings share blocks (b.text); they live as long
 	// as its rows.
 	text := &b.text
+	var months monthCache
 	for i, rec := range b.recs {
 		fail := func(field string, err error) {
 			b.out[i].err = &RecordError{Source: source, Line: rec.line, Field: field, Err: err}
@@ -610,7 +611,7 @@ func (r *run) validate(b *batch, header []int, headNames []string, raws [][]byte
 		if b.block != nil {
 			seq = b.seqBase + rec.line - b.firstLine
 		}
-		b.out[i] = result{month: monthOf(date), date: date, id: id, seq: seq, present: present, k: k,
+		b.out[i] = result{month: months.of(date), date: date, id: id, seq: seq, present: present, k: k,
 			size: size, partial: present != allPresent}
 	}
 }

@@ -395,9 +395,11 @@ func (s *stager) open(ms *stageMonth) error {
 	return nil
 }
 
-// maxRun is the most rows written to the part writers at once, as
-// parquet-go's own row path does: a page ends only between writes.
-const maxRun = 64
+// maxRun is the most rows written to the part writers at once: a page
+// ends only between writes, so a run of rawData values (about 0.7 KB each)
+// overshoots the page size by at most ~180 KB, and each write costs
+// parquet-go a call per column.
+const maxRun = 256
 
 // add stages row k of rows, which took size bytes of input, has the given
 // date, id, sequence number and presentColumn mask, in month; partial says

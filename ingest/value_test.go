@@ -248,3 +248,27 @@ func FuzzFromJSONTo(f *testing.F) {
 		}
 	})
 }
+
+// TestMonthCache holds the cached month to monthOf around month and year
+// ends, in and out of order.
+func TestMonthCache(t *testing.T) {
+	at := func(s string) int64 {
+		v, ok := parseTime(s)
+		if !ok {
+			t.Fatalf("parseTime(%q)", s)
+		}
+		return v
+	}
+	var m monthCache
+	for _, s := range []string{
+		"2025-01-31 23:59:59", "2025-01-01 00:00:00", "2025-02-01 00:00:00", "2025-01-31 23:59:59",
+		"2024-12-31 23:59:59", "2024-02-29 12:00:00", "2024-03-01 00:00:00", "1969-12-31 23:59:59",
+		"1970-01-01 00:00:00", "0001-01-01 00:00:00", "9999-12-31 23:59:59", "2025-12-01 00:00:00",
+	} {
+		for _, d := range []int64{at(s) - 1, at(s), at(s) + 1} {
+			if got, want := m.of(d), monthOf(d); got != want {
+				t.Errorf("month of %s %+d µs = %s, want %s", s, d-at(s), got, want)
+			}
+		}
+	}
+}
