@@ -236,9 +236,9 @@ func runWith(ctx context.Context, store *data.Store, inputs []Input, opts Option
 		nameIdx: data.Index(nameField),
 	}
 	r.kinds = make([]data.Kind, len(r.fields))
-	r.names = make([]string, len(r.fields))
+	r.keys = make([]string, len(r.fields))
 	for i, f := range r.fields {
-		r.kinds[i], r.names[i] = f.Kind, f.Name
+		r.kinds[i], r.keys[i] = f.Kind, `"`+f.Name+`"`
 	}
 	r.stage = newStager(work, r.schema, r.fields[r.keyIdx].Kind == data.KindInt, lim.partRows)
 	defer r.stage.abort()
@@ -298,7 +298,7 @@ type run struct {
 	opts    Options
 	schema  *storeSchema
 	fields  []data.Field
-	names   []string // of fields
+	keys    []string // of fields: their names as JSON literals, quoted
 	kinds   []data.Kind
 	stage   *stager
 	rejects io.Writer
@@ -560,7 +560,7 @@ func (r *run) validate(b *batch, header []int, headNames []string, raws [][]byte
 			continue
 		}
 		if rec.cells == nil {
-			err := objectFields(rec.obj, raws, strs, r.names, text, func(key []byte) {
+			err := objectFields(rec.obj, raws, strs, r.keys, text, func(key []byte) {
 				if b.unknown == nil {
 					b.unknown = map[string]bool{}
 				}

@@ -19,8 +19,9 @@ var errSyntax = errors.New("invalid JSON object")
 // keeps its last value, as JSON decoders do. A field's string value is
 // decoded as it is scanned, into strs (at the field's position; a's memory
 // holds decoded text that differs from the raw); other values are not
-// decoded here. names are the catalogue's field names.
-func objectFields(obj []byte, raws [][]byte, strs []jsonString, names []string, a *arena, unknown func(key []byte)) error {
+// decoded here. keys are the catalogue's field names as JSON string
+// literals ("date", with the quotes).
+func objectFields(obj []byte, raws [][]byte, strs []jsonString, keys []string, a *arena, unknown func(key []byte)) error {
 	next := 0
 	for i := range raws {
 		raws[i] = nil
@@ -37,26 +38,34 @@ func objectFields(obj []byte, raws [][]byte, strs []jsonString, names []string, 
 		if i >= len(obj) || obj[i] != '"' {
 			return errSyntax
 		}
-		end, k, err := scanString(obj, i, nil)
-		if err != nil {
-			return err
+		// Dumps usually list the fields in catalogue order (exports and
+		// the demo generator do): the field after the previous key, when
+		// the key is its name as it is (a name holds no quote and no
+		// backslash, so the literal ends where the name does), needs no
+		// scan and no look-up.
+		var key []byte
+		var end int
+		idx := -1
+		if k := next; k < len(keys) && len(obj)-i >= len(keys[k]) && string(obj[i:i+len(keys[k])]) == keys[k] {
+			idx, end = k, i+len(keys[k])
+		} else {
+			var lit jsonString
+			var err error
+			if end, lit, err = scanString(obj, i, nil); err != nil {
+				return err
+			}
+			if !lit.ok {
+				return errSyntax
+			}
+			key = lit.s
+			idx = data.Index(string(key))
 		}
-		if !k.ok {
-			return errSyntax
-		}
-		key := k.s
 		i = skipWS(obj, end)
 		if i >= len(obj) || obj[i] != ':' {
 			return errSyntax
 		}
 		i = skipWS(obj, i+1)
-		// Dumps usually list the fields in catalogue order (exports and
-		// the demo generator do): try the field after the previous key
-		// before the map.
-		idx := next
-		if idx >= len(names) || names[idx] != string(key) {
-			idx = data.Index(string(key))
-		}
+		var err error
 		var vend int
 		if idx >= 0 && i < len(obj) && obj[i] == '"' {
 			vend, strs[idx], err = scanString(obj, i, a)

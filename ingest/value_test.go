@@ -272,3 +272,52 @@ func TestMonthCache(t *testing.T) {
 		}
 	}
 }
+
+// FuzzObjectFields holds objectFields' shortcut for keys in catalogue
+// order (the key's text compared with the next field's quoted name) to
+// the general path (every key scanned, decoded and looked up), which it
+// takes when given no names: the same error, the same raw text and decoded
+// strings for each field, the same unknown keys.
+func FuzzObjectFields(f *testing.F) {
+	for _, s := range []string{
+		`{"date":"2025-10-01 00:00:26","name":null,"ticketId":10003,"action":"autoProcessAction","tags":["a","b"]}`,
+		`{"date":"x","date":"y"}`, `{"d\u0061te":"x","name":"n"}`, `{ "date" : "x" , "nam" : 1, "name":"y"}`,
+		`{"date":"x","name"}`, `{"date":"x","name":`, `{"date`, `{"date":"x"} x`, `{}`, `{"rawData":"{\"a\":\"b\\n\"}"}`,
+		`{"name":"a","date":"b"}`, `{"date":"a\"b","name\"":1}`, `{"datex":1,"date":2}`,
+	} {
+		f.Add(s)
+	}
+	fields := data.Fields()
+	keys := make([]string, len(fields))
+	for i, fl := range fields {
+		keys[i] = `"` + fl.Name + `"`
+	}
+	type got struct {
+		err     string
+		raws    [][]byte
+		strs    []jsonString
+		unknown []string
+	}
+	run := func(obj []byte, keys []string) got {
+		g := got{raws: make([][]byte, len(fields)), strs: make([]jsonString, len(fields))}
+		var a arena
+		err := objectFields(obj, g.raws, g.strs, keys, &a, func(key []byte) { g.unknown = append(g.unknown, string(key)) })
+		if err != nil {
+			g.err = err.Error()
+			// What was split before the error is not used.
+			g.raws, g.strs, g.unknown = nil, nil, nil
+		}
+		for i := range g.strs {
+			if g.raws[i] == nil || g.raws[i][0] != '"' {
+				g.strs[i] = jsonString{} // left from an earlier value of a repeated key
+			}
+		}
+		return g
+	}
+	f.Fuzz(func(t *testing.T, obj string) {
+		fast, general := run([]byte(obj), keys), run([]byte(obj), nil)
+		if !reflect.DeepEqual(fast, general) {
+			t.Errorf("objectFields(%q):\nshortcut %+v\ngeneral  %+v", obj, fast, general)
+		}
+	})
+}
