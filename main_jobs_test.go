@@ -332,6 +332,29 @@ func TestExportJobSurvivesSIGKILL(t *testing.T) {
 	}
 }
 
+func TestParseHandBack(t *testing.T) {
+	tests := []struct {
+		in       string
+		handBack bool
+		above    int64
+		ok       bool
+	}{
+		{"true", true, 0, true},
+		{"false", false, 0, true},
+		{defaultHandBackAbove, true, 256 << 20, true},
+		{"300MB", true, 300e6, true},
+		{"0", false, 0, true}, // ParseBool reads 0 as false
+		{"sometimes", false, 0, false},
+		{"-1MiB", false, 0, false},
+	}
+	for _, tc := range tests {
+		hb, above, err := parseHandBack(tc.in)
+		if (err == nil) != tc.ok || hb != tc.handBack || above != tc.above {
+			t.Errorf("parseHandBack(%q) = %v, %d, %v; want %v, %d, ok %v", tc.in, hb, above, err, tc.handBack, tc.above, tc.ok)
+		}
+	}
+}
+
 func TestParseByteSize(t *testing.T) {
 	tests := []struct {
 		in   string

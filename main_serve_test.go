@@ -49,7 +49,7 @@ func TestServeHelpListsSettings(t *testing.T) {
 		{"max-export-bytes", "WORKLOG_MAX_EXPORT_BYTES", "20GiB"},
 		{"exports-per-user", "WORKLOG_EXPORTS_PER_USER", "2"},
 		{"queries-per-user", "WORKLOG_QUERIES_PER_USER", "4"},
-		{"memory-hand-back", "WORKLOG_MEMORY_HAND_BACK", "true"},
+		{"memory-hand-back", "WORKLOG_MEMORY_HAND_BACK", defaultHandBackAbove},
 	}
 	for _, tc := range tests {
 		// flag's usage: "  -name string\n    \tusage (env X) (default "d")"

@@ -306,7 +306,8 @@ func (e *Engine) chunkedRecords(ctx context.Context, files []data.PartFile, p *P
 	}
 	r := &chunkReader{ctx: ctx, conn: conn, desc: p.Desc, mem: memory.DefaultAllocator, gather: newGatherMem(p.ReuseReleased),
 		dateCol: data.Index(data.DateField), keyCol: data.Index(data.KeyField), byDay: p.DayPrecisionDate,
-		plan: p, files: files, maxRows: chunkRows, maxBytes: chunkBytes, minRows: minChunkRows, onChunk: e.onChunk, handBack: e.handBack}
+		plan: p, files: files, maxRows: chunkRows, maxBytes: chunkBytes, minRows: minChunkRows, onChunk: e.onChunk, handBack: e.handBack,
+		handBackAbove: e.handBackAbove}
 	if e.chunkRows > 0 {
 		r.maxRows = e.chunkRows
 	}
@@ -340,9 +341,7 @@ func (e *Engine) chunkedRecords(ctx context.Context, files []data.PartFile, p *P
 		return nil, err
 	}
 	r.cur = first
-	if r.handBack != nil {
-		r.handBack()
-	}
+	r.chunkRead()
 	r.startLoader()
 	return newStream(conn, r.schema, r), nil
 }
@@ -402,9 +401,11 @@ type chunkReader struct {
 	target, maxRows, maxBytes, minRows int64
 	onChunk                            func(rows int64)
 	// handBack, when set, returns freed memory to the OS after each chunk
-	// is read (its materialized result is freed by then) and when the
-	// stream is released.
-	handBack func()
+	// is read (its materialized result is freed by then), while the
+	// process's resident memory is above handBackAbove (when positive),
+	// and when the stream is released.
+	handBack      func()
+	handBackAbove int64
 
 	// The loader: chunks read ahead come over ahead, which is closed after
 	// the last one (or one carrying an error); stopLoader cancels it and
@@ -567,9 +568,7 @@ func (r *chunkReader) loadAhead(ctx context.Context) {
 		if err != nil {
 			c.err = err
 		}
-		if r.handBack != nil {
-			r.handBack()
-		}
+		r.chunkRead()
 		select {
 		case r.ahead <- c:
 		case <-ctx.Done():
@@ -580,6 +579,21 @@ func (r *chunkReader) loadAhead(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// chunkRead hands freed memory back after a chunk is read, when the
+// reader hands back and the process is above its threshold (see
+// EngineOptions.HandBackAbove). An unknown resident size counts as above.
+func (r *chunkReader) chunkRead() {
+	if r.handBack == nil {
+		return
+	}
+	if r.handBackAbove > 0 {
+		if rss, ok := residentBytes(); ok && rss <= r.handBackAbove {
+			return
+		}
+	}
+	r.handBack()
 }
 
 // resize sets the next chunk's row target from the bytes per row of the

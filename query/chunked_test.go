@@ -306,9 +306,10 @@ func TestChunkReleasesEmittedBatches(t *testing.T) {
 	c.release()
 }
 
-// A server's engine hands freed memory back after every chunk and when the
-// stream ends; an engine that keeps freed memory (worklog export) or the
-// chunks' memory (serve --memory-hand-back=false) does not.
+// A server's engine hands freed memory back after every chunk (while the
+// process is above its threshold, when it has one) and when the stream
+// ends; an engine that keeps freed memory (worklog export) or the chunks'
+// memory (serve --memory-hand-back=false) does not.
 func TestChunkedExportHandsBackMemory(t *testing.T) {
 	snap := busyDayStore(t)
 	e := newEngine(t, snap)
@@ -326,6 +327,27 @@ func TestChunkedExportHandsBackMemory(t *testing.T) {
 	// Once per chunk read, once more when the stream is released.
 	if handBacks != len(chunks)+1 {
 		t.Errorf("%d hand-backs for %d chunks", handBacks, len(chunks))
+	}
+
+	// With a threshold, a chunk is handed back only while the process's
+	// resident memory is above it: never below a threshold no process
+	// reaches, after every chunk above one every process is over. The
+	// stream's end hands back either way.
+	for _, tc := range []struct {
+		above int64
+		want  func(chunks int) int
+	}{
+		{1 << 50, func(int) int { return 1 }},
+		{1, func(chunks int) int { return chunks + 1 }},
+	} {
+		handBacks, chunks = 0, nil
+		e.handBackAbove = tc.above
+		if rows := fetch(t, e, snap, mustParse(t, "", Options{})); len(rows) != 400 {
+			t.Fatalf("%d rows", len(rows))
+		}
+		if want := tc.want(len(chunks)); handBacks != want {
+			t.Errorf("above %d: %d hand-backs for %d chunks, want %d", tc.above, handBacks, len(chunks), want)
+		}
 	}
 
 	for _, opts := range []EngineOptions{{KeepFreedMemory: true}, {KeepChunkMemory: true}} {

@@ -31,3 +31,16 @@ func TestHandBackSkipsWhileOneRuns(t *testing.T) {
 	<-done // returns although the lock is held
 	handingBack.Unlock()
 }
+
+// The resident size that decides a chunk's hand-back is read from
+// /proc/self/statm: a test process holds some megabytes, far from zero
+// and far from a terabyte.
+func TestResidentBytes(t *testing.T) {
+	rss, ok := residentBytes()
+	if !ok {
+		t.Fatal("resident size unknown")
+	}
+	if rss < 1<<20 || rss > 1<<40 {
+		t.Errorf("resident size %d bytes", rss)
+	}
+}
