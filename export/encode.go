@@ -164,6 +164,9 @@ func (s *stream) check(rec arrow.RecordBatch) error {
 type sink struct {
 	w   io.Writer
 	buf []byte
+	// behind, when set, takes each filled buffer to write on its own
+	// goroutine (see writeBehind) instead of w.
+	behind *writeBehind
 }
 
 // flushAt is the buffered size at which a sink writes through.
@@ -183,6 +186,11 @@ func (s *sink) maybeFlush() error {
 
 // flush writes the whole buffer.
 func (s *sink) flush() error {
+	if s.behind != nil {
+		var err error
+		s.buf, err = s.behind.handoff(s.buf)
+		return err
+	}
 	if len(s.buf) == 0 {
 		return nil
 	}
@@ -193,3 +201,11 @@ func (s *sink) flush() error {
 	}
 	return nil
 }
+
+// sinkEncoder is an encoder whose bytes go through a sink (CSV, JSON,
+// NDJSON), which Run may point at a writeBehind.
+type sinkEncoder interface{ sinkOut() *sink }
+
+func (e *CSVEncoder) sinkOut() *sink    { return &e.out }
+func (e *JSONEncoder) sinkOut() *sink   { return &e.out }
+func (e *NDJSONEncoder) sinkOut() *sink { return &e.out }

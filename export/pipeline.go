@@ -34,8 +34,11 @@ type Request struct {
 
 // Run streams the request's rows to w: DuckDB → Arrow batches → privacy →
 // encoder. Memory stays at a few batches whatever the row count. afterBatch,
-// when non-nil, runs after every encoded batch (the HTTP handler flushes
-// there). Run returns the number of rows written.
+// when non-nil, runs after every encoded batch, once its bytes are written
+// to w (the HTTP handler flushes there). A whole export (no limit) in CSV,
+// JSON or NDJSON writes to w and runs afterBatch on a goroutine of its own,
+// one call at a time and all of them before Run returns; an error of
+// either ends the export. Run returns the number of rows written.
 func Run(ctx context.Context, req Request, w io.Writer, afterBatch func() error) (rows int64, err error) {
 	// Columns the policy drops are not even read: rawData alone is most of
 	// a row's bytes.
@@ -61,12 +64,25 @@ func Run(ctx context.Context, req Request, w io.Writer, afterBatch func() error)
 	if err != nil {
 		return 0, fmt.Errorf("new %s encoder: %w", req.Format, err)
 	}
+	// A whole export through a sink writes behind its encoder: the writes
+	// (and afterBatch) on a goroutine of its own while the next batch is
+	// encoded. A page is small and goes to memory.
+	inner, after := enc, afterBatch
+	if s, ok := enc.(sinkEncoder); ok && req.Plan.Limit == 0 {
+		wb := newWriteBehind(w)
+		defer wb.abort()
+		s.sinkOut().behind = wb
+		if afterBatch != nil {
+			after = func() error { return wb.after(afterBatch) }
+		}
+		enc = closeBehind{Encoder: enc, wb: wb}
+	}
 	closed := false
 	defer func() {
 		// A failed export still releases what the encoder holds (XLSX spools
 		// big sheets to temporary files), without writing a trailer that
 		// would make a cut-off export look whole.
-		if a, ok := enc.(aborter); ok && !closed {
+		if a, ok := inner.(aborter); ok && !closed {
 			err = errors.Join(err, a.Abort())
 		}
 	}()
@@ -97,8 +113,8 @@ func Run(ctx context.Context, req Request, w io.Writer, afterBatch func() error)
 			return rows, err
 		}
 		rows += n
-		if afterBatch != nil {
-			if err := afterBatch(); err != nil {
+		if after != nil {
+			if err := after(); err != nil {
 				return rows, err
 			}
 		}
@@ -131,6 +147,22 @@ func writeBatch(enc Encoder, pol *privacy.Policy, format Format, in arrow.Record
 		return 0, fmt.Errorf("encode %s: %w", format, err)
 	}
 	return out.NumRows(), nil
+}
+
+// closeBehind is an encoder writing behind (see Run): Close also waits
+// for the writes and returns their error.
+type closeBehind struct {
+	Encoder
+	wb *writeBehind
+}
+
+func (c closeBehind) Close() error {
+	err := c.Encoder.Close()
+	// A failed write is the sticky error of both: report it once.
+	if werr := c.wb.close(); err == nil {
+		err = werr
+	}
+	return err
 }
 
 // aborter is implemented by encoders that hold resources to release when an
