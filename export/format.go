@@ -38,10 +38,11 @@ type formatInfo struct {
 	// copiesValues: the encoder copies every value it keeps before it
 	// releases a batch, or keeps the arrays themselves with a reference of
 	// their own (ParquetEncoder: strings into its dictionaries, the other
-	// columns' arrays retained until their row group is written), so the
-	// read may build later batches in the memory of released ones: a pooled
-	// buffer returns to its pool only with its last reference
-	// (Plan.ReuseReleased).
+	// columns' arrays retained until their row group is written; the text
+	// encoders keep nothing: a batch is bytes in their buffer when Write
+	// returns), so the read may build later batches in the memory of
+	// released ones: a pooled buffer returns to its pool only with its last
+	// reference (Plan.ReuseReleased).
 	copiesValues bool
 	// newEncoder builds the encoder; the schema is already checked.
 	newEncoder func(w io.Writer, schema *arrow.Schema, opts EncoderOptions) (Encoder, error)
@@ -49,10 +50,10 @@ type formatInfo struct {
 
 // formatTable lists the formats in the order documents name them (SPEC §4).
 var formatTable = []formatInfo{
-	{FormatJSON, "application/json", false, false, false, func(w io.Writer, s *arrow.Schema, _ EncoderOptions) (Encoder, error) {
+	{FormatJSON, "application/json", false, false, true, func(w io.Writer, s *arrow.Schema, _ EncoderOptions) (Encoder, error) {
 		return NewJSONEncoder(w, s), nil
 	}},
-	{FormatCSV, "text/csv; charset=utf-8", true, false, false, func(w io.Writer, s *arrow.Schema, o EncoderOptions) (Encoder, error) {
+	{FormatCSV, "text/csv; charset=utf-8", true, false, true, func(w io.Writer, s *arrow.Schema, o EncoderOptions) (Encoder, error) {
 		e := NewCSVEncoder(w, s, o.CSVFormulaGuard)
 		e.BOM = o.CSVBOM
 		return e, nil
@@ -60,7 +61,7 @@ var formatTable = []formatInfo{
 	{FormatXLSX, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", true, false, false, func(w io.Writer, s *arrow.Schema, o EncoderOptions) (Encoder, error) {
 		return NewXLSXEncoder(w, s, o)
 	}},
-	{FormatNDJSON, "application/x-ndjson", false, false, false, func(w io.Writer, s *arrow.Schema, _ EncoderOptions) (Encoder, error) {
+	{FormatNDJSON, "application/x-ndjson", false, false, true, func(w io.Writer, s *arrow.Schema, _ EncoderOptions) (Encoder, error) {
 		return NewNDJSONEncoder(w, s), nil
 	}},
 	{FormatParquet, "application/vnd.apache.parquet", true, true, true, func(w io.Writer, s *arrow.Schema, o EncoderOptions) (Encoder, error) {

@@ -45,9 +45,10 @@ func Run(ctx context.Context, req Request, w io.Writer, afterBatch func() error)
 	plan := *req.Plan
 	plan.Unread = req.Policy.Unread()
 	// An encoder that copies every value it keeps before it releases a
-	// batch (Parquet, into its pages) lets a chunked read build the next
-	// batches in the memory of the released ones (300k rows as Parquet at
-	// level none: 3 % less CPU time, the file byte-identical).
+	// batch (Parquet into its pages, CSV and JSON into their bytes) lets a
+	// chunked read build the next batches in the memory of the released
+	// ones (300k rows at level none: Parquet 3 % less CPU time, CSV and
+	// JSON 7-12 %, the files byte-identical).
 	plan.ReuseReleased = copiesValues(req.Format)
 	page := req.Next != nil && plan.Limit > 0
 	limit := int64(plan.Limit)
