@@ -98,14 +98,14 @@ type strDict struct {
 	dictLimit int64 // the writer's dictionary page limit
 
 	// The distinct values: value i is data[offs[i]:offs[i+1]], its hash
-	// hashes[i]; slots is an open-addressing table of i+1 (0: free).
+	// hashes[i]; slots is an open-addressing table of them.
 	offs   []int32
 	data   []byte
 	hashes []uint64
-	slots  []int32
+	slots  []slot
 
 	// The values: each one's index into the distinct values (0 for a
-	// null) and validity.
+	// null), and their validity, kept from the first null on.
 	idx   []int32
 	valid []byte
 	nulls int
@@ -116,6 +116,14 @@ type strDict struct {
 	// pay or outgrew its limit; the rest of the row group is kept as given.
 	dense   []arrow.Array
 	isDense bool
+}
+
+// slot is an entry of strDict's table: a distinct value's index plus one
+// (0: a free slot) and the high half of its hash, which most lookups of
+// another value stop at without reading the value.
+type slot struct {
+	tag uint32
+	id  int32
 }
 
 func newStrDict(mem memory.Allocator, pageSize, dictLimit int64) *strDict {
@@ -130,7 +138,7 @@ func (d *strDict) reset() {
 	d.data = d.data[:0]
 	d.hashes = d.hashes[:0]
 	if len(d.slots) == 0 {
-		d.slots = make([]int32, 1024)
+		d.slots = make([]slot, 1024)
 	} else {
 		clear(d.slots)
 	}
@@ -159,10 +167,27 @@ func (d *strDict) add(s *array.String, from, to int) error {
 		data = b.Bytes()
 	}
 	offs := s.ValueOffsets()
-	n := len(d.idx)
-	d.idx = slices.Grow(d.idx, to-from)[:n+to-from]
-	d.valid = growBits(d.valid, n+to-from)
+	n, m := len(d.idx), to-from
+	d.idx = slices.Grow(d.idx, m)[:n+m]
 	idx := d.idx[n:]
+	if s.NullN() == 0 {
+		// No null: no look at validity, and the raw size in one go.
+		for i := from; i < to; i++ {
+			idx[i-from] = d.insert(data[offs[i]:offs[i+1]])
+		}
+		d.raw += int64(offs[to]-offs[from]) + 4*int64(m)
+		if d.nulls > 0 {
+			d.valid = growBits(d.valid, n+m)
+			bitutil.SetBitsTo(d.valid, int64(n), int64(m), true)
+		}
+		return d.check()
+	}
+	if d.nulls == 0 {
+		// The first null of the column chunk: the values so far are valid.
+		d.valid = growBits(d.valid[:0], n)
+		bitutil.SetBitsTo(d.valid, 0, int64(n), true)
+	}
+	d.valid = growBits(d.valid, n+m)
 	for i := from; i < to; i++ {
 		if s.IsNull(i) {
 			d.nulls++
@@ -192,12 +217,13 @@ func growBits(b []byte, n int) []byte {
 // insert returns the index of v among the distinct values, adding it.
 func (d *strDict) insert(v []byte) int32 {
 	h := maphash.Bytes(d.seed, v)
+	tag := uint32(h >> 32)
 	mask := len(d.slots) - 1
 	for i := int(h) & mask; ; i = (i + 1) & mask {
-		s := d.slots[i]
-		if s == 0 {
+		sl := d.slots[i]
+		if sl.id == 0 {
 			id := int32(len(d.hashes))
-			d.slots[i] = id + 1
+			d.slots[i] = slot{tag: tag, id: id + 1}
 			d.hashes = append(d.hashes, h)
 			d.data = append(d.data, v...)
 			d.offs = append(d.offs, int32(len(d.data)))
@@ -206,22 +232,24 @@ func (d *strDict) insert(v []byte) int32 {
 			}
 			return id
 		}
-		if d.hashes[s-1] == h && bytes.Equal(d.data[d.offs[s-1]:d.offs[s]], v) {
-			return s - 1
+		if sl.tag == tag {
+			if id := sl.id - 1; bytes.Equal(d.data[d.offs[id]:d.offs[id+1]], v) {
+				return id
+			}
 		}
 	}
 }
 
 // rehash doubles the table.
 func (d *strDict) rehash() {
-	d.slots = make([]int32, 2*len(d.slots))
+	d.slots = make([]slot, 2*len(d.slots))
 	mask := len(d.slots) - 1
 	for id, h := range d.hashes {
 		i := int(h) & mask
-		for d.slots[i] != 0 {
+		for d.slots[i].id != 0 {
 			i = (i + 1) & mask
 		}
-		d.slots[i] = int32(id) + 1
+		d.slots[i] = slot{tag: uint32(h >> 32), id: int32(id) + 1}
 	}
 }
 
