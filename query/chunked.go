@@ -518,7 +518,9 @@ func (r *chunkReader) load(ctx context.Context) (c chunk, err error) {
 		return c, err
 	}
 	q, args := r.plan.chunkSQL(r.files, dr)
-	rr, err := arrowQuery(ctx, r.conn, statement{q, args})
+	// The chunk is read whole at once: streamed, DuckDB need not
+	// materialize it first (see streamQuery).
+	rr, err := streamQuery(ctx, r.conn, statement{q, args})
 	if err != nil {
 		return c, fmt.Errorf("query rows: %w", err)
 	}
