@@ -84,6 +84,8 @@ type streamReader struct {
 	stopWatch chan struct{}
 	watchDone chan struct{}
 
+	stopOnce sync.Once
+
 	mu      sync.Mutex
 	refs    int64
 	done    bool // the result is destroyed
@@ -168,7 +170,10 @@ func newStreamReader(ctx context.Context, conn mapping.Connection, st statement)
 	return r, nil
 }
 
-// watch interrupts the query when ctx ends before the reader is released.
+// watch interrupts the query when ctx ends while the query runs (until
+// its last chunk or the reader's release), as duckdb-go does while it
+// executes a query: an interrupt after the end would be left to the
+// connection's next query.
 func (r *streamReader) watch() {
 	defer close(r.watchDone)
 	select {
@@ -176,6 +181,12 @@ func (r *streamReader) watch() {
 		mapping.Interrupt(r.conn)
 	case <-r.stopWatch:
 	}
+}
+
+// stopWatching ends the watch goroutine and waits for it.
+func (r *streamReader) stopWatching() {
+	r.stopOnce.Do(func() { close(r.stopWatch) })
+	<-r.watchDone
 }
 
 // errorData turns a DuckDB error data into an error and destroys it.
@@ -206,7 +217,9 @@ func (r *streamReader) Next() bool {
 	}
 	chunk := mapping.FetchChunk(r.res)
 	if chunk.Ptr == nil {
-		// The end of the result, or an error while producing it.
+		// The end of the result, or an error while producing it: the
+		// query no longer runs.
+		r.stopWatching()
 		if msg := mapping.ResultError(&r.res); msg != "" {
 			r.err = errors.Join(r.ctx.Err(), errors.New(msg))
 		}
@@ -257,8 +270,7 @@ func (r *streamReader) Release() {
 		r.current = nil
 	}
 	r.mu.Unlock()
-	close(r.stopWatch)
-	<-r.watchDone
+	r.stopWatching()
 	arrowmapping.DestroyArrowOptions(&r.opts)
 	mapping.DestroyResult(&r.res)
 	mapping.DestroyPrepare(&r.stmt)
