@@ -296,6 +296,25 @@ const (
 	listRefused
 )
 
+// itemRun returns the length of the run at the start of b of bytes that
+// listByte classes 0 (plain ASCII other than a quote, a backslash, <, >
+// and &), eight at a time, and the last few one by one.
+func itemRun(b []byte) int {
+	const ones = 0x0101010101010101
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		w := binary.LittleEndian.Uint64(b[i:])
+		lt, gt, amp := w^(ones*'<'), w^(ones*'>'), w^(ones*'&')
+		m := notPlain(w) | ((lt-ones)&^lt|(gt-ones)&^gt|(amp-ones)&^amp)&(ones*0x80)
+		if m != 0 {
+			return i + bits.TrailingZeros64(m)/8
+		}
+	}
+	for ; i < len(b) && listByte[b[i]] == 0; i++ {
+	}
+	return i
+}
+
 // maxPlainItems is the most items plainList collects on the stack before
 // it hands them to the arena; a longer list takes the general path.
 const maxPlainItems = 32
@@ -325,6 +344,10 @@ func plainList(text []byte, a *arena) (items [][]byte, ok bool) {
 		j := i + 1
 	item:
 		for ; j < end; j++ {
+			j += itemRun(text[j:end])
+			if j >= end {
+				break
+			}
 			switch listByte[text[j]] {
 			case listQuote:
 				break item

@@ -111,10 +111,10 @@ func hasNil(items []*string) bool {
 	return false
 }
 
-// FuzzPlainRun checks the eight-bytes-at-a-time scan against the plain
-// loop it stands for.
+// FuzzPlainRun checks the eight-bytes-at-a-time scans (plainRun, itemRun)
+// against the plain loops they stand for.
 func FuzzPlainRun(f *testing.F) {
-	for _, s := range []string{"", "abc", "abcdefgh", "abcdefg\"", "abcdefgh\\", "abc\x1fdefghij", "abcdefghé", "\x7f\x7f\x7f\x7f\x7f\x7f\x7f\x7f", " !#$%&'()*+,-./0123456789"} {
+	for _, s := range []string{"", "abc", "abcdefgh", "abcdefg\"", "abcdefgh\\", "abc\x1fdefghij", "abcdefghé", "abcdefg<", "a&b>cdefghij", "\x7f\x7f\x7f\x7f\x7f\x7f\x7f\x7f", " !#$%&'()*+,-./0123456789"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -127,6 +127,17 @@ func FuzzPlainRun(f *testing.F) {
 		}
 		if got := plainRun([]byte(s)); got != want {
 			t.Errorf("plainRun(%q) = %d, want %d", s, got, want)
+		}
+		// itemRun also stops at what json.Marshal escapes in a list item.
+		want = len(s)
+		for i := 0; i < len(s); i++ {
+			if listByte[s[i]] != 0 {
+				want = i
+				break
+			}
+		}
+		if got := itemRun([]byte(s)); got != want {
+			t.Errorf("itemRun(%q) = %d, want %d", s, got, want)
 		}
 	})
 }
