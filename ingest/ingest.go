@@ -12,6 +12,10 @@
 // the store's part format (parquet-go, stage.go): a run of parts per month,
 // each with a small sidecar holding the record's id, its sequence number in
 // the input and which fields it gave. Nothing is held per record in memory.
+// An uncompressed NDJSON file is mapped into memory (on Linux) and split
+// where it lies, not copied out of the page cache; the pages behind the
+// records in flight leave the resident set, and a file that shrinks while
+// it is read ends the input with an error (errInputChanged), not a crash.
 // A month whose staged parts already are its new content (see Fast path)
 // takes them into the store transaction as they are. DuckDB rewrites every
 // other touched month: the month's committed rows minus the dump's ids,
@@ -141,6 +145,9 @@ type Options struct {
 	// the ingest ends with a *LimitError; nothing is committed.
 	// Uncompressed inputs are not counted: their size is what was sent.
 	MaxDecompressedBytes int64
+	// noMap makes Run read an uncompressed NDJSON file instead of mapping
+	// it into memory, for tests that compare the two.
+	noMap bool
 }
 
 // Input is one dump.
@@ -376,14 +383,46 @@ func recordBytes(rec record) int64 {
 
 // input streams one input through the workers into the stager and returns
 // the number of sequence numbers it took (records, or NDJSON lines).
-func (r *run) input(ctx context.Context, in Input, seqBase int64) (int64, error) {
+func (r *run) input(ctx context.Context, in Input, seqBase int64) (n int64, err error) {
 	cr := &countingReader{r: in.R, base: r.read, progress: r.opts.Progress}
 	defer func() { r.read = cr.base + cr.n }()
-	src, closeSrc, err := openSource(cr, r.lim)
+	var mapped *mappedFile
+	if f, ok := in.R.(*os.File); ok && !r.opts.noMap {
+		mapped = mapFile(f)
+	}
+	src, closeSrc, err := openSource(cr, r.lim, mapped)
 	if err != nil {
+		if mapped != nil {
+			mapped.unmap()
+		}
 		return 0, inputError(in.Name, err)
 	}
 	defer closeSrc()
+	nd, _ := src.(*ndjsonSource)
+	useMap := nd != nil && nd.mm != nil
+	if mapped != nil && !useMap {
+		mapped.unmap() // compressed, or not NDJSON: read
+	}
+	if useMap {
+		// The workers and the reader have stopped before the mapping
+		// goes (deferred below). Every goroutine that reads the mapping
+		// (this one stages the values that point into it) turns a fault
+		// (the file shrank) into an error.
+		defer mapped.unmap()
+		defer onFault(true)()
+		defer recoverFault(func() { err = inputError(in.Name, errInputChanged) })
+		if mappedHook != nil {
+			mappedHook()
+		}
+		nd.seen = func(read int64) {
+			if read > cr.n {
+				cr.n = read
+				if cr.progress != nil {
+					cr.progress(cr.base + cr.n)
+				}
+			}
+		}
+	}
 	var header []int
 	if h := src.header(); h != nil {
 		header = make([]int, len(h))
@@ -397,22 +436,25 @@ func (r *run) input(ctx context.Context, in Input, seqBase int64) (int64, error)
 
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	// Stop the reader first, then wait for the workers it feeds.
-	defer func() { cancel(); wg.Wait() }()
+	readerDone := make(chan struct{})
+	// Stop the reader first, then wait for the workers it feeds, and for
+	// the reader.
+	defer func() { cancel(); wg.Wait(); <-readerDone }()
 	workers := min(runtime.GOMAXPROCS(0), 4)
 	todo := make(chan *batch, workers*2)
 	ordered := make(chan *batch, workers*4)
 	budget := newByteBudget(inFlightBytes(r.lim.record))
 	go func() {
+		defer close(readerDone)
 		defer close(todo)
 		defer close(ordered)
-		nd, _ := src.(*ndjsonSource)
+		defer onFault(useMap)()
 		seq := seqBase
 		for {
 			b := &batch{seqBase: seq, done: make(chan struct{})}
 			last := false
 			if nd != nil {
-				blk, first, err := nd.block()
+				blk, first, err := readBlock(nd)
 				if err != nil {
 					if !errors.Is(err, io.EOF) {
 						b.err = err
@@ -463,19 +505,23 @@ func (r *run) input(ctx context.Context, in Input, seqBase int64) (int64, error)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer onFault(useMap)()
 			raws := make([][]byte, len(r.fields))
 			vals := make([]value, len(r.fields))
 			strs := make([]jsonString, len(r.fields))
 			for b := range todo {
-				if b.block != nil {
-					b.recs, b.err = splitLines(b.block, b.firstLine, r.lim.record, nil)
-				}
-				r.validate(b, header, src.header(), raws, strs, vals, in.Name)
+				func() {
+					// A fault leaves no result to stage: the input ends.
+					defer recoverFault(func() { b.out, b.err = nil, errInputChanged })
+					if b.block != nil {
+						b.recs, b.err = splitLines(b.block, b.firstLine, r.lim.record, nil)
+					}
+					r.validate(b, header, src.header(), raws, strs, vals, in.Name)
+				}()
 				close(b.done)
 			}
 		}()
 	}
-	var n int64
 	for b := range ordered {
 		select {
 		case <-b.done:
@@ -524,6 +570,13 @@ func (r *run) input(ctx context.Context, in Input, seqBase int64) (int64, error)
 		return n, err
 	}
 	return n, nil
+}
+
+// readBlock returns nd.block(), a memory fault (a mapped input that
+// shrank) as errInputChanged.
+func readBlock(nd *ndjsonSource) (blk []byte, first int64, err error) {
+	defer recoverFault(func() { blk, first, err = nil, 0, errInputChanged })
+	return nd.block()
 }
 
 // inputError types an error that ends an input: a *LimitError stays one

@@ -51,7 +51,11 @@ const readBufSize = 256 << 10
 // ends with a *LimitError past lim.decompressed bytes, and every source
 // refuses a record longer than lim.record with one: neither costs more
 // memory than its limit.
-func openSource(r io.Reader, lim limits) (source, func(), error) {
+//
+// mapped, when not nil, is the same input mapped into memory (mapFile): an
+// uncompressed NDJSON input is then split into blocks where it lies in the
+// mapping, and r is read only to detect the format.
+func openSource(r io.Reader, lim limits, mapped *mappedFile) (source, func(), error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	magic, _ := br.Peek(4)
 	var plain io.Reader = br
@@ -73,8 +77,10 @@ func openSource(r io.Reader, lim limits) (source, func(), error) {
 	}
 	pr := bufio.NewReaderSize(plain, readBufSize)
 	// Skip a UTF-8 byte order mark, then look at the first meaningful byte.
+	skipped := 0
 	if bom, _ := pr.Peek(3); bytes.Equal(bom, []byte{0xef, 0xbb, 0xbf}) {
 		pr.Discard(3)
+		skipped = 3
 	}
 	first, err := firstNonSpace(pr)
 	if err != nil && !errors.Is(err, io.EOF) {
@@ -89,7 +95,14 @@ func openSource(r io.Reader, lim limits) (source, func(), error) {
 	case '[':
 		return &arraySource{r: pr, line: 1, max: lim.record}, closer, nil
 	case '{', 0:
-		return &ndjsonSource{r: pr, max: lim.record}, closer, nil
+		nd := &ndjsonSource{r: pr, max: lim.record}
+		if mapped != nil && plain == io.Reader(br) {
+			nd.mm, nd.off = mapped, skipped
+			// The batches in flight hold at most the in-flight budget of
+			// input, and the reader one block more.
+			nd.keep = int(inFlightBytes(lim.record)) + 2*blockSize
+		}
+		return nd, closer, nil
 	default:
 		src, err := newCSVSource(pr, lim.record)
 		if err != nil {
@@ -133,6 +146,14 @@ type ndjsonSource struct {
 	eof   bool
 	// pending are the records of the last block next has not handed out.
 	pending []record
+	// mm, when set, holds the input (from its first byte), and blocks are
+	// its slices: off is where the next block starts. The pages more than
+	// keep bytes behind it are dropped from the resident set. seen, when
+	// set, is told how far the input was read.
+	mm   *mappedFile
+	off  int
+	keep int
+	seen func(read int64)
 }
 
 func (s *ndjsonSource) header() []string { return nil }
@@ -163,6 +184,9 @@ const blockSize = 512 << 10
 // when the input is done. A line longer than s.max is a *LimitError, found
 // before more than twice s.max of it is held.
 func (s *ndjsonSource) block() ([]byte, int64, error) {
+	if s.mm != nil {
+		return s.mappedBlock()
+	}
 	if s.eof && len(s.carry) == 0 {
 		return nil, 0, io.EOF
 	}
@@ -207,6 +231,51 @@ func (s *ndjsonSource) block() ([]byte, int64, error) {
 		copy(grown, buf)
 		buf = grown
 	}
+}
+
+// mappedBlock is block for a mapped input: the next blockSize bytes of the
+// mapping, cut after the last line end in them (a longer line is taken
+// whole, up to the record limit).
+func (s *ndjsonSource) mappedBlock() ([]byte, int64, error) {
+	data := s.mm.data()
+	if s.off >= len(data) {
+		return nil, 0, io.EOF
+	}
+	end := min(s.off+blockSize, len(data))
+	if end < len(data) {
+		if nl := bytes.LastIndexByte(data[s.off:end], '\n'); nl >= 0 {
+			end = s.off + nl + 1
+		} else {
+			// One line fills the block: its end, up to the limit.
+			limit := len(data)
+			if int64(limit-s.off) > s.max {
+				limit = s.off + int(s.max) + 1
+			}
+			nl := bytes.IndexByte(data[end:limit], '\n')
+			switch {
+			case nl >= 0:
+				end += nl + 1
+			case limit < len(data):
+				return nil, 0, &LimitError{Line: s.line + 1, Limit: s.max, Err: ErrRecordTooLarge}
+			default:
+				end = len(data)
+			}
+		}
+	}
+	lines := data[s.off:end:end]
+	s.off = end
+	if s.off > s.keep {
+		s.mm.drop(s.off - s.keep)
+	}
+	if s.seen != nil {
+		s.seen(int64(s.off))
+	}
+	first := s.line + 1
+	s.line += int64(bytes.Count(lines, []byte{'\n'}))
+	if lines[len(lines)-1] != '\n' {
+		s.line++ // the last line has no line end
+	}
+	return lines, first, nil
 }
 
 // blockPool recycles the NDJSON blocks Run is done with (recycleBlock):
