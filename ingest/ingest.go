@@ -438,8 +438,16 @@ func (r *run) input(ctx context.Context, in Input, seqBase int64) (n int64, err 
 	var wg sync.WaitGroup
 	readerDone := make(chan struct{})
 	// Stop the reader first, then wait for the workers it feeds, and for
-	// the reader.
-	defer func() { cancel(); wg.Wait(); <-readerDone }()
+	// a mapped input's reader, which reads the mapping (a reader of a
+	// stream is not waited for: it may be stuck in a read from a stalled
+	// client, and ends with its next read).
+	defer func() {
+		cancel()
+		wg.Wait()
+		if useMap {
+			<-readerDone
+		}
+	}()
 	workers := min(runtime.GOMAXPROCS(0), 4)
 	todo := make(chan *batch, workers*2)
 	ordered := make(chan *batch, workers*4)
