@@ -37,6 +37,10 @@ type writeBehind struct {
 
 	mu  sync.Mutex
 	err error
+	// panicked is what a queued function or the writer panicked with; close
+	// and abort panic with it again on the caller's goroutine (a handler's
+	// panic stays the handler's, for net/http to recover).
+	panicked any
 }
 
 // writeOp is one queued step: bytes to write, or a function to run.
@@ -56,6 +60,16 @@ func newWriteBehind(w io.Writer) *writeBehind {
 // run is the writer goroutine.
 func (wb *writeBehind) run() {
 	defer close(wb.done)
+	defer func() {
+		if p := recover(); p != nil {
+			wb.panicked = p
+			wb.fail(fmt.Errorf("write behind: panic: %v", p))
+			for range wb.queue {
+				// Drop what is queued, so the encoder never waits on a full
+				// queue, until close or abort.
+			}
+		}
+	}()
 	for op := range wb.queue {
 		if !wb.stop.Load() && wb.failed() == nil {
 			var err error
@@ -136,23 +150,21 @@ func (wb *writeBehind) after(fn func() error) error {
 	return nil
 }
 
-// Write queues a copy of p, for writers that are not a sink.
-func (wb *writeBehind) Write(p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, wb.failed()
-	}
-	if err := wb.send(append(wb.spare(len(p)), p...)); err != nil {
-		return 0, err
-	}
-	return len(p), nil
-}
-
 // close writes what is queued, ends the writer goroutine and returns the
 // sticky error.
 func (wb *writeBehind) close() error {
 	wb.once.Do(func() { close(wb.queue) })
 	<-wb.done
+	wb.repanic()
 	return wb.failed()
+}
+
+// repanic panics with what the writer goroutine panicked with, if it did.
+func (wb *writeBehind) repanic() {
+	if p := wb.panicked; p != nil {
+		wb.panicked = nil
+		panic(p)
+	}
 }
 
 // abort drops what is queued (a write in progress finishes), ends the
@@ -161,4 +173,5 @@ func (wb *writeBehind) abort() {
 	wb.stop.Store(true)
 	wb.once.Do(func() { close(wb.queue) })
 	<-wb.done
+	wb.repanic()
 }
