@@ -160,11 +160,20 @@ func scanJSON(b []byte, i int) (int, error) {
 		return 0, errSyntax
 	}
 	j := i
-	for j < len(b) && !isSpace(b[j]) && b[j] != ',' && b[j] != '}' && b[j] != ']' {
+	for j < len(b) && !scalarEnd[b[j]] {
 		j++
 	}
 	return j, nil
 }
+
+// scalarEnd marks the bytes that end a JSON scalar as scanJSON scans it:
+// whitespace, a comma, a closing brace or bracket.
+var scalarEnd = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = isSpace(byte(c)) || c == ',' || c == '}' || c == ']'
+	}
+	return t
+}()
 
 // jsonString is a JSON string literal as objectFields found it: decoded
 // in the same pass that found its end.

@@ -332,3 +332,14 @@ func FuzzObjectFields(f *testing.F) {
 		}
 	})
 }
+
+// TestScalarEnd holds scanJSON's table of the bytes that end a scalar to
+// the rule: JSON whitespace, a comma, a closing brace or bracket.
+func TestScalarEnd(t *testing.T) {
+	for c := range 256 {
+		want := c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == ',' || c == '}' || c == ']'
+		if scalarEnd[c] != want || isSpace(byte(c)) != (want && c != ',' && c != '}' && c != ']') {
+			t.Errorf("byte %#x: scalarEnd %v, isSpace %v", c, scalarEnd[c], isSpace(byte(c)))
+		}
+	}
+}
