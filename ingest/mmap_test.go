@@ -47,6 +47,10 @@ func TestMappedFile(t *testing.T) {
 		{name: "a last line longer than a block", text: ev1 + "\n" + long(900000001, 3*blockSize/2), opts: Options{MaxRecordBytes: limit}},
 		{name: "a line over the limit", text: ev1 + "\n\n" + long(900000001, 2*limit) + "\n" + ev2 + "\n", opts: Options{MaxRecordBytes: limit}, wantErr: true},
 		{name: "a last line over the limit", text: ev1 + "\n" + long(900000001, 2*limit), opts: Options{MaxRecordBytes: limit}, wantErr: true},
+		{name: "a record limit under a block", text: dump.String(), opts: Options{MaxRecordBytes: 4096}},
+		{name: "a line longer than a block over a limit under a block", text: ev1 + "\n" + long(900000001, 3*blockSize/2) + "\n", opts: Options{MaxRecordBytes: 4096}, wantErr: true},
+		{name: "a last line longer than a block over a limit under a block", text: ev1 + "\n" + long(900000001, 3*blockSize/2), opts: Options{MaxRecordBytes: 4096}, wantErr: true},
+		{name: "a line over a limit under a block", text: ev1 + "\n" + long(900000001, 5000) + "\n" + ev2, opts: Options{MaxRecordBytes: 4096}, wantErr: true},
 		{name: "an invalid record", text: dump.String()[:dump.Len()/2] + `{"date":"bad"}` + "\n" + dump.String()[dump.Len()/2:], wantErr: true},
 	}
 	for _, tc := range cases {

@@ -253,7 +253,10 @@ func (s *ndjsonSource) mappedBlock() ([]byte, int64, error) {
 			if int64(limit-s.off) > s.max {
 				limit = s.off + int(s.max) + 1
 			}
-			nl := bytes.IndexByte(data[end:limit], '\n')
+			nl := -1
+			if limit > end {
+				nl = bytes.IndexByte(data[end:limit], '\n')
+			}
 			switch {
 			case nl >= 0:
 				end += nl + 1
