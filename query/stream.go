@@ -10,7 +10,8 @@ import (
 
 // batchSource produces the batches of one result over a DuckDB connection
 // that a stream owns: the plain statements of engine.go (statementSource)
-// or the ordered chunks of chunked.go (chunkSource). A stream calls its
+// or the ordered chunks of chunked.go (chunkReader), or a streaming DuckDB
+// result read on the chunked read's connection (streamSource). A stream calls its
 // methods with its lock held, so never concurrently.
 type batchSource interface {
 	// next returns the next batch, which the caller owns (one reference,
@@ -43,7 +44,7 @@ type stream struct {
 var _ array.RecordReader = (*stream)(nil)
 
 // newStream returns a stream of src's batches, with one reference, owning
-// conn.
+// conn (nil: src runs on a connection its caller owns).
 func newStream(conn *sql.Conn, schema *arrow.Schema, src batchSource) *stream {
 	return &stream{schema: schema, conn: conn, src: src, refs: 1}
 }

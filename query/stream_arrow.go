@@ -71,8 +71,11 @@ func streamQuery(ctx context.Context, conn *sql.Conn, st statement) (array.Recor
 	return rr, err
 }
 
-// streamReader reads a streaming DuckDB result as Arrow record batches.
-type streamReader struct {
+// streamSource is the batchSource of a streaming DuckDB result: each of
+// DuckDB's chunks converted to Arrow as the query produces it. It runs on a
+// connection it does not own (the chunked read's), so the stream around it
+// has no connection to return.
+type streamSource struct {
 	conn   mapping.Connection
 	stmt   mapping.PreparedStatement
 	res    mapping.Result
@@ -83,20 +86,15 @@ type streamReader struct {
 	// ends; watchDone is closed when it has.
 	stopWatch chan struct{}
 	watchDone chan struct{}
-
-	stopOnce sync.Once
-
-	mu      sync.Mutex
-	refs    int64
-	done    bool // the result is destroyed
-	current arrow.RecordBatch
-	err     error
+	stopOnce  sync.Once
 }
+
+var _ batchSource = (*streamSource)(nil)
 
 // newStreamReader prepares st on conn, binds its arguments and starts it
 // as a streaming result.
-func newStreamReader(ctx context.Context, conn mapping.Connection, st statement) (_ *streamReader, err error) {
-	r := &streamReader{conn: conn, ctx: ctx, refs: 1}
+func newStreamReader(ctx context.Context, conn mapping.Connection, st statement) (_ *stream, err error) {
+	r := &streamSource{conn: conn, ctx: ctx}
 	if mapping.Prepare(conn, st.sql, &r.stmt) == mapping.StateError {
 		msg := mapping.PrepareError(r.stmt)
 		mapping.DestroyPrepare(&r.stmt)
@@ -167,14 +165,14 @@ func newStreamReader(ctx context.Context, conn mapping.Connection, st statement)
 	r.schema = schema
 	r.stopWatch, r.watchDone = make(chan struct{}), make(chan struct{})
 	go r.watch()
-	return r, nil
+	return newStream(nil, schema, r), nil
 }
 
 // watch interrupts the query when ctx ends while the query runs (until
 // its last chunk or the reader's release), as duckdb-go does while it
 // executes a query: an interrupt after the end would be left to the
 // connection's next query.
-func (r *streamReader) watch() {
+func (r *streamSource) watch() {
 	defer close(r.watchDone)
 	select {
 	case <-r.ctx.Done():
@@ -184,7 +182,7 @@ func (r *streamReader) watch() {
 }
 
 // stopWatching ends the watch goroutine and waits for it.
-func (r *streamReader) stopWatching() {
+func (r *streamSource) stopWatching() {
 	r.stopOnce.Do(func() { close(r.stopWatch) })
 	<-r.watchDone
 }
@@ -198,22 +196,11 @@ func errorData(ed mapping.ErrorData) error {
 	return errors.New(mapping.ErrorDataMessage(ed))
 }
 
-func (r *streamReader) Schema() *arrow.Schema { return r.schema }
-
-// Next fetches the next chunk of the result and converts it.
-func (r *streamReader) Next() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.current != nil {
-		r.current.Release()
-		r.current = nil
-	}
-	if r.done || r.err != nil {
-		return false
-	}
+// next fetches the next chunk of the result and converts it; nil at the
+// end of the result.
+func (r *streamSource) next() (arrow.RecordBatch, error) {
 	if err := r.ctx.Err(); err != nil {
-		r.err = err
-		return false
+		return nil, err
 	}
 	chunk := mapping.FetchChunk(r.res)
 	if chunk.Ptr == nil {
@@ -221,55 +208,20 @@ func (r *streamReader) Next() bool {
 		// query no longer runs.
 		r.stopWatching()
 		if msg := mapping.ResultError(&r.res); msg != "" {
-			r.err = errors.Join(r.ctx.Err(), errors.New(msg))
+			return nil, errors.Join(r.ctx.Err(), errors.New(msg))
 		}
-		return false
+		return nil, nil
 	}
 	defer mapping.DestroyDataChunk(&chunk)
 	rec, ed := arrowmapping.DataChunkToArrowArray(r.opts, r.schema, chunk)
 	if err := errorData(ed); err != nil {
-		r.err = fmt.Errorf("arrow batch: %w", err)
-		return false
+		return nil, fmt.Errorf("arrow batch: %w", err)
 	}
-	r.current = rec
-	return true
+	return rec, nil
 }
 
-func (r *streamReader) RecordBatch() arrow.RecordBatch {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.current
-}
-
-// Record is RecordBatch (array.RecordReader's older name).
-func (r *streamReader) Record() arrow.RecordBatch { return r.RecordBatch() }
-
-func (r *streamReader) Err() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.err
-}
-
-func (r *streamReader) Retain() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.refs++
-}
-
-// Release destroys the result and the statement with the last reference.
-func (r *streamReader) Release() {
-	r.mu.Lock()
-	r.refs--
-	if r.refs > 0 || r.done {
-		r.mu.Unlock()
-		return
-	}
-	r.done = true
-	if r.current != nil {
-		r.current.Release()
-		r.current = nil
-	}
-	r.mu.Unlock()
+// release ends the query and destroys the result and the statement.
+func (r *streamSource) release() {
 	r.stopWatching()
 	arrowmapping.DestroyArrowOptions(&r.opts)
 	mapping.DestroyResult(&r.res)

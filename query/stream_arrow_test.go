@@ -92,8 +92,10 @@ func TestStreamQueryMatchesArrowQuery(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, ok := got.(*streamReader); !ok {
+		if s, ok := got.(*stream); !ok {
 			t.Errorf("streamQuery returned a %T, not a streamed result", got)
+		} else if _, ok := s.src.(*streamSource); !ok {
+			t.Errorf("streamQuery returned a stream of %T, not of a streamed result", s.src)
 		}
 		if !got.Schema().Equal(wantSchema) {
 			t.Errorf("schema %s, want %s", got.Schema(), wantSchema)
