@@ -61,9 +61,12 @@ func streamQuery(ctx context.Context, conn *sql.Conn, st statement) (array.Recor
 			fallback = true
 			return nil
 		}
-		var err error
-		rr, err = newStreamReader(ctx, raw, st)
-		return err
+		s, err := newStreamReader(ctx, raw, st)
+		if err != nil {
+			return err
+		}
+		rr = s
+		return nil
 	})
 	if fallback {
 		return arrowQuery(ctx, conn, st)
