@@ -59,7 +59,7 @@ func TestMappedFile(t *testing.T) {
 			if err := os.WriteFile(path, []byte(tc.prefix+tc.text), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			run := func(st *data.Store, noMap bool) (Summary, error, int64) {
+			run := func(st *data.Store, noMap bool) (Summary, int64, error) {
 				f, err := os.Open(path)
 				if err != nil {
 					t.Fatal(err)
@@ -73,14 +73,14 @@ func TestMappedFile(t *testing.T) {
 				opts.noMap = noMap
 				opts.Progress = func(n int64) { progress = n }
 				sum, err := Run(context.Background(), st, []Input{{Name: "dump", R: f}}, opts)
-				return sum, err, progress
+				return sum, progress, err
 			}
 			mapped, read := openStore(t), openStore(t)
 			maps := 0
 			mappedHook = func() { maps++ }
 			defer func() { mappedHook = nil }()
-			sumM, errM, progM := run(mapped, false)
-			sumR, errR, progR := run(read, true)
+			sumM, progM, errM := run(mapped, false)
+			sumR, progR, errR := run(read, true)
 			if maps != 1 {
 				t.Errorf("the file was mapped %d times, want once (the mapped run)", maps)
 			}
@@ -99,7 +99,7 @@ func TestMappedFile(t *testing.T) {
 			if tc.wantErr {
 				return
 			}
-			again, err, _ := run(mapped, true)
+			again, _, err := run(mapped, true)
 			if err != nil || again.Changed() != 0 || again.Unchanged != sumM.Ingested() {
 				t.Errorf("reading the file into the mapped ingest's store: %s, %v", again, err)
 			}
