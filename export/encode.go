@@ -167,6 +167,9 @@ type sink struct {
 	// behind, when set, takes each filled buffer to write on its own
 	// goroutine (see writeBehind) instead of w.
 	behind *writeBehind
+	// encRows and encBytes count the rows and bytes of the parallel blocks
+	// so far: their mean sizes the next blocks (see writeRows).
+	encRows, encBytes int64
 }
 
 // flushAt is the buffered size at which a sink writes through.

@@ -70,42 +70,40 @@ func (e *CSVEncoder) Write(rec arrow.RecordBatch) error {
 		return e.fail(err)
 	}
 	e.writeHeader()
-	n := int(rec.NumRows())
-	for i := 0; i < n; i++ {
-		for c, r := range e.readers {
-			if c > 0 {
-				e.out.buf = append(e.out.buf, ',')
-			}
-			if r.null(i) {
-				if len(e.readers) == 1 {
-					// An empty line is skipped by CSV readers; the row
-					// would vanish.
-					e.out.buf = append(e.out.buf, '"', '"')
-				}
-				continue
-			}
-			switch r.kind() {
-			case kindString:
-				e.out.buf = appendCSVField(e.out.buf, r.(stringReader).str(i), e.formulaGuard)
-			case kindList:
-				// Lists start with '[', so the guard never applies; they
-				// contain quotes and commas, so they are usually quoted.
-				e.scratch = r.appendText(e.scratch[:0], i)
-				e.out.buf = appendCSVList(e.out.buf, e.scratch)
-			default:
-				// Numbers, booleans and date-times never need quoting.
-				e.out.buf = r.appendText(e.out.buf, i)
-			}
-		}
-		e.out.buf = append(e.out.buf, '\n')
-		if err := e.out.maybeFlush(); err != nil {
-			return e.fail(err)
-		}
-	}
-	if err := e.out.flush(); err != nil {
+	if err := e.out.writeRows(rec, e.readers, &e.scratch, e.appendRow); err != nil {
 		return e.fail(err)
 	}
 	return nil
+}
+
+// appendRow appends row i and its line end (a rowFunc).
+func (e *CSVEncoder) appendRow(dst []byte, rd []reader, scratch *[]byte, i int) []byte {
+	for c, r := range rd {
+		if c > 0 {
+			dst = append(dst, ',')
+		}
+		if r.null(i) {
+			if len(rd) == 1 {
+				// An empty line is skipped by CSV readers; the row
+				// would vanish.
+				dst = append(dst, '"', '"')
+			}
+			continue
+		}
+		switch r.kind() {
+		case kindString:
+			dst = appendCSVField(dst, r.(stringReader).str(i), e.formulaGuard)
+		case kindList:
+			// Lists start with '[', so the guard never applies; they
+			// contain quotes and commas, so they are usually quoted.
+			*scratch = r.appendText((*scratch)[:0], i)
+			dst = appendCSVList(dst, *scratch)
+		default:
+			// Numbers, booleans and date-times never need quoting.
+			dst = r.appendText(dst, i)
+		}
+	}
+	return append(dst, '\n')
 }
 
 // Close writes the header if no batch came, and flushes.

@@ -71,21 +71,22 @@ func (e *JSONEncoder) Write(rec arrow.RecordBatch) error {
 		e.out.buf = append(e.out.buf, '[')
 		e.open = true
 	}
-	n := int(rec.NumRows())
-	for i := 0; i < n; i++ {
-		if e.rows == 0 {
-			e.out.buf = append(e.out.buf, '\n', '{')
+	// Every row but the export's first follows a comma: the prefix
+	// depends on the row's place in the export, not on encoder state, so
+	// that rows may be encoded on several goroutines.
+	base := e.rows
+	row := func(dst []byte, rd []reader, _ *[]byte, i int) []byte {
+		if base+int64(i) == 0 {
+			dst = append(dst, '\n', '{')
 		} else {
-			e.out.buf = append(e.out.buf, ',', '\n', '{')
+			dst = append(dst, ',', '\n', '{')
 		}
-		e.rows++
-		e.out.buf = appendObjectFields(e.out.buf, e.keys, e.readers, i)
-		e.out.buf = append(e.out.buf, '}')
-		if err := e.out.maybeFlush(); err != nil {
-			return e.fail(err)
-		}
+		dst = appendObjectFields(dst, e.keys, rd, i)
+		return append(dst, '}')
 	}
-	if err := e.out.flush(); err != nil {
+	err := e.out.writeRows(rec, e.readers, nil, row)
+	e.rows += rec.NumRows()
+	if err != nil {
 		return e.fail(err)
 	}
 	return nil

@@ -32,16 +32,14 @@ func (e *NDJSONEncoder) Write(rec arrow.RecordBatch) error {
 	if err := e.bind(rec); err != nil {
 		return e.fail(err)
 	}
-	n := int(rec.NumRows())
-	for i := 0; i < n; i++ {
-		e.out.buf = append(e.out.buf, '{')
-		e.out.buf = appendObjectFields(e.out.buf, e.keys, e.readers, i)
-		e.out.buf = append(e.out.buf, '}', '\n')
-		if err := e.out.maybeFlush(); err != nil {
-			return e.fail(err)
-		}
-	}
-	return e.fail(e.out.flush())
+	return e.fail(e.out.writeRows(rec, e.readers, nil, e.appendRow))
+}
+
+// appendRow appends row i as one line (a rowFunc).
+func (e *NDJSONEncoder) appendRow(dst []byte, rd []reader, _ *[]byte, i int) []byte {
+	dst = append(dst, '{')
+	dst = appendObjectFields(dst, e.keys, rd, i)
+	return append(dst, '}', '\n')
 }
 
 // Close flushes; NDJSON has no trailer.
