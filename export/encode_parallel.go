@@ -48,9 +48,8 @@ func encodeWorkers() int {
 // own (no writeBehind) takes. At most 2×workers blocks are in flight; a
 // block aims at blockBytes, measured from the rows encoded so far. The
 // goroutines end before writeRows returns; a panic on one of them is
-// raised again on the caller's, once all of them have ended. The sink's
-// buffer is empty afterwards on both paths except for what the serial path
-// leaves unflushed (nothing: both flush).
+// raised again on the caller's, once all of them have ended. Both paths
+// leave the sink's buffer empty (flushed).
 func (s *sink) writeRows(rec arrow.RecordBatch, rd []reader, scratch *[]byte, row rowFunc) error {
 	n := int(rec.NumRows())
 	workers := encodeWorkers()
