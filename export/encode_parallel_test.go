@@ -89,9 +89,8 @@ func TestParallelRowsSameBytes(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				wb := newWriteBehind(&got)
-				enc.(sinkEncoder).sinkOut().behind = wb
-				enc = closeBehind{Encoder: enc, wb: wb}
+				enc, wb := writingBehind(enc, enc.(sinkEncoder), &got)
+				defer wb.abort()
 				for _, rec := range sets {
 					if err := enc.Write(rec); err != nil {
 						t.Fatal(err)
@@ -123,10 +122,8 @@ func TestParallelRowsWriteError(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			wb := newWriteBehind(w)
+			enc, wb := writingBehind(enc, enc.(sinkEncoder), w)
 			defer wb.abort()
-			enc.(sinkEncoder).sinkOut().behind = wb
-			enc = closeBehind{Encoder: enc, wb: wb}
 			var werr error
 			for i := 0; werr == nil && i < 100; i++ {
 				werr = enc.Write(rec)

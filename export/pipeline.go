@@ -70,13 +70,12 @@ func Run(ctx context.Context, req Request, w io.Writer, afterBatch func() error)
 	// encoded. A page is small and goes to memory.
 	inner, after := enc, afterBatch
 	if s, ok := enc.(sinkEncoder); ok && req.Plan.Limit == 0 {
-		wb := newWriteBehind(w)
+		var wb *writeBehind
+		enc, wb = writingBehind(enc, s, w)
 		defer wb.abort()
-		s.sinkOut().behind = wb
 		if afterBatch != nil {
 			after = func() error { return wb.after(afterBatch) }
 		}
-		enc = closeBehind{Encoder: enc, wb: wb}
 	}
 	closed := false
 	defer func() {
@@ -148,6 +147,16 @@ func writeBatch(enc Encoder, pol *privacy.Policy, format Format, in arrow.Record
 		return 0, fmt.Errorf("encode %s: %w", format, err)
 	}
 	return out.NumRows(), nil
+}
+
+// writingBehind makes enc, whose sink is s, write to w behind it on a
+// goroutine of its own (see writeBehind): the returned encoder's Close also
+// waits for the writes. The caller aborts the returned writeBehind when it
+// is done with it (after Close, that does nothing).
+func writingBehind(enc Encoder, s sinkEncoder, w io.Writer) (Encoder, *writeBehind) {
+	wb := newWriteBehind(w)
+	s.sinkOut().behind = wb
+	return closeBehind{Encoder: enc, wb: wb}, wb
 }
 
 // closeBehind is an encoder writing behind (see Run): Close also waits
