@@ -401,7 +401,7 @@ type chunkReader struct {
 	target, maxRows, maxBytes, minRows int64
 	onChunk                            func(rows int64)
 	// handBack, when set, returns freed memory to the OS after each chunk
-	// is read (its materialized result is freed by then), while the
+	// is read (DuckDB's memory for its query is free by then), while the
 	// process's resident memory is above handBackAbove (when positive),
 	// and when the stream is released.
 	handBack      func()

@@ -48,8 +48,8 @@ type EngineOptions struct {
 	// HandBackAbove, when positive, makes the hand-back after a chunk
 	// conditional: it runs only while the process's resident memory is
 	// above this many bytes. Most of the hand-back's cost is the next
-	// chunk faulting the returned pages in again (DuckDB materializes
-	// each chunk in the same 50-80 MB), which an export that stays well
+	// chunk faulting the returned pages in again (each chunk's query uses
+	// the same 50-80 MB of DuckDB's memory), which an export that stays well
 	// under the bound need not pay; one that grows (a busy day, exports
 	// at once) is handed back as before. The hand-back when a stream ends
 	// is unconditional, so that an idle server holds nothing freed.

@@ -52,7 +52,7 @@ func handBackParts() (jemalloc, malloc bool) {
 // to the OS, at once. Both keep what a query freed for the next one:
 // jemalloc for a second (its decay), glibc's malloc in its per-thread
 // arenas until they are trimmed, which only happens at the top of a heap.
-// A chunked export frees a whole chunk's materialized result (jemalloc)
+// A chunked export frees a whole chunk's query memory (jemalloc)
 // and its Arrow buffers (DuckDB allocates those with malloc) chunk after
 // chunk; left to the allocators, 300k rows of one day at level none
 // peaked at 390-460 MB of which 110-130 MB was free jemalloc pages and as
