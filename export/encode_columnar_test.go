@@ -229,9 +229,9 @@ func TestParquetLayout(t *testing.T) {
 		}
 		// Twenty one-row batches. The encoding goroutine's queue holds
 		// parquetQueue batches, so when the 20th is handed over the 16th
-		// has been encoded, which wrote out the fifth full row group: the
-		// 20th Write copies at least five row groups, however the
-		// goroutines are scheduled.
+		// has been gathered; the 15th filled the fifth row group, which is
+		// written only after the fourth has been: the 20th Write copies at
+		// least four row groups, however the goroutines are scheduled.
 		one := batches[0].NewSlice(0, 1)
 		defer one.Release()
 		for i := 0; i < 20; i++ {

@@ -3,12 +3,14 @@ package export
 import (
 	"fmt"
 	"io"
+	"runtime"
 	"sync"
 	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"worklog/internal/bufpool"
@@ -26,37 +28,42 @@ const (
 )
 
 // ParquetEncoder writes record batches as one Parquet file through
-// arrow-go's pqarrow writer: zstd-compressed, date-times as TIMESTAMP
-// (microseconds, not adjusted to UTC: naive wall-clock times, as DuckDB
-// writes them; DATE where the privacy level cuts them to the day), lists as
-// Parquet LISTs of strings, numbers with their types.
+// arrow-go's Parquet writer (pqarrow's column writing, the file layer's
+// row groups): zstd-compressed, date-times as TIMESTAMP (microseconds, not
+// adjusted to UTC: naive wall-clock times, as DuckDB writes them; DATE
+// where the privacy level cuts them to the day), lists as Parquet LISTs of
+// strings, numbers with their types.
 //
 // Rows are gathered into a row group, column by column, until it holds
 // EncoderOptions.ParquetRowGroupRows rows or ParquetRowGroupBytes bytes of
-// Arrow data; then the row group is written out, so memory holds at most
-// one row group and a few batches whatever the export's size. Strings and
-// the strings of lists are gathered as dictionaries of the row group's
-// distinct values and handed to the writer as Arrow dictionary arrays, the
-// other columns' arrays are kept (retained) until their row group is
-// written (see encode_parquet_dict.go). Nothing is written before the
-// first Write or Close:
-// the file (and with it an HTTP response) starts with data, so an error
-// before the first row can still be answered as an error.
+// Arrow data; then the row group is written out while the next one is
+// gathered, so memory holds at most two row groups and a few batches
+// whatever the export's size. Strings and the strings of lists are
+// gathered as dictionaries of the row group's distinct values and handed
+// to the writer as Arrow dictionary arrays, the other columns' arrays are
+// kept (retained) until their row group is written (see
+// encode_parquet_dict.go). A row group's columns are encoded on up to
+// GOMAXPROCS goroutines (see encode_parquet_write.go). Nothing is written
+// before the first Write or Close: the file (and with it an HTTP
+// response) starts with data, so an error before the first row can still
+// be answered as an error.
 //
-// Encoding runs on a goroutine of its own, so that it overlaps with the
+// Encoding runs on goroutines of its own, so that it overlaps with the
 // reading of the next batches (DuckDB, the privacy transform): Write hands
 // the batch over (retained) and returns. The encoded bytes collect in a
 // buffer that Write and Close copy to the underlying writer, so the
 // underlying writer is only ever used from the caller's goroutine (an HTTP
 // response must not be written while the handler flushes it). An encoding
 // error is returned by a later Write or by Close. A caller that gives up
-// before Close calls Abort, which stops the goroutine.
+// before Close calls Abort, which stops the goroutines.
 type ParquetEncoder struct {
 	stream
 	dst      *errWriter
 	maxRows  int64
 	maxBytes int64
 	props    *parquet.WriterProperties
+	// workers bounds the goroutines writing a row group's columns.
+	workers int
 
 	// out collects what the Parquet writer writes, for the caller's
 	// goroutine to copy to dst.
@@ -65,12 +72,21 @@ type ParquetEncoder struct {
 	work chan arrow.RecordBatch
 	done chan struct{}
 
+	// aborted tells a row group's goroutines that Abort gave up the export.
+	aborted atomic.Bool
+
 	// Owned by the encoding goroutine until done is closed.
-	fw              *pqarrow.FileWriter
-	cols            []pqColumn // the current row group, by column
-	rgRows, rgBytes int64      // the current row group's rows and Arrow bytes
-	encErr          error      // the first encoding error
-	failedFlag      atomic.Bool
+	fw              *file.Writer
+	cols            []pqColumn // the row group being gathered, by column
+	rgRows, rgBytes int64      // its rows and Arrow bytes
+	// spare is the other set of columns: the row group being written in
+	// the background while written is not nil, else the set to gather the
+	// next row group in.
+	spare   []pqColumn
+	written chan error // the error of the row group written in the background
+	encErr  error      // the first encoding error
+
+	failedFlag atomic.Bool
 }
 
 // ParquetZstdLevel is the zstd level of Parquet exports (see writerProps);
@@ -90,7 +106,8 @@ const parquetQueue = 2
 // schema has a column Parquet cannot represent.
 func NewParquetEncoder(w io.Writer, schema *arrow.Schema, opts EncoderOptions) (*ParquetEncoder, error) {
 	e := &ParquetEncoder{stream: newStream(schema), dst: &errWriter{w: w},
-		maxRows: opts.ParquetRowGroupRows, maxBytes: opts.ParquetRowGroupBytes}
+		maxRows: opts.ParquetRowGroupRows, maxBytes: opts.ParquetRowGroupBytes,
+		workers: runtime.GOMAXPROCS(0)}
 	if e.maxRows <= 0 {
 		e.maxRows = DefaultParquetRowGroupRows
 	}
@@ -99,6 +116,9 @@ func NewParquetEncoder(w io.Writer, schema *arrow.Schema, opts EncoderOptions) (
 	}
 	if e.err != nil {
 		return nil, e.err
+	}
+	if err := checkParquetShapes(schema); err != nil {
+		return nil, err
 	}
 	props, err := e.writerProps()
 	if err != nil {
@@ -183,23 +203,30 @@ func (e *ParquetEncoder) failed(op string, err error) error {
 
 // start opens the file (its header goes to out) and the encoding goroutine.
 func (e *ParquetEncoder) start() error {
-	fw, err := pqarrow.NewFileWriter(e.schema, &e.out, e.props, pqarrow.DefaultWriterProps())
+	fw, err := newParquetFile(e.schema, &e.out, e.props)
 	if err != nil {
 		return e.failed("start parquet file", err)
 	}
 	e.fw = fw
-	e.cols = make([]pqColumn, e.schema.NumFields())
-	for i, f := range e.schema.Fields() {
-		e.cols[i] = newPQColumn(f.Type, e.props.Allocator(), e.props.DataPageSize(), e.props.DictionaryPageSizeLimit())
-	}
+	e.cols = e.newColumns()
 	e.work = make(chan arrow.RecordBatch, parquetQueue)
 	e.done = make(chan struct{})
 	go e.encode()
 	return nil
 }
 
+// newColumns returns the gatherers of a row group's columns.
+func (e *ParquetEncoder) newColumns() []pqColumn {
+	cols := make([]pqColumn, e.schema.NumFields())
+	for i, f := range e.schema.Fields() {
+		cols[i] = newPQColumn(f.Type, e.props.Allocator(), e.props.DataPageSize(), e.props.DictionaryPageSizeLimit())
+	}
+	return cols
+}
+
 // encode is the encoding goroutine: it gathers every batch it is handed
 // into the row group and releases it; after an error it only releases.
+// Before it ends it waits for the row group written in the background.
 func (e *ParquetEncoder) encode() {
 	defer close(e.done)
 	for rec := range e.work {
@@ -210,6 +237,9 @@ func (e *ParquetEncoder) encode() {
 			}
 		}
 		rec.Release()
+	}
+	if err := e.waitRowGroup(); err != nil && e.encErr == nil {
+		e.encErr = err
 	}
 }
 
@@ -239,7 +269,7 @@ func (e *ParquetEncoder) writeRows(rec arrow.RecordBatch) error {
 		e.rgBytes += size * take / n
 		off += take
 		if e.rgRows >= e.maxRows || e.rgBytes >= e.maxBytes {
-			if err := e.writeRowGroup(); err != nil {
+			if err := e.startRowGroup(); err != nil {
 				return err
 			}
 		}
@@ -247,34 +277,61 @@ func (e *ParquetEncoder) writeRows(rec arrow.RecordBatch) error {
 	return nil
 }
 
-// writeRowGroup writes the gathered rows as one row group, column by
-// column.
-func (e *ParquetEncoder) writeRowGroup() error {
-	if e.rgRows == 0 {
-		return nil
+// startRowGroup hands the gathered row group to a goroutine that writes
+// it (its columns on several goroutines, see encode_parquet_write.go) and
+// gathers the next row group in the spare set of columns meanwhile: the
+// reading of the next batches and their dictionaries need not wait for a
+// row group's pages to be encoded and compressed. It first waits for the
+// row group written before, so at most two row groups are held, one
+// gathered and one being written, and row groups are written in order.
+func (e *ParquetEncoder) startRowGroup() error {
+	if err := e.waitRowGroup(); err != nil {
+		return err
 	}
-	if err := e.fw.NewRowGroupChecked(); err != nil {
-		return fmt.Errorf("write parquet row group: %w", err)
+	if e.spare == nil {
+		e.spare = e.newColumns()
 	}
-	for i, col := range e.cols {
-		ch, err := col.take()
-		if err != nil {
-			return fmt.Errorf("gather parquet column %s: %w", e.schema.Field(i).Name, err)
-		}
-		err = e.fw.WriteColumnChunked(ch, 0, int64(ch.Len()))
-		ch.Release()
-		if err != nil {
-			return fmt.Errorf("write parquet column %s: %w", e.schema.Field(i).Name, err)
-		}
-	}
+	cols := e.cols
+	e.cols, e.spare = e.spare, cols
 	e.rgRows, e.rgBytes = 0, 0
+	written := make(chan error, 1)
+	e.written = written
+	go func() {
+		err := e.writeRowGroup(cols)
+		if err != nil {
+			e.failedFlag.Store(true)
+		}
+		written <- err
+	}()
 	return nil
 }
 
-// releaseColumns drops what the row group gathered.
+// waitRowGroup waits for the row group written in the background, if any,
+// and returns its error.
+func (e *ParquetEncoder) waitRowGroup() error {
+	if e.written == nil {
+		return nil
+	}
+	err := <-e.written
+	e.written = nil
+	return err
+}
+
+// writeRowGroup writes the rows gathered in cols as one row group.
+func (e *ParquetEncoder) writeRowGroup(cols []pqColumn) error {
+	rgw, err := e.fw.AppendBufferedRowGroupChecked()
+	if err != nil {
+		return fmt.Errorf("write parquet row group: %w", err)
+	}
+	return e.writeColumns(rgw, cols)
+}
+
+// releaseColumns drops what both sets of columns hold.
 func (e *ParquetEncoder) releaseColumns() {
-	for _, col := range e.cols {
-		col.release()
+	for _, cols := range [][]pqColumn{e.cols, e.spare} {
+		for _, col := range cols {
+			col.release()
+		}
 	}
 }
 
@@ -340,14 +397,14 @@ func (e *ParquetEncoder) Close() error {
 	if encErr != nil {
 		return e.fail(encErr)
 	}
-	if e.fw != nil {
-		if err := e.writeRowGroup(); err != nil {
+	if e.fw != nil && e.rgRows > 0 {
+		if err := e.writeRowGroup(e.cols); err != nil {
 			return e.failed("write parquet file", err)
 		}
 	}
 	if e.fw == nil {
 		// No rows: a file of the schema and no row group.
-		fw, err := pqarrow.NewFileWriter(e.schema, &e.out, e.props, pqarrow.DefaultWriterProps())
+		fw, err := newParquetFile(e.schema, &e.out, e.props)
 		if err != nil {
 			return e.failed("start parquet file", err)
 		}
@@ -366,6 +423,7 @@ func (e *ParquetEncoder) Abort() error {
 		return nil
 	}
 	e.closed = true
+	e.aborted.Store(true)
 	_ = e.stop()
 	e.releaseColumns()
 	e.out.reset()
