@@ -194,6 +194,27 @@ func (b *bench) parquet(ctx context.Context, store string, files []data.PartFile
 			}
 		}
 	}
+	// The same rows: DuckDB reads both files back; their row counts and
+	// the sums of their rows' hashes (which do not depend on the order)
+	// must agree.
+	digest := func(p string) (string, error) {
+		var n int64
+		var sum string
+		err := b.db.QueryRowContext(ctx, "SELECT count(*), CAST(sum(hash(t)::HUGEINT) AS VARCHAR) FROM read_parquet("+data.QuoteString(p)+") AS t").Scan(&n, &sum)
+		return fmt.Sprintf("%d rows, hash sum %s", n, sum), err
+	}
+	od, err := digest(ours)
+	if err != nil {
+		return fmt.Errorf("PQ: read our file back: %w", err)
+	}
+	td, err := digest(theirs)
+	if err != nil {
+		return fmt.Errorf("PQ: read COPY's file back: %w", err)
+	}
+	if od != td {
+		return fmt.Errorf("PQ: our file has %s, COPY's %s", od, td)
+	}
+	b.logf("PQ: our file and COPY's hold the same rows (%s)", od)
 	var sizes [3]int64
 	for i, p := range []string{ours, theirs, theirsDefault} {
 		if fi, err := os.Stat(p); err == nil {
