@@ -3,6 +3,7 @@ package export
 import (
 	"bytes"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -124,4 +125,79 @@ func TestCSVLargeBatch(t *testing.T) {
 			}
 		}
 	}
+}
+
+// csvFieldBases are strings long enough for the eight-byte paths of
+// appendCSVField: plain ASCII (written as it is), one with a quote early
+// (quoted, quotes doubled) and one with a multi-byte character early (the
+// reference path).
+var csvFieldBases = []string{
+	"0123456789abcdefghijklmn",
+	`0"23456789abcdefghijklmn`,
+	"0é23456789abcdefghijklmn",
+}
+
+// checkCSVField compares appendCSVField with appendCSVFieldSlow, the
+// reference, guarded and not, after a prefix already in the buffer.
+func checkCSVField(t *testing.T, s string) {
+	t.Helper()
+	for _, guard := range []bool{false, true} {
+		got := string(appendCSVField([]byte("x,"), s, guard))
+		want := string(appendCSVFieldSlow([]byte("x,"), s, guard))
+		if got != want {
+			t.Errorf("%q guard %v: got %q, want %q", s, guard, got, want)
+		}
+	}
+}
+
+// TestCSVFieldEveryByteAtEveryPosition puts every byte value, and a few
+// multi-byte sequences (valid, cut and invalid), at every position of each
+// base string and at its end.
+func TestCSVFieldEveryByteAtEveryPosition(t *testing.T) {
+	seqs := []string{"é", "€", "\U0001F600", "\xe2\x82", "\xc3", "\xff\xfe", "\xed\xa0\x80", `\.`, "\"\"", ",\n"}
+	for c := range 256 {
+		seqs = append(seqs, string([]byte{byte(c)}))
+	}
+	for _, base := range csvFieldBases {
+		for pos := 0; pos <= len(base); pos++ {
+			for _, seq := range seqs {
+				checkCSVField(t, base[:pos]+seq+base[pos:])
+				checkCSVField(t, base[:pos]+seq)
+				checkCSVField(t, seq+base[pos:])
+			}
+		}
+	}
+	for _, s := range []string{"", `\.`, " ", "\t", "\v", "\u00a0x", "\u0085", "=", "'", "-1", "a"} {
+		checkCSVField(t, s)
+	}
+}
+
+// TestCSVListQuotes checks a list's text: quoted and its quotes doubled when
+// it holds a quote or a comma, as it is otherwise.
+func TestCSVListQuotes(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{`[]`, `[]`},
+		{`[1]`, `[1]`},
+		{`[1, 2]`, `"[1, 2]"`},
+		{`["a"]`, `"[""a""]"`},
+		{`["Keßler", "München", "a long item that passes eight bytes"]`, `"[""Keßler"", ""München"", ""a long item that passes eight bytes""]"`},
+	} {
+		if got := string(appendCSVList([]byte("x,"), []byte(tt.in))); got != "x,"+tt.want {
+			t.Errorf("%s: got %s, want x,%s", tt.in, got, tt.want)
+		}
+	}
+}
+
+// FuzzCSVField compares appendCSVField with its reference,
+// appendCSVFieldSlow. The seeds run with every go test.
+func FuzzCSVField(f *testing.F) {
+	for c := range 256 {
+		base := csvFieldBases[c%len(csvFieldBases)]
+		pos := c % len(base)
+		f.Add(base[:pos] + string([]byte{byte(c)}) + base[pos+1:])
+	}
+	for _, s := range []string{"", `\.`, " x", "truncated \xe2\x82", strings.Repeat("é\"", 9), `{"a":"b","c":[1,2]}`} {
+		f.Add(s)
+	}
+	f.Fuzz(checkCSVField)
 }
