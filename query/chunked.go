@@ -295,7 +295,7 @@ func (r *chunkReader) splitDay(day dayRange, piece int64) ([]dayRange, error) {
 // returns nil, nil when nothing matches, so that the caller runs the plain
 // statement, whose empty result still carries the schema.
 func (e *Engine) chunkedRecords(ctx context.Context, files []data.PartFile, p *Plan) (array.RecordReader, error) {
-	conn, err := e.db.Conn(ctx)
+	conn, err := e.chunkDB.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("get duckdb connection: %w", err)
 	}

@@ -2,6 +2,7 @@ package query
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -574,5 +576,50 @@ func TestRecordsCancel(t *testing.T) {
 	defer cancel2()
 	if n, err := e.Count(ctx2, snap, mustParse(t, "", Options{})); err != nil || n != 33 {
 		t.Errorf("Count after cancel = %d, %v", n, err)
+	}
+}
+
+// The chunks of a chunked export are read on a database of half the cores'
+// threads (chunkThreads), the engine's other queries on one of Threads (all
+// cores by default); an engine of that few threads already reads its chunks
+// on its one database.
+func TestChunkDatabaseThreads(t *testing.T) {
+	threads := func(db *sql.DB) int {
+		var n int
+		if err := db.QueryRow("SELECT current_setting('threads')").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	snap := data.Snapshot{}
+	for _, tc := range []struct {
+		opts             int
+		main, chunk      int
+		sharedWithChunks bool
+	}{
+		{0, runtime.NumCPU(), chunkThreads(runtime.NumCPU()), runtime.NumCPU() == 1},
+		{1, 1, 1, true},
+	} {
+		e, err := NewEngine(fixedSource{snap}, EngineOptions{Threads: tc.opts, TempDirectory: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := threads(e.db); got != tc.main {
+			t.Errorf("Threads %d: the engine's database has %d threads, want %d", tc.opts, got, tc.main)
+		}
+		if got := threads(e.chunkDB); got != tc.chunk {
+			t.Errorf("Threads %d: the chunks' database has %d threads, want %d", tc.opts, got, tc.chunk)
+		}
+		if (e.chunkDB == e.db) != tc.sharedWithChunks {
+			t.Errorf("Threads %d: one database for both: %v, want %v", tc.opts, e.chunkDB == e.db, tc.sharedWithChunks)
+		}
+		if err := e.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for cores, want := range map[int]int{1: 1, 2: 1, 3: 1, 4: 2, 16: 8} {
+		if got := chunkThreads(cores); got != want {
+			t.Errorf("chunkThreads(%d) = %d, want %d", cores, got, want)
+		}
 	}
 }
