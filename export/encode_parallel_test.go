@@ -171,3 +171,27 @@ func TestParallelRowsPanic(t *testing.T) {
 	_ = s.writeRows(rec, nil, nil, row)
 	t.Error("writeRows returned without panicking")
 }
+
+// The readers of a batch sliced at an offset (a slice of a chunk, or of a
+// list's or string's buffers) read the rows of the slice: every format
+// writes the bytes of the same rows built as a batch of their own,
+// nulls, strings and lists at any offset included.
+func TestSlicedBatchSameBytes(t *testing.T) {
+	mem := newMem(t)
+	schema := parallelSchema()
+	values := parallelRowValues(t, 0, 300)
+	full := newRecord(t, mem, schema, values)
+	defer full.Release()
+	for _, cut := range [][2]int{{0, 300}, {1, 300}, {3, 250}, {77, 78}, {299, 300}, {13, 13}} {
+		sliced := full.NewSlice(int64(cut[0]), int64(cut[1]))
+		own := newRecord(t, mem, schema, values[cut[0]:cut[1]])
+		for _, f := range []Format{FormatCSV, FormatJSON, FormatNDJSON} {
+			got := encode(t, f, schema, EncoderOptions{}, sliced)
+			if want := encode(t, f, schema, EncoderOptions{}, own); !bytes.Equal(got, want) {
+				t.Errorf("%s rows %d..%d: the slice gives\n%.300q\nwant\n%.300q", f, cut[0], cut[1], got, want)
+			}
+		}
+		sliced.Release()
+		own.Release()
+	}
+}

@@ -128,7 +128,11 @@ func NewEngine(src SnapshotSource, opts EngineOptions) (*Engine, error) {
 	}
 	e := &Engine{src: src, connector: connector, db: sql.OpenDB(connector), handBackAbove: opts.HandBackAbove}
 	e.chunkConnector, e.chunkDB = connector, e.db
-	if threads := chunkThreads(runtime.NumCPU()); opts.Threads == 0 || threads < opts.Threads {
+	mainThreads := opts.Threads
+	if mainThreads <= 0 {
+		mainThreads = runtime.NumCPU() // DuckDB's default
+	}
+	if threads := chunkThreads(runtime.NumCPU()); threads < mainThreads {
 		// DuckDB's threads are a setting of the whole database, so the
 		// chunks get a database of their own: another in-memory DuckDB
 		// with the same settings, fewer threads. Chunks read Parquet
