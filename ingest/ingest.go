@@ -345,18 +345,21 @@ type batch struct {
 	unknown map[string]bool
 	err     error // fatal: ends the input
 	done    chan struct{}
+	// ref holds rows, text and block until the last run of the rows is
+	// written (see stager).
+	ref rowsRef
 }
 
 // result is one validated record: a staging row and its month, or an error.
 type result struct {
 	month    string
 	date, id int64 // the store's sort key
-	seq      int64 // the record's number in the input
-	present  uint64
-	k        int  // its row in the batch's rows
-	size     int  // bytes of input
-	partial  bool // the record leaves a field out
-	err      *RecordError
+	// k is its row in the batch's rows, which hold its sequence number
+	// in the input and its presentColumn mask too (colRows.side).
+	k       int
+	size    int  // bytes of input
+	partial bool // the record leaves a field out
+	err     *RecordError
 }
 
 const batchSize = 256
@@ -366,10 +369,16 @@ const batchSize = 256
 const batchBytes = 4 << 20
 
 // inFlightBytes is the budget of input bytes between the reader and the
-// stager: enough for every queue to be full of NDJSON blocks (about 24 of
-// 512 KB), and a few records of the size limit. A batch holds about twice
-// its input in memory (values, decoded strings), all of it garbage once
-// staged, so the budget weighs on the heap twice over.
+// parts' writers: a batch takes its bytes when it is read and gives them
+// back once the last of its rows is written (rowsRef), so the budget
+// bounds the batches queued to the workers, those waiting to be staged and
+// the rows queued to the parts' goroutines alike. Enough for every queue
+// to be full of NDJSON blocks (about 24 of 512 KB), or a backlog of about
+// 10,000 rows at the parts' goroutines (with the workers idle meanwhile,
+// they keep both cores busy: a larger budget measured no better), and a
+// few records of the size limit. A batch holds about twice its input in
+// memory (values, decoded strings), so the budget weighs on the heap twice
+// over.
 func inFlightBytes(maxRecord int64) int64 { return max(16<<20, 4*maxRecord) }
 
 // recordBytes is what a record holds in memory, for the budget.
@@ -404,10 +413,10 @@ func (r *run) input(ctx context.Context, in Input, seqBase int64) (n int64, err 
 		mapped.unmap() // compressed, or not NDJSON: read
 	}
 	if useMap {
-		// The workers and the reader have stopped before the mapping
-		// goes (deferred below). Every goroutine that reads the mapping
-		// (this one stages the values that point into it) turns a fault
-		// (the file shrank) into an error.
+		// The workers, the reader and the writing of the input's rows
+		// have ended before the mapping goes (deferred below). Every
+		// goroutine that reads the mapping turns a fault (the file
+		// shrank) into an error.
 		defer mapped.unmap()
 		defer onFault(true)()
 		defer recoverFault(func() { err = inputError(in.Name, errInputChanged) })
@@ -437,15 +446,27 @@ func (r *run) input(ctx context.Context, in Input, seqBase int64) (n int64, err 
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	readerDone := make(chan struct{})
+	// staging counts the batches whose rows may still be written by a
+	// part's goroutine (rowsRef).
+	var staging sync.WaitGroup
 	// Stop the reader first, then wait for the workers it feeds, and for
 	// a mapped input's reader, which reads the mapping (a reader of a
 	// stream is not waited for: it may be stuck in a read from a stalled
-	// client, and ends with its next read).
+	// client, and ends with its next read). Then wait for the input's
+	// rows to be written (or, after an error, dropped): they may point
+	// into the mapping, and the next input starts from an empty budget.
 	defer func() {
+		if err != nil {
+			r.stage.stop()
+		}
 		cancel()
 		wg.Wait()
 		if useMap {
 			<-readerDone
+		}
+		staging.Wait()
+		if err == nil {
+			err = r.stageErr(in.Name)
 		}
 	}()
 	workers := min(runtime.GOMAXPROCS(0), 4)
@@ -536,48 +557,74 @@ func (r *run) input(ctx context.Context, in Input, seqBase int64) (n int64, err 
 		case <-ctx.Done():
 			return n, ctx.Err()
 		}
-		// The batch's rows are in the part writers' buffers (bounded by
-		// bytes) or on disk before the next batch is taken: the reader may
-		// read on meanwhile.
-		budget.release(b.bytes)
-		for k := range b.unknown {
-			r.unknown[k] = true
-		}
-		for i := range b.out {
-			res := &b.out[i]
-			if res.err != nil {
-				if err := r.reject(res.err, b.recs[i], src.header()); err != nil {
-					return n, err
-				}
-				continue
+		// The batch's memory goes, and its bytes go back to the budget,
+		// once its rows are written.
+		staging.Add(1)
+		b.ref = rowsRef{mapped: useMap, free: func() {
+			if b.block != nil {
+				recycleBlock(b.block)
+				b.block, b.recs = nil, nil
 			}
-			if r.failed() {
-				continue // nothing will be committed; keep counting errors
-			}
-			if err := r.stage.add(res.month, res.date, res.id, res.seq, res.present, b.rows, res.k, res.size, res.partial); err != nil {
-				return n, err
-			}
-		}
-		// The batch's rows are written: its memory may go.
-		if err := r.stage.flushRun(); err != nil {
+			b.text.release()
+			r.schema.recycleRows(b.rows)
+			b.rows = nil
+			budget.release(b.bytes)
+			staging.Done()
+		}}
+		if err := r.stageBatch(b, src.header()); err != nil {
 			return n, err
 		}
-		if b.block != nil {
-			recycleBlock(b.block)
-			b.block, b.recs = nil, nil
-		}
-		b.text.release()
-		r.schema.recycleRows(b.rows)
-		b.rows = nil
 		n += b.span
 		if b.err != nil {
 			return n, inputError(in.Name, b.err)
+		}
+		if err := r.stageErr(in.Name); err != nil {
+			return n, err
 		}
 	}
 	if err := ctx.Err(); err != nil {
 		return n, err
 	}
 	return n, nil
+}
+
+// stageErr is the first error of the parts' goroutines, nil so far. A
+// memory fault of one (a mapped input that shrank) ends the input as an
+// InputError.
+func (r *run) stageErr(source string) error {
+	err := r.stage.err()
+	if errors.Is(err, errInputChanged) {
+		return inputError(source, errInputChanged)
+	}
+	return err
+}
+
+// stageBatch hands the valid records of b to the stager and its invalid
+// ones to reject, in input order. The stager holds b's rows (b.ref) until
+// they are written.
+func (r *run) stageBatch(b *batch, header []string) error {
+	b.ref.hold()
+	defer b.ref.drop()
+	for k := range b.unknown {
+		r.unknown[k] = true
+	}
+	for i := range b.out {
+		res := &b.out[i]
+		if res.err != nil {
+			if err := r.reject(res.err, b.recs[i], header); err != nil {
+				return err
+			}
+			continue
+		}
+		if r.failed() {
+			continue // nothing will be committed; keep counting errors
+		}
+		if err := r.stage.add(res.month, res.date, res.id, b.rows, &b.ref, res.k, res.size, res.partial); err != nil {
+			return err
+		}
+	}
+	r.stage.flushRun()
+	return nil
 }
 
 // readBlock returns nd.block(), a memory fault (a mapped input that
@@ -662,17 +709,18 @@ func (r *run) validate(b *batch, header []int, headNames []string, raws [][]byte
 			b.rows = r.schema.newRows(len(b.recs))
 		}
 		k := b.rows.n
-		r.schema.addRow(b.rows, vals)
-		size := len(rec.obj)
-		for _, c := range rec.cells {
-			size += len(c) + 1
-		}
 		date, id := vals[r.dateIdx].i, vals[r.keyIdx].i
 		seq := b.seqBase + int64(i)
 		if b.block != nil {
 			seq = b.seqBase + rec.line - b.firstLine
 		}
-		b.out[i] = result{month: months.of(date), date: date, id: id, seq: seq, present: present, k: k,
+		r.schema.addRow(b.rows, vals)
+		b.rows.addSide(id, seq, present)
+		size := len(rec.obj)
+		for _, c := range rec.cells {
+			size += len(c) + 1
+		}
+		b.out[i] = result{month: months.of(date), date: date, id: id, k: k,
 			size: size, partial: present != allPresent}
 	}
 }

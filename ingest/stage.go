@@ -9,11 +9,13 @@ import (
 	"reflect"
 	"sort"
 	"sync"
+	"sync/atomic"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress"
-	"github.com/parquet-go/parquet-go/compress/zstd"
 	"github.com/parquet-go/parquet-go/encoding"
+	"github.com/parquet-go/parquet-go/format"
 
 	"worklog/data"
 )
@@ -138,6 +140,8 @@ func newStoreSchema() *storeSchema {
 type colRows struct {
 	cols [][]parquet.Value
 	offs [][]int32
+	// side is the sidecar's columns (id, seq, present), row k at side[c][k].
+	side [3][]parquet.Value
 	n    int // rows
 }
 
@@ -160,6 +164,9 @@ func (s *storeSchema) recycleRows(r *colRows) {
 		if r.offs[c] != nil {
 			r.offs[c] = r.offs[c][:1]
 		}
+	}
+	for c := range r.side {
+		r.side[c] = r.side[c][:0]
 	}
 	r.n = 0
 	s.rows.Put(r)
@@ -188,7 +195,20 @@ func (s *storeSchema) newRows(n int) *colRows {
 		}
 		r.cols[c], backing = backing[:0:n], backing[n:]
 	}
+	side := make([]parquet.Value, 3*n)
+	for c := range r.side {
+		r.side[c], side = side[:0:n], side[n:]
+	}
 	return r
+}
+
+// addSide appends the sidecar values of the row addRow appended last: its
+// id, sequence number and presentColumn mask (required columns: levels 0,
+// as the values come).
+func (r *colRows) addSide(id, seq int64, present uint64) {
+	r.side[0] = append(r.side[0], parquet.Int64Value(id))
+	r.side[1] = append(r.side[1], parquet.Int64Value(seq))
+	r.side[2] = append(r.side[2], parquet.Int64Value(int64(present)))
 }
 
 // addRow appends the part row of validated values vals (in catalogue
@@ -271,7 +291,15 @@ type namedField struct {
 	name string
 }
 
-// stager routes rows into the staged parts of their month.
+// stager routes rows into the staged parts of their month. It runs on the
+// goroutine that takes the validated batches in input order and does the
+// bookkeeping (months, parts, runs, row groups); the parquet-go writing of
+// each part (about half of an ingest's CPU time) runs on a goroutine of
+// the part's own (write), which gets the part's runs of rows, row-group
+// ends and close as jobs, in order. So the ordering goroutine never waits
+// for Parquet, and while one part's goroutine works through its backlog,
+// the next part already takes rows and its goroutine writes on another
+// core. A run's rows stay alive until it is written (rowsRef).
 type stager struct {
 	dir    string
 	schema *storeSchema
@@ -290,12 +318,78 @@ type stager struct {
 	idsUp  bool
 	lastID int64
 	anyID  bool
-	// run is the rows added but not yet written: rows k0 to k1 of runRows,
-	// all of part runPart, and their sidecar values (id, seq, present).
+	// run is the rows added but not yet handed to a part's goroutine:
+	// rows k0 to k1 of runRows, all of part runPart; runRef holds
+	// runRows.
 	runPart *stagePart
 	runRows *colRows
+	runRef  *rowsRef
 	k0, k1  int
-	runSide [3][]parquet.Value
+	// finishing are the parts whose close is queued and whose goroutine
+	// may still be writing, oldest first: at most maxFinishing.
+	finishing []*stagePart
+	// stopped makes the parts' goroutines drop the jobs they get instead
+	// of doing them: an error ended the ingest, nothing is committed.
+	stopped atomic.Bool
+	mu      sync.Mutex
+	werr    error // the first error of a part's goroutine
+}
+
+// maxFinishing bounds the finished parts still being written (their last
+// rows, footers) while the next parts take rows. One lets a part's
+// goroutine finish on one core while the next part's starts on the other,
+// which is where a pipeline of one open part would have one core idle;
+// each more would hold one more row group of buffers and a zstd encoder
+// (measured: 1 adds about 15 MB to the peak RSS of a million events over
+// none, 2 about 30 MB, and no speed).
+const maxFinishing = 1
+
+// partQueue is the capacity of a part's job queue. The rows queued are
+// bounded by the reader's byte budget (a queued run keeps its batch's bytes
+// taken), not by this: a full queue only makes the stager wait for the
+// part's goroutine, which never waits for the stager.
+const partQueue = 256
+
+// rowsRef counts the holders of a batch's rows: the goroutine staging the
+// batch, and each run of its rows queued to a part's goroutine. The last
+// drop calls free, which recycles the rows and what their values point
+// into (decoded text, the NDJSON block) and gives their bytes back to the
+// reader's budget.
+type rowsRef struct {
+	n    atomic.Int32
+	free func()
+	// mapped says the values point into a mapped input file: reading
+	// them faults if the file shrank (see onFault).
+	mapped bool
+}
+
+func (r *rowsRef) hold() { r.n.Add(1) }
+
+func (r *rowsRef) drop() {
+	if r.n.Add(-1) == 0 && r.free != nil {
+		r.free()
+	}
+}
+
+// jobKind is what a partJob asks of a part's goroutine.
+type jobKind uint8
+
+const (
+	// writeRun writes rows k0 to k1 of rows, and their sidecar values.
+	writeRun jobKind = iota
+	// endRowGroup ends the part's open row group.
+	endRowGroup
+	// closePart finishes the part and its sidecar (footers) and closes
+	// their files.
+	closePart
+)
+
+// partJob is one job of a part's goroutine.
+type partJob struct {
+	kind   jobKind
+	rows   *colRows
+	ref    *rowsRef // of rows; dropped once the job is done
+	k0, k1 int
 }
 
 // stageMonth is the staging state of one month.
@@ -313,7 +407,8 @@ type stageMonth struct {
 	partial bool
 }
 
-// stagePart is a part being written and its sidecar.
+// stagePart is a part being written and its sidecar. The writers and
+// files belong to the part's goroutine (write); the counts to the stager.
 type stagePart struct {
 	path, side string
 	f, sf      *os.File
@@ -324,6 +419,10 @@ type stagePart struct {
 	// groupRows their number.
 	pending, groupRows int64
 	lastDate           int64
+	// jobs feeds the part's goroutine; done is closed when it has ended
+	// (its files closed).
+	jobs chan partJob
+	done chan struct{}
 }
 
 // stagedPart is one finished staged part.
@@ -373,9 +472,54 @@ func (s *stager) partOptions() []parquet.WriterOption {
 
 // partCodec compresses the parts: zstd at its fastest level, which took
 // about 60% of the default level's time for 7% larger files.
-var partCodec = &zstd.Codec{Level: zstd.SpeedFastest}
+var partCodec = &partZstd{}
 
-// open starts a new part of month m.
+// partWindow is the zstd window of partCodec. parquet-go's own zstd codec
+// keeps the library's 8 MB window, whose history buffer takes 16 MB per
+// encoder, and the parts' goroutines compress at once, an encoder each. A
+// page holds about 1 MB (PageBufferSize, plus a run's overshoot), so a
+// 2 MB window finds the same matches and writes the same frames (one
+// segment, sized by the page) in a buffer of 4 MB; a page of larger
+// records is still valid zstd, only compressed as in 2 MB windows.
+const partWindow = 2 << 20
+
+// partZstd is parquet-go's zstd codec (compress/zstd) at SpeedFastest with
+// a window of partWindow.
+type partZstd struct {
+	encoders, decoders sync.Pool
+}
+
+func (c *partZstd) String() string { return "ZSTD" }
+
+func (c *partZstd) CompressionCodec() format.CompressionCodec { return format.Zstd }
+
+func (c *partZstd) Encode(dst, src []byte) ([]byte, error) {
+	e, _ := c.encoders.Get().(*zstd.Encoder)
+	if e == nil {
+		var err error
+		e, err = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedFastest),
+			zstd.WithZeroFrames(true), zstd.WithEncoderCRC(false), zstd.WithWindowSize(partWindow))
+		if err != nil {
+			return nil, fmt.Errorf("zstd encoder: %w", err)
+		}
+	}
+	defer c.encoders.Put(e)
+	return e.EncodeAll(src, dst[:0]), nil
+}
+
+func (c *partZstd) Decode(dst, src []byte) ([]byte, error) {
+	d, _ := c.decoders.Get().(*zstd.Decoder)
+	if d == nil {
+		var err error
+		if d, err = zstd.NewReader(nil, zstd.WithDecoderConcurrency(1)); err != nil {
+			return nil, fmt.Errorf("zstd decoder: %w", err)
+		}
+	}
+	defer c.decoders.Put(d)
+	return d.DecodeAll(src, dst[:0])
+}
+
+// open starts a new part of month m, and its goroutine.
 func (s *stager) open(ms *stageMonth) error {
 	s.files++
 	name := fmt.Sprintf("%s-%06d.parquet", ms.month, s.files)
@@ -391,9 +535,92 @@ func (s *stager) open(ms *stageMonth) error {
 	p.w = parquet.NewGenericWriter[any](p.f, s.partOptions()...)
 	p.sw = parquet.NewGenericWriter[any](p.sf, s.schema.side, parquet.Compression(&parquet.Uncompressed),
 		parquet.MaxRowsPerRowGroup(1<<20), parquet.PageBufferSize(256<<10))
+	p.jobs, p.done = make(chan partJob, partQueue), make(chan struct{})
+	go s.write(p)
 	ms.cur = p
 	return nil
 }
+
+// write is the goroutine of part p: it does p's jobs in order until the
+// stager closes p.jobs, then closes p's files (finished by a closePart job,
+// or left unfinished when the ingest failed). After an error, its own or
+// another part's (stopped), it only drops the jobs' rows.
+func (s *stager) write(p *stagePart) {
+	defer close(p.done)
+	failed := false
+	for j := range p.jobs {
+		if !failed && !s.stopped.Load() {
+			if err := p.do(j); err != nil {
+				s.fail(err)
+				failed = true
+			}
+		}
+		if j.ref != nil {
+			j.ref.drop()
+		}
+	}
+	if p.f != nil {
+		p.f.Close()
+		p.sf.Close()
+	}
+}
+
+// do does job j of p. Values that point into a mapped input fault when the
+// file shrank: that is errInputChanged.
+func (p *stagePart) do(j partJob) (err error) {
+	switch j.kind {
+	case writeRun:
+		defer onFault(j.ref.mapped)()
+		defer recoverFault(func() { err = errInputChanged })
+		for c, cw := range p.w.ColumnWriters() {
+			if _, err := cw.WriteRowValues(j.rows.rowsOf(c, j.k0, j.k1)); err != nil {
+				return fmt.Errorf("write staging rows: %w", err)
+			}
+		}
+		for c, cw := range p.sw.ColumnWriters() {
+			if _, err := cw.WriteRowValues(j.rows.side[c][j.k0:j.k1]); err != nil {
+				return fmt.Errorf("write staging rows: %w", err)
+			}
+		}
+	case endRowGroup:
+		if err := p.w.Flush(); err != nil {
+			return fmt.Errorf("write staging row group: %w", err)
+		}
+	case closePart:
+		err := p.w.Close()
+		if err == nil {
+			err = p.sw.Close()
+		}
+		err = errors.Join(err, p.f.Close(), p.sf.Close())
+		p.f, p.sf = nil, nil
+		if err != nil {
+			return fmt.Errorf("finish staging file: %w", err)
+		}
+	}
+	return nil
+}
+
+// fail records err, the first error of a part's goroutine, and stops them
+// all.
+func (s *stager) fail(err error) {
+	s.mu.Lock()
+	if s.werr == nil {
+		s.werr = err
+	}
+	s.mu.Unlock()
+	s.stopped.Store(true)
+}
+
+// err is the first error of a part's goroutine, nil so far.
+func (s *stager) err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.werr
+}
+
+// stop makes the parts' goroutines drop the jobs queued and to come: the
+// ingest ends with an error, and nothing staged will be committed.
+func (s *stager) stop() { s.stopped.Store(true) }
 
 // maxRun is the most rows written to the part writers at once: a page
 // ends only between writes, so a run of rawData values (about 0.7 KB each)
@@ -401,12 +628,14 @@ func (s *stager) open(ms *stageMonth) error {
 // parquet-go a call per column.
 const maxRun = 256
 
-// add stages row k of rows, which took size bytes of input, has the given
-// date, id, sequence number and presentColumn mask, in month; partial says
-// it leaves a field out. rows must stay as they are until flushRun (which
-// the stager calls itself whenever the row goes to another part than the
-// one before, or comes from other rows, or is not the next one).
-func (s *stager) add(month string, date, id, seq int64, present uint64, rows *colRows, k int, size int, partial bool) error {
+// add stages row k of rows (held by ref), which took size bytes of input
+// and has the given date and id, in month; partial says it leaves a field
+// out. The row's sidecar values are rows.side's (colRows.addSide). The
+// rows are handed to the part's goroutine in runs (flushRun, which the
+// stager calls itself whenever the row goes to another part than the one
+// before, or comes from other rows, or is not the next one); ref holds
+// them until they are written.
+func (s *stager) add(month string, date, id int64, rows *colRows, ref *rowsRef, k int, size int, partial bool) error {
 	ms := s.months[month]
 	if ms == nil {
 		ms = &stageMonth{month: month, sorted: s.ordered}
@@ -437,16 +666,10 @@ func (s *stager) add(month string, date, id, seq int64, present uint64, rows *co
 	}
 	p := ms.cur
 	if s.runPart != p || s.runRows != rows || s.k1 != k || s.k1-s.k0 >= maxRun {
-		if err := s.flushRun(); err != nil {
-			return err
-		}
-		s.runPart, s.runRows, s.k0, s.k1 = p, rows, k, k
+		s.flushRun()
+		s.runPart, s.runRows, s.runRef, s.k0, s.k1 = p, rows, ref, k, k
 	}
 	s.k1++
-	// Required columns: levels 0, as the values come.
-	s.runSide[0] = append(s.runSide[0], parquet.Int64Value(id))
-	s.runSide[1] = append(s.runSide[1], parquet.Int64Value(seq))
-	s.runSide[2] = append(s.runSide[2], parquet.Int64Value(int64(present)))
 	p.lastDate = date
 	p.rows++
 	p.bytes += int64(size)
@@ -454,89 +677,79 @@ func (s *stager) add(month string, date, id, seq int64, present uint64, rows *co
 	s.pending += int64(size)
 	if p.groupRows++; p.groupRows == storeRowGroup {
 		s.pending -= p.pending
-		return s.endGroup(p)
+		s.endGroup(p)
+		return nil
 	}
 	switch {
 	case s.pending > stageBudget:
 		for _, ms := range s.months {
 			if ms.cur != nil {
-				if err := s.endGroup(ms.cur); err != nil {
-					return err
-				}
+				s.endGroup(ms.cur)
 			}
 		}
 		s.pending = 0
 	case p.pending >= stageGroupBytes:
 		s.pending -= p.pending
-		return s.endGroup(p)
+		s.endGroup(p)
 	}
 	return nil
 }
 
-// flushRun writes the run of rows added and not yet written to its part.
-func (s *stager) flushRun() error {
-	p := s.runPart
-	if p == nil || s.k1 == s.k0 {
-		s.runPart, s.runRows = nil, nil
-		return nil
+// flushRun hands the run of rows added and not yet written to its part's
+// goroutine.
+func (s *stager) flushRun() {
+	if p := s.runPart; p != nil && s.k1 > s.k0 {
+		s.runRef.hold()
+		p.jobs <- partJob{kind: writeRun, rows: s.runRows, ref: s.runRef, k0: s.k0, k1: s.k1}
 	}
-	for c, cw := range p.w.ColumnWriters() {
-		if _, err := cw.WriteRowValues(s.runRows.rowsOf(c, s.k0, s.k1)); err != nil {
-			return fmt.Errorf("write staging rows: %w", err)
-		}
-	}
-	for c, cw := range p.sw.ColumnWriters() {
-		if _, err := cw.WriteRowValues(s.runSide[c]); err != nil {
-			return fmt.Errorf("write staging rows: %w", err)
-		}
-		clear(s.runSide[c])
-		s.runSide[c] = s.runSide[c][:0]
-	}
-	s.runPart, s.runRows = nil, nil
-	return nil
+	s.runPart, s.runRows, s.runRef = nil, nil, nil
 }
 
-// finish closes the open part of ms.
+// finish queues the close of the open part of ms. When more than
+// maxFinishing parts are still being written, it waits for the oldest.
 func (s *stager) finish(ms *stageMonth) error {
 	p := ms.cur
 	ms.cur = nil
 	s.pending -= p.pending
-	var err error
 	if s.runPart == p {
-		err = s.flushRun()
+		s.flushRun()
 	}
-	if err == nil {
-		err = p.w.Close()
-	}
-	if err == nil {
-		err = p.sw.Close()
-	}
-	err = errors.Join(err, p.f.Close(), p.sf.Close())
-	if err != nil {
-		return fmt.Errorf("finish staging file: %w", err)
-	}
+	p.jobs <- partJob{kind: closePart}
+	close(p.jobs)
 	ms.done = append(ms.done, stagedPart{path: p.path, side: p.side, rows: p.rows})
-	return nil
+	s.finishing = append(s.finishing, p)
+	// Forget the parts written meanwhile; wait for the oldest while too
+	// many are left.
+	for len(s.finishing) > 0 {
+		select {
+		case <-s.finishing[0].done:
+			s.finishing = s.finishing[1:]
+			continue
+		default:
+		}
+		if len(s.finishing) <= maxFinishing {
+			break
+		}
+		<-s.finishing[0].done
+	}
+	return s.err()
 }
 
-// endGroup writes p's rows not yet written and ends its open row group.
-func (s *stager) endGroup(p *stagePart) error {
+// endGroup hands p's rows not yet written to its goroutine and ends its
+// open row group.
+func (s *stager) endGroup(p *stagePart) {
 	if p.groupRows == 0 {
-		return nil
+		return
 	}
 	if s.runPart == p {
-		if err := s.flushRun(); err != nil {
-			return err
-		}
+		s.flushRun()
 	}
-	if err := p.w.Flush(); err != nil {
-		return fmt.Errorf("write staging row group: %w", err)
-	}
+	p.jobs <- partJob{kind: endRowGroup}
 	p.pending, p.groupRows = 0, 0
-	return nil
 }
 
-// close finishes every staged part and returns the months.
+// close finishes every staged part, waits until they are written and
+// returns the months.
 func (s *stager) close() (map[string]stagedMonth, error) {
 	out := map[string]stagedMonth{}
 	for m, ms := range s.months {
@@ -547,18 +760,31 @@ func (s *stager) close() (map[string]stagedMonth, error) {
 		}
 		out[m] = stagedMonth{parts: ms.done, rowBytes: ms.bytes / max(ms.rows, 1), rows: ms.rows, sorted: ms.sorted, partial: ms.partial}
 	}
+	for _, p := range s.finishing {
+		<-p.done
+	}
+	s.finishing = nil
+	if err := s.err(); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 
-// abort closes the files without finishing them.
+// abort stops the parts' goroutines, unfinished parts left as they are,
+// and waits for them to end (their files closed).
 func (s *stager) abort() {
+	s.stop()
 	for _, ms := range s.months {
 		if p := ms.cur; p != nil {
-			p.f.Close()
-			p.sf.Close()
+			close(p.jobs)
+			s.finishing = append(s.finishing, p)
 			ms.cur = nil
 		}
 	}
+	for _, p := range s.finishing {
+		<-p.done
+	}
+	s.finishing = nil
 }
 
 func sortedKeys(m map[string]stagedMonth) []string {
