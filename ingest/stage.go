@@ -536,6 +536,7 @@ func (s *stager) open(ms *stageMonth) error {
 	p.sw = parquet.NewGenericWriter[any](p.sf, s.schema.side, parquet.Compression(&parquet.Uncompressed),
 		parquet.MaxRowsPerRowGroup(1<<20), parquet.PageBufferSize(256<<10))
 	p.jobs, p.done = make(chan partJob, partQueue), make(chan struct{})
+	partWriters.Add(1)
 	go s.write(p)
 	ms.cur = p
 	return nil
@@ -547,6 +548,7 @@ func (s *stager) open(ms *stageMonth) error {
 // another part's (stopped), it only drops the jobs' rows.
 func (s *stager) write(p *stagePart) {
 	defer close(p.done)
+	defer partWriters.Add(-1)
 	failed := false
 	for j := range p.jobs {
 		if !failed && !s.stopped.Load() {
@@ -572,6 +574,11 @@ func (p *stagePart) do(j partJob) (err error) {
 	case writeRun:
 		defer onFault(j.ref.mapped)()
 		defer recoverFault(func() { err = errInputChanged })
+		if writeHook != nil {
+			if err := writeHook(); err != nil {
+				return err
+			}
+		}
 		for c, cw := range p.w.ColumnWriters() {
 			if _, err := cw.WriteRowValues(j.rows.rowsOf(c, j.k0, j.k1)); err != nil {
 				return fmt.Errorf("write staging rows: %w", err)
@@ -599,6 +606,14 @@ func (p *stagePart) do(j partJob) (err error) {
 	}
 	return nil
 }
+
+// partWriters counts the parts' goroutines running, for tests: none may
+// outlive Run.
+var partWriters atomic.Int64
+
+// writeHook, when set (by tests), is called by a part's goroutine before
+// it writes a run of rows; an error it returns is the write's.
+var writeHook func() error
 
 // fail records err, the first error of a part's goroutine, and stops them
 // all.

@@ -1,0 +1,133 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync/atomic"
+	"testing"
+
+	"worklog/ingest/demo"
+)
+
+// TestPartWritersEnd ingests a dump cut into many parts, each written by a
+// goroutine of its own, and ends the ingest with a write error of a part's
+// goroutine or a cancellation at a given write: Run returns that error,
+// commits nothing, and no part's goroutine outlives it (nor did one hang
+// on the rows of the others). A whole ingest leaves none running either.
+func TestPartWritersEnd(t *testing.T) {
+	var dump bytes.Buffer
+	if err := demo.Generate(context.Background(), &dump, demo.Options{Rows: 3000, Seed: 3}); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "dump.ndjson")
+	if err := os.WriteFile(path, dump.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	errDisk := errors.New("disk full")
+	lim := mergeLimits{partRows: 200, idBucketRows: defaultIDBucketRows}
+	for _, tc := range []struct {
+		name    string
+		failAt  int64 // the write that fails (0: none)
+		cancel  bool  // the write at failAt cancels the ingest instead
+		noMap   bool
+		wantErr error
+	}{
+		{name: "whole ingest"},
+		{name: "whole ingest, read", noMap: true},
+		{name: "first write fails", failAt: 1, wantErr: errDisk},
+		{name: "a later write fails", failAt: 9, wantErr: errDisk},
+		{name: "a later write fails, read", failAt: 9, noMap: true, wantErr: errDisk},
+		{name: "cancelled at a write", failAt: 5, cancel: true, wantErr: context.Canceled},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var writes atomic.Int64
+			writeHook = func() error {
+				if writes.Add(1) != tc.failAt {
+					return nil
+				}
+				if tc.cancel {
+					cancel()
+					return nil
+				}
+				return errDisk
+			}
+			defer func() { writeHook = nil }()
+			f, err := os.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			st := openStore(t)
+			sum, err := runWith(ctx, st, []Input{{Name: "dump", R: f}}, Options{noMap: tc.noMap}, lim)
+			if tc.wantErr == nil && (err != nil || sum.New != 3000) {
+				t.Fatalf("Run: %s, %v", sum, err)
+			}
+			if tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
+				t.Fatalf("Run: %v, want %v", err, tc.wantErr)
+			}
+			if n := partWriters.Load(); n != 0 {
+				t.Errorf("%d parts' goroutines still running after Run", n)
+			}
+			if tc.wantErr == nil {
+				if writes.Load() < 15 {
+					t.Errorf("%d runs written: want the dump cut into more parts", writes.Load())
+				}
+				return
+			}
+			if snap, _ := st.Snapshot(); snap.Generation != 0 || len(snap.Files) != 0 {
+				t.Errorf("committed generation %d, %d files", snap.Generation, len(snap.Files))
+			}
+		})
+	}
+}
+
+// TestMappedFileShrinksWhileWritten truncates a mapped input when a part's
+// goroutine is about to write the first rows, whose values point into the
+// mapping: the goroutine's read faults, which ends the ingest with the
+// InputError of a file that shrank, instead of a crash.
+func TestMappedFileShrinksWhileWritten(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("inputs are mapped on Linux only")
+	}
+	var dump bytes.Buffer
+	if err := demo.Generate(context.Background(), &dump, demo.Options{Rows: 500, Seed: 7}); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "dump.ndjson")
+	if err := os.WriteFile(path, dump.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var truncated atomic.Bool
+	writeHook = func() error {
+		if !truncated.Swap(true) {
+			if err := os.Truncate(path, 100); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	defer func() { writeHook = nil }()
+	st := openStore(t)
+	_, err = Run(context.Background(), st, []Input{{Name: "dump", R: f}}, Options{})
+	var ie *InputError
+	if !errors.As(err, &ie) || !errors.Is(err, errInputChanged) || ie.Source != "dump" {
+		t.Fatalf("Run: %v, want an *InputError of errInputChanged", err)
+	}
+	if !truncated.Load() {
+		t.Fatal("no rows were written")
+	}
+	if snap, _ := st.Snapshot(); len(snap.Files) != 0 {
+		t.Errorf("committed %d files", len(snap.Files))
+	}
+}
