@@ -11,7 +11,9 @@
 // workers (one per CPU, at most 4) and written, in input order, straight in
 // the store's part format (parquet-go, stage.go): a run of parts per month,
 // each with a small sidecar holding the record's id, its sequence number in
-// the input and which fields it gave. Nothing is held per record in memory.
+// the input and which fields it gave, each written by a goroutine of its
+// own, so that the writing of one part goes on while the next takes rows.
+// Nothing is held per record in memory.
 // An uncompressed NDJSON file is mapped into memory (on Linux) and split
 // where it lies, not copied out of the page cache; the pages behind the
 // records in flight leave the resident set, and a file that shrinks while
