@@ -348,8 +348,9 @@ type batch struct {
 	err     error // fatal: ends the input
 	done    chan struct{}
 	// ref holds rows, text and block until the last run of the rows is
-	// written (see stager).
-	ref rowsRef
+	// written (see stager); written says it was.
+	ref     rowsRef
+	written bool
 }
 
 // result is one validated record: a staging row and its month, or an error.
@@ -451,6 +452,16 @@ func (r *run) input(ctx context.Context, in Input, seqBase int64) (n int64, err 
 	// staging counts the batches whose rows may still be written by a
 	// part's goroutine (rowsRef).
 	var staging sync.WaitGroup
+	// Batches are written out of order (by several parts' goroutines),
+	// but give their bytes back to the budget in input order: held is
+	// the staged batches whose bytes are still taken. So the budget
+	// bounds the span of input from the oldest batch in flight to the
+	// newest, not only their sum, and the pages of a mapped input more
+	// than that span behind the reader, which it drops from the
+	// resident set, are never read again (a read would fault them back
+	// in for good).
+	var heldMu sync.Mutex
+	var held []*batch
 	// Stop the reader first, then wait for the workers it feeds, and for
 	// a mapped input's reader, which reads the mapping (a reader of a
 	// stream is not waited for: it may be stuck in a read from a stalled
@@ -562,6 +573,9 @@ func (r *run) input(ctx context.Context, in Input, seqBase int64) (n int64, err 
 		// The batch's memory goes, and its bytes go back to the budget,
 		// once its rows are written.
 		staging.Add(1)
+		heldMu.Lock()
+		held = append(held, b)
+		heldMu.Unlock()
 		b.ref = rowsRef{mapped: useMap, free: func() {
 			if b.block != nil {
 				recycleBlock(b.block)
@@ -570,7 +584,14 @@ func (r *run) input(ctx context.Context, in Input, seqBase int64) (n int64, err 
 			b.text.release()
 			r.schema.recycleRows(b.rows)
 			b.rows = nil
-			budget.release(b.bytes)
+			heldMu.Lock()
+			b.written = true
+			for len(held) > 0 && held[0].written {
+				budget.release(held[0].bytes)
+				held[0] = nil
+				held = held[1:]
+			}
+			heldMu.Unlock()
 			staging.Done()
 		}}
 		if err := r.stageBatch(b, src.header()); err != nil {
