@@ -296,8 +296,9 @@ type namedField struct {
 // bookkeeping (months, parts, runs, row groups); the parquet-go writing of
 // each part (about half of an ingest's CPU time) runs on a goroutine of
 // the part's own (write), which gets the part's runs of rows, row-group
-// ends and close as jobs, in order. So the ordering goroutine never waits
-// for Parquet, and while one part's goroutine works through its backlog,
+// ends and close as jobs, in order. So the ordering goroutine waits for
+// Parquet only when a part's queue is full or too many parts are finishing
+// (maxFinishing), and while one part's goroutine works through its backlog,
 // the next part already takes rows and its goroutine writes on another
 // core. A run's rows stay alive until it is written (rowsRef).
 type stager struct {
