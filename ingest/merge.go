@@ -82,6 +82,13 @@ type mergeResult struct {
 	changed bool
 }
 
+// installsAsStaged says merge takes the staged parts into the store as
+// they are, without DuckDB: the store is empty, every month came sorted
+// and no two records share an id (unique).
+func installsAsStaged(txn *data.Txn, staged map[string]stagedMonth, unique bool) bool {
+	return unique && len(txn.Base().Files) == 0 && allSorted(staged)
+}
+
 // merge writes, for every month the dump touches, the month's new content
 // into a part of txn: the month's current rows minus every id the dump
 // holds, plus the dump's latest record of each id whose latest record falls
@@ -94,7 +101,7 @@ type mergeResult struct {
 // store is empty and every month came in store order, each month is its
 // staged parts and DuckDB is not needed.
 func merge(ctx context.Context, txn *data.Txn, staged map[string]stagedMonth, unique bool, workDir string, lim mergeLimits) (mergeResult, error) {
-	if unique && len(txn.Base().Files) == 0 && allSorted(staged) {
+	if installsAsStaged(txn, staged, unique) {
 		var res mergeResult
 		for _, m := range sortedKeys(staged) {
 			if err := installStaged(txn, m, staged[m]); err != nil {
