@@ -571,6 +571,11 @@ func (s *stager) write(p *stagePart) {
 // do does job j of p. Values that point into a mapped input fault when the
 // file shrank: that is errInputChanged.
 func (p *stagePart) do(j partJob) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &partPanic{value: v}
+		}
+	}()
 	switch j.kind {
 	case writeRun:
 		defer onFault(j.ref.mapped)()
@@ -627,12 +632,26 @@ func (s *stager) fail(err error) {
 	s.stopped.Store(true)
 }
 
-// err is the first error of a part's goroutine, nil so far.
+// err is the first error of a part's goroutine, nil so far. A panic of
+// one panics again here, on the goroutine running Run.
 func (s *stager) err() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.werr
+	err := s.werr
+	s.mu.Unlock()
+	if pp, ok := err.(*partPanic); ok {
+		panic(pp.value)
+	}
+	return err
 }
+
+// partPanic is a panic of a part's goroutine (other than a memory fault of
+// a mapped input), recovered there and raised again by stager.err on the
+// goroutine running Run: where it was raised before the writing had
+// goroutines of its own, so that a caller's recovery (an HTTP handler's)
+// still sees it instead of the process crashing.
+type partPanic struct{ value any }
+
+func (p *partPanic) Error() string { return fmt.Sprintf("panic writing a staged part: %v", p.value) }
 
 // stop makes the parts' goroutines drop the jobs queued and to come: the
 // ingest ends with an error, and nothing staged will be committed.

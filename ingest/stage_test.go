@@ -131,3 +131,39 @@ func TestMappedFileShrinksWhileWritten(t *testing.T) {
 		t.Errorf("committed %d files", len(snap.Files))
 	}
 }
+
+// TestPartWriterPanics panics in a part's goroutine: Run panics again with
+// the same value, on the goroutine that called it, once the other parts'
+// goroutines have stopped; nothing is committed.
+func TestPartWriterPanics(t *testing.T) {
+	var dump bytes.Buffer
+	if err := demo.Generate(context.Background(), &dump, demo.Options{Rows: 2000, Seed: 5}); err != nil {
+		t.Fatal(err)
+	}
+	errBoom := errors.New("boom")
+	var writes atomic.Int64
+	writeHook = func() error {
+		if writes.Add(1) == 4 {
+			panic(errBoom)
+		}
+		return nil
+	}
+	defer func() { writeHook = nil }()
+	st := openStore(t)
+	func() {
+		defer func() {
+			if p := recover(); p != errBoom {
+				t.Errorf("recovered %v, want the part's panic", p)
+			}
+		}()
+		runWith(context.Background(), st, []Input{{Name: "dump", R: bytes.NewReader(dump.Bytes())}}, Options{},
+			mergeLimits{partRows: 200, idBucketRows: defaultIDBucketRows})
+		t.Error("Run returned")
+	}()
+	if n := partWriters.Load(); n != 0 {
+		t.Errorf("%d parts' goroutines still running after Run", n)
+	}
+	if snap, _ := st.Snapshot(); len(snap.Files) != 0 {
+		t.Errorf("committed %d files", len(snap.Files))
+	}
+}
