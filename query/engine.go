@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -139,6 +140,26 @@ func NewEngine(src SnapshotSource, opts EngineOptions) (*Engine, error) {
 		// files by path and need nothing the first one holds. Its spill
 		// files go to a directory of their own (beside the first one's),
 		// since each database numbers and removes its own.
+		//
+		// The two share one memory limit (the setting, or DuckDB's
+		// default), so that a second database does not double what
+		// DuckDB may take: the chunks' database gets a share of it
+		// (chunkMemoryShare), the engine's the rest. A limit too small to
+		// share, or one that cannot be read back, keeps one database.
+		limit, err := memoryLimit(e.db)
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("open duckdb: %w", err), e.Close())
+		}
+		if limit < minSharedMemory {
+			return e.withHandBack(opts), nil
+		}
+		chunkLimit := limit / chunkMemoryShare
+		// Both values are integers formatted here: nothing of the
+		// options is spliced into the statement.
+		if _, err := e.db.Exec(fmt.Sprintf("SET memory_limit = '%dB'", limit-chunkLimit)); err != nil {
+			return nil, errors.Join(fmt.Errorf("open duckdb: share its memory limit: %w", err), e.Close())
+		}
+		cfg.Set("memory_limit", fmt.Sprintf("%dB", chunkLimit))
 		cfg.Set("threads", strconv.Itoa(threads))
 		if opts.TempDirectory != "" {
 			cfg.Set("temp_directory", filepath.Clean(opts.TempDirectory)+"-chunks")
@@ -149,10 +170,72 @@ func NewEngine(src SnapshotSource, opts EngineOptions) (*Engine, error) {
 		}
 		e.chunkConnector, e.chunkDB = c, sql.OpenDB(c)
 	}
+	return e.withHandBack(opts), nil
+}
+
+// withHandBack sets e's hand-back after chunks as opts ask and returns e.
+func (e *Engine) withHandBack(opts EngineOptions) *Engine {
 	if !opts.KeepFreedMemory && !opts.KeepChunkMemory {
 		e.handBack = handBack
 	}
-	return e, nil
+	return e
+}
+
+// chunkMemoryShare is the part of DuckDB's memory limit (1/chunkMemoryShare)
+// that the chunks' database gets when there is one. A chunk is a streamed
+// scan of at most chunkBytes of rows on one or few threads: a P1 export of
+// 300k rows keeps the whole server under 260 MB, so a quarter of the
+// default 1GB leaves room for several exports at once, and the engine's
+// own queries (sorts, aggregates, which spill past their limit) keep the
+// larger part.
+const chunkMemoryShare = 4
+
+// minSharedMemory is the smallest memory limit that is shared between two
+// databases; below it the chunks are read on the engine's one database.
+const minSharedMemory = 256 << 20
+
+// memoryLimit returns db's memory limit in bytes, as DuckDB resolved its
+// setting (a size, a percentage of the RAM, or its default). DuckDB prints
+// it back rounded to one decimal of a binary unit ("953.6 MiB"), a
+// rounding far below anything the limit is used for.
+func memoryLimit(db *sql.DB) (int64, error) {
+	var s string
+	if err := db.QueryRow("SELECT current_setting('memory_limit')").Scan(&s); err != nil {
+		return 0, fmt.Errorf("read the memory limit: %w", err)
+	}
+	return parseMemorySize(s)
+}
+
+// parseMemorySize parses a size as DuckDB prints one: a number, a space and
+// a unit.
+func parseMemorySize(s string) (int64, error) {
+	num, unit, _ := strings.Cut(strings.TrimSpace(s), " ")
+	f, err := strconv.ParseFloat(num, 64)
+	scale, known := memoryUnit(unit)
+	if err != nil || !known || f < 0 {
+		return 0, fmt.Errorf("read the memory limit: DuckDB gave %q, not a number and a unit", s)
+	}
+	return int64(f * scale), nil
+}
+
+// memoryUnit is the size of a unit DuckDB prints sizes in (binary ones;
+// bytes below a KiB).
+func memoryUnit(unit string) (float64, bool) {
+	switch unit {
+	case "byte", "bytes", "B":
+		return 1, true
+	case "KiB":
+		return 1 << 10, true
+	case "MiB":
+		return 1 << 20, true
+	case "GiB":
+		return 1 << 30, true
+	case "TiB":
+		return 1 << 40, true
+	case "PiB":
+		return 1 << 50, true
+	}
+	return 0, false
 }
 
 // chunkThreads is the number of DuckDB threads that read the chunks of a

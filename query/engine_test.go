@@ -623,3 +623,73 @@ func TestChunkDatabaseThreads(t *testing.T) {
 		}
 	}
 }
+
+// The chunks' database and the engine's share one memory limit: the
+// setting (or DuckDB's default) is split, not given to each; a limit too
+// small to share keeps one database.
+func TestChunkDatabaseSharesMemoryLimit(t *testing.T) {
+	if chunkThreads(runtime.NumCPU()) >= runtime.NumCPU() {
+		t.Skip("one core: the chunks are read on the engine's database")
+	}
+	for _, tc := range []struct {
+		setting string
+		want    int64 // the limit both databases share, in bytes
+		shared  bool
+	}{
+		{"1GB", 1e9, true},
+		{"2GiB", 2 << 30, true},
+		{"200MB", 200e6, false},
+	} {
+		e, err := NewEngine(fixedSource{data.Snapshot{}}, EngineOptions{MemoryLimit: tc.setting, TempDirectory: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		main, err := memoryLimit(e.db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (e.chunkDB != e.db) != tc.shared {
+			t.Errorf("%s: a database for the chunks: %v, want %v", tc.setting, e.chunkDB != e.db, tc.shared)
+		}
+		total := main
+		if e.chunkDB != e.db {
+			chunk, err := memoryLimit(e.chunkDB)
+			if err != nil {
+				t.Fatal(err)
+			}
+			total += chunk
+			// DuckDB prints limits rounded to a tenth of their unit.
+			if d := chunk - tc.want/chunkMemoryShare; d > 1<<20 || d < -(1<<20) {
+				t.Errorf("%s: the chunks' database may take %d bytes, want a share of %d", tc.setting, chunk, tc.want/chunkMemoryShare)
+			}
+		}
+		if d := total - tc.want; d > 1<<20 || d < -(1<<20) {
+			t.Errorf("%s: the databases may take %d bytes together, want %d", tc.setting, total, tc.want)
+		}
+		if err := e.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestParseMemorySize(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"953.6 MiB", 999922073, true},
+		{"1.0 GiB", 1 << 30, true},
+		{"512 bytes", 512, true},
+		{"18.8 GiB", 20186346291, true},
+		{"", 0, false},
+		{"1GB", 0, false},
+		{"12 parsecs", 0, false},
+		{"-1.0 GiB", 0, false},
+	} {
+		got, err := parseMemorySize(tc.in)
+		if (err == nil) != tc.ok || tc.ok && got != tc.want {
+			t.Errorf("parseMemorySize(%q) = %d, %v; want %d, ok %v", tc.in, got, err, tc.want, tc.ok)
+		}
+	}
+}
