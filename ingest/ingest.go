@@ -81,6 +81,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/goccy/go-json"
@@ -150,6 +151,19 @@ type Options struct {
 	// noMap makes Run read an uncompressed NDJSON file instead of mapping
 	// it into memory, for tests that compare the two.
 	noMap bool
+	// hooks are tests' views into a run; nil outside tests.
+	hooks *testHooks
+}
+
+// testHooks let a test watch and steer one run from inside.
+type testHooks struct {
+	// mapped is called once an input is mapped, before any of it is read.
+	mapped func()
+	// write is called by a part's goroutine before it writes a run of
+	// rows; an error it returns is the write's.
+	write func() error
+	// writers counts the parts' goroutines running: none may outlive Run.
+	writers atomic.Int64
 }
 
 // Input is one dump.
@@ -250,6 +264,7 @@ func runWith(ctx context.Context, store *data.Store, inputs []Input, opts Option
 		r.kinds[i], r.keys[i] = f.Kind, `"`+f.Name+`"`
 	}
 	r.stage = newStager(work, r.schema, r.fields[r.keyIdx].Kind == data.KindInt, lim.partRows)
+	r.stage.hooks = r.opts.hooks
 	defer r.stage.abort()
 	if opts.Rejects != nil {
 		r.rejects = opts.Rejects
@@ -428,8 +443,8 @@ func (r *run) input(ctx context.Context, in Input, seqBase int64) (n int64, err 
 		defer mapped.unmap()
 		defer onFault(true)()
 		defer recoverFault(func() { err = inputError(in.Name, errInputChanged) })
-		if mappedHook != nil {
-			mappedHook()
+		if h := r.opts.hooks; h != nil && h.mapped != nil {
+			h.mapped()
 		}
 		nd.seen = func(read int64) {
 			if read > cr.n {

@@ -17,10 +17,6 @@ type mappedFile struct {
 // data is the input's content.
 func (m *mappedFile) data() []byte { return m.all[m.start:] }
 
-// mappedHook, when set (by tests), is called once an input is mapped,
-// before any of it is read.
-var mappedHook func()
-
 // errInputChanged ends an input whose mapped file shrank while it was
 // read: a read of the pages beyond its new end faults.
 var errInputChanged = errors.New("the input file changed (shrank) while it was read")

@@ -59,6 +59,7 @@ func TestMappedFile(t *testing.T) {
 			if err := os.WriteFile(path, []byte(tc.prefix+tc.text), 0o600); err != nil {
 				t.Fatal(err)
 			}
+			maps := 0
 			run := func(st *data.Store, noMap bool) (Summary, int64, error) {
 				f, err := os.Open(path)
 				if err != nil {
@@ -71,14 +72,12 @@ func TestMappedFile(t *testing.T) {
 				var progress int64
 				opts := tc.opts
 				opts.noMap = noMap
+				opts.hooks = &testHooks{mapped: func() { maps++ }}
 				opts.Progress = func(n int64) { progress = n }
 				sum, err := Run(context.Background(), st, []Input{{Name: "dump", R: f}}, opts)
 				return sum, progress, err
 			}
 			mapped, read := openStore(t), openStore(t)
-			maps := 0
-			mappedHook = func() { maps++ }
-			defer func() { mappedHook = nil }()
 			sumM, progM, errM := run(mapped, false)
 			sumR, progR, errR := run(read, true)
 			if maps != 1 {
@@ -127,14 +126,13 @@ func TestMappedFileShrinks(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	mappedHook = func() {
+	hooks := &testHooks{mapped: func() {
 		if err := os.Truncate(path, 100); err != nil {
 			t.Error(err)
 		}
-	}
-	defer func() { mappedHook = nil }()
+	}}
 	st := openStore(t)
-	_, err = Run(context.Background(), st, []Input{{Name: "dump", R: f}}, Options{})
+	_, err = Run(context.Background(), st, []Input{{Name: "dump", R: f}}, Options{hooks: hooks})
 	var ie *InputError
 	if !errors.As(err, &ie) || !errors.Is(err, errInputChanged) || ie.Source != "dump" {
 		t.Fatalf("Run: %v, want an *InputError of errInputChanged", err)

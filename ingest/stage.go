@@ -334,6 +334,8 @@ type stager struct {
 	stopped atomic.Bool
 	mu      sync.Mutex
 	werr    error // the first error of a part's goroutine
+	// hooks are a test's (Options.hooks); nil otherwise.
+	hooks *testHooks
 }
 
 // maxFinishing bounds the finished parts still being written (their last
@@ -537,7 +539,9 @@ func (s *stager) open(ms *stageMonth) error {
 	p.sw = parquet.NewGenericWriter[any](p.sf, s.schema.side, parquet.Compression(&parquet.Uncompressed),
 		parquet.MaxRowsPerRowGroup(1<<20), parquet.PageBufferSize(256<<10))
 	p.jobs, p.done = make(chan partJob, partQueue), make(chan struct{})
-	partWriters.Add(1)
+	if s.hooks != nil {
+		s.hooks.writers.Add(1)
+	}
 	go s.write(p)
 	ms.cur = p
 	return nil
@@ -549,11 +553,13 @@ func (s *stager) open(ms *stageMonth) error {
 // another part's (stopped), it only drops the jobs' rows.
 func (s *stager) write(p *stagePart) {
 	defer close(p.done)
-	defer partWriters.Add(-1)
+	if s.hooks != nil {
+		defer s.hooks.writers.Add(-1)
+	}
 	failed := false
 	for j := range p.jobs {
 		if !failed && !s.stopped.Load() {
-			if err := p.do(j); err != nil {
+			if err := p.do(j, s.hooks); err != nil {
 				s.fail(err)
 				failed = true
 			}
@@ -570,7 +576,7 @@ func (s *stager) write(p *stagePart) {
 
 // do does job j of p. Values that point into a mapped input fault when the
 // file shrank: that is errInputChanged.
-func (p *stagePart) do(j partJob) (err error) {
+func (p *stagePart) do(j partJob, hooks *testHooks) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			err = &partPanic{value: v}
@@ -580,8 +586,8 @@ func (p *stagePart) do(j partJob) (err error) {
 	case writeRun:
 		defer onFault(j.ref.mapped)()
 		defer recoverFault(func() { err = errInputChanged })
-		if writeHook != nil {
-			if err := writeHook(); err != nil {
+		if hooks != nil && hooks.write != nil {
+			if err := hooks.write(); err != nil {
 				return err
 			}
 		}
@@ -612,14 +618,6 @@ func (p *stagePart) do(j partJob) (err error) {
 	}
 	return nil
 }
-
-// partWriters counts the parts' goroutines running, for tests: none may
-// outlive Run.
-var partWriters atomic.Int64
-
-// writeHook, when set (by tests), is called by a part's goroutine before
-// it writes a run of rows; an error it returns is the write's.
-var writeHook func() error
 
 // fail records err, the first error of a part's goroutine, and stops them
 // all.

@@ -47,7 +47,7 @@ func TestPartWritersEnd(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			var writes atomic.Int64
-			writeHook = func() error {
+			hooks := &testHooks{write: func() error {
 				if writes.Add(1) != tc.failAt {
 					return nil
 				}
@@ -56,22 +56,21 @@ func TestPartWritersEnd(t *testing.T) {
 					return nil
 				}
 				return errDisk
-			}
-			defer func() { writeHook = nil }()
+			}}
 			f, err := os.Open(path)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer f.Close()
 			st := openStore(t)
-			sum, err := runWith(ctx, st, []Input{{Name: "dump", R: f}}, Options{noMap: tc.noMap}, lim)
+			sum, err := runWith(ctx, st, []Input{{Name: "dump", R: f}}, Options{noMap: tc.noMap, hooks: hooks}, lim)
 			if tc.wantErr == nil && (err != nil || sum.New != 3000) {
 				t.Fatalf("Run: %s, %v", sum, err)
 			}
 			if tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
 				t.Fatalf("Run: %v, want %v", err, tc.wantErr)
 			}
-			if n := partWriters.Load(); n != 0 {
+			if n := hooks.writers.Load(); n != 0 {
 				t.Errorf("%d parts' goroutines still running after Run", n)
 			}
 			if tc.wantErr == nil {
@@ -109,17 +108,16 @@ func TestMappedFileShrinksWhileWritten(t *testing.T) {
 	}
 	defer f.Close()
 	var truncated atomic.Bool
-	writeHook = func() error {
+	hooks := &testHooks{write: func() error {
 		if !truncated.Swap(true) {
 			if err := os.Truncate(path, 100); err != nil {
 				return err
 			}
 		}
 		return nil
-	}
-	defer func() { writeHook = nil }()
+	}}
 	st := openStore(t)
-	_, err = Run(context.Background(), st, []Input{{Name: "dump", R: f}}, Options{})
+	_, err = Run(context.Background(), st, []Input{{Name: "dump", R: f}}, Options{hooks: hooks})
 	var ie *InputError
 	if !errors.As(err, &ie) || !errors.Is(err, errInputChanged) || ie.Source != "dump" {
 		t.Fatalf("Run: %v, want an *InputError of errInputChanged", err)
@@ -142,13 +140,12 @@ func TestPartWriterPanics(t *testing.T) {
 	}
 	errBoom := errors.New("boom")
 	var writes atomic.Int64
-	writeHook = func() error {
+	hooks := &testHooks{write: func() error {
 		if writes.Add(1) == 4 {
 			panic(errBoom)
 		}
 		return nil
-	}
-	defer func() { writeHook = nil }()
+	}}
 	st := openStore(t)
 	func() {
 		defer func() {
@@ -156,11 +153,11 @@ func TestPartWriterPanics(t *testing.T) {
 				t.Errorf("recovered %v, want the part's panic", p)
 			}
 		}()
-		runWith(context.Background(), st, []Input{{Name: "dump", R: bytes.NewReader(dump.Bytes())}}, Options{},
+		runWith(context.Background(), st, []Input{{Name: "dump", R: bytes.NewReader(dump.Bytes())}}, Options{hooks: hooks},
 			mergeLimits{partRows: 200, idBucketRows: defaultIDBucketRows})
 		t.Error("Run returned")
 	}()
-	if n := partWriters.Load(); n != 0 {
+	if n := hooks.writers.Load(); n != 0 {
 		t.Errorf("%d parts' goroutines still running after Run", n)
 	}
 	if snap, _ := st.Snapshot(); len(snap.Files) != 0 {
