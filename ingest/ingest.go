@@ -159,6 +159,8 @@ type Options struct {
 type testHooks struct {
 	// mapped is called once an input is mapped, before any of it is read.
 	mapped func()
+	// parse is called by a parse worker before it parses a batch.
+	parse func()
 	// write is called by a part's goroutine before it writes a run of
 	// rows; an error it returns is the write's.
 	write func() error
@@ -573,8 +575,18 @@ func (r *run) input(ctx context.Context, in Input, seqBase int64) (n int64, err 
 			strs := make([]jsonString, len(r.fields))
 			for b := range todo {
 				func() {
+					// Another panic is raised again on the goroutine
+					// running Run when the batch comes up.
+					defer func() {
+						if v := recover(); v != nil {
+							b.out, b.err = nil, &goroutinePanic{value: v, in: "parsing records"}
+						}
+					}()
 					// A fault leaves no result to stage: the input ends.
 					defer recoverFault(func() { b.out, b.err = nil, errInputChanged })
+					if h := r.opts.hooks; h != nil && h.parse != nil {
+						h.parse()
+					}
 					if b.block != nil {
 						b.recs, b.err = splitLines(b.block, b.firstLine, r.lim.record, nil)
 					}
@@ -589,6 +601,9 @@ func (r *run) input(ctx context.Context, in Input, seqBase int64) (n int64, err 
 		case <-b.done:
 		case <-ctx.Done():
 			return n, ctx.Err()
+		}
+		if gp, ok := b.err.(*goroutinePanic); ok {
+			panic(gp.value)
 		}
 		// The batch's memory goes, and its bytes go back to the budget,
 		// once its rows are written.

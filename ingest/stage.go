@@ -579,7 +579,7 @@ func (s *stager) write(p *stagePart) {
 func (p *stagePart) do(j partJob, hooks *testHooks) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			err = &partPanic{value: v}
+			err = &goroutinePanic{value: v, in: "writing a staged part"}
 		}
 	}()
 	switch j.kind {
@@ -636,20 +636,24 @@ func (s *stager) err() error {
 	s.mu.Lock()
 	err := s.werr
 	s.mu.Unlock()
-	if pp, ok := err.(*partPanic); ok {
+	if pp, ok := err.(*goroutinePanic); ok {
 		panic(pp.value)
 	}
 	return err
 }
 
-// partPanic is a panic of a part's goroutine (other than a memory fault of
-// a mapped input), recovered there and raised again by stager.err on the
-// goroutine running Run: where it was raised before the writing had
+// goroutinePanic is a panic of one of Run's goroutines (a part's writer, a
+// parse worker; other than a memory fault of a mapped input), recovered
+// there and raised again on the goroutine running Run (by stager.err, or
+// as the worker's batch comes up): where it was raised before the work had
 // goroutines of its own, so that a caller's recovery (an HTTP handler's)
 // still sees it instead of the process crashing.
-type partPanic struct{ value any }
+type goroutinePanic struct {
+	value any
+	in    string // what the goroutine was doing
+}
 
-func (p *partPanic) Error() string { return fmt.Sprintf("panic writing a staged part: %v", p.value) }
+func (p *goroutinePanic) Error() string { return fmt.Sprintf("panic %s: %v", p.in, p.value) }
 
 // stop makes the parts' goroutines drop the jobs queued and to come: the
 // ingest ends with an error, and nothing staged will be committed.

@@ -164,3 +164,40 @@ func TestPartWriterPanics(t *testing.T) {
 		t.Errorf("committed %d files", len(snap.Files))
 	}
 }
+
+// TestParseWorkerPanics panics in a parse worker: Run panics again with the
+// same value, on the goroutine that called it, instead of the process
+// crashing; nothing is committed and no part's goroutine outlives it.
+func TestParseWorkerPanics(t *testing.T) {
+	var dump bytes.Buffer
+	if err := demo.Generate(context.Background(), &dump, demo.Options{Rows: 2000, Seed: 5}); err != nil {
+		t.Fatal(err)
+	}
+	errBoom := errors.New("boom")
+	var parses atomic.Int64
+	hooks := &testHooks{parse: func() {
+		if parses.Add(1) == 2 {
+			panic(errBoom)
+		}
+	}}
+	st := openStore(t)
+	func() {
+		defer func() {
+			if p := recover(); p != errBoom {
+				t.Errorf("recovered %v, want the worker's panic", p)
+			}
+		}()
+		runWith(context.Background(), st, []Input{{Name: "dump", R: bytes.NewReader(dump.Bytes())}}, Options{hooks: hooks},
+			mergeLimits{partRows: 200, idBucketRows: defaultIDBucketRows})
+		t.Error("Run returned")
+	}()
+	if parses.Load() < 2 {
+		t.Fatalf("%d batches parsed: the dump should take more than one", parses.Load())
+	}
+	if n := hooks.writers.Load(); n != 0 {
+		t.Errorf("%d parts' goroutines still running after Run", n)
+	}
+	if snap, _ := st.Snapshot(); len(snap.Files) != 0 {
+		t.Errorf("committed %d files", len(snap.Files))
+	}
+}
