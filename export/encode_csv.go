@@ -202,9 +202,7 @@ var csvPlain = func() (t [256]bool) {
 func plainPrefix(s string) int {
 	i := 0
 	for ; len(s)-i >= 8; i += 8 {
-		t := s[i : i+8]
-		x := uint64(t[0]) | uint64(t[1])<<8 | uint64(t[2])<<16 | uint64(t[3])<<24 |
-			uint64(t[4])<<32 | uint64(t[5])<<40 | uint64(t[6])<<48 | uint64(t[7])<<56
+		x := load8(s[i:])
 		if m := csvSpecial8(x); m != 0 {
 			return i + bits.TrailingZeros64(m)/8
 		}
@@ -246,9 +244,7 @@ func appendQuotedBody[T ~string | ~[]byte](dst []byte, s T) ([]byte, bool) {
 	n := len(dst)
 	for i := 0; i < len(s); {
 		if len(s)-i >= 8 {
-			t := s[i : i+8]
-			x := uint64(t[0]) | uint64(t[1])<<8 | uint64(t[2])<<16 | uint64(t[3])<<24 |
-				uint64(t[4])<<32 | uint64(t[5])<<40 | uint64(t[6])<<48 | uint64(t[7])<<56
+			x := load8(s[i:])
 			binary.LittleEndian.PutUint64(buf[n:], x)
 			m := hasByte8(x, '"') | x&lanesHigh
 			if m == 0 {

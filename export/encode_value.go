@@ -440,9 +440,7 @@ func appendJSONString[T ~string | ~[]byte](dst []byte, s T) []byte {
 	n++
 	for i := 0; i < len(s); {
 		if len(s)-i >= 8 {
-			t := s[i : i+8]
-			x := uint64(t[0]) | uint64(t[1])<<8 | uint64(t[2])<<16 | uint64(t[3])<<24 |
-				uint64(t[4])<<32 | uint64(t[5])<<40 | uint64(t[6])<<48 | uint64(t[7])<<56
+			x := load8(s[i:])
 			// The room left is at least 2×8+1 bytes, so all eight may
 			// be stored even when fewer count.
 			binary.LittleEndian.PutUint64(buf[n:], x)
@@ -551,4 +549,12 @@ func validUTF8(s string) string {
 		return s
 	}
 	return strings.ToValidUTF8(s, "\uFFFD")
+}
+
+// load8 reads the first eight bytes of s as a little-endian word; the
+// compiler makes it one load (s has at least eight bytes).
+func load8[T ~string | ~[]byte](s T) uint64 {
+	_ = s[7]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
 }
