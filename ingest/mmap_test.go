@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -12,7 +11,6 @@ import (
 	"testing"
 
 	"worklog/data"
-	"worklog/ingest/demo"
 )
 
 // TestMappedFile ingests NDJSON files, which Run maps into memory, and the
@@ -26,10 +24,7 @@ func TestMappedFile(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("inputs are mapped on Linux only")
 	}
-	var dump bytes.Buffer
-	if err := demo.Generate(context.Background(), &dump, demo.Options{Rows: 1500, Seed: 7}); err != nil {
-		t.Fatal(err)
-	}
+	dump := string(demoDump(t, 1500, 7))
 	const limit = 1 << 20
 	long := func(id, size int) string {
 		return `{"date":"2025-10-01 00:00:00","action":"readAction","userWorklogId":` + strconv.Itoa(id) + `,"rawData":"` + strings.Repeat("x", size) + `"}`
@@ -40,18 +35,18 @@ func TestMappedFile(t *testing.T) {
 		opts               Options
 		wantErr            bool
 	}{
-		{name: "demo dump", text: dump.String()},
-		{name: "after a byte order mark and a skipped prefix", prefix: "JUNK\xef\xbb\xbf", skip: 4, text: dump.String()},
-		{name: "no line end at the end", text: strings.TrimSuffix(dump.String(), "\n")},
+		{name: "demo dump", text: dump},
+		{name: "after a byte order mark and a skipped prefix", prefix: "JUNK\xef\xbb\xbf", skip: 4, text: dump},
+		{name: "no line end at the end", text: strings.TrimSuffix(dump, "\n")},
 		{name: "a line longer than a block", text: ev1 + "\n" + long(900000001, 3*blockSize/2) + "\n" + ev2 + "\n", opts: Options{MaxRecordBytes: limit}},
 		{name: "a last line longer than a block", text: ev1 + "\n" + long(900000001, 3*blockSize/2), opts: Options{MaxRecordBytes: limit}},
 		{name: "a line over the limit", text: ev1 + "\n\n" + long(900000001, 2*limit) + "\n" + ev2 + "\n", opts: Options{MaxRecordBytes: limit}, wantErr: true},
 		{name: "a last line over the limit", text: ev1 + "\n" + long(900000001, 2*limit), opts: Options{MaxRecordBytes: limit}, wantErr: true},
-		{name: "a record limit under a block", text: dump.String(), opts: Options{MaxRecordBytes: 4096}},
+		{name: "a record limit under a block", text: dump, opts: Options{MaxRecordBytes: 4096}},
 		{name: "a line longer than a block over a limit under a block", text: ev1 + "\n" + long(900000001, 3*blockSize/2) + "\n", opts: Options{MaxRecordBytes: 4096}, wantErr: true},
 		{name: "a last line longer than a block over a limit under a block", text: ev1 + "\n" + long(900000001, 3*blockSize/2), opts: Options{MaxRecordBytes: 4096}, wantErr: true},
 		{name: "a line over a limit under a block", text: ev1 + "\n" + long(900000001, 5000) + "\n" + ev2, opts: Options{MaxRecordBytes: 4096}, wantErr: true},
-		{name: "an invalid record", text: dump.String()[:dump.Len()/2] + `{"date":"bad"}` + "\n" + dump.String()[dump.Len()/2:], wantErr: true},
+		{name: "an invalid record", text: dump[:len(dump)/2] + `{"date":"bad"}` + "\n" + dump[len(dump)/2:], wantErr: true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -113,14 +108,7 @@ func TestMappedFileShrinks(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("inputs are mapped on Linux only")
 	}
-	var dump bytes.Buffer
-	if err := demo.Generate(context.Background(), &dump, demo.Options{Rows: 500, Seed: 7}); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "dump.ndjson")
-	if err := os.WriteFile(path, dump.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path := demoDumpFile(t, 500, 7)
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)

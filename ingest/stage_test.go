@@ -19,14 +19,7 @@ import (
 // commits nothing, and no part's goroutine outlives it (nor did one hang
 // on the rows of the others). A whole ingest leaves none running either.
 func TestPartWritersEnd(t *testing.T) {
-	var dump bytes.Buffer
-	if err := demo.Generate(context.Background(), &dump, demo.Options{Rows: 3000, Seed: 3}); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "dump.ndjson")
-	if err := os.WriteFile(path, dump.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path := demoDumpFile(t, 3000, 3)
 	errDisk := errors.New("disk full")
 	lim := mergeLimits{partRows: 200, idBucketRows: defaultIDBucketRows}
 	for _, tc := range []struct {
@@ -94,14 +87,7 @@ func TestMappedFileShrinksWhileWritten(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("inputs are mapped on Linux only")
 	}
-	var dump bytes.Buffer
-	if err := demo.Generate(context.Background(), &dump, demo.Options{Rows: 500, Seed: 7}); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "dump.ndjson")
-	if err := os.WriteFile(path, dump.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path := demoDumpFile(t, 500, 7)
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -134,10 +120,7 @@ func TestMappedFileShrinksWhileWritten(t *testing.T) {
 // the same value, on the goroutine that called it, once the other parts'
 // goroutines have stopped; nothing is committed.
 func TestPartWriterPanics(t *testing.T) {
-	var dump bytes.Buffer
-	if err := demo.Generate(context.Background(), &dump, demo.Options{Rows: 2000, Seed: 5}); err != nil {
-		t.Fatal(err)
-	}
+	dump := demoDump(t, 2000, 5)
 	errBoom := errors.New("boom")
 	var writes atomic.Int64
 	hooks := &testHooks{write: func() error {
@@ -153,7 +136,7 @@ func TestPartWriterPanics(t *testing.T) {
 				t.Errorf("recovered %v, want the part's panic", p)
 			}
 		}()
-		runWith(context.Background(), st, []Input{{Name: "dump", R: bytes.NewReader(dump.Bytes())}}, Options{hooks: hooks},
+		runWith(context.Background(), st, []Input{{Name: "dump", R: bytes.NewReader(dump)}}, Options{hooks: hooks},
 			mergeLimits{partRows: 200, idBucketRows: defaultIDBucketRows})
 		t.Error("Run returned")
 	}()
@@ -169,10 +152,7 @@ func TestPartWriterPanics(t *testing.T) {
 // same value, on the goroutine that called it, instead of the process
 // crashing; nothing is committed and no part's goroutine outlives it.
 func TestParseWorkerPanics(t *testing.T) {
-	var dump bytes.Buffer
-	if err := demo.Generate(context.Background(), &dump, demo.Options{Rows: 2000, Seed: 5}); err != nil {
-		t.Fatal(err)
-	}
+	dump := demoDump(t, 2000, 5)
 	errBoom := errors.New("boom")
 	var parses atomic.Int64
 	hooks := &testHooks{parse: func() {
@@ -187,7 +167,7 @@ func TestParseWorkerPanics(t *testing.T) {
 				t.Errorf("recovered %v, want the worker's panic", p)
 			}
 		}()
-		runWith(context.Background(), st, []Input{{Name: "dump", R: bytes.NewReader(dump.Bytes())}}, Options{hooks: hooks},
+		runWith(context.Background(), st, []Input{{Name: "dump", R: bytes.NewReader(dump)}}, Options{hooks: hooks},
 			mergeLimits{partRows: 200, idBucketRows: defaultIDBucketRows})
 		t.Error("Run returned")
 	}()
@@ -200,4 +180,25 @@ func TestParseWorkerPanics(t *testing.T) {
 	if snap, _ := st.Snapshot(); len(snap.Files) != 0 {
 		t.Errorf("committed %d files", len(snap.Files))
 	}
+}
+
+// demoDump returns rows demo events of seed as NDJSON.
+func demoDump(t *testing.T, rows int, seed int64) []byte {
+	t.Helper()
+	var dump bytes.Buffer
+	if err := demo.Generate(context.Background(), &dump, demo.Options{Rows: rows, Seed: seed}); err != nil {
+		t.Fatal(err)
+	}
+	return dump.Bytes()
+}
+
+// demoDumpFile writes demoDump's events to a file of the test's own and
+// returns its path.
+func demoDumpFile(t *testing.T, rows int, seed int64) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "dump.ndjson")
+	if err := os.WriteFile(path, demoDump(t, rows, seed), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
