@@ -201,12 +201,23 @@ func (b *bench) build(ctx context.Context) error {
 	return nil
 }
 
+// dumpBytesPerEvent is the disk an event of the dump needs: 1.7 KB of
+// NDJSON plus about 0.3 KB for the stores built from it (ours, DuckDB's
+// snappy and zstd files).
+const dumpBytesPerEvent = 2000
+
 // dump writes (or reuses) the demo NDJSON dump of rows events.
 func (b *bench) dump(ctx context.Context, rows int) (string, error) {
 	path := filepath.Join(b.cfg.work, fmt.Sprintf("events-%d.ndjson", rows))
 	if _, err := os.Stat(path); err == nil {
 		b.logf("reusing %s", path)
 		return path, nil
+	}
+	// A 10M dump is 16.7 GB, and both sides' stores follow it: on a disk
+	// shared with others, say so before filling it rather than part-way.
+	if free, ok := freeBytes(b.cfg.work); ok && free < int64(rows)*dumpBytesPerEvent {
+		return "", fmt.Errorf("generate dump of %d events: needs about %.1f GB free in %s (the dump and the stores), has %.1f GB",
+			rows, float64(int64(rows)*dumpBytesPerEvent)/1e9, b.cfg.work, float64(free)/1e9)
 	}
 	b.logf("generating %d events into %s", rows, path)
 	start := time.Now()
