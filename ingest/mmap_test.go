@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"worklog/data"
@@ -101,35 +102,55 @@ func TestMappedFile(t *testing.T) {
 	}
 }
 
-// TestMappedFileShrinks truncates a file after Run mapped it: reading the
-// pages past its new end faults, which ends the ingest with an error that
-// says so, instead of crashing, and commits nothing.
+// TestMappedFileShrinks truncates a mapped input file after Run mapped it,
+// and when a part's goroutine is about to write the first rows, whose
+// values point into the mapping: reading the pages past its new end faults,
+// which ends the ingest with the InputError of a file that shrank, instead
+// of crashing, and commits nothing.
 func TestMappedFileShrinks(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("inputs are mapped on Linux only")
 	}
-	path := demoDumpFile(t, 500, 7)
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	hooks := &testHooks{mapped: func() {
-		if err := os.Truncate(path, 100); err != nil {
-			t.Error(err)
-		}
-	}}
-	st := openStore(t)
-	_, err = Run(context.Background(), st, []Input{{Name: "dump", R: f}}, Options{hooks: hooks})
-	var ie *InputError
-	if !errors.As(err, &ie) || !errors.Is(err, errInputChanged) || ie.Source != "dump" {
-		t.Fatalf("Run: %v, want an *InputError of errInputChanged", err)
-	}
-	snap, err := st.Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(snap.Files) != 0 {
-		t.Errorf("committed %d files", len(snap.Files))
+	for _, tc := range []struct {
+		name  string
+		hooks func(truncate func()) *testHooks
+	}{
+		{"once mapped", func(truncate func()) *testHooks { return &testHooks{mapped: truncate} }},
+		{"while a part's goroutine writes", func(truncate func()) *testHooks {
+			return &testHooks{write: func() error { truncate(); return nil }}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := demoDumpFile(t, 500, 7)
+			f, err := os.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			var truncated atomic.Bool
+			hooks := tc.hooks(func() {
+				if !truncated.Swap(true) {
+					if err := os.Truncate(path, 100); err != nil {
+						t.Error(err)
+					}
+				}
+			})
+			st := openStore(t)
+			_, err = Run(context.Background(), st, []Input{{Name: "dump", R: f}}, Options{hooks: hooks})
+			var ie *InputError
+			if !errors.As(err, &ie) || !errors.Is(err, errInputChanged) || ie.Source != "dump" {
+				t.Fatalf("Run: %v, want an *InputError of errInputChanged", err)
+			}
+			if !truncated.Load() {
+				t.Fatal("the file was not truncated")
+			}
+			snap, err := st.Snapshot()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(snap.Files) != 0 {
+				t.Errorf("committed %d files", len(snap.Files))
+			}
+		})
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sync/atomic"
 	"testing"
 
@@ -79,106 +78,52 @@ func TestPartWritersEnd(t *testing.T) {
 	}
 }
 
-// TestMappedFileShrinksWhileWritten truncates a mapped input when a part's
-// goroutine is about to write the first rows, whose values point into the
-// mapping: the goroutine's read faults, which ends the ingest with the
-// InputError of a file that shrank, instead of a crash.
-func TestMappedFileShrinksWhileWritten(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("inputs are mapped on Linux only")
-	}
-	path := demoDumpFile(t, 500, 7)
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var truncated atomic.Bool
-	hooks := &testHooks{write: func() error {
-		if !truncated.Swap(true) {
-			if err := os.Truncate(path, 100); err != nil {
-				return err
-			}
-		}
-		return nil
-	}}
-	st := openStore(t)
-	_, err = Run(context.Background(), st, []Input{{Name: "dump", R: f}}, Options{hooks: hooks})
-	var ie *InputError
-	if !errors.As(err, &ie) || !errors.Is(err, errInputChanged) || ie.Source != "dump" {
-		t.Fatalf("Run: %v, want an *InputError of errInputChanged", err)
-	}
-	if !truncated.Load() {
-		t.Fatal("no rows were written")
-	}
-	if snap, _ := st.Snapshot(); len(snap.Files) != 0 {
-		t.Errorf("committed %d files", len(snap.Files))
-	}
-}
-
-// TestPartWriterPanics panics in a part's goroutine: Run panics again with
-// the same value, on the goroutine that called it, once the other parts'
-// goroutines have stopped; nothing is committed.
-func TestPartWriterPanics(t *testing.T) {
+// TestGoroutinePanics panics in one of Run's goroutines (a part's writer,
+// a parse worker): Run panics again with the same value, on the goroutine
+// that called it, once the other goroutines have stopped, instead of the
+// process crashing; nothing is committed and no part's goroutine outlives
+// it.
+func TestGoroutinePanics(t *testing.T) {
 	dump := demoDump(t, 2000, 5)
 	errBoom := errors.New("boom")
-	var writes atomic.Int64
-	hooks := &testHooks{write: func() error {
-		if writes.Add(1) == 4 {
-			panic(errBoom)
-		}
-		return nil
-	}}
-	st := openStore(t)
-	func() {
-		defer func() {
-			if p := recover(); p != errBoom {
-				t.Errorf("recovered %v, want the part's panic", p)
+	for _, tc := range []struct {
+		name  string
+		at    int64 // the call of the hook that panics
+		hooks func(call func()) *testHooks
+	}{
+		{"a part's goroutine", 4, func(call func()) *testHooks {
+			return &testHooks{write: func() error { call(); return nil }}
+		}},
+		{"a parse worker", 2, func(call func()) *testHooks { return &testHooks{parse: call} }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var calls atomic.Int64
+			hooks := tc.hooks(func() {
+				if calls.Add(1) == tc.at {
+					panic(errBoom)
+				}
+			})
+			st := openStore(t)
+			func() {
+				defer func() {
+					if p := recover(); p != errBoom {
+						t.Errorf("recovered %v, want the goroutine's panic", p)
+					}
+				}()
+				runWith(context.Background(), st, []Input{{Name: "dump", R: bytes.NewReader(dump)}}, Options{hooks: hooks},
+					mergeLimits{partRows: 200, idBucketRows: defaultIDBucketRows})
+				t.Error("Run returned")
+			}()
+			if calls.Load() < tc.at {
+				t.Fatalf("the hook was called %d times: the dump should take more than %d", calls.Load(), tc.at-1)
 			}
-		}()
-		runWith(context.Background(), st, []Input{{Name: "dump", R: bytes.NewReader(dump)}}, Options{hooks: hooks},
-			mergeLimits{partRows: 200, idBucketRows: defaultIDBucketRows})
-		t.Error("Run returned")
-	}()
-	if n := hooks.writers.Load(); n != 0 {
-		t.Errorf("%d parts' goroutines still running after Run", n)
-	}
-	if snap, _ := st.Snapshot(); len(snap.Files) != 0 {
-		t.Errorf("committed %d files", len(snap.Files))
-	}
-}
-
-// TestParseWorkerPanics panics in a parse worker: Run panics again with the
-// same value, on the goroutine that called it, instead of the process
-// crashing; nothing is committed and no part's goroutine outlives it.
-func TestParseWorkerPanics(t *testing.T) {
-	dump := demoDump(t, 2000, 5)
-	errBoom := errors.New("boom")
-	var parses atomic.Int64
-	hooks := &testHooks{parse: func() {
-		if parses.Add(1) == 2 {
-			panic(errBoom)
-		}
-	}}
-	st := openStore(t)
-	func() {
-		defer func() {
-			if p := recover(); p != errBoom {
-				t.Errorf("recovered %v, want the worker's panic", p)
+			if n := hooks.writers.Load(); n != 0 {
+				t.Errorf("%d parts' goroutines still running after Run", n)
 			}
-		}()
-		runWith(context.Background(), st, []Input{{Name: "dump", R: bytes.NewReader(dump)}}, Options{hooks: hooks},
-			mergeLimits{partRows: 200, idBucketRows: defaultIDBucketRows})
-		t.Error("Run returned")
-	}()
-	if parses.Load() < 2 {
-		t.Fatalf("%d batches parsed: the dump should take more than one", parses.Load())
-	}
-	if n := hooks.writers.Load(); n != 0 {
-		t.Errorf("%d parts' goroutines still running after Run", n)
-	}
-	if snap, _ := st.Snapshot(); len(snap.Files) != 0 {
-		t.Errorf("committed %d files", len(snap.Files))
+			if snap, _ := st.Snapshot(); len(snap.Files) != 0 {
+				t.Errorf("committed %d files", len(snap.Files))
+			}
+		})
 	}
 }
 
