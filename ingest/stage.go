@@ -755,19 +755,11 @@ func (s *stager) finish(ms *stageMonth) error {
 	close(p.jobs)
 	ms.done = append(ms.done, stagedPart{path: p.path, side: p.side, rows: p.rows})
 	s.finishing = append(s.finishing, p)
-	// Forget the parts written meanwhile; wait for the oldest while too
-	// many are left.
-	for len(s.finishing) > 0 {
-		select {
-		case <-s.finishing[0].done:
-			s.finishing = s.finishing[1:]
-			continue
-		default:
-		}
-		if len(s.finishing) <= maxFinishing {
-			break
-		}
+	// Wait for the oldest while too many may still be writing (a part
+	// already written costs no wait).
+	for len(s.finishing) > maxFinishing {
 		<-s.finishing[0].done
+		s.finishing = s.finishing[1:]
 	}
 	return s.err()
 }
