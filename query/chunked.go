@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -55,12 +56,21 @@ import (
 // so it is a probe of firstChunkRows rows at most. Chunks are planned one
 // at a time, as the stream reaches them.
 //
-// DuckDB reads the next chunk while the current one is being emitted (and
-// encoded by the caller): a loader goroutine plans, reads and orders the
-// chunks one after the other on the stream's connection and hands each
-// over an unbuffered channel. At most two chunks are held, the one being
-// emitted and the one read ahead, so memory stays bounded while DuckDB's
-// scan and the caller's encoding use both cores.
+// DuckDB reads the next chunks while the current one is being emitted (and
+// encoded by the caller): a planner goroutine plans the chunks in output
+// order and hands each to one of chunkLoaders loader goroutines, each with
+// a DuckDB connection of its own, which read and order it. At most two
+// chunks are held: while one is emitted, one is read ahead; while the
+// caller waits for the next chunk (it is being read), the one after it is
+// read beside it, on another core. So DuckDB's scan, which is most of a
+// chunk's cost and runs on one thread per query, is no longer one thread
+// that the caller's encoding waits for (300k rows at level none as
+// Parquet: the one loader was busy from the first batch to the last),
+// and memory stays at two chunks.
+
+// chunkLoaders is the number of chunks read at once (each on a connection
+// of its own) while the caller waits for one.
+const chunkLoaders = 2
 
 // chunkRows is the most rows a chunk holds.
 const chunkRows = 32 << 10
@@ -256,6 +266,10 @@ func (p *Plan) splitSQL(files []data.PartFile, r dayRange) (string, []any) {
 // order, from the day's sort keys.
 func (r *chunkReader) splitDay(day dayRange, piece int64) ([]dayRange, error) {
 	q, args := r.plan.splitSQL(r.files, day)
+	// The stream's connection may be a loader's: the loader's query and
+	// this one take turns.
+	r.connMu[0].Lock()
+	defer r.connMu[0].Unlock()
 	rows, err := r.conn.QueryContext(r.ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("split a busy day: %w", err)
@@ -304,9 +318,13 @@ func (e *Engine) chunkedRecords(ctx context.Context, files []data.PartFile, p *P
 	if err != nil {
 		return nil, errors.Join(err, conn.Close())
 	}
-	r := &chunkReader{ctx: ctx, conn: conn, desc: p.Desc, mem: memory.DefaultAllocator, gather: newGatherMem(p.ReuseReleased),
+	loaders := chunkLoaders
+	if e.chunkLoaders > 0 {
+		loaders = e.chunkLoaders
+	}
+	r := &chunkReader{ctx: ctx, conn: conn, conns: []*sql.Conn{conn}, connMu: make([]sync.Mutex, loaders), desc: p.Desc, mem: memory.DefaultAllocator, gather: newGatherMem(p.ReuseReleased),
 		dateCol: data.Index(data.DateField), keyCol: data.Index(data.KeyField), byDay: p.DayPrecisionDate,
-		plan: p, files: files, maxRows: chunkRows, maxBytes: chunkBytes, minRows: minChunkRows, onChunk: e.onChunk, handBack: e.handBack,
+		plan: p, files: files, maxRows: chunkRows, maxBytes: chunkBytes, minRows: minChunkRows, onChunk: e.onChunk, onChunkRead: e.onChunkRead, handBack: e.handBack,
 		handBackAbove: e.handBackAbove}
 	if e.chunkRows > 0 {
 		r.maxRows = e.chunkRows
@@ -342,6 +360,15 @@ func (e *Engine) chunkedRecords(ctx context.Context, files []data.PartFile, p *P
 	}
 	r.cur = first
 	r.chunkRead()
+	for r.more() && len(r.conns) < loaders {
+		c, err := e.chunkDB.Conn(ctx)
+		if err != nil {
+			r.release()
+			_ = conn.Close()
+			return nil, fmt.Errorf("get duckdb connection: %w", err)
+		}
+		r.conns = append(r.conns, c)
+	}
 	r.startLoader()
 	return newStream(conn, r.schema, r), nil
 }
@@ -374,15 +401,22 @@ type rowRef struct {
 
 // chunkReader is the batchSource of a chunked export: the rows of its
 // chunks, each chunk read whole and ordered by (date or its day,
-// userWorklogId), on the connection its stream owns.
+// userWorklogId), on the connections it holds.
 //
 // After the first chunk, which chunkedRecords reads itself, chunks are
-// read by the loader goroutine (loadAhead); the fields marked "loader" are
-// its own from then on, and the connection is used by it alone until
-// release has stopped it.
+// planned by the planner goroutine (loadAhead) and read by the loader
+// goroutines (loadChunks), one per connection; the fields marked "planner"
+// are the planner's own from then on, those marked "mu" are shared with the
+// loaders under mu, and each connection is used by its loader alone (and by
+// the planner, under the connection's lock, to cut a busy day) until
+// release has stopped them.
 type chunkReader struct {
-	ctx             context.Context
-	conn            *sql.Conn
+	ctx  context.Context
+	conn *sql.Conn // the stream's connection, conns[0]
+	// conns are the loaders' connections; connMu[i] is held while conns[i]
+	// runs a query. conns[1:] are closed by release.
+	conns           []*sql.Conn
+	connMu          []sync.Mutex
 	schema          *arrow.Schema
 	desc, byDay     bool
 	dateCol, keyCol int
@@ -391,15 +425,18 @@ type chunkReader struct {
 	plan            *Plan
 	files           []data.PartFile
 
-	// The chunks still to read (loader): the parts of a busy day already
+	// The chunks still to read (planner): the parts of a busy day already
 	// cut, then the days (in output order), then the null-date rows.
 	split []dayRange
 	days  []dayCount
 	nulls bool
-	// target is the next chunk's row count (loader): maxRows, or fewer to
+	// mu guards target and calls of onChunk.
+	mu sync.Mutex
+	// target is the next chunk's row count (mu): maxRows, or fewer to
 	// keep a chunk near maxBytes at the bytes per row measured so far.
 	target, maxRows, maxBytes, minRows int64
 	onChunk                            func(rows int64)
+	onChunkRead                        func()
 	// handBack, when set, returns freed memory to the OS after each chunk
 	// is read (DuckDB's memory for its query is free by then), while the
 	// process's resident memory is above handBackAbove (when positive),
@@ -407,10 +444,12 @@ type chunkReader struct {
 	handBack      func()
 	handBackAbove int64
 
-	// The loader: chunks read ahead come over ahead, which is closed after
-	// the last one (or one carrying an error); stopLoader cancels it and
-	// loaderDone is closed when it has returned.
-	ahead      chan chunk
+	// The chunks read ahead, in output order: the planner sends each
+	// chunk's slot over ahead before a loader reads it, and the loader
+	// sends the chunk (or its error) into the slot. ahead is closed after
+	// the last slot; stopLoader cancels the planner and the loaders, and
+	// loaderDone is closed when all have returned.
+	ahead      chan chan chunk
 	stopLoader context.CancelFunc
 	loaderDone chan struct{}
 
@@ -462,14 +501,17 @@ func (r *chunkReader) more() bool { return len(r.split) > 0 || len(r.days) > 0 |
 // nextRange plans the next chunk: a cut part of a busy day, else whole days
 // up to the target (a busy day is cut first), else the null-date rows.
 func (r *chunkReader) nextRange() (dayRange, error) {
+	r.mu.Lock()
+	target := r.target
+	r.mu.Unlock()
 	switch {
 	case len(r.split) > 0:
-		return r.takePieces(), nil
+		return r.takePieces(target), nil
 	case len(r.days) > 0:
-		n, rows := takeDays(r.days, r.target)
+		n, rows := takeDays(r.days, target)
 		dr := daysRange(r.days[:n], r.desc)
 		r.days = r.days[n:]
-		if rows <= r.target {
+		if rows <= target {
 			return dr, nil
 		}
 		pieces, err := r.splitDay(dr, r.piece())
@@ -477,7 +519,7 @@ func (r *chunkReader) nextRange() (dayRange, error) {
 			return dayRange{}, err
 		}
 		r.split = pieces
-		return r.takePieces(), nil
+		return r.takePieces(target), nil
 	default:
 		r.nulls = false
 		return dayRange{Null: true}, nil
@@ -490,11 +532,11 @@ func (r *chunkReader) nextRange() (dayRange, error) {
 func (r *chunkReader) piece() int64 { return max(min(r.minRows, r.maxRows), 1) }
 
 // takePieces takes the next chunk of a busy day: as many of its pieces as
-// the target allows, at least one. The pieces are in output order, each
-// the keys after From up to To; the merged range runs from the lowest
-// piece's From to the highest piece's To.
-func (r *chunkReader) takePieces() dayRange {
-	n := int(min(max(r.target/r.piece(), 1), int64(len(r.split))))
+// target allows, at least one. The pieces are in output order, each the
+// keys after From up to To; the merged range runs from the lowest piece's
+// From to the highest piece's To.
+func (r *chunkReader) takePieces(target int64) dayRange {
+	n := int(min(max(target/r.piece(), 1), int64(len(r.split))))
 	first, last := r.split[0], r.split[n-1]
 	r.split = r.split[n:]
 	if r.desc {
@@ -505,22 +547,32 @@ func (r *chunkReader) takePieces() dayRange {
 	return dr
 }
 
-// load reads the next chunk whole and orders its rows. On error it holds
-// nothing.
-func (r *chunkReader) load(ctx context.Context) (c chunk, err error) {
+// load plans the next chunk and reads it on the stream's connection.
+func (r *chunkReader) load(ctx context.Context) (chunk, error) {
+	dr, err := r.nextRange()
+	if err != nil {
+		return chunk{}, err
+	}
+	return r.read(ctx, 0, dr)
+}
+
+// read reads the chunk dr whole on connection i and orders its rows. On
+// error it holds nothing.
+func (r *chunkReader) read(ctx context.Context, i int, dr dayRange) (c chunk, err error) {
 	defer func() {
 		if err != nil {
 			c.release()
 		}
 	}()
-	dr, err := r.nextRange()
-	if err != nil {
-		return c, err
+	if r.onChunkRead != nil {
+		r.onChunkRead()
 	}
+	r.connMu[i].Lock()
+	defer r.connMu[i].Unlock()
 	q, args := r.plan.chunkSQL(r.files, dr)
 	// The chunk is read whole at once: streamed, DuckDB need not
 	// materialize it first (see streamQuery).
-	rr, err := streamQuery(ctx, r.conn, statement{q, args})
+	rr, err := streamQuery(ctx, r.conns[i], statement{q, args})
 	if err != nil {
 		return c, fmt.Errorf("query rows: %w", err)
 	}
@@ -545,41 +597,84 @@ func (r *chunkReader) load(ctx context.Context) (c chunk, err error) {
 	return c, err
 }
 
-// startLoader starts the goroutine that reads the chunks after the first.
+// startLoader starts the goroutines that read the chunks after the first.
 func (r *chunkReader) startLoader() {
 	ctx, cancel := context.WithCancel(r.ctx)
-	r.ahead, r.stopLoader, r.loaderDone = make(chan chunk), cancel, make(chan struct{})
+	// One slot waits in ahead beside the one the stream waits for (or the
+	// chunk it emits): two chunks held at most, two read at once while
+	// the stream waits.
+	r.ahead, r.stopLoader, r.loaderDone = make(chan chan chunk, len(r.conns)-1), cancel, make(chan struct{})
 	go r.loadAhead(ctx)
 }
 
-// loadAhead is the loader goroutine: it reads chunk after chunk and hands
-// each over r.ahead, waiting for the stream to take it, so that one chunk
-// is read ahead of the one emitted, never more. It stops after the last
-// chunk, after an error (handed over like a chunk) or when ctx ends.
+// loadJob is one chunk for a loader: its range and the slot its chunk goes
+// into.
+type loadJob struct {
+	dr   dayRange
+	slot chan chunk
+}
+
+// loadAhead is the planner goroutine: it plans chunk after chunk, sends
+// each one's slot over r.ahead (waiting while the stream has not taken the
+// slots before it) and hands the chunk to a free loader. It stops after the
+// last chunk, after an error (handed over like a chunk) or when ctx ends,
+// and returns when its loaders have.
 func (r *chunkReader) loadAhead(ctx context.Context) {
-	// DuckDB's calls all come from one OS thread, so that the C
-	// allocator's per-thread caches of one thread, not of every thread the
-	// goroutine would wander over, hold the chunks' freed memory: 300k
+	defer close(r.loaderDone)
+	jobs := make(chan loadJob)
+	var loaders sync.WaitGroup
+	for i := range r.conns {
+		loaders.Add(1)
+		go func() {
+			defer loaders.Done()
+			r.loadChunks(ctx, i, jobs)
+		}()
+	}
+	defer func() {
+		close(jobs)
+		loaders.Wait()
+		close(r.ahead)
+	}()
+	for r.more() {
+		slot := make(chan chunk, 1)
+		dr, err := r.nextRange()
+		if err != nil {
+			slot <- chunk{err: err}
+		}
+		select {
+		case r.ahead <- slot:
+		case <-ctx.Done():
+			return
+		}
+		if err != nil {
+			return
+		}
+		select {
+		case jobs <- loadJob{dr: dr, slot: slot}:
+		case <-ctx.Done():
+			// The stream may wait on this slot: it gets the reason.
+			slot <- chunk{err: fmt.Errorf("read rows: %w", ctx.Err())}
+			return
+		}
+	}
+}
+
+// loadChunks is a loader goroutine: it reads the chunks it is handed on
+// connection i and puts each (or its error) into its slot.
+func (r *chunkReader) loadChunks(ctx context.Context, i int, jobs <-chan loadJob) {
+	// DuckDB's calls of a connection come from one OS thread, so that the
+	// C allocator's per-thread caches of few threads, not of every thread
+	// the goroutine would wander over, hold the chunks' freed memory: 300k
 	// rows of one day exported at level none peaked 15-25 MB lower.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	defer close(r.loaderDone)
-	defer close(r.ahead)
-	for r.more() {
-		c, err := r.load(ctx)
+	for job := range jobs {
+		c, err := r.read(ctx, i, job.dr)
 		if err != nil {
 			c.err = err
 		}
 		r.chunkRead()
-		select {
-		case r.ahead <- c:
-		case <-ctx.Done():
-			c.release()
-			return
-		}
-		if err != nil {
-			return
-		}
+		job.slot <- c
 	}
 }
 
@@ -608,6 +703,8 @@ func (r *chunkReader) resize(held []arrow.RecordBatch) {
 			size += int64(arrowSize(col.Data()))
 		}
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.onChunk != nil {
 		r.onChunk(rows)
 	}
@@ -682,10 +779,13 @@ func (r *chunkReader) next() (arrow.RecordBatch, error) {
 	for r.pos >= len(r.cur.order) {
 		r.cur.release()
 		r.pos = 0
-		c, ok := <-r.ahead
+		slot, ok := <-r.ahead
 		if !ok {
 			return nil, nil
 		}
+		// A slot sent over ahead is always filled: by its loader, or by
+		// the planner when it stopped before handing the slot over.
+		c := <-slot
 		if c.err != nil {
 			return nil, c.err
 		}
@@ -708,13 +808,24 @@ func (r *chunkReader) release() {
 	if r.stopLoader != nil {
 		r.stopLoader()
 		<-r.loaderDone
-		// A chunk the loader finished just before it stopped.
-		for c := range r.ahead {
-			c.release()
+		// Chunks the loaders finished just before they stopped; a slot the
+		// planner sent but handed to no loader is empty.
+		for slot := range r.ahead {
+			select {
+			case c := <-slot:
+				c.release()
+			default:
+			}
 		}
 		r.stopLoader = nil
 	}
 	r.cur.release()
+	for _, conn := range r.conns[1:] {
+		// The stream closes conns[0]; a close error of a connection whose
+		// rows are all read (or dropped) tells the caller nothing.
+		_ = conn.Close()
+	}
+	r.conns = r.conns[:1]
 	if r.handBack != nil {
 		r.handBack()
 	}

@@ -1,11 +1,13 @@
 package query
 
 import (
+	"context"
 	"database/sql"
 	"fmt"
 	"reflect"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -316,8 +318,10 @@ func TestChunkedExportHandsBackMemory(t *testing.T) {
 	if e.handBack == nil {
 		t.Fatal("an engine without KeepFreedMemory hands nothing back")
 	}
-	handBacks := 0
-	e.handBack = func() { handBacks++ }
+	// Chunks are read by several loaders at once: the hook counts
+	// atomically (onChunk is called under the reader's lock).
+	var handBacks atomic.Int64
+	e.handBack = func() { handBacks.Add(1) }
 	e.chunkRows = 50
 	var chunks []int64
 	e.onChunk = func(n int64) { chunks = append(chunks, n) }
@@ -325,8 +329,8 @@ func TestChunkedExportHandsBackMemory(t *testing.T) {
 		t.Fatalf("%d rows", len(rows))
 	}
 	// Once per chunk read, once more when the stream is released.
-	if handBacks != len(chunks)+1 {
-		t.Errorf("%d hand-backs for %d chunks", handBacks, len(chunks))
+	if n := handBacks.Load(); n != int64(len(chunks))+1 {
+		t.Errorf("%d hand-backs for %d chunks", n, len(chunks))
 	}
 
 	// With a threshold, a chunk is handed back only while the process's
@@ -340,13 +344,14 @@ func TestChunkedExportHandsBackMemory(t *testing.T) {
 		{1 << 50, func(int) int { return 1 }},
 		{1, func(chunks int) int { return chunks + 1 }},
 	} {
-		handBacks, chunks = 0, nil
+		handBacks.Store(0)
+		chunks = nil
 		e.handBackAbove = tc.above
 		if rows := fetch(t, e, snap, mustParse(t, "", Options{})); len(rows) != 400 {
 			t.Fatalf("%d rows", len(rows))
 		}
-		if want := tc.want(len(chunks)); handBacks != want {
-			t.Errorf("above %d: %d hand-backs for %d chunks, want %d", tc.above, handBacks, len(chunks), want)
+		if want := tc.want(len(chunks)); handBacks.Load() != int64(want) {
+			t.Errorf("above %d: %d hand-backs for %d chunks, want %d", tc.above, handBacks.Load(), len(chunks), want)
 		}
 	}
 
@@ -423,5 +428,64 @@ func TestGatherReusesReleasedBuffers(t *testing.T) {
 		if released = pooled.pool.Pooled(); released == 0 {
 			t.Errorf("batch %d released, nothing back in the pool", part)
 		}
+	}
+}
+
+// While the stream waits for the next chunk, the chunk after it is read
+// beside it, on another connection; the rows still come out as the plain
+// query gives them.
+func TestChunksAreReadTwoAtOnce(t *testing.T) {
+	snap := busyDayStore(t)
+	plain := newEngine(t, snap)
+	plain.wholeExport = true
+	p := mustParse(t, "", Options{})
+	want := fetch(t, plain, snap, p)
+
+	e := newEngine(t, snap)
+	e.chunkRows = 50
+	// Every read after the first (which Records makes itself) says it
+	// started and waits for the test to let it go on.
+	var reads atomic.Int64
+	started, proceed := make(chan struct{}, 16), make(chan struct{})
+	e.onChunkRead = func() {
+		if reads.Add(1) == 1 {
+			return
+		}
+		started <- struct{}{}
+		<-proceed
+	}
+	rr, err := e.Records(context.Background(), snap, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rr.Release()
+	// The stream emits the first chunk and then waits for the second,
+	// whose read is held: the third is read meanwhile.
+	batches := make(chan []arrow.RecordBatch, 1)
+	go func() {
+		var held []arrow.RecordBatch
+		for rr.Next() {
+			rec := rr.RecordBatch()
+			rec.Retain()
+			held = append(held, rec)
+		}
+		batches <- held
+	}()
+	<-started
+	<-started
+	close(proceed)
+	var got []map[string]any
+	for _, rec := range <-batches {
+		got = append(got, recordRows(t, rec)...)
+		rec.Release()
+	}
+	if err := rr.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("chunked export (%d rows) differs from the plain query (%d rows)", len(got), len(want))
+	}
+	if n := reads.Load(); n < 4 {
+		t.Fatalf("%d chunks read, want several", n)
 	}
 }

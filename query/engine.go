@@ -88,8 +88,14 @@ type Engine struct {
 	// chunkBytes and chunkMinRows override the byte target and the least
 	// rows of a chunk (0: chunkBytes, minChunkRows).
 	chunkBytes, chunkMinRows int64
+	// chunkLoaders overrides the number of chunks read at once (0:
+	// chunkLoaders).
+	chunkLoaders int
 	// onChunk, when set (tests), sees the row count of every chunk read.
 	onChunk func(rows int64)
+	// onChunkRead, when set (tests), is called by the goroutine that
+	// reads a chunk, before its query.
+	onChunkRead func()
 	// handBack, when set, returns freed memory to the OS after every
 	// chunk (EngineOptions.KeepFreedMemory and KeepChunkMemory unset).
 	handBack func()
@@ -151,7 +157,7 @@ func NewEngine(src SnapshotSource, opts EngineOptions) (*Engine, error) {
 			return nil, errors.Join(fmt.Errorf("open duckdb: %w", err), e.Close())
 		}
 		if limit < minSharedMemory {
-			return e.withHandBack(opts), nil
+			return e.ready(opts)
 		}
 		chunkLimit := limit / chunkMemoryShare
 		// Both values are integers formatted here: nothing of the
@@ -170,15 +176,26 @@ func NewEngine(src SnapshotSource, opts EngineOptions) (*Engine, error) {
 		}
 		e.chunkConnector, e.chunkDB = c, sql.OpenDB(c)
 	}
-	return e.withHandBack(opts), nil
+	return e.ready(opts)
 }
 
-// withHandBack sets e's hand-back after chunks as opts ask and returns e.
-func (e *Engine) withHandBack(opts EngineOptions) *Engine {
+// ready finishes opening e: the settings DuckDB takes only once its
+// Parquet reader is loaded, and the hand-back after chunks as opts ask.
+func (e *Engine) ready(opts EngineOptions) (*Engine, error) {
+	for _, db := range []*sql.DB{e.db, e.chunkDB} {
+		// Keep the Parquet files' footers once read: a chunked export runs
+		// a query per chunk over the same few files, and the store's part
+		// files never change once written (a rewrite makes new files, and
+		// DuckDB checks a cached footer against the file's modification
+		// time).
+		if _, err := db.Exec("SET GLOBAL parquet_metadata_cache = true"); err != nil {
+			return nil, errors.Join(fmt.Errorf("open duckdb: %w", err), e.Close())
+		}
+	}
 	if !opts.KeepFreedMemory && !opts.KeepChunkMemory {
 		e.handBack = handBack
 	}
-	return e
+	return e, nil
 }
 
 // chunkMemoryShare is the part of DuckDB's memory limit (1/chunkMemoryShare)

@@ -33,17 +33,23 @@ func fetch(t *testing.T, e *Engine, snap data.Snapshot, p *Plan) []map[string]an
 	defer rr.Release()
 	var out []map[string]any
 	for rr.Next() {
-		rec := rr.RecordBatch()
-		for i := 0; i < int(rec.NumRows()); i++ {
-			row := map[string]any{}
-			for c, col := range rec.Columns() {
-				row[rec.ColumnName(c)] = value(t, col, i)
-			}
-			out = append(out, row)
-		}
+		out = append(out, recordRows(t, rr.RecordBatch())...)
 	}
 	if err := rr.Err(); err != nil {
 		t.Fatalf("reading records: %v", err)
+	}
+	return out
+}
+
+// recordRows converts a batch's rows.
+func recordRows(t *testing.T, rec arrow.RecordBatch) []map[string]any {
+	var out []map[string]any
+	for i := 0; i < int(rec.NumRows()); i++ {
+		row := map[string]any{}
+		for c, col := range rec.Columns() {
+			row[rec.ColumnName(c)] = value(t, col, i)
+		}
+		out = append(out, row)
 	}
 	return out
 }
