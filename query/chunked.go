@@ -932,21 +932,27 @@ func (g gatherMem) buffer(n int) *memory.Buffer {
 // validity returns the validity bitmap of the referenced rows and the null
 // count; nil when nothing is null.
 func validity(cols []arrow.Array, refs []rowRef) (*memory.Buffer, int) {
-	// Most columns have no null at all: then no row needs a look.
-	hasNulls := false
-	for _, c := range cols {
-		if c != nil && c.NullN() > 0 {
-			hasNulls = true
-			break
+	// Most columns have no null at all: then no row needs a look. Where a
+	// batch has nulls, its bitmap is read directly (an array's IsNull is a
+	// method call per row through an interface).
+	var bitmaps [][]byte
+	var offsets []int
+	for b, c := range cols {
+		// (An array without a bitmap has no row IsNull reports.)
+		if c != nil && c.NullN() > 0 && c.NullBitmapBytes() != nil {
+			if bitmaps == nil {
+				bitmaps, offsets = make([][]byte, len(cols)), make([]int, len(cols))
+			}
+			bitmaps[b], offsets[b] = c.NullBitmapBytes(), c.Data().Offset()
 		}
 	}
-	if !hasNulls {
+	if bitmaps == nil {
 		return nil, 0
 	}
 	nulls := 0
 	var bits []byte
 	for k, ref := range refs {
-		if cols[ref.b].IsNull(int(ref.i)) {
+		if bm := bitmaps[ref.b]; bm != nil && !bitutil.BitIsSet(bm, offsets[ref.b]+int(ref.i)) {
 			if bits == nil {
 				bits = make([]byte, bitutil.BytesForBits(int64(len(refs))))
 				bitutil.SetBitsTo(bits, 0, int64(len(refs)), true)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/bitutil"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"worklog/data"
@@ -487,5 +488,55 @@ func TestChunksAreReadTwoAtOnce(t *testing.T) {
 	}
 	if n := reads.Load(); n < 4 {
 		t.Fatalf("%d chunks read, want several", n)
+	}
+}
+
+// The validity of gathered rows follows each source array's own bitmap,
+// slice offsets included, and is nil when no referenced row is null.
+func TestValidityOfGatheredRows(t *testing.T) {
+	build := func(vals ...int64) arrow.Array {
+		b := array.NewInt64Builder(memory.DefaultAllocator)
+		defer b.Release()
+		for _, v := range vals {
+			if v < 0 {
+				b.AppendNull()
+			} else {
+				b.Append(v)
+			}
+		}
+		return b.NewArray()
+	}
+	whole := build(0, -1, 2, 3, -1, 5, 6, -1, 8, 9)
+	defer whole.Release()
+	sliced := array.NewSlice(whole, 2, 10) // 2, 3, null, 5, 6, null, 8, 9
+	defer sliced.Release()
+	noNulls := build(10, 11, 12)
+	defer noNulls.Release()
+	cols := []arrow.Array{whole, sliced, noNulls, nil}
+	for _, tc := range []struct {
+		name string
+		refs []rowRef
+	}{
+		{"one batch", []rowRef{{b: 0, i: 1}, {b: 0, i: 0}, {b: 0, i: 7}}},
+		{"sliced", []rowRef{{b: 1, i: 0}, {b: 1, i: 2}, {b: 1, i: 5}, {b: 1, i: 7}}},
+		{"across batches", []rowRef{{b: 2, i: 2}, {b: 1, i: 2}, {b: 0, i: 9}, {b: 2, i: 0}, {b: 0, i: 4}}},
+		{"no null referenced", []rowRef{{b: 0, i: 0}, {b: 1, i: 0}, {b: 2, i: 1}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			buf, nulls := validity(cols, tc.refs)
+			want := 0
+			for k, ref := range tc.refs {
+				null := cols[ref.b].IsNull(int(ref.i))
+				if null {
+					want++
+				}
+				if buf != nil && bitutil.BitIsSet(buf.Bytes(), k) == null {
+					t.Errorf("row %d (batch %d row %d): null %v, bitmap says otherwise", k, ref.b, ref.i, null)
+				}
+			}
+			if nulls != want || (want == 0) != (buf == nil) {
+				t.Errorf("%d nulls (bitmap %v), want %d", nulls, buf != nil, want)
+			}
+		})
 	}
 }
