@@ -82,14 +82,52 @@ func ScanSQL(files []PartFile) string {
 		b.WriteString(" WHERE false)")
 		return b.String()
 	}
-	b.WriteString(" FROM read_parquet([")
+	b.WriteString(" FROM read_parquet(")
+	writeFileList(&b, files)
+	b.WriteString("))")
+	return b.String()
+}
+
+// writeFileList writes files as a DuckDB list of string literals.
+func writeFileList(b *strings.Builder, files []PartFile) {
+	b.WriteString("[")
 	for i, f := range files {
 		if i > 0 {
 			b.WriteString(", ")
 		}
 		b.WriteString(QuoteString(f.Path))
 	}
-	b.WriteString("]))")
+	b.WriteString("]")
+}
+
+// FileListSQL returns files as a DuckDB list of string literals, as
+// read_parquet and parquet_metadata take them.
+func FileListSQL(files []PartFile) string {
+	var b strings.Builder
+	writeFileList(&b, files)
+	return b.String()
+}
+
+// ScanRowsFileColumn and ScanRowsRowColumn are the two columns that
+// ScanWithRowsSQL adds to the catalogue's: the part file a row is read from
+// and its row number in that file. Neither name is a catalogue field.
+const (
+	ScanRowsFileColumn = "_part_file"
+	ScanRowsRowColumn  = "_part_row"
+)
+
+// ScanWithRowsSQL is ScanSQL with two more columns, ScanRowsFileColumn and
+// ScanRowsRowColumn, which place every row in its file (and so in its row
+// group). files must not be empty.
+func ScanWithRowsSQL(files []PartFile) string {
+	var b strings.Builder
+	b.WriteString("(SELECT ")
+	for _, f := range catalogue {
+		b.WriteString(QuoteIdent(f.Name) + ", ")
+	}
+	b.WriteString("filename AS " + QuoteIdent(ScanRowsFileColumn) + ", file_row_number AS " + QuoteIdent(ScanRowsRowColumn) + " FROM read_parquet(")
+	writeFileList(&b, files)
+	b.WriteString(", filename = true, file_row_number = true))")
 	return b.String()
 }
 

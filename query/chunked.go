@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 	"unsafe"
@@ -93,10 +94,21 @@ const firstChunkRows = 4 << 10
 const outBatchRows = 4 << 10
 
 // dayCount is the number of matching rows on one day; a null Day counts the
-// rows whose date is null.
+// rows whose date is null. A span of row groups (see rowGroupSpans) is a
+// dayCount too: its rows' dates run from Day up to, not including, End.
 type dayCount struct {
 	Day  sql.NullTime
 	Rows int64
+	// End, when set, ends a span that is not one whole day.
+	End time.Time
+}
+
+// end is the end (exclusive) of d's dates.
+func (d dayCount) end() time.Time {
+	if !d.End.IsZero() {
+		return d.End
+	}
+	return d.Day.Time.AddDate(0, 0, 1)
 }
 
 // dayRange is one chunk: the days from Lo up to, not including, Hi. Null
@@ -163,11 +175,124 @@ func chunkDays(days []dayCount, desc bool, target int64) []dayRange {
 
 // daysRange is the range covering days (in output order).
 func daysRange(days []dayCount, desc bool) dayRange {
-	first, last := days[0].Day.Time, days[len(days)-1].Day.Time
+	first, last := days[0], days[len(days)-1]
 	if desc {
 		first, last = last, first
 	}
-	return dayRange{Lo: first, Hi: last.AddDate(0, 0, 1)}
+	return dayRange{Lo: first.Day.Time, Hi: last.end()}
+}
+
+// blockRows is the granularity at which rowGroupSpans places the matching
+// rows in their row groups: DuckDB's vector size, of which the store's row
+// groups are multiples (storeRowGroup rows at ingest, DuckDB's own row
+// groups when a file is rewritten). A row group of another size only makes
+// the counts per row group approximate: a block is counted in the row group
+// of its first row.
+const blockRows = 2048
+
+// blockCountSQL counts the matching rows per block of blockRows rows of
+// each file, and those of them whose date is not null.
+func (p *Plan) blockCountSQL(files []data.PartFile) (string, []any) {
+	var s sqlBuilder
+	file, row := data.QuoteIdent(data.ScanRowsFileColumn), data.QuoteIdent(data.ScanRowsRowColumn)
+	s.sql("SELECT " + file + ", " + row + " // " + strconv.Itoa(blockRows) + ", count(*), count(" + data.QuoteIdent(data.DateField) + ") FROM " +
+		data.ScanWithRowsSQL(files) + " AS t")
+	p.where(&s)
+	s.sql(" GROUP BY ALL")
+	return s.b.String(), s.args
+}
+
+// rowGroupSpans returns the matching rows of files as spans of whole row
+// groups, in date order, and the number of matching rows whose date is
+// null. A chunk made of whole spans reads each row group once: a chunk of
+// whole days ends inside a row group (the store's are storeRowGroup rows,
+// a few days), which the chunk before or after it must read and decompress
+// again (300k rows at level none: 17 chunks, nearly each row group read
+// twice). It serves an export ordered by the full date-time, which may cut
+// a day; one ordered by the day (DayPrecisionDate) keeps whole days.
+//
+// A span is a row group's dates, from its minimum up to just after its
+// maximum (the file's statistics, which DuckDB's scan prunes by too), with
+// the row group's matching rows; row groups whose dates overlap (files of
+// one month written apart) are merged into one span; row groups without a
+// matching row are left out. ok is false when a row group with matching
+// rows has no date statistics.
+func rowGroupSpans(ctx context.Context, conn *sql.Conn, p *Plan, files []data.PartFile) (spans []dayCount, nulls int64, ok bool, err error) {
+	type rowGroup struct {
+		first, n int64
+		min, max sql.NullTime
+		rows     int64
+	}
+	groups := map[string][]rowGroup{}
+	rows, err := conn.QueryContext(ctx, "SELECT DISTINCT file_name, row_group_id, row_group_num_rows, TRY_CAST(stats_min_value AS TIMESTAMP), TRY_CAST(stats_max_value AS TIMESTAMP) FROM parquet_metadata("+
+		data.FileListSQL(files)+") WHERE path_in_schema = "+data.QuoteString(data.DateField)+" ORDER BY file_name, row_group_id")
+	if err != nil {
+		return nil, 0, false, fmt.Errorf("read row groups: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var file string
+		var id int64
+		var g rowGroup
+		if err := rows.Scan(&file, &id, &g.n, &g.min, &g.max); err != nil {
+			return nil, 0, false, fmt.Errorf("read row groups: %w", err)
+		}
+		list := groups[file]
+		if k := len(list); k > 0 {
+			g.first = list[k-1].first + list[k-1].n
+		}
+		groups[file] = append(list, g)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, false, fmt.Errorf("read row groups: %w", err)
+	}
+	q, args := p.blockCountSQL(files)
+	blocks, err := conn.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, 0, false, fmt.Errorf("count rows per row group: %w", err)
+	}
+	defer blocks.Close()
+	for blocks.Next() {
+		var file string
+		var block, n, dated int64
+		if err := blocks.Scan(&file, &block, &n, &dated); err != nil {
+			return nil, 0, false, fmt.Errorf("count rows per row group: %w", err)
+		}
+		list, row := groups[file], block*blockRows
+		i, _ := slices.BinarySearchFunc(list, row, func(g rowGroup, row int64) int { return cmp.Compare(g.first+g.n-1, row) })
+		if i == len(list) {
+			return nil, 0, false, fmt.Errorf("count rows per row group: row %d of %s is in none of its row groups", row, file)
+		}
+		list[i].rows += dated
+		nulls += n - dated
+	}
+	if err := blocks.Err(); err != nil {
+		return nil, 0, false, fmt.Errorf("count rows per row group: %w", err)
+	}
+	for _, list := range groups {
+		for _, g := range list {
+			if g.rows == 0 {
+				continue
+			}
+			if !g.min.Valid || !g.max.Valid {
+				return nil, 0, false, nil
+			}
+			spans = append(spans, dayCount{Day: g.min, Rows: g.rows, End: g.max.Time.Add(time.Microsecond)})
+		}
+	}
+	slices.SortFunc(spans, func(a, b dayCount) int { return a.Day.Time.Compare(b.Day.Time) })
+	merged := spans[:0]
+	for _, sp := range spans {
+		if k := len(merged) - 1; k >= 0 && sp.Day.Time.Before(merged[k].End) {
+			merged[k].Rows += sp.Rows
+			if sp.End.After(merged[k].End) {
+				merged[k].End = sp.End
+			}
+			continue
+		}
+		merged = append(merged, sp)
+	}
+	return merged, nulls, true, nil
 }
 
 // dayCountSQL counts the matching rows per day of `date`.
@@ -313,8 +438,7 @@ func (e *Engine) chunkedRecords(ctx context.Context, files []data.PartFile, p *P
 	if err != nil {
 		return nil, fmt.Errorf("get duckdb connection: %w", err)
 	}
-	q, args := p.dayCountSQL(files)
-	days, err := queryDayCounts(ctx, conn, q, args)
+	days, err := chunkUnits(ctx, conn, p, files)
 	if err != nil {
 		return nil, errors.Join(err, conn.Close())
 	}
@@ -325,7 +449,7 @@ func (e *Engine) chunkedRecords(ctx context.Context, files []data.PartFile, p *P
 	r := &chunkReader{ctx: ctx, conn: conn, conns: []*sql.Conn{conn}, connMu: make([]sync.Mutex, loaders), desc: p.Desc, mem: memory.DefaultAllocator, gather: newGatherMem(p.ReuseReleased),
 		dateCol: data.Index(data.DateField), keyCol: data.Index(data.KeyField), byDay: p.DayPrecisionDate,
 		plan: p, files: files, maxRows: chunkRows, maxBytes: chunkBytes, minRows: minChunkRows, onChunk: e.onChunk, onChunkRead: e.onChunkRead, handBack: e.handBack,
-		handBackAbove: e.handBackAbove}
+		handBackAbove: e.handBackAbove, resident: e.resident}
 	if e.chunkRows > 0 {
 		r.maxRows = e.chunkRows
 	}
@@ -371,6 +495,27 @@ func (e *Engine) chunkedRecords(ctx context.Context, files []data.PartFile, p *P
 	}
 	r.startLoader()
 	return newStream(conn, r.schema, r), nil
+}
+
+// chunkUnits returns what the chunks are made of, in ascending date order,
+// a null day (the rows with a null date) last: spans of row groups for an
+// export ordered by the full date-time (see rowGroupSpans), whole days for
+// one ordered by the day or when the files lack date statistics.
+func chunkUnits(ctx context.Context, conn *sql.Conn, p *Plan, files []data.PartFile) ([]dayCount, error) {
+	if !p.DayPrecisionDate {
+		spans, nulls, ok, err := rowGroupSpans(ctx, conn, p, files)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			if nulls > 0 {
+				spans = append(spans, dayCount{Rows: nulls})
+			}
+			return spans, nil
+		}
+	}
+	q, args := p.dayCountSQL(files)
+	return queryDayCounts(ctx, conn, q, args)
 }
 
 func queryDayCounts(ctx context.Context, conn *sql.Conn, q string, args []any) ([]dayCount, error) {
@@ -443,6 +588,12 @@ type chunkReader struct {
 	// and when the stream is released.
 	handBack      func()
 	handBackAbove int64
+	resident      func() (int64, bool)
+	// handingBack serializes the hand-backs of the stream's loaders, each
+	// with its measure of what it left; futile is set once one left the
+	// process above handBackAbove (see chunkRead).
+	handingBack sync.Mutex
+	futile      bool
 
 	// The chunks read ahead, in output order: the planner sends each
 	// chunk's slot over ahead before a loader reads it, and the loader
@@ -681,16 +832,34 @@ func (r *chunkReader) loadChunks(ctx context.Context, i int, jobs <-chan loadJob
 // chunkRead hands freed memory back after a chunk is read, when the
 // reader hands back and the process is above its threshold (see
 // EngineOptions.HandBackAbove). An unknown resident size counts as above.
+//
+// A hand-back that leaves the process above the threshold is not tried
+// again in the stream: what holds the memory then is not DuckDB's chunks
+// (a Parquet export's row groups, other exports), and every later
+// hand-back would only make the next chunk fault the same pages in again.
+// 300k rows at level none as Parquet over HTTP spent 0.3 s more CPU time
+// and 25 % more wall time handing back after every chunk, for a peak 2 %
+// lower (605 MB against 618 MB).
 func (r *chunkReader) chunkRead() {
 	if r.handBack == nil {
 		return
 	}
-	if r.handBackAbove > 0 {
-		if rss, ok := residentBytes(); ok && rss <= r.handBackAbove {
-			return
-		}
+	if r.handBackAbove <= 0 {
+		r.handBack()
+		return
+	}
+	r.handingBack.Lock()
+	defer r.handingBack.Unlock()
+	if r.futile {
+		return
+	}
+	if rss, ok := r.resident(); ok && rss <= r.handBackAbove {
+		return
 	}
 	r.handBack()
+	if rss, ok := r.resident(); ok && rss > r.handBackAbove {
+		r.futile = true
+	}
 }
 
 // resize sets the next chunk's row target from the bytes per row of the

@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
@@ -28,7 +30,7 @@ func TestChunkDays(t *testing.T) {
 		return sql.NullTime{Time: d, Valid: true}
 	}
 	at := func(s string) time.Time { return day(s).Time }
-	days := []dayCount{{day("2024-01-30"), 4}, {day("2024-01-31"), 3}, {day("2024-02-01"), 9}, {day("2024-02-03"), 2}}
+	days := []dayCount{{Day: day("2024-01-30"), Rows: 4}, {Day: day("2024-01-31"), Rows: 3}, {Day: day("2024-02-01"), Rows: 9}, {Day: day("2024-02-03"), Rows: 2}}
 	tests := []struct {
 		name   string
 		days   []dayCount
@@ -51,7 +53,7 @@ func TestChunkDays(t *testing.T) {
 			{Lo: at("2024-01-30"), Hi: at("2024-02-04")},
 		}},
 		{"null dates last in either direction, empty days dropped",
-			[]dayCount{{day("2024-01-30"), 0}, {day("2024-01-31"), 3}, {sql.NullTime{}, 2}}, true, 1, []dayRange{
+			[]dayCount{{Day: day("2024-01-30"), Rows: 0}, {Day: day("2024-01-31"), Rows: 3}, {Day: sql.NullTime{}, Rows: 2}}, true, 1, []dayRange{
 				{Lo: at("2024-01-31"), Hi: at("2024-02-01")},
 				{Null: true},
 			}},
@@ -335,24 +337,38 @@ func TestChunkedExportHandsBackMemory(t *testing.T) {
 	}
 
 	// With a threshold, a chunk is handed back only while the process's
-	// resident memory is above it: never below a threshold no process
-	// reaches, after every chunk above one every process is over. The
-	// stream's end hands back either way.
+	// resident memory is above it, and only while handing back brings it
+	// under: never below a threshold no process reaches; once above one
+	// every process is over (the hand-back cannot help, so it is not
+	// repeated); after every chunk when each hand-back gets the process
+	// from above the threshold to under it. The stream's end hands back
+	// either way.
+	var measures atomic.Int64
+	underAfterHandBack := func() (int64, bool) {
+		// Before a hand-back 300 bytes, after it 50.
+		if measures.Add(1)%2 == 1 {
+			return 300, true
+		}
+		return 50, true
+	}
 	for _, tc := range []struct {
-		above int64
-		want  func(chunks int) int
+		name     string
+		above    int64
+		resident func() (int64, bool)
+		want     func(chunks int) int
 	}{
-		{1 << 50, func(int) int { return 1 }},
-		{1, func(chunks int) int { return chunks + 1 }},
+		{"never above", 1 << 50, residentBytes, func(int) int { return 1 }},
+		{"above, and still above after a hand-back", 1, residentBytes, func(int) int { return 2 }},
+		{"above, under after every hand-back", 100, underAfterHandBack, func(chunks int) int { return chunks + 1 }},
 	} {
 		handBacks.Store(0)
 		chunks = nil
-		e.handBackAbove = tc.above
+		e.handBackAbove, e.resident = tc.above, tc.resident
 		if rows := fetch(t, e, snap, mustParse(t, "", Options{})); len(rows) != 400 {
 			t.Fatalf("%d rows", len(rows))
 		}
 		if want := tc.want(len(chunks)); handBacks.Load() != int64(want) {
-			t.Errorf("above %d: %d hand-backs for %d chunks, want %d", tc.above, handBacks.Load(), len(chunks), want)
+			t.Errorf("%s: %d hand-backs for %d chunks, want %d", tc.name, handBacks.Load(), len(chunks), want)
 		}
 	}
 
@@ -536,6 +552,107 @@ func TestValidityOfGatheredRows(t *testing.T) {
 			}
 			if nulls != want || (want == 0) != (buf == nil) {
 				t.Errorf("%d nulls (bitmap %v), want %d", nulls, buf != nil, want)
+			}
+		})
+	}
+}
+
+// eventsSQL selects n events (i from 0) with the given columns' values and
+// every other column null.
+func eventsSQL(n int, values map[string]string) string {
+	var cols []string
+	for _, f := range data.Fields() {
+		v, ok := values[f.Name]
+		if !ok {
+			v = "NULL"
+		}
+		cols = append(cols, v+" AS "+data.QuoteIdent(f.Name))
+	}
+	return "(SELECT " + strings.Join(cols, ", ") + " FROM range(" + strconv.Itoa(n) + ") r(i))"
+}
+
+// rowGroupStore writes 10,240 events a minute apart (1,440 a day) into one
+// file of 2,048-row row groups, and, when late is set, a second file in the
+// same month whose 300 events fall among the first file's.
+func rowGroupStore(t *testing.T, late bool) data.Snapshot {
+	t.Helper()
+	snap := writeStore(t, t.TempDir(), eventsSQL(10240, map[string]string{
+		"date": "TIMESTAMP '2024-03-01 00:00:00' + to_minutes(i)", "userWorklogId": "i",
+		"action": "'readAction'", "rawData": "repeat('x', 100 + i % 50)",
+	}))
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	// The file again, with row groups of 2,048 rows.
+	first := snap.Files[0].Path
+	if _, err := db.Exec("COPY (SELECT * FROM read_parquet(" + data.QuoteString(first) + ") ORDER BY \"date\") TO " +
+		data.QuoteString(first+".rg") + " (FORMAT parquet, ROW_GROUP_SIZE 2048)"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(first+".rg", first); err != nil {
+		t.Fatal(err)
+	}
+	if late {
+		pf := data.PartFile{Month: snap.Files[0].Month, Rows: 300, Path: filepath.Join(filepath.Dir(first), "part-1.parquet")}
+		src := eventsSQL(300, map[string]string{
+			"date": "TIMESTAMP '2024-03-01 00:00:30' + to_minutes(i * 29)", "userWorklogId": "100000 + i",
+			"action": "'writeAction'", "rawData": "'late'",
+		})
+		if _, err := db.Exec("COPY (SELECT " + selectList() + " FROM " + src + " ORDER BY \"date\") TO " + data.QuoteString(pf.Path) + " (FORMAT parquet, ROW_GROUP_SIZE 2048)"); err != nil {
+			t.Fatal(err)
+		}
+		snap.Files = append(snap.Files, pf)
+	}
+	return snap
+}
+
+// An export ordered by the full date-time is read in chunks of whole row
+// groups (never one row group in two chunks, which would read it twice):
+// with chunks of 2,048 rows over row groups of 2,048, every chunk is one row
+// group, where chunks of whole days (1,440 rows a day) could not be. Rows
+// of another file among them (late events) merge the row groups they
+// overlap into one span. The rows come out as the plain query gives them.
+func TestChunksEndWhereRowGroupsEnd(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		late   bool
+		query  string
+		opts   Options
+		chunks []int64 // nil: not checked
+	}{
+		{"date desc", false, "", Options{}, []int64{2048, 2048, 2048, 2048, 2048}},
+		{"date asc", false, "orderByDirection=asc", Options{}, []int64{2048, 2048, 2048, 2048, 2048}},
+		// 2024-03-03 10:00 is row 3,480: the second row group (2,048-4,095)
+		// keeps its rows from 3,481 on.
+		{"filtered on date", false, "filters[0][key]=date&filters[0][comparator]=gt&filters[0][value]=2024-03-03 10:00:00", Options{}, []int64{2048, 2048, 2048, 615}},
+		{"late events in a second file", true, "", Options{}, nil},
+		{"late events, ascending", true, "orderByDirection=asc", Options{}, nil},
+		// Ordered by the day, a chunk is whole days.
+		{"day precision", false, "", Options{DayPrecisionDate: true}, []int64{1600, 1440, 1440, 1440, 1440, 1440, 1440}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			snap := rowGroupStore(t, tc.late)
+			plain := newEngine(t, snap)
+			plain.wholeExport = true
+			e := newEngine(t, snap)
+			e.chunkRows = 2048
+			var chunks []int64
+			e.onChunk = func(n int64) { chunks = append(chunks, n) }
+			p := mustParse(t, tc.query, tc.opts)
+			want := fetch(t, plain, snap, p)
+			got := fetch(t, e, snap, p)
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("chunked export (%d rows) differs from the plain query (%d rows)", len(got), len(want))
+			}
+			if tc.chunks != nil && !reflect.DeepEqual(chunks, tc.chunks) {
+				t.Errorf("chunks of %v rows, want %v", chunks, tc.chunks)
+			}
+			for _, n := range chunks {
+				if n > e.chunkRows {
+					t.Errorf("a chunk of %d rows, over %d", n, e.chunkRows)
+				}
 			}
 		})
 	}

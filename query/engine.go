@@ -56,8 +56,10 @@ type EngineOptions struct {
 	// chunk faulting the returned pages in again (each chunk's query uses
 	// the same 50-80 MB of DuckDB's memory), which an export that stays well
 	// under the bound need not pay; one that grows (a busy day, exports
-	// at once) is handed back as before. The hand-back when a stream ends
-	// is unconditional, so that an idle server holds nothing freed.
+	// at once) is handed back as before, as long as a hand-back brings the
+	// process under the bound (see chunkReader.chunkRead). The hand-back
+	// when a stream ends is unconditional, so that an idle server holds
+	// nothing freed.
 	HandBackAbove int64
 }
 
@@ -101,6 +103,9 @@ type Engine struct {
 	handBack func()
 	// handBackAbove is EngineOptions.HandBackAbove.
 	handBackAbove int64
+	// resident measures the process's resident memory for the hand-back
+	// (residentBytes; tests script it).
+	resident func() (int64, bool)
 }
 
 // NewEngine opens an in-memory DuckDB configured by opts.
@@ -133,7 +138,7 @@ func NewEngine(src SnapshotSource, opts EngineOptions) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open duckdb: %w", err)
 	}
-	e := &Engine{src: src, connector: connector, db: sql.OpenDB(connector), handBackAbove: opts.HandBackAbove}
+	e := &Engine{src: src, connector: connector, db: sql.OpenDB(connector), handBackAbove: opts.HandBackAbove, resident: residentBytes}
 	e.chunkConnector, e.chunkDB = connector, e.db
 	mainThreads := opts.Threads
 	if mainThreads <= 0 {
