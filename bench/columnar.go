@@ -277,5 +277,10 @@ func (b *bench) parquet(ctx context.Context, store string, files []data.PartFile
 		Baseline: "DuckDB COPY … (FORMAT parquet), default codec " + codec, Base: newStat("s", ddcpu),
 		Note: fmt.Sprintf("DuckDB's default codec is %s: its wall time %s, its file %.0f MB against %.0f MB with zstd; our encoder writes zstd only (issue 15), so like for like is the zstd line", codec, newStat("s", dd), mb(sizes[2]), mb(sizes[1]))})
 	b.res.add(line{ID: "PQ", What: "peak RSS of the Parquet export (process)", Ours: newStat("MB", orss), Baseline: "DuckDB COPY process", Base: newStat("MB", drss)})
+	hwm, err := vmHWM(srv.cmd.Process.Pid)
+	if err != nil {
+		return fmt.Errorf("PQ: server peak RSS: %w", err)
+	}
+	b.res.add(line{ID: "PQ", What: "peak RSS of the level-none server over the HTTP exports (VmHWM)", Ours: newStat("MB", []float64{mb(hwm)}), Baseline: "DuckDB COPY process", Base: newStat("MB", drss)})
 	return nil
 }
