@@ -23,8 +23,11 @@ const (
 	// little (NOTES.md: row-group size is the biggest lever for page latency).
 	DefaultParquetRowGroupRows = 64 << 10
 	// DefaultParquetRowGroupBytes bounds the memory one buffered row group
-	// holds when rows are wide (rawData).
-	DefaultParquetRowGroupBytes = 64 << 20
+	// holds when rows are wide (rawData). 300k rows at level none (about 25k
+	// rows a row group): a server's peak RSS 470 MB against 616-635 MB at
+	// 64 MiB, wall time 1-2 % lower (the last row group, written after the
+	// last rows are read, is smaller), the file 3 % larger.
+	DefaultParquetRowGroupBytes = 32 << 20
 )
 
 // ParquetEncoder writes record batches as one Parquet file through
