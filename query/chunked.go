@@ -217,7 +217,7 @@ func (p *Plan) blockCountSQL(files []data.PartFile) (string, []any) {
 // one month written apart) are merged into one span; row groups without a
 // matching row are left out. ok is false when a row group with matching
 // rows has no date statistics.
-func rowGroupSpans(ctx context.Context, conn *sql.Conn, p *Plan, files []data.PartFile) (spans []dayCount, nulls int64, ok bool, err error) {
+func rowGroupSpans(ctx context.Context, conn queryer, p *Plan, files []data.PartFile) (spans []dayCount, nulls int64, ok bool, err error) {
 	type rowGroup struct {
 		first, n int64
 		min, max sql.NullTime
@@ -438,7 +438,9 @@ func (e *Engine) chunkedRecords(ctx context.Context, files []data.PartFile, p *P
 	if err != nil {
 		return nil, fmt.Errorf("get duckdb connection: %w", err)
 	}
-	days, err := chunkUnits(ctx, conn, p, files)
+	// The units are counted on the engine's database, with all its
+	// threads: nothing else runs yet.
+	days, err := chunkUnits(ctx, e.db, p, files)
 	if err != nil {
 		return nil, errors.Join(err, conn.Close())
 	}
@@ -475,14 +477,15 @@ func (e *Engine) chunkedRecords(ctx context.Context, files []data.PartFile, p *P
 		return nil, conn.Close()
 	}
 	// The first chunk is loaded now, so that the schema is known and a bad
-	// statement fails the call rather than the stream.
+	// statement fails the call rather than the stream; the chunks after it
+	// are planned from what it measured.
 	first, err := r.load(ctx)
 	if err != nil {
 		// The connection's close error is of no use next to err.
 		_ = conn.Close()
 		return nil, err
 	}
-	r.cur = first
+	r.cur, r.schema = first, first.schema
 	r.chunkRead()
 	for r.more() && len(r.conns) < loaders {
 		c, err := e.chunkDB.Conn(ctx)
@@ -501,7 +504,7 @@ func (e *Engine) chunkedRecords(ctx context.Context, files []data.PartFile, p *P
 // a null day (the rows with a null date) last: spans of row groups for an
 // export ordered by the full date-time (see rowGroupSpans), whole days for
 // one ordered by the day or when the files lack date statistics.
-func chunkUnits(ctx context.Context, conn *sql.Conn, p *Plan, files []data.PartFile) ([]dayCount, error) {
+func chunkUnits(ctx context.Context, conn queryer, p *Plan, files []data.PartFile) ([]dayCount, error) {
 	if !p.DayPrecisionDate {
 		spans, nulls, ok, err := rowGroupSpans(ctx, conn, p, files)
 		if err != nil {
@@ -518,7 +521,12 @@ func chunkUnits(ctx context.Context, conn *sql.Conn, p *Plan, files []data.PartF
 	return queryDayCounts(ctx, conn, q, args)
 }
 
-func queryDayCounts(ctx context.Context, conn *sql.Conn, q string, args []any) ([]dayCount, error) {
+// queryer runs a query: a database or one of its connections.
+type queryer interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+func queryDayCounts(ctx context.Context, conn queryer, q string, args []any) ([]dayCount, error) {
 	rows, err := conn.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("count rows per day: %w", err)
@@ -618,10 +626,11 @@ type chunkReader struct {
 // close together in the output order and the chunk shrinks as it is
 // emitted, which makes room for the chunk being read ahead.
 type chunk struct {
-	held  []arrow.RecordBatch // nil where released
-	left  []int32
-	order []rowRef
-	err   error
+	schema *arrow.Schema
+	held   []arrow.RecordBatch // nil where released
+	left   []int32
+	order  []rowRef
+	err    error
 }
 
 // release drops the chunk's batches.
@@ -728,9 +737,7 @@ func (r *chunkReader) read(ctx context.Context, i int, dr dayRange) (c chunk, er
 		return c, fmt.Errorf("query rows: %w", err)
 	}
 	defer rr.Release()
-	if r.schema == nil {
-		r.schema = rr.Schema()
-	}
+	c.schema = rr.Schema()
 	for rr.Next() {
 		rec := rr.RecordBatch()
 		rec.Retain()
