@@ -28,27 +28,31 @@ import (
 // rows of 35 columns with a ~0.6 KB rawData each is most of DuckDB's time
 // and memory (NOTES.md: the top-N COPY of 300k rows takes 6–14 s and
 // ~2 GB), and duckdb-go materializes a whole result before its first batch.
-// So the export runs in chunks of whole days instead:
+// So the export runs in chunks of disjoint date ranges instead:
 //
-//  1. one narrow query counts the matching rows per day (it reads only
-//     `date` and the filtered columns);
-//  2. the days are cut into chunks of about chunkRows rows, newest first for
-//     a descending export;
+//  1. one narrow query counts the matching rows per unit (it reads only
+//     `date`, the filtered columns and where each row sits): per row group
+//     of the files, whose date ranges come from the files' statistics (see
+//     rowGroupSpans), when the export orders by the full date-time; per
+//     day when it orders by the day (privacy level pseudonymized), or when
+//     the files have no date statistics;
+//  2. the units are cut into chunks of about chunkRows rows, newest first
+//     for a descending export;
 //  3. each chunk is one unsorted query, `WHERE <filters> AND date in [lo,
 //     hi)`, over the months it overlaps; the store's files are sorted by
 //     date in 16k-row row groups, so DuckDB reads only the row groups of
-//     those days;
+//     those dates, and a chunk of whole row groups reads each of them once;
 //  4. the chunk's batches are ordered here, on the narrow keys (date or its
 //     day, then userWorklogId), and re-emitted in that order.
 //
 // Memory holds one chunk, whatever the export's size; no wide row is ever
-// sorted. A chunk is whole days, so ordering by the date part (privacy
-// level pseudonymized) and by the full date-time both stay exact across
+// sorted. Chunks are disjoint ranges of the sort key in output order (whole
+// days when the export orders by the day), so the order stays exact across
 // chunk borders.
 //
-// A busy day larger than a chunk is cut too: one more narrow query reads
-// that day's sort keys (date or its day, then userWorklogId) in order and
-// keeps every minChunkRows-th key, which cuts the day into pieces of
+// A busy day (or span) larger than a chunk is cut too: one more narrow query
+// reads its sort keys (date or its day, then userWorklogId) in order and
+// keeps every minChunkRows-th key, which cuts it into pieces of
 // consecutive key ranges; each chunk of the day then takes as many pieces
 // as its target allows. Chunks are bounded by bytes as well as rows: after
 // each chunk the reader measures the bytes per row it held and sizes the
@@ -929,8 +933,9 @@ func (r *chunkReader) sortChunk(held []arrow.RecordBatch) ([]rowRef, error) {
 			order = append(order, rowRef{key: key, id: ids.Value(i), b: int32(b), i: int32(i)})
 		}
 	}
-	// A chunk holds whole days and no null date (a null-date chunk has one
-	// key), so comparing keys orders it exactly; ids are unique.
+	// A chunk holds a range of dates (whole days when ordered by the day)
+	// and no null date (a null-date chunk has one key), so comparing keys
+	// orders it exactly; ids are unique.
 	slices.SortFunc(order, func(x, y rowRef) int {
 		c := cmp.Compare(x.key, y.key)
 		if c == 0 {

@@ -324,8 +324,9 @@ func (e *Engine) Count(ctx context.Context, snap data.Snapshot, p *Plan) (int64,
 // (see Err).
 //
 // A whole export ordered by date (no limit, no offset: the default export)
-// runs in chunks of whole days (a busy day cut by its sort keys), bounded by
-// rows and bytes, each read unsorted and ordered on its narrow keys here
+// runs in chunks of disjoint date ranges (whole row groups of the files, or
+// whole days when it orders by the day; a busy one cut by its sort keys),
+// bounded by rows and bytes, each read unsorted and ordered on its narrow keys here
 // (see chunked.go): memory holds one chunk whatever the export's size or
 // the size of a day, and DuckDB never sorts wide rows. Every other plan is one
 // statement, SelectSQL.
