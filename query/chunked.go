@@ -442,10 +442,12 @@ func (e *Engine) chunkedRecords(ctx context.Context, files []data.PartFile, p *P
 	if err != nil {
 		return nil, fmt.Errorf("get duckdb connection: %w", err)
 	}
-	// The units are counted on the engine's database, with all its
-	// threads: nothing else runs yet.
-	days, err := chunkUnits(ctx, e.db, p, files)
-	if err != nil {
+	// The units Count counted over the same files, else counted now, on
+	// the engine's database with all its threads: nothing else runs yet.
+	var days []dayCount
+	if c := p.counted; c != nil && slices.Equal(c.files, files) {
+		days = c.units
+	} else if days, err = e.countUnits(ctx, p, files); err != nil {
 		return nil, errors.Join(err, conn.Close())
 	}
 	loaders := chunkLoaders
@@ -502,6 +504,15 @@ func (e *Engine) chunkedRecords(ctx context.Context, files []data.PartFile, p *P
 	}
 	r.startLoader()
 	return newStream(conn, r.schema, r), nil
+}
+
+// countUnits counts the chunk units of p over files (chunkUnits) on the
+// engine's database.
+func (e *Engine) countUnits(ctx context.Context, p *Plan, files []data.PartFile) ([]dayCount, error) {
+	if e.onCountUnits != nil {
+		e.onCountUnits()
+	}
+	return chunkUnits(ctx, e.db, p, files)
 }
 
 // chunkUnits returns what the chunks are made of, in ascending date order,

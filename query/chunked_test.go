@@ -657,3 +657,53 @@ func TestChunksEndWhereRowGroupsEnd(t *testing.T) {
 		})
 	}
 }
+
+// Count of a whole export ordered by date is the sum of its chunks' units,
+// the same number the plain count gives, and Records after it reuses them:
+// the units are counted once, by Count; Records alone counts them itself.
+func TestCountedUnitsAreReused(t *testing.T) {
+	snap := rowGroupStore(t, true)
+	plain := newEngine(t, snap)
+	plain.wholeExport = true
+	for _, tc := range []struct {
+		name  string
+		query string
+		opts  Options
+	}{
+		{"row groups", "", Options{}},
+		{"filtered", "filters[0][key]=action&filters[0][comparator]=equals&filters[0][value]=writeAction", Options{}},
+		{"days", "orderByDirection=asc", Options{DayPrecisionDate: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEngine(t, snap)
+			e.chunkRows = 2048
+			counts := 0
+			e.onCountUnits = func() { counts++ }
+			want, err := plain.Count(context.Background(), snap, mustParse(t, tc.query, tc.opts))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := mustParse(t, tc.query, tc.opts)
+			n, err := e.Count(context.Background(), snap, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n != want {
+				t.Fatalf("Count = %d, the plain count %d", n, want)
+			}
+			rows := fetch(t, e, snap, p)
+			if int64(len(rows)) != want || counts != 1 {
+				t.Fatalf("%d rows, units counted %d times after Count; want %d rows, once", len(rows), counts, want)
+			}
+			if !reflect.DeepEqual(rows, fetch(t, plain, snap, p)) {
+				t.Fatal("the rows differ from the plain query's")
+			}
+			// Records alone (another plan, or another snapshot) counts.
+			counts = 0
+			fetch(t, e, snap, mustParse(t, tc.query, tc.opts))
+			if counts != 1 {
+				t.Fatalf("Records alone counted the units %d times", counts)
+			}
+		})
+	}
+}

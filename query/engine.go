@@ -98,6 +98,9 @@ type Engine struct {
 	// onChunkRead, when set (tests), is called by the goroutine that
 	// reads a chunk, before its query.
 	onChunkRead func()
+	// onCountUnits, when set (tests), is called whenever the units of a
+	// chunked export are counted.
+	onCountUnits func()
 	// handBack, when set, returns freed memory to the OS after every
 	// chunk (EngineOptions.KeepFreedMemory and KeepChunkMemory unset).
 	handBack func()
@@ -307,13 +310,37 @@ func (e *Engine) Acquire() (data.Snapshot, error) {
 
 // Count returns the number of rows of snap matching the plan's filters,
 // before limit and offset (the X-Total-Count header).
+//
+// For a plan Records reads in chunks, the count is the sum of the chunks'
+// units (rows per row group or per day), which Count leaves on p for
+// Records to reuse: an export over HTTP counts for its X-Total-Count header
+// first, and would otherwise scan the same columns twice before its first
+// row.
 func (e *Engine) Count(ctx context.Context, snap data.Snapshot, p *Plan) (int64, error) {
+	if files := p.files(snap); e.chunked(p, files) {
+		units, err := e.countUnits(ctx, p, files)
+		if err != nil {
+			return 0, fmt.Errorf("count rows: %w", explain(files, err))
+		}
+		p.counted = &countedUnits{files: files, units: units}
+		var n int64
+		for _, u := range units {
+			n += u.Rows
+		}
+		return n, nil
+	}
 	q, args := p.countSQL(p.files(snap))
 	var n int64
 	if err := e.db.QueryRowContext(ctx, q, args...).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count rows: %w", explain(p.files(snap), err))
 	}
 	return n, nil
+}
+
+// chunked reports whether Records reads p over files in chunks: a whole
+// export (no limit, no offset) ordered by date.
+func (e *Engine) chunked(p *Plan, files []data.PartFile) bool {
+	return !e.wholeExport && p.Limit == 0 && p.Offset == 0 && p.OrderBy == data.DateField && len(files) > 0
 }
 
 // Records runs the plan over snap and returns its rows as Arrow record
@@ -332,7 +359,7 @@ func (e *Engine) Count(ctx context.Context, snap data.Snapshot, p *Plan) (int64,
 // statement, SelectSQL.
 func (e *Engine) Records(ctx context.Context, snap data.Snapshot, p *Plan) (array.RecordReader, error) {
 	files := p.files(snap)
-	if !e.wholeExport && p.Limit == 0 && p.Offset == 0 && p.OrderBy == data.DateField && len(files) > 0 {
+	if e.chunked(p, files) {
 		rr, err := e.chunkedRecords(ctx, files, p)
 		if err != nil || rr != nil {
 			return rr, explain(files, err)

@@ -147,6 +147,16 @@ type Plan struct {
 	// chunked read may build its next batches in the memory of the batches
 	// released (see gatherPool in chunked.go).
 	ReuseReleased bool
+
+	// counted is what Count counted for a chunked export, which Records
+	// then reuses instead of counting again (see chunkedRecords).
+	counted *countedUnits
+}
+
+// countedUnits are the chunk units Count counted over files.
+type countedUnits struct {
+	files []data.PartFile
+	units []dayCount
 }
 
 // dayPrecision reports whether the plan compares field f by date part only.
