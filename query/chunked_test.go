@@ -78,8 +78,7 @@ func TestChunkedExportMatchesOneQuery(t *testing.T) {
 
 	chunked := newEngine(t, snap)
 	chunked.chunkRows = 3
-	plain := newEngine(t, snap)
-	plain.wholeExport = true
+	plain := plainEngine(t, snap)
 	tests := []struct {
 		name  string
 		snap  data.Snapshot
@@ -151,25 +150,22 @@ func TestUnreadColumns(t *testing.T) {
 // of date order, a wide rawData) between two quiet days.
 func busyDayStore(t *testing.T) data.Snapshot {
 	t.Helper()
-	var cols []string
-	for _, f := range data.Fields() {
-		var v string
-		switch f.Name {
-		case data.DateField:
-			v = `CASE WHEN i < 3 THEN TIMESTAMP '2024-03-04 23:59:59' WHEN i >= 398 THEN TIMESTAMP '2024-03-06 00:00:00' ` +
-				`ELSE TIMESTAMP '2024-03-05 00:00:00' + to_seconds((i % 37) * 60) END`
-		case data.KeyField:
-			v = "(i * 7919) % 100003"
-		case "action":
-			v = "'readAction'"
-		case "rawData":
-			v = "repeat('x', 200 + i)"
-		default:
-			v = "NULL"
-		}
-		cols = append(cols, v+" AS "+data.QuoteIdent(f.Name))
-	}
-	return writeStore(t, t.TempDir(), "(SELECT "+strings.Join(cols, ", ")+" FROM range(400) r(i))")
+	return writeStore(t, t.TempDir(), eventsSQL(400, map[string]string{
+		data.DateField: `CASE WHEN i < 3 THEN TIMESTAMP '2024-03-04 23:59:59' WHEN i >= 398 THEN TIMESTAMP '2024-03-06 00:00:00' ` +
+			`ELSE TIMESTAMP '2024-03-05 00:00:00' + to_seconds((i % 37) * 60) END`,
+		data.KeyField: "(i * 7919) % 100003",
+		"action":      "'readAction'",
+		"rawData":     "repeat('x', 200 + i)",
+	}))
+}
+
+// plainEngine is an engine that runs every plan as its one plain
+// statement, never in chunks: the reference the chunked reads are held to.
+func plainEngine(t *testing.T, snap data.Snapshot) *Engine {
+	t.Helper()
+	e := newEngine(t, snap)
+	e.wholeExport = true
+	return e
 }
 
 // A day larger than a chunk is cut by its sort keys: no chunk exceeds the
@@ -177,8 +173,7 @@ func busyDayStore(t *testing.T) data.Snapshot {
 // them, in every order.
 func TestBusyDayIsCutIntoChunks(t *testing.T) {
 	snap := busyDayStore(t)
-	plain := newEngine(t, snap)
-	plain.wholeExport = true
+	plain := plainEngine(t, snap)
 	for _, tc := range []struct {
 		name  string
 		query string
@@ -220,8 +215,7 @@ func TestBusyDayIsCutIntoChunks(t *testing.T) {
 // cut before anything was measured.
 func TestChunksBoundedByBytes(t *testing.T) {
 	snap := busyDayStore(t)
-	plain := newEngine(t, snap)
-	plain.wholeExport = true
+	plain := plainEngine(t, snap)
 	for _, tc := range []struct {
 		name  string
 		query string
@@ -453,8 +447,7 @@ func TestGatherReusesReleasedBuffers(t *testing.T) {
 // query gives them.
 func TestChunksAreReadTwoAtOnce(t *testing.T) {
 	snap := busyDayStore(t)
-	plain := newEngine(t, snap)
-	plain.wholeExport = true
+	plain := plainEngine(t, snap)
 	p := mustParse(t, "", Options{})
 	want := fetch(t, plain, snap, p)
 
@@ -634,8 +627,7 @@ func TestChunksEndWhereRowGroupsEnd(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			snap := rowGroupStore(t, tc.late)
-			plain := newEngine(t, snap)
-			plain.wholeExport = true
+			plain := plainEngine(t, snap)
 			e := newEngine(t, snap)
 			e.chunkRows = 2048
 			var chunks []int64
@@ -663,8 +655,7 @@ func TestChunksEndWhereRowGroupsEnd(t *testing.T) {
 // the units are counted once, by Count; Records alone counts them itself.
 func TestCountedUnitsAreReused(t *testing.T) {
 	snap := rowGroupStore(t, true)
-	plain := newEngine(t, snap)
-	plain.wholeExport = true
+	plain := plainEngine(t, snap)
 	for _, tc := range []struct {
 		name  string
 		query string
