@@ -156,18 +156,11 @@ func (b *bench) parquet(ctx context.Context, store string, files []data.PartFile
 	defer os.Remove(theirsDefault)
 	copyDefault := "COPY (" + sel + ") TO " + data.QuoteString(theirsDefault) + " (FORMAT parquet)"
 
-	// A second server cannot share the running one's data directory (its
-	// job store is locked): it gets a copy whose parts are hard links.
-	noneStore := store + "-pq-none"
-	if err := linkStore(store, noneStore); err != nil {
-		return fmt.Errorf("PQ: copy store for the level-none server: %w", err)
-	}
-	defer os.RemoveAll(noneStore)
-	srv, err := b.serve(ctx, noneStore, "--privacy-level", "none")
+	srv, stop, err := b.serveLevelNone(ctx, store, "-pq-none")
 	if err != nil {
 		return fmt.Errorf("PQ: %w", err)
 	}
-	defer srv.stop()
+	defer stop()
 	httpURL := exportURL(srv.base, "parquet", cutoff)
 
 	var o, d, orss, drss, ocpu, dcpu, dd, ddcpu, h, hcpu, dproc []float64

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -48,19 +49,11 @@ func (b *bench) p1(ctx context.Context, pseudo *server, store string, files []da
 		return err
 	}
 	b.logf("P1: cutoff date %s", cutoff)
-	// A second server cannot share the running one's data directory (its
-	// job store is locked): it gets a copy whose parts are hard links to
-	// the same files.
-	noneStore := store + "-none"
-	if err := linkStore(store, noneStore); err != nil {
-		return fmt.Errorf("copy store for the level-none server: %w", err)
-	}
-	defer os.RemoveAll(noneStore)
-	none, err := b.serve(ctx, noneStore, "--privacy-level", "none")
+	none, stop, err := b.serveLevelNone(ctx, store, "-none")
 	if err != nil {
 		return err
 	}
-	defer none.stop()
+	defer stop()
 	scan := data.ScanSQL(files) + " AS t"
 	out := filepath.Join(b.cfg.work, "copy.out")
 	defer os.Remove(out)
@@ -148,6 +141,27 @@ func (b *bench) p1(ctx context.Context, pseudo *server, store string, files []da
 	b.res.note("P1: our request is filters[0] date gt %q, ordered by date desc. At level none it returns %d rows with all 35 columns (%.0f MB of CSV, %.0f MB of JSON), as B2 and B do (%d rows). At level pseudonymized the server compares and orders by the date part and omits rawData and the personal columns: %d rows, %.0f MB of CSV, %.0f MB of JSON.",
 		cutoff, rows["none"], mb(bytes["nonecsv"]), mb(bytes["nonejson"]), exportRows, rows["pseudonymized"], mb(bytes["pseudonymizedcsv"]), mb(bytes["pseudonymizedjson"]))
 	return nil
+}
+
+// serveLevelNone starts a level-none server over a copy of the store at
+// store (named store+suffix): a second server cannot share the running
+// one's data directory (its job store is locked), so it gets a copy whose
+// parts are hard links to the same files. stop stops the server and
+// removes the copy.
+func (b *bench) serveLevelNone(ctx context.Context, store, suffix string) (srv *server, stop func(), err error) {
+	dir := store + suffix
+	if err := linkStore(store, dir); err != nil {
+		return nil, nil, fmt.Errorf("copy store for the level-none server: %w", err)
+	}
+	srv, err = b.serve(ctx, dir, "--privacy-level", "none")
+	if err != nil {
+		return nil, nil, errors.Join(err, os.RemoveAll(dir))
+	}
+	return srv, func() {
+		srv.stop()
+		// A copy left behind is named in the next run's error.
+		_ = os.RemoveAll(dir)
+	}, nil
 }
 
 // linkStore makes dst a copy of the store at src that a second server can
