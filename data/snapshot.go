@@ -66,7 +66,23 @@ func (s Snapshot) FilesIn(keep func(month string) bool) []PartFile {
 // an empty relation of the same shape, so callers never special-case an empty
 // store. Paths come from the store's manifest, never from a request; they are
 // quoted as SQL string literals.
-func ScanSQL(files []PartFile) string {
+func ScanSQL(files []PartFile) string { return scanSQL(files, false) }
+
+// ScanRowsFileColumn and ScanRowsRowColumn are the two columns that
+// ScanWithRowsSQL adds to the catalogue's: the part file a row is read from
+// and its row number in that file. Neither name is a catalogue field.
+const (
+	ScanRowsFileColumn = "_part_file"
+	ScanRowsRowColumn  = "_part_row"
+)
+
+// ScanWithRowsSQL is ScanSQL with two more columns, ScanRowsFileColumn and
+// ScanRowsRowColumn, which place every row in its file (and so in its row
+// group).
+func ScanWithRowsSQL(files []PartFile) string { return scanSQL(files, true) }
+
+// scanSQL is ScanSQL, with the two row-placing columns when rows is set.
+func scanSQL(files []PartFile, rows bool) string {
 	var b strings.Builder
 	b.WriteString("(SELECT ")
 	for i, f := range catalogue {
@@ -78,12 +94,22 @@ func ScanSQL(files []PartFile) string {
 		}
 		b.WriteString(QuoteIdent(f.Name))
 	}
+	if rows {
+		file, row := "filename", "file_row_number"
+		if len(files) == 0 {
+			file, row = "CAST(NULL AS VARCHAR)", "CAST(NULL AS BIGINT)"
+		}
+		b.WriteString(", " + file + " AS " + QuoteIdent(ScanRowsFileColumn) + ", " + row + " AS " + QuoteIdent(ScanRowsRowColumn))
+	}
 	if len(files) == 0 {
 		b.WriteString(" WHERE false)")
 		return b.String()
 	}
 	b.WriteString(" FROM read_parquet(")
 	writeFileList(&b, files)
+	if rows {
+		b.WriteString(", filename = true, file_row_number = true")
+	}
 	b.WriteString("))")
 	return b.String()
 }
@@ -105,29 +131,6 @@ func writeFileList(b *strings.Builder, files []PartFile) {
 func FileListSQL(files []PartFile) string {
 	var b strings.Builder
 	writeFileList(&b, files)
-	return b.String()
-}
-
-// ScanRowsFileColumn and ScanRowsRowColumn are the two columns that
-// ScanWithRowsSQL adds to the catalogue's: the part file a row is read from
-// and its row number in that file. Neither name is a catalogue field.
-const (
-	ScanRowsFileColumn = "_part_file"
-	ScanRowsRowColumn  = "_part_row"
-)
-
-// ScanWithRowsSQL is ScanSQL with two more columns, ScanRowsFileColumn and
-// ScanRowsRowColumn, which place every row in its file (and so in its row
-// group). files must not be empty.
-func ScanWithRowsSQL(files []PartFile) string {
-	var b strings.Builder
-	b.WriteString("(SELECT ")
-	for _, f := range catalogue {
-		b.WriteString(QuoteIdent(f.Name) + ", ")
-	}
-	b.WriteString("filename AS " + QuoteIdent(ScanRowsFileColumn) + ", file_row_number AS " + QuoteIdent(ScanRowsRowColumn) + " FROM read_parquet(")
-	writeFileList(&b, files)
-	b.WriteString(", filename = true, file_row_number = true))")
 	return b.String()
 }
 
