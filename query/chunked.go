@@ -399,7 +399,7 @@ func (r *chunkReader) splitDay(day dayRange, piece int64) ([]dayRange, error) {
 	// this one take turns.
 	r.connMu[0].Lock()
 	defer r.connMu[0].Unlock()
-	rows, err := r.conn.QueryContext(r.ctx, q, args...)
+	rows, err := r.conns[0].QueryContext(r.ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("split a busy day: %w", err)
 	}
@@ -454,7 +454,7 @@ func (e *Engine) chunkedRecords(ctx context.Context, files []data.PartFile, p *P
 	if e.chunkLoaders > 0 {
 		loaders = e.chunkLoaders
 	}
-	r := &chunkReader{ctx: ctx, conn: conn, conns: []*sql.Conn{conn}, connMu: make([]sync.Mutex, loaders), desc: p.Desc, mem: memory.DefaultAllocator, gather: newGatherMem(p.ReuseReleased),
+	r := &chunkReader{ctx: ctx, conns: []*sql.Conn{conn}, connMu: make([]sync.Mutex, loaders), desc: p.Desc, mem: memory.DefaultAllocator, gather: newGatherMem(p.ReuseReleased),
 		dateCol: data.Index(data.DateField), keyCol: data.Index(data.KeyField), byDay: p.DayPrecisionDate,
 		plan: p, files: files, maxRows: chunkRows, maxBytes: chunkBytes, minRows: minChunkRows, onChunk: e.onChunk, onChunkRead: e.onChunkRead, handBack: e.handBack,
 		handBackAbove: e.handBackAbove, resident: e.resident}
@@ -579,10 +579,9 @@ type rowRef struct {
 // the planner, under the connection's lock, to cut a busy day) until
 // release has stopped them.
 type chunkReader struct {
-	ctx  context.Context
-	conn *sql.Conn // the stream's connection, conns[0]
-	// conns are the loaders' connections; connMu[i] is held while conns[i]
-	// runs a query. conns[1:] are closed by release.
+	ctx context.Context
+	// conns are the loaders' connections, the stream's first; connMu[i] is
+	// held while conns[i] runs a query. conns[1:] are closed by release.
 	conns           []*sql.Conn
 	connMu          []sync.Mutex
 	schema          *arrow.Schema

@@ -317,7 +317,8 @@ func (e *Engine) Acquire() (data.Snapshot, error) {
 // first, and would otherwise scan the same columns twice before its first
 // row.
 func (e *Engine) Count(ctx context.Context, snap data.Snapshot, p *Plan) (int64, error) {
-	if files := p.files(snap); e.chunked(p, files) {
+	files := p.files(snap)
+	if e.chunked(p, files) {
 		units, err := e.countUnits(ctx, p, files)
 		if err != nil {
 			return 0, fmt.Errorf("count rows: %w", explain(files, err))
@@ -329,10 +330,10 @@ func (e *Engine) Count(ctx context.Context, snap data.Snapshot, p *Plan) (int64,
 		}
 		return n, nil
 	}
-	q, args := p.countSQL(p.files(snap))
+	q, args := p.countSQL(files)
 	var n int64
 	if err := e.db.QueryRowContext(ctx, q, args...).Scan(&n); err != nil {
-		return 0, fmt.Errorf("count rows: %w", explain(p.files(snap), err))
+		return 0, fmt.Errorf("count rows: %w", explain(files, err))
 	}
 	return n, nil
 }
