@@ -149,19 +149,10 @@ func appendCSVField(dst []byte, s string, guard bool) []byte {
 		// ASCII without a separator, quote or line break: valid UTF-8,
 		// no quote to double, and the first byte decides the rest.
 		guarded := guard && needsGuard(s)
-		quote := s == "" || s == `\.` || !guarded && isASCIISpace(s[0])
-		if !quote {
-			if guarded {
-				dst = append(dst, '\'')
-			}
-			return append(dst, s...)
+		if quote := s == "" || s == `\.` || !guarded && isASCIISpace(s[0]); !quote {
+			return append(openField(dst, false, guarded), s...)
 		}
-		dst = append(dst, '"')
-		if guarded {
-			dst = append(dst, '\'')
-		}
-		dst = append(dst, s...)
-		return append(dst, '"')
+		return append(append(openField(dst, true, guarded), s...), '"')
 	}
 	if s[j] >= utf8.RuneSelf {
 		return appendCSVFieldSlow(dst, s, guard)
@@ -170,15 +161,23 @@ func appendCSVField(dst []byte, s string, guard bool) []byte {
 	// s[0] is ASCII (s[:j] is), so it is the first byte after any U+FFFD
 	// replacement too and decides the guard.
 	start := len(dst)
-	dst = append(dst, '"')
-	if guard && needsGuard(s) {
-		dst = append(dst, '\'')
-	}
-	dst, ok := appendQuotedBody(dst, s)
+	dst, ok := appendQuotedBody(openField(dst, true, guard && needsGuard(s)), s)
 	if !ok {
 		return appendCSVFieldSlow(dst[:start], s, guard)
 	}
 	return append(dst, '"')
+}
+
+// openField appends what comes before a field's value: its opening quote
+// when quoted, then the apostrophe of the formula guard when guarded.
+func openField(dst []byte, quoted, guarded bool) []byte {
+	if quoted {
+		dst = append(dst, '"')
+	}
+	if guarded {
+		dst = append(dst, '\'')
+	}
+	return dst
 }
 
 // isASCIISpace reports whether b is an ASCII byte unicode.IsSpace accepts:
@@ -286,15 +285,9 @@ func appendCSVFieldSlow(dst []byte, s string, guard bool) []byte {
 	}
 	guarded := guard && needsGuard(s)
 	if !fieldNeedsQuotes(s, guarded) {
-		if guarded {
-			dst = append(dst, '\'')
-		}
-		return append(dst, s...)
+		return append(openField(dst, false, guarded), s...)
 	}
-	dst = append(dst, '"')
-	if guarded {
-		dst = append(dst, '\'')
-	}
+	dst = openField(dst, true, guarded)
 	for {
 		i := strings.IndexByte(s, '"')
 		if i < 0 {
