@@ -285,3 +285,73 @@ func TestParquetFixedSizeListCut(t *testing.T) {
 		t.Errorf("read back %v, want %v", got, want)
 	}
 }
+
+// TestParquetDictionarySeeded checks that the column writers of arrow-go in
+// use still let seedDictionary put a gathered dictionary in before pqarrow
+// writes it (so pqarrow skips its search of the referenced values), for
+// string columns and lists of strings, and that a dictionary that came with
+// the batches is left to pqarrow (it may hold values the row group does not
+// use). TestParquetSameAsFileWriter checks the bytes are unchanged by it.
+func TestParquetDictionarySeeded(t *testing.T) {
+	// The column writers are left unwritten, holding what was put in: no
+	// allocator that checks every buffer comes back.
+	mem := memory.NewGoAllocator()
+	schema := shapesSchema()
+	batches := shapesBatches(t, mem, 60, 60)
+	enc, err := NewParquetEncoder(io.Discard, schema, EncoderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fw, err := newParquetFile(schema, io.Discard, enc.props)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fw.Close()
+	rgw, err := fw.AppendBufferedRowGroupChecked()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sc levelScratch
+	for _, tc := range []struct {
+		name   string
+		seeded bool
+	}{{"name", true}, {"tags", true}, {"must", true}, {"kind", false}} {
+		name, seeded := tc.name, tc.seeded
+		i := schema.FieldIndices(name)[0]
+		col := newPQColumn(schema.Field(i).Type, mem, enc.props.DataPageSize(), enc.props.DictionaryPageSizeLimit())
+		if err := col.add(batches[0].Column(i)); err != nil {
+			t.Fatal(err)
+		}
+		ch, err := col.take()
+		if err != nil {
+			t.Fatal(err)
+		}
+		values, _, _, _, err := leafLevels(ch.Chunk(0), schema.Field(i).Nullable, &sc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dict, ok := values.(*array.Dictionary)
+		if !ok {
+			t.Fatalf("%s: leaf values of %s, want a dictionary array", name, values.DataType())
+		}
+		cw, err := rgw.Column(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := seedDictionary(cw, col, values); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		enc, ok := cw.CurrentEncoder().(dictionarySeeder)
+		switch {
+		case !ok:
+			t.Errorf("%s: the column writer's encoder %T has no dictionary to seed", name, cw.CurrentEncoder())
+		case seeded && enc.PreservedDictionary() != dict.Dictionary():
+			t.Errorf("%s: the gathered dictionary was not put in", name)
+		case !seeded && enc.PreservedDictionary() != nil:
+			t.Errorf("%s: a dictionary that came with the batches was put in", name)
+		}
+		values.Release()
+		ch.Release()
+		col.release()
+	}
+}
