@@ -329,6 +329,9 @@ func (b *bench) start(ctx context.Context, dir, what string, logf *os.File, extr
 	}
 }
 
+// stop shuts the server down. A server that shut down cleanly leaves no
+// log behind (one per start piled up in the work directory); one that did
+// not keeps it, named on stderr.
 func (s *server) stop() {
 	if s.cmd.ProcessState == nil {
 		_ = s.cmd.Process.Signal(os.Interrupt)
@@ -340,6 +343,11 @@ func (s *server) stop() {
 		}
 	}
 	s.log.Close()
+	if s.cmd.ProcessState != nil && s.cmd.ProcessState.Success() {
+		_ = os.Remove(s.log.Name())
+		return
+	}
+	fmt.Fprintf(os.Stderr, "server %s did not shut down cleanly (%v): its log is %s\n", s.base, s.cmd.ProcessState, s.log.Name())
 }
 
 // client reads whole bodies; compression is off so that the bytes measured
