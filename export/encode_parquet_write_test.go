@@ -354,4 +354,25 @@ func TestParquetDictionarySeeded(t *testing.T) {
 		ch.Release()
 		col.release()
 	}
+
+	// A dictionary that repeats a value is refused: seeded, pqarrow would
+	// write indices into a dictionary of fewer values.
+	i := schema.FieldIndices("name")[0]
+	cw, err := rgw.Column(schema.FieldIndices("distinct")[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb := array.NewStringBuilder(mem)
+	sb.AppendValues([]string{"a", "b", "a"}, nil)
+	dictValues := sb.NewArray()
+	sb.Release()
+	ib := array.NewInt32Builder(mem)
+	ib.AppendValues([]int32{0, 1, 2}, nil)
+	indices := ib.NewArray()
+	ib.Release()
+	repeated := array.NewDictionaryArray(dictType, indices, dictValues)
+	col := newPQColumn(schema.Field(i).Type, mem, enc.props.DataPageSize(), enc.props.DictionaryPageSizeLimit())
+	if err := seedDictionary(cw, col, repeated); err == nil || !strings.Contains(err.Error(), "3 values has 2 distinct") {
+		t.Errorf("a dictionary with a repeated value seeded: %v", err)
+	}
 }
