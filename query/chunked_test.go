@@ -159,6 +159,20 @@ func busyDayStore(t *testing.T) data.Snapshot {
 	}))
 }
 
+// fetchChunked reads p's rows through e, in chunks, and fails the test
+// unless they are the rows plain gives; it returns them and the row count
+// of each chunk read.
+func fetchChunked(t *testing.T, e, plain *Engine, snap data.Snapshot, p *Plan) (rows []map[string]any, chunks []int64) {
+	t.Helper()
+	e.onChunk = func(n int64) { chunks = append(chunks, n) }
+	want := fetch(t, plain, snap, p)
+	rows = fetch(t, e, snap, p)
+	if !reflect.DeepEqual(rows, want) {
+		t.Fatalf("chunked export (%d rows) differs from the plain query (%d rows)", len(rows), len(want))
+	}
+	return rows, chunks
+}
+
 // plainEngine is an engine that runs every plan as its one plain
 // statement, never in chunks: the reference the chunked reads are held to.
 func plainEngine(t *testing.T, snap data.Snapshot) *Engine {
@@ -188,21 +202,14 @@ func TestBusyDayIsCutIntoChunks(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEngine(t, snap)
 			e.chunkRows = 7
-			var chunks []int64
-			e.onChunk = func(n int64) { chunks = append(chunks, n) }
-			p := mustParse(t, tc.query, tc.opts)
-			want := fetch(t, plain, snap, p)
-			got := fetch(t, e, snap, p)
-			if !reflect.DeepEqual(got, want) {
-				t.Fatalf("chunked export (%d rows) differs from the plain query (%d rows)", len(got), len(want))
-			}
+			got, chunks := fetchChunked(t, e, plain, snap, mustParse(t, tc.query, tc.opts))
 			for _, n := range chunks {
 				if n > 7 {
 					t.Fatalf("a chunk of %d rows, bound 7: %v", n, chunks)
 				}
 			}
-			if len(chunks) < len(want)/7 {
-				t.Errorf("%d chunks for %d rows", len(chunks), len(want))
+			if len(chunks) < len(got)/7 {
+				t.Errorf("%d chunks for %d rows", len(chunks), len(got))
 			}
 		})
 	}
@@ -226,14 +233,7 @@ func TestChunksBoundedByBytes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEngine(t, snap)
 			e.chunkRows, e.chunkBytes, e.chunkMinRows = 100, 4000, 2
-			var chunks []int64
-			e.onChunk = func(n int64) { chunks = append(chunks, n) }
-			p := mustParse(t, tc.query, Options{})
-			want := fetch(t, plain, snap, p)
-			got := fetch(t, e, snap, p)
-			if !reflect.DeepEqual(got, want) {
-				t.Fatalf("chunked export (%d rows) differs from the plain query (%d rows)", len(got), len(want))
-			}
+			got, chunks := fetchChunked(t, e, plain, snap, mustParse(t, tc.query, Options{}))
 			if len(got) < 397 {
 				t.Fatalf("%d rows", len(got))
 			}
@@ -630,14 +630,7 @@ func TestChunksEndWhereRowGroupsEnd(t *testing.T) {
 			plain := plainEngine(t, snap)
 			e := newEngine(t, snap)
 			e.chunkRows = 2048
-			var chunks []int64
-			e.onChunk = func(n int64) { chunks = append(chunks, n) }
-			p := mustParse(t, tc.query, tc.opts)
-			want := fetch(t, plain, snap, p)
-			got := fetch(t, e, snap, p)
-			if !reflect.DeepEqual(got, want) {
-				t.Fatalf("chunked export (%d rows) differs from the plain query (%d rows)", len(got), len(want))
-			}
+			_, chunks := fetchChunked(t, e, plain, snap, mustParse(t, tc.query, tc.opts))
 			if tc.chunks != nil && !reflect.DeepEqual(chunks, tc.chunks) {
 				t.Errorf("chunks of %v rows, want %v", chunks, tc.chunks)
 			}
