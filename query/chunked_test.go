@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -631,7 +632,7 @@ func TestChunksEndWhereRowGroupsEnd(t *testing.T) {
 			e := newEngine(t, snap)
 			e.chunkRows = 2048
 			_, chunks := fetchChunked(t, e, plain, snap, mustParse(t, tc.query, tc.opts))
-			if tc.chunks != nil && !reflect.DeepEqual(chunks, tc.chunks) {
+			if tc.chunks != nil && !sameChunks(chunks, tc.chunks) {
 				t.Errorf("chunks of %v rows, want %v", chunks, tc.chunks)
 			}
 			for _, n := range chunks {
@@ -641,6 +642,18 @@ func TestChunksEndWhereRowGroupsEnd(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sameChunks reports whether the chunk sizes onChunk reported are want's,
+// in want's order for the first and in any order for the rest: the first
+// chunk is read before the loaders start, the others two at a time, each
+// reported as its read ends (a loaded machine ended them out of order).
+func sameChunks(got, want []int64) bool {
+	if len(got) != len(want) || len(got) == 0 {
+		return len(got) == len(want)
+	}
+	rest := func(c []int64) []int64 { return slices.Sorted(slices.Values(c[1:])) }
+	return got[0] == want[0] && slices.Equal(rest(got), rest(want))
 }
 
 // Count of a whole export ordered by date is the sum of its chunks' units,
