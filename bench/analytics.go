@@ -19,8 +19,13 @@ type analyticsQuery struct {
 	what  string
 	query url.Values
 	bare  string // DuckDB statement; %s is the scan, then the bounds as ? arguments
-	from  string
-	to    string // exclusive upper bound of the bare statement
+	// plain, when set, is a cheaper statement that gives other groups
+	// (SPEC's semantics left out), reported beside bare with no target:
+	// what those semantics cost.
+	plain     string
+	plainWhat string
+	from      string
+	to        string // exclusive upper bound of the bare statement
 }
 
 // analyticsQueries builds the three queries of issue 13 over the last year
@@ -50,12 +55,20 @@ func analyticsQueries(newest time.Time) []analyticsQuery {
 			bare: `SELECT CAST("date" AS DATE) AS d, channel, quantile_cont(duration, 0.9) FROM %s
 				WHERE "date" >= CAST(? AS TIMESTAMP) AND "date" < CAST(? AS TIMESTAMP) GROUP BY d, channel ORDER BY d, channel`,
 			from: monthFrom, to: end},
+		// SPEC §10: an event counts once per distinct element of a list, and
+		// an event with an empty list counts in the null group. The bare
+		// statement does the same (the same 14 groups); the plain unnest,
+		// which does neither (13 groups), is reported beside it.
 		{what: "slaMetRate per team (list field), one year",
 			query: between(url.Values{"groupBy[]": {"teams"}, "measures[]": {"slaMetRate"}}, yearFrom),
 			bare: `SELECT team, avg(CASE WHEN netSecondsClosedAfterSLA <= 0 THEN 1.0 WHEN netSecondsClosedAfterSLA > 0 THEN 0.0 END)
+				FROM (SELECT unnest(CASE WHEN len(teams) = 0 THEN [NULL] ELSE list_distinct(teams) END) AS team, netSecondsClosedAfterSLA FROM %s
+				      WHERE "date" >= CAST(? AS TIMESTAMP) AND "date" < CAST(? AS TIMESTAMP)) GROUP BY team ORDER BY team NULLS LAST`,
+			plain: `SELECT team, avg(CASE WHEN netSecondsClosedAfterSLA <= 0 THEN 1.0 WHEN netSecondsClosedAfterSLA > 0 THEN 0.0 END)
 				FROM (SELECT unnest(teams) AS team, netSecondsClosedAfterSLA FROM %s
 				      WHERE "date" >= CAST(? AS TIMESTAMP) AND "date" < CAST(? AS TIMESTAMP)) GROUP BY team ORDER BY team`,
-			from: yearFrom, to: end},
+			plainWhat: "plain unnest: no list_distinct, no null group",
+			from:      yearFrom, to: end},
 	}
 }
 
@@ -75,9 +88,26 @@ func (b *bench) analytics(ctx context.Context, srv *server, files []data.PartFil
 	for _, aq := range queries {
 		u := srv.base + api.AnalyticsPath + "?" + aq.query.Encode()
 		bareSQL := fmt.Sprintf(aq.bare, scan)
-		var ours, base []float64
+		var ours, base, plain []float64
 		var groups int64
 		bareGroups := 0
+		timeBare := func(stmt string, into *[]float64) (int, error) {
+			n := 0
+			for i := -1; i < runs; i++ {
+				start := time.Now()
+				rows, err := b.db.QueryContext(ctx, stmt, aq.from, aq.to)
+				if err != nil {
+					return 0, fmt.Errorf("bare %q: %w", aq.what, err)
+				}
+				if n, err = scanAll(rows); err != nil {
+					return 0, err
+				}
+				if i >= 0 {
+					*into = append(*into, time.Since(start).Seconds())
+				}
+			}
+			return n, nil
+		}
 		for rep := 0; rep < b.cfg.reps; rep++ {
 			for i := -1; i < runs; i++ {
 				r, err := b.fetch(ctx, u)
@@ -92,31 +122,30 @@ func (b *bench) analytics(ctx context.Context, srv *server, files []data.PartFil
 					ours = append(ours, r.dur.Seconds())
 				}
 			}
-			for i := -1; i < runs; i++ {
-				start := time.Now()
-				rows, err := b.db.QueryContext(ctx, bareSQL, aq.from, aq.to)
-				if err != nil {
-					return fmt.Errorf("bare %q: %w", aq.what, err)
-				}
-				n, err := scanAll(rows)
-				if err != nil {
+			n, err := timeBare(bareSQL, &base)
+			if err != nil {
+				return err
+			}
+			bareGroups = n
+			if aq.plain != "" {
+				if _, err := timeBare(fmt.Sprintf(aq.plain, scan), &plain); err != nil {
 					return err
 				}
-				if i >= 0 {
-					base = append(base, time.Since(start).Seconds())
-				}
-				bareGroups = n
 			}
 		}
 		if int64(bareGroups) != groups {
-			// The list query: our null group of events without a team, which
-			// the hand-written unnest drops.
 			b.res.note("A %s: %d groups from the server, %d from DuckDB", aq.what, groups, bareGroups)
 		}
 		os1, bs := newStat("s", ours), newStat("s", base)
 		b.res.add(line{ID: "A", What: aq.what + " (" + strconv.FormatInt(groups, 10) + " groups) over HTTP, level pseudonymized",
 			Ours: os1, Baseline: "hand-written GROUP BY bare in DuckDB", Base: bs, Target: "≤ 1.2×", Met: verdict(os1.Median <= 1.2*bs.Median)})
 		b.logf("A %s: ours %s, bare %s", aq.what, os1, bs)
+		if aq.plain != "" {
+			ps := newStat("s", plain)
+			b.res.add(line{ID: "A", What: aq.what + " over HTTP, level pseudonymized", Ours: os1,
+				Baseline: aq.plainWhat, Base: ps})
+			b.logf("A %s: ours %s, %s %s", aq.what, os1, aq.plainWhat, ps)
+		}
 	}
 
 	// Concurrency: every client asks the three queries in turn.

@@ -74,19 +74,44 @@ func keyExpr(d Dimension) string {
 		return "CAST(date_trunc('year', " + col + ") AS DATE)"
 	}
 	if d.Field.Kind == data.KindList {
-		// Each element once; an empty or null list in the null group.
-		// list_distinct is the costliest step of a list dimension (it
-		// hashes every list), and most lists hold one or two elements,
-		// whose duplicates a comparison finds.
-		return "CASE WHEN coalesce(len(" + col + "), 0) = 0 THEN [CAST(NULL AS VARCHAR)]" +
-			" WHEN len(" + col + ") = 1 THEN " + col +
-			" WHEN len(" + col + ") = 2 THEN CASE WHEN " + col + "[1] IS NOT DISTINCT FROM " + col + "[2] THEN [" + col + "[1]] ELSE " + col + " END" +
-			" ELSE list_distinct(" + col + ") END"
+		return listKeyExpr(col)
 	}
 	if d.ByAgent {
 		return q(agentIDField)
 	}
 	return col
+}
+
+// comparedListLen is the longest list whose elements listKeyExpr compares
+// pair by pair (six comparisons at four) before it falls back on
+// list_distinct.
+const comparedListLen = 4
+
+// listKeyExpr is the group key of a list column, to be unnested: each
+// element once, an empty or null list in the null group.
+//
+// list_distinct is the costliest step of a list dimension: it hashes every
+// list, and DuckDB then builds a new one. Most lists are short and hold no
+// element twice, which comparing their elements pair by pair finds for
+// less: such a list is its own key. Over a year of the 1M bench store
+// (teams of 0-3 elements) the statement took 89 ms this way, 107 ms when
+// only lists of two were compared, 50 ms with no deduplication at all.
+// Elements are never null (the ingest refuses them), so list_distinct,
+// which drops nulls, and the comparisons agree.
+func listKeyExpr(col string) string {
+	var b strings.Builder
+	b.WriteString("CASE WHEN coalesce(len(" + col + "), 0) = 0 THEN [CAST(NULL AS VARCHAR)] WHEN len(" + col + ") = 1 THEN " + col)
+	for n := 2; n <= comparedListLen; n++ {
+		b.WriteString(" WHEN len(" + col + ") = " + strconv.Itoa(n))
+		for i := 1; i <= n; i++ {
+			for j := i + 1; j <= n; j++ {
+				b.WriteString(" AND " + col + "[" + strconv.Itoa(i) + "] IS DISTINCT FROM " + col + "[" + strconv.Itoa(j) + "]")
+			}
+		}
+		b.WriteString(" THEN " + col)
+	}
+	b.WriteString(" ELSE list_distinct(" + col + ") END")
+	return b.String()
 }
 
 // labelExpr is the shown value of a group key: time buckets by their first

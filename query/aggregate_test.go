@@ -496,10 +496,27 @@ func TestAggregateByHand(t *testing.T) {
 	}
 	rows = run("groupBy[]=date:quarter&measures[]=count&filters[0][key]=date&filters[0][comparator]=notEquals&filters[0][value]=2024-05-10 14:52:37" +
 		"&orderByField=date:quarter&orderByDirection=desc&limit=2")
-	// Q2 2024 holds 24 rows (April 9, May 7, June 8), one filtered out.
-	want = [][]any{{"2024-Q4", int64(1)}, {"2024-Q2", int64(23)}}
+	// Q2 2024 holds 26 rows (April 9, May 7, June 10), one filtered out.
+	want = [][]any{{"2024-Q4", int64(1)}, {"2024-Q2", int64(25)}}
 	if fmt.Sprint(rows) != fmt.Sprint(want) {
 		t.Errorf("quarters: %v, want %v", rows, want)
+	}
+	// Lists longer than two count each element once too, whether their
+	// elements are compared pair by pair (three and four) or deduplicated
+	// by DuckDB (five): tags ["Shipping","Returns","Shipping"] and
+	// ["p","q","r","s","p"]; teams ["Support","Sales","Customer care",
+	// "Support"] and the same three teams once each.
+	rows = run("groupBy[]=tags&measures[]=count&filters[0][key]=userWorklogId&filters[0][comparator]=in" +
+		"&filters[0][values][]=106&filters[0][values][]=107")
+	want = [][]any{{"Returns", int64(1)}, {"Shipping", int64(1)}, {"p", int64(1)}, {"q", int64(1)}, {"r", int64(1)}, {"s", int64(1)}}
+	if fmt.Sprint(rows) != fmt.Sprint(want) {
+		t.Errorf("long tags: %v, want %v", rows, want)
+	}
+	rows = run("groupBy[]=teams&measures[]=count&filters[0][key]=userWorklogId&filters[0][comparator]=in" +
+		"&filters[0][values][]=106&filters[0][values][]=107")
+	want = [][]any{{"Customer care", int64(2)}, {"Sales", int64(2)}, {"Support", int64(2)}}
+	if fmt.Sprint(rows) != fmt.Sprint(want) {
+		t.Errorf("long teams: %v, want %v", rows, want)
 	}
 	// tags: ["Billing","Billing"] counts once in Billing; null and [] rows
 	// land in the null group, which sorts last.
