@@ -484,25 +484,49 @@ type AggregateResult struct {
 // so its batches are read whole, into Go memory, before Aggregate returns
 // (duckdb-go materializes a result before its first batch anyway): the
 // counts are known before the first byte, and the DuckDB connection is back
-// in the pool when it returns.
+// in the pool when it returns. Requests for the same statement while it
+// runs share its page (see flights).
 func (e *Engine) Aggregate(ctx context.Context, snap data.Snapshot, p *AggregatePlan) (*AggregateResult, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
 	files := p.filterPlan().files(snap)
+	var labels []agentLabel
+	if p.byAgent() >= 0 && p.AgentLabel != nil {
+		var err error
+		if labels, err = p.agentLabels(ctx, e.db, files); err != nil {
+			return nil, err
+		}
+	}
+	sqlText, args := p.aggregateSQL(files, labels)
+	var res *AggregateResult
+	err := e.aggregates.do(ctx, flightKey(sqlText, args), func(ctx context.Context) (*aggregatePage, error) {
+		return e.runAggregate(ctx, p, files, statement{sqlText, args})
+	}, func(page *aggregatePage) error {
+		held, err := array.NewRecordReader(page.schema, page.batches)
+		if err != nil {
+			return fmt.Errorf("aggregate: %w", err)
+		}
+		res = &AggregateResult{Records: held, Total: page.total, Suppressed: page.suppressed}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// runAggregate runs an aggregate statement of p and reads its page.
+func (e *Engine) runAggregate(ctx context.Context, p *AggregatePlan, files []data.PartFile, st statement) (*aggregatePage, error) {
+	if e.onAggregateRun != nil {
+		e.onAggregateRun()
+	}
 	conn, err := e.db.Conn(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("get duckdb connection: %w", err)
 	}
 	defer conn.Close()
-	var labels []agentLabel
-	if p.byAgent() >= 0 && p.AgentLabel != nil {
-		if labels, err = p.agentLabels(ctx, conn, files); err != nil {
-			return nil, err
-		}
-	}
-	sqlText, args := p.aggregateSQL(files, labels)
-	rr, err := arrowQuery(ctx, conn, statement{sqlText, args})
+	rr, err := arrowQuery(ctx, conn, st)
 	if err != nil {
 		return nil, fmt.Errorf("aggregate: %w", explain(files, err))
 	}
@@ -525,27 +549,20 @@ func (e *Engine) Aggregate(ctx context.Context, snap data.Snapshot, p *Aggregate
 		}
 	}
 	md := in.Metadata()
-	schema := arrow.NewSchema(fields, &md)
-	res := &AggregateResult{Total: -1}
-	var out []arrow.RecordBatch
-	release := func() {
-		for _, r := range out {
-			r.Release()
-		}
-	}
+	page := &aggregatePage{schema: arrow.NewSchema(fields, &md), total: -1}
 	for rr.Next() {
 		rec := rr.RecordBatch()
 		if rec.NumRows() == 0 {
 			continue
 		}
-		if res.Total < 0 {
+		if page.total < 0 {
 			t, ok1 := rec.Column(totalCol[0]).(*array.Int64)
 			sp, ok2 := rec.Column(supCol[0]).(*array.Int64)
 			if !ok1 || !ok2 {
-				release()
+				page.release()
 				return nil, fmt.Errorf("aggregate: count columns are %s and %s, want int64", rec.Column(totalCol[0]).DataType(), rec.Column(supCol[0]).DataType())
 			}
-			res.Total, res.Suppressed = t.Value(0), sp.Value(0)
+			page.total, page.suppressed = t.Value(0), sp.Value(0)
 		}
 		// duckdb-go frees a batch's memory at the next Next, references
 		// or not: the page is copied into Go memory (it is small).
@@ -556,35 +573,29 @@ func (e *Engine) Aggregate(ctx context.Context, snap data.Snapshot, p *Aggregate
 				for _, c := range cols[:j] {
 					c.Release()
 				}
-				release()
-				return nil, fmt.Errorf("aggregate: copy column %s: %w", schema.Field(j).Name, err)
+				page.release()
+				return nil, fmt.Errorf("aggregate: copy column %s: %w", page.schema.Field(j).Name, err)
 			}
 			cols[j] = c
 		}
-		out = append(out, array.NewRecordBatch(schema, cols, rec.NumRows()))
+		page.batches = append(page.batches, array.NewRecordBatch(page.schema, cols, rec.NumRows()))
 		for _, c := range cols {
 			c.Release()
 		}
 	}
 	if err := rr.Err(); err != nil {
-		release()
+		page.release()
 		return nil, fmt.Errorf("aggregate: %w", explain(files, err))
 	}
-	if res.Total < 0 {
+	if page.total < 0 {
 		// No row on this page: count the groups on their own.
 		cq, cargs := p.countSQL(files)
-		if err := conn.QueryRowContext(ctx, cq, cargs...).Scan(&res.Total, &res.Suppressed); err != nil {
-			release()
+		if err := conn.QueryRowContext(ctx, cq, cargs...).Scan(&page.total, &page.suppressed); err != nil {
+			page.release()
 			return nil, fmt.Errorf("count groups: %w", explain(files, err))
 		}
 	}
-	held, err := array.NewRecordReader(schema, out)
-	release() // the reader holds its own references
-	if err != nil {
-		return nil, fmt.Errorf("aggregate: %w", err)
-	}
-	res.Records = held
-	return res, nil
+	return page, nil
 }
 
 // MaxAgentLabels bounds the agents whose labels order a grouping by agent.
@@ -592,9 +603,9 @@ const MaxAgentLabels = 100000
 
 // agentLabels reads the distinct agents of the filtered rows and labels
 // them, so that groups by agent are ordered by what is shown.
-func (p *AggregatePlan) agentLabels(ctx context.Context, conn *sql.Conn, files []data.PartFile) ([]agentLabel, error) {
+func (p *AggregatePlan) agentLabels(ctx context.Context, db *sql.DB, files []data.PartFile) ([]agentLabel, error) {
 	kq, kargs := p.agentKeysSQL(files)
-	rows, err := conn.QueryContext(ctx, kq, kargs...)
+	rows, err := db.QueryContext(ctx, kq, kargs...)
 	if err != nil {
 		return nil, fmt.Errorf("list agents: %w", explain(files, err))
 	}

@@ -109,6 +109,12 @@ type Engine struct {
 	// resident measures the process's resident memory for the hand-back
 	// (residentBytes; tests script it).
 	resident func() (int64, bool)
+	// aggregates are the aggregate statements running, shared by the
+	// requests that ask for one while it runs.
+	aggregates flights
+	// onAggregateRun, when set (tests), is called whenever an aggregate
+	// statement starts, by the goroutine that runs it.
+	onAggregateRun func()
 }
 
 // NewEngine opens an in-memory DuckDB configured by opts.
