@@ -111,9 +111,19 @@ func (fs *flights) do(ctx context.Context, key string, run func(context.Context)
 }
 
 // run runs the statement of f and hands its page to the requests still
-// waiting; with none left, it releases the page itself.
+// waiting; with none left, it releases the page itself. A panic of run
+// fails the statement's requests, as it failed its one request when each
+// ran its own statement on its handler's goroutine (where net/http
+// recovers it); on this goroutine it would end the process.
 func (fs *flights) run(ctx context.Context, key string, f *flight, run func(context.Context) (*aggregatePage, error)) {
-	page, err := run(ctx)
+	page, err := func() (page *aggregatePage, err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("aggregate statement panicked: %v", r)
+			}
+		}()
+		return run(ctx)
+	}()
 	f.cancel()
 	fs.mu.Lock()
 	if fs.m[key] == f {

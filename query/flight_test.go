@@ -254,3 +254,24 @@ func TestAggregateDifferentStatementsRunApart(t *testing.T) {
 		t.Errorf("two statements ran %d times, want twice", got)
 	}
 }
+
+// A statement that panics fails the requests waiting for it with an error
+// and leaves the process running; the next request runs it anew.
+func TestAggregatePanicFailsItsRequests(t *testing.T) {
+	snap := aggFixtureStore(t)
+	e := newEngine(t, snap)
+	var runs atomic.Int64
+	e.onAggregateRun = func() {
+		if runs.Add(1) == 1 {
+			panic("boom")
+		}
+	}
+	_, _, err := pageText(context.Background(), e, snap, flightPlan(t, "groupBy[]=channel&measures[]=count"))
+	if err == nil || !strings.Contains(err.Error(), "panicked: boom") {
+		t.Fatalf("the request of a statement that panicked: %v", err)
+	}
+	rows, _, err := pageText(context.Background(), e, snap, flightPlan(t, "groupBy[]=channel&measures[]=count"))
+	if err != nil || len(rows) == 0 {
+		t.Fatalf("the next request: %d groups, %v", len(rows), err)
+	}
+}
