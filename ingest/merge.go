@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -21,7 +22,8 @@ import (
 // OS early instead of keeping up to 128-512 MB cached; the external file
 // cache, which would keep staging data in memory, is off; one thread, as
 // each extra thread carries its own sort and row-group buffers (and on a
-// busy 2-core machine one thread was also faster).
+// busy 2-core machine one thread was also faster). Only the comparison of
+// unchanged events, which sorts nothing, runs on more (see merge).
 func duckSettings(tempDir string) []string {
 	return []string{
 		"SET temp_directory = " + data.QuoteString(tempDir),
@@ -267,6 +269,13 @@ func merge(ctx context.Context, txn *data.Txn, staged map[string]stagedMonth, un
 	// months where the dump meets stored ids are compared; an id whose
 	// record moved month has a new date, so it is updated, not unchanged.
 	same := map[string]int64{} // month → unchanged events in it
+	// The comparison holds 16 bytes per event of one month, not the rows
+	// of a sort, so it runs on every core (the sorts below on one again):
+	// re-ingesting the 1M bench dump compared its 13 months in 1.3 s
+	// instead of 2.2 s on 2 cores.
+	if err := exec("configure duckdb", fmt.Sprintf("SET threads = %d", runtime.NumCPU())); err != nil {
+		return mergeResult{}, err
+	}
 	for _, m := range months {
 		if hitsIn[m] == 0 {
 			continue
@@ -292,6 +301,9 @@ func merge(ctx context.Context, txn *data.Txn, staged map[string]stagedMonth, un
 		res.unchanged += n
 	}
 	res.updated -= res.unchanged
+	if err := exec("configure duckdb", "SET threads = 1"); err != nil {
+		return mergeResult{}, err
+	}
 
 	order := make([]string, 0, len(touched))
 	for m := range touched {
