@@ -70,11 +70,12 @@ func flightKey(sqlText string, args []any) string {
 	return b.String()
 }
 
-// do returns the page of the statement named key, running it with run
-// unless the same statement is already running, and calls use with the
-// page before it can be released. run gets a context of its own, cancelled
-// when every request waiting for it has gone (its context ended), so that
-// one client who leaves does not fail the others.
+// do gets the page of the statement named key, running it with run unless
+// the same statement is already running, and calls use with the page while
+// it is held (use takes its own references). It returns the statement's
+// error, use's, or ctx's when the request leaves first. run gets a context
+// of its own, cancelled when every request waiting for it has gone, so
+// that one client who leaves does not fail the others.
 func (fs *flights) do(ctx context.Context, key string, run func(context.Context) (*aggregatePage, error), use func(*aggregatePage) error) error {
 	fs.mu.Lock()
 	f, ok := fs.m[key]
