@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -158,14 +159,11 @@ func (b *bench) analytics(ctx context.Context, srv *server, files []data.PartFil
 	for i := range same {
 		aq := queries[i%len(queries)]
 		same[i] = srv.base + api.AnalyticsPath + "?" + aq.query.Encode()
-		v := url.Values{}
-		for k, vs := range aq.query {
-			v[k] = vs
-		}
+		v := maps.Clone(aq.query) // Set replaces the slice: aq.query keeps its own
 		v.Set("filters[0][to]", newest.AddDate(0, 0, -i).Format(data.DateLayout))
 		distinct[i] = srv.base + api.AnalyticsPath + "?" + v.Encode()
 	}
-	b.analyticsUnderLoad(ctx, same, "the same 3 requests", 3, errs)
+	b.analyticsUnderLoad(ctx, same, fmt.Sprintf("the same %d requests", len(queries)), 3, errs)
 	b.analyticsUnderLoad(ctx, distinct, "each its own date range", 0, errs)
 	nerr := 0
 	for _, n := range errs {
